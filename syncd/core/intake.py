@@ -1,0 +1,164 @@
+"""Validation of the rows the portal writes into the queue table.
+
+Every row ends either valid (normalised values the jobs can trust) or rejected with a reason a
+person can read (French: it is e-mailed to the requester) and a stable code for logs and
+metrics. Facts that need the database (does the account exist, is there a duplicate) are looked
+up by the caller and passed in, so this stays pure.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from syncd.core.model import RequestKind
+from syncd.mappings import Mappings
+
+MAX_NAME = 100
+MAX_EMAIL = 254
+CIVILITIES = {"m.": "M.", "m": "M.", "monsieur": "M.", "mme": "Mme", "madame": "Mme"}
+# Letters (any script), combining marks, spaces, apostrophes, hyphens and dots: "Jean-Éric", "O'Brien".
+_NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[\u0300-\u036f' ’.-])*$")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    reason: str   # French, shown to the requester
+
+
+@dataclass(frozen=True)
+class ExistingAccount:
+    id: str
+    status: str             # pending / active / disabled
+    internal: bool
+    primary_organisation: str
+
+
+@dataclass(frozen=True)
+class IntakeFacts:
+    """What the database says about this row's requester and role."""
+
+    account: ExistingAccount | None = None        # the account with the row's e-mail, if any
+    account_request_open: bool = False            # another account request for this e-mail is pending
+    habilitation_open_or_granted: bool = False    # same account and role already pending or granted
+
+
+@dataclass(frozen=True)
+class ValidAccountRequest:
+    email: str
+    civility: str | None
+    given_name: str
+    family_name: str
+    internal: bool
+    organisation_code: str
+    terms_version: str
+
+
+@dataclass(frozen=True)
+class ValidHabilitationRequest:
+    account_id: str
+    role_key: str
+    organisation_code: str
+
+
+Outcome = ValidAccountRequest | ValidHabilitationRequest | Rejection
+
+
+def normalise_email(raw: Any) -> str | None:
+    """The canonical form of a professional e-mail, or None if it is not one."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_EMAIL:
+        return None
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return checked.normalized.lower()
+
+
+def email_domain_is_internal(email: str, domains: tuple[str, ...]) -> bool:
+    domain = email.rsplit("@", 1)[-1].lower()
+    return any(domain == d.lower() or domain.endswith("." + d.lower()) for d in domains)
+
+
+def _clean_name(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    value = unicodedata.normalize("NFC", " ".join(raw.split()))
+    if not value or len(value) > MAX_NAME or not _NAME.match(value):
+        return None
+    return value
+
+
+def validate_row(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) -> Outcome:
+    """Check one queue row; ``row`` holds the portal-written columns (see docs/queue.md)."""
+    try:
+        kind = RequestKind(row.get("kind"))
+    except ValueError:
+        return Rejection("bad_kind", "Type de demande inconnu.")
+    email = normalise_email(row.get("email"))
+    if email is None:
+        return Rejection("bad_email", "L'adresse e-mail professionnelle n'est pas valide.")
+    if kind is RequestKind.ACCOUNT:
+        return _validate_account(row, email, facts, mappings)
+    return _validate_habilitation(row, facts, mappings)
+
+
+def _validate_account(row: dict[str, Any], email: str, facts: IntakeFacts, mappings: Mappings) -> Outcome:
+    given, family = _clean_name(row.get("given_name")), _clean_name(row.get("family_name"))
+    if given is None:
+        return Rejection("bad_given_name", "Le prénom est absent ou contient des caractères non admis.")
+    if family is None:
+        return Rejection("bad_family_name", "Le nom est absent ou contient des caractères non admis.")
+    civility_raw = row.get("civility")
+    civility = None
+    if civility_raw not in (None, ""):
+        civility = CIVILITIES.get(str(civility_raw).strip().lower())
+        if civility is None:
+            return Rejection("bad_civility", "La civilité doit être « M. » ou « Mme ».")
+    internal = row.get("internal")
+    if not isinstance(internal, bool):
+        return Rejection("bad_internal", "Il faut indiquer si vous travaillez à la Sécurité sociale (oui ou non).")
+    org = row.get("organisation_code")
+    if not isinstance(org, str) or mappings.organisation(org) is None:
+        return Rejection("unknown_organisation", "L'organisme choisi est inconnu.")
+    if row.get("terms_accepted") is not True:
+        return Rejection("terms_not_accepted", "Les conditions générales d'utilisation n'ont pas été acceptées.")
+    if internal and not email_domain_is_internal(email, mappings.internal_email_domains):
+        return Rejection(
+            "domain_not_internal",
+            "Pour un compte de salarié de l'Institution, l'adresse e-mail doit appartenir à un domaine "
+            "de l'Institution (par exemple @urssaf.fr ou @assurance-maladie.fr).",
+        )
+    if facts.account is not None:
+        return Rejection("account_exists", "Un compte existe déjà pour cette adresse e-mail.")
+    if facts.account_request_open:
+        return Rejection("duplicate", "Une demande de création de compte est déjà en cours pour cette adresse.")
+    terms_version = row.get("terms_version")
+    if not isinstance(terms_version, str) or not terms_version.strip() or len(terms_version) > 20:
+        terms_version = mappings.policy.terms_version
+    return ValidAccountRequest(email, civility, given, family, internal, org, terms_version.strip())
+
+
+def _validate_habilitation(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) -> Outcome:
+    role_key = row.get("role_key")
+    role = mappings.role(role_key) if isinstance(role_key, str) else None
+    if role is None:
+        return Rejection("unknown_role", "L'habilitation demandée est inconnue.")
+    account = facts.account
+    if account is None:
+        return Rejection("unknown_account", "Aucun compte n'existe pour cette adresse e-mail.")
+    if account.status != "active":
+        return Rejection("account_not_active", "Le compte n'est pas actif.")
+    if mappings.organisation(account.primary_organisation) is None:
+        return Rejection("unknown_organisation", "L'organisme du compte est inconnu.")
+    if role.restriction == "internal_only" and not account.internal:
+        return Rejection("internal_only", "Cette habilitation est réservée aux salariés de l'Institution.")
+    if facts.habilitation_open_or_granted:
+        return Rejection("duplicate", "Cette habilitation est déjà accordée ou déjà demandée.")
+    return ValidHabilitationRequest(account.id, role.key, account.primary_organisation)

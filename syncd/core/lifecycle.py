@@ -1,0 +1,90 @@
+"""The request state machine: which transitions exist and when a decision is refused.
+
+    new ──intake──► pending ──accept──► accepted ──┐
+     │                 │ ──refuse──► refused       ├─ applied (applied_at set; not a status)
+     │                 └──deadline──► accepted_tacitly ┘
+     └──invalid──► rejected
+
+A terminal status never changes again: a late refusal does not revoke an accepted request
+(revoking a habilitation is its own action on the membership).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncd.core.model import Decision, RequestView, Status, Verdict
+from syncd.core.tacit import is_due
+from syncd.errors import DecisionRefused
+
+TACIT_DECIDER = "tacit"
+
+ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.PENDING, Status.REJECTED}),
+    Status.PENDING: frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.REFUSED}),
+    Status.ACCEPTED: frozenset(),
+    Status.ACCEPTED_TACITLY: frozenset(),
+    Status.REFUSED: frozenset(),
+    Status.REJECTED: frozenset(),
+}
+
+MAX_COMMENT_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Transition:
+    request_id: int
+    from_status: Status
+    to_status: Status
+    event: str                 # the history event name: decided / tacitly_accepted / ...
+    at: datetime
+    decided_by: str | None = None
+    comment: str | None = None
+
+
+def can_move(from_status: Status, to_status: Status) -> bool:
+    return to_status in ALLOWED[from_status]
+
+
+def decide(request: RequestView, decision: Decision, *, now: datetime, authorised: bool) -> Transition:
+    """Check one decision against the request as it is now; return the transition or refuse it.
+
+    Order matters: who you are first (403), then whether the request can still be decided (409),
+    then what you sent (400).
+    """
+    if request.requester_account_id is not None and decision.decider_account_id == request.requester_account_id:
+        raise DecisionRefused("own_request", "Nobody may decide their own request.")
+    if not authorised:
+        raise DecisionRefused("not_authorised", "This decider may not decide this request.")
+    if request.status is Status.ACCEPTED_TACITLY:
+        raise DecisionRefused("already_tacitly_accepted", "The request was already accepted tacitly.")
+    if request.status in (Status.ACCEPTED, Status.REFUSED):
+        raise DecisionRefused("already_decided", f"The request was already decided ({request.status.value}).")
+    if request.status is Status.REJECTED:
+        raise DecisionRefused("rejected", "The request was rejected at intake and cannot be decided.")
+    if request.status is Status.NEW:
+        raise DecisionRefused("not_routed", "The request has not been routed to deciders yet.")
+    if is_due(request.deadline_at, now):
+        raise DecisionRefused(
+            "deadline_passed", "The deadline has passed: the request is accepted tacitly."
+        )
+    comment = (decision.comment or "").strip() or None
+    if decision.verdict is Verdict.REFUSE and comment is None:
+        raise DecisionRefused("comment_required", "A refusal needs a comment.")
+    if comment is not None and len(comment) > MAX_COMMENT_LENGTH:
+        raise DecisionRefused("comment_too_long", f"A comment holds at most {MAX_COMMENT_LENGTH} characters.")
+    to_status = Status.ACCEPTED if decision.verdict is Verdict.ACCEPT else Status.REFUSED
+    return Transition(request.id, request.status, to_status, "decided", now, decision.decider_account_id, comment)
+
+
+def tacit_acceptance(request: RequestView, *, now: datetime) -> Transition | None:
+    """The transition to ``accepted_tacitly`` if the request's deadline has come, else None."""
+    if request.status is Status.PENDING and is_due(request.deadline_at, now):
+        return Transition(request.id, request.status, Status.ACCEPTED_TACITLY, "tacitly_accepted", now, TACIT_DECIDER)
+    return None
+
+
+def needs_applying(request: RequestView) -> bool:
+    """Accepted (explicitly or tacitly) and not yet in LDAP."""
+    return request.status.is_accepted and request.applied_at is None

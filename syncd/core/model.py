@@ -1,0 +1,94 @@
+"""Plain values the core reasons about: statuses, kinds, requests, decisions.
+
+Frozen dataclasses in, plain values out; the store maps rows to these and back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class RequestKind(str, enum.Enum):
+    ACCOUNT = "account"            # "demande de création de compte"
+    HABILITATION = "habilitation"  # "demande d'habilitation"
+    RENEWAL = "renewal"            # recertification of a habilitation before it expires
+
+
+class Status(str, enum.Enum):
+    NEW = "new"                            # inserted by the portal, not yet taken in
+    PENDING = "pending"                    # routed, waiting for a decider
+    ACCEPTED = "accepted"
+    ACCEPTED_TACITLY = "accepted_tacitly"
+    REFUSED = "refused"
+    REJECTED = "rejected"                  # invalid at intake; ``reason`` says why
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_accepted(self) -> bool:
+        return self in (Status.ACCEPTED, Status.ACCEPTED_TACITLY)
+
+
+TERMINAL_STATUSES = frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.REFUSED, Status.REJECTED})
+
+# The labels users see in the portal's "Historique de vos demandes" (seed guide).
+STATUS_LABELS_FR: dict[Status, str] = {
+    Status.NEW: "En attente validation d'un gestionnaire",
+    Status.PENDING: "En attente validation d'un gestionnaire",
+    Status.ACCEPTED: "Acceptée",
+    Status.ACCEPTED_TACITLY: "Acceptée tacitement",
+    Status.REFUSED: "Refusée",
+    Status.REJECTED: "Rejetée",
+}
+
+
+class Management(str, enum.Enum):
+    LOCAL = "local"      # decided by the organisation's correspondents
+    CENTRAL = "central"  # decided by the central administrators
+
+
+class DeciderScope(str, enum.Enum):
+    CORRESPONDENT = "correspondent"
+    CENTRAL = "central"
+
+
+class Verdict(str, enum.Enum):
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Decider:
+    account_id: str
+    email: str
+    scope: DeciderScope
+    organisation_code: str | None = None  # set for correspondents
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """What the rules need to know about one request."""
+
+    id: int
+    kind: RequestKind
+    status: Status
+    submitted_at: datetime
+    requester_account_id: str | None      # None for an account request until the account exists
+    organisation_code: str
+    role_key: str | None = None
+    deadline_at: datetime | None = None
+    decided_by: str | None = None
+    applied_at: datetime | None = None
+    routed_to: tuple[str, ...] = field(default_factory=tuple)  # decider account ids
+
+
+@dataclass(frozen=True)
+class Decision:
+    request_id: int
+    verdict: Verdict
+    decider_account_id: str
+    comment: str | None = None

@@ -1,0 +1,181 @@
+"""Runtime settings: one YAML file, every value overridable by a ``SYNCD_*`` variable.
+
+Nested settings use ``__`` in variable names (``SYNCD_LDAP__URLS``, ``SYNCD_JOBS__APPLY_SECONDS``).
+Secrets (LDAP bind password, SMTP password, signing keys) are read only from the environment
+(``SYNCD_LDAP__BIND_PASSWORD``) or from a file named by the same variable with ``_FILE``
+appended; a secret written in the config file is refused, so it never lands in a repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from syncd.errors import ConfigError
+
+ENV_PREFIX = "SYNCD_"
+SECRET_FIELDS = (("ldap", "bind_password"), ("smtp", "password"), ("web", "signing_key"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/syncd.db"
+    echo: bool = False
+    lease_seconds: int = Field(default=300, ge=5)   # how long a claim on a request holds
+
+
+class TlsSettings(_Section):
+    mode: Literal["none", "starttls", "ldaps"] = "none"
+    ca_file: str | None = None
+    verify: bool = True
+
+
+class LdapSettings(_Section):
+    urls: list[str] = ["ldap://127.0.0.1:389"]
+    bind_dn: str = "cn=admin,dc=example,dc=org"
+    bind_password: SecretStr | None = None
+    tls: TlsSettings = TlsSettings()
+    timeout_seconds: float = Field(default=10, gt=0)
+    page_size: int = Field(default=1000, ge=1, le=100_000)
+    batch_size: int = Field(default=500, ge=1, le=100_000)        # member values per modify
+    max_request_bytes: int = Field(default=1_500_000, ge=10_000)  # 389-DS allows 2 MiB by default
+    permissive_modify: Literal["auto", "on", "off"] = "auto"
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "syncd <no-reply@example.org>"
+    timeout_seconds: float = 10
+
+
+class WebSettings(_Section):
+    base_url: str = "http://127.0.0.1:8080"
+    signing_key: SecretStr | None = None
+
+
+class JobSettings(_Section):
+    intake_seconds: float = Field(default=5, gt=0)
+    apply_seconds: float = Field(default=5, gt=0)
+    tacit_seconds: float = Field(default=60, gt=0)
+    outbox_seconds: float = Field(default=10, gt=0)
+    provision_seconds: float = Field(default=300, gt=0)
+    wake_poll_seconds: float = Field(default=0.5, gt=0)  # how often to look for new work
+    batch_size: int = Field(default=500, ge=1)
+    max_backoff_seconds: float = Field(default=300, gt=0)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    mappings: str = "mappings"
+    worker_id: str | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    ldap: LdapSettings = LdapSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    web: WebSettings = WebSettings()
+    jobs: JobSettings = JobSettings()
+    log: LogSettings = LogSettings()
+    config_dir: str = "."   # folder of the config file: relative paths resolve against it
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init values).
+        return (env_settings, init_settings)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.config_dir) / p
+
+    @property
+    def database_url(self) -> str:
+        """The URL with a relative SQLite path resolved against the config folder."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix):]))
+        return url
+
+
+def _secrets_in_file(data: dict[str, Any]) -> list[str]:
+    found = []
+    for section, key in SECRET_FIELDS:
+        if isinstance(data.get(section), dict) and data[section].get(key) not in (None, ""):
+            found.append(
+                f"{section}.{key} is a secret and may not be written in the config file: "
+                f"set {ENV_PREFIX}{section.upper()}__{key.upper()} or "
+                f"{ENV_PREFIX}{section.upper()}__{key.upper()}_FILE instead"
+            )
+    return found
+
+
+def _load_secret_files(environ: dict[str, str]) -> dict[str, str]:
+    """Turn each ``SYNCD_…_FILE`` variable into the secret it points to."""
+    resolved = dict(environ)
+    for section, key in SECRET_FIELDS:
+        name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+        file_var = environ.get(name + "_FILE")
+        if file_var and not environ.get(name):
+            try:
+                resolved[name] = Path(file_var).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE names {file_var!r}, which cannot be read: {exc.strerror}")
+        resolved.pop(name + "_FILE", None)
+    return resolved
+
+
+def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the config file (``-c`` or ``SYNCD_CONFIG``), apply the environment, validate."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or environ.get("SYNCD_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read the config file: {exc.strerror}")
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}")
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the config file must be a mapping of settings")
+        problems = _secrets_in_file(loaded)
+        if problems:
+            raise ConfigError([f"{p}: {m}" for m in problems])
+        data = loaded
+        data.setdefault("config_dir", str(p.resolve().parent))
+    env = _load_secret_files(environ)
+    saved = dict(os.environ)
+    try:
+        # pydantic-settings reads os.environ; give it exactly the environment we were handed.
+        os.environ.clear()
+        os.environ.update({k: v for k, v in env.items() if k != "SYNCD_CONFIG"})
+        return Settings(**data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(
+            [f"{where}setting {'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

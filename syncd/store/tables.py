@@ -1,0 +1,213 @@
+"""The SQL schema, as SQLAlchemy Core tables; Alembic migrations must match it exactly.
+
+``requests`` is the queue table the portal writes into: its contract is ``docs/queue.md``.
+Times are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# Deterministic constraint names, so migrations and models compare equal on every engine.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+UtcTime = DateTime(timezone=True)
+
+REQUEST_STATUSES = ("new", "pending", "accepted", "accepted_tacitly", "refused", "rejected")
+REQUEST_KINDS = ("account", "habilitation", "renewal")
+ACCOUNT_STATUSES = ("pending", "active", "disabled")
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("branch", String(64), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", UtcTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),           # stable id, the LDAP uid; never the e-mail
+    Column("email", String(254), nullable=False, unique=True),  # professional e-mail = login
+    Column("civility", String(8), nullable=True),           # "M." / "Mme"
+    Column("given_name", String(100), nullable=False),
+    Column("family_name", String(100), nullable=False),
+    Column("birth_name", String(100), nullable=True),
+    Column("contact_email", String(254), nullable=True),
+    Column("phone", String(40), nullable=True),
+    Column("primary_organisation", String(64), ForeignKey("organisations.code"), nullable=False),
+    Column("secondary_organisation", String(64), ForeignKey("organisations.code"), nullable=True),
+    Column("internal", Boolean, nullable=False),
+    Column("director", Boolean, nullable=False, server_default=text("false")),
+    Column("terms_version", String(20), nullable=True),
+    Column("terms_accepted_at", UtcTime, nullable=True),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("created_at", UtcTime, nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
+    Column("ldap_synced_at", UtcTime, nullable=True),        # when LDAP last got this row's values
+    Column("password_set_at", UtcTime, nullable=True),
+    CheckConstraint("status in ('pending','active','disabled')", name="status"),
+)
+
+deciders = Table(
+    "deciders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("scope", String(16), nullable=False),                      # correspondent / central
+    Column("organisation_code", String(64), ForeignKey("organisations.code"), nullable=True),
+    Column("created_at", UtcTime, nullable=False),
+    UniqueConstraint("account_id", "scope", "organisation_code"),
+    CheckConstraint(
+        "(scope = 'correspondent' and organisation_code is not null)"
+        " or (scope = 'central' and organisation_code is null)",
+        name="scope",
+    ),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # --- written by the portal (see docs/queue.md) ---
+    Column("kind", String(16), nullable=False),
+    Column("submitted_at", UtcTime, nullable=False),
+    Column("email", String(254), nullable=True),            # requester's professional e-mail
+    Column("civility", String(8), nullable=True),
+    Column("given_name", String(100), nullable=True),
+    Column("family_name", String(100), nullable=True),
+    Column("internal", Boolean, nullable=True),
+    Column("organisation_code", String(64), nullable=True),
+    Column("terms_accepted", Boolean, nullable=True),
+    Column("terms_version", String(20), nullable=True),
+    Column("role_key", String(64), nullable=True),
+    Column("portal_ref", String(100), nullable=True, unique=True),  # portal's idempotency key
+    # --- written by syncd ---
+    Column("status", String(20), nullable=False, server_default="new"),
+    Column("reason", Text, nullable=True),                   # why it was rejected
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=True),
+    Column("deadline_at", UtcTime, nullable=True),
+    Column("decided_at", UtcTime, nullable=True),
+    Column("decided_by", String(40), nullable=True),        # decider account id, or "tacit"
+    Column("comment", Text, nullable=True),
+    Column("applied_at", UtcTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_until", UtcTime, nullable=True),
+    Column("updated_at", UtcTime, nullable=True),
+    CheckConstraint("kind in ('account','habilitation','renewal')", name="kind"),
+    CheckConstraint(
+        "status in ('new','pending','accepted','accepted_tacitly','refused','rejected')", name="status"
+    ),
+)
+Index("ix_requests_status_next_attempt", requests.c.status, requests.c.next_attempt_at)
+Index("ix_requests_status_deadline", requests.c.status, requests.c.deadline_at)
+Index("ix_requests_account_role", requests.c.account_id, requests.c.role_key)
+
+# Who a pending request is routed to (re-routing replaces these rows).
+request_deciders = Table(
+    "request_deciders",
+    metadata,
+    Column("request_id", BigId, ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+)
+
+request_events = Table(
+    "request_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", BigId, ForeignKey("requests.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UtcTime, nullable=False),
+    Column("event", String(40), nullable=False),   # submitted, routed, reminded, decided, ...
+    Column("actor", String(100), nullable=True),
+    Column("detail", JSON, nullable=True),
+)
+
+# The desired state of group membership: one row per habilitation syncd granted.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("role_key", String(64), primary_key=True),
+    Column("granted_by_request", BigId, ForeignKey("requests.id"), nullable=True),
+    Column("granted_at", UtcTime, nullable=False),
+    Column("expires_at", UtcTime, nullable=True),
+    Column("revoked_at", UtcTime, nullable=True),    # set: the member must leave the group
+    Column("applied_at", UtcTime, nullable=True),    # when LDAP last matched this row
+)
+Index("ix_memberships_role_key", memberships.c.role_key)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", UtcTime, nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("language", String(8), nullable=False, server_default="fr"),
+    Column("context", JSON, nullable=False),
+    Column("request_id", BigId, ForeignKey("requests.id"), nullable=True),
+    Column("dedupe_key", String(200), nullable=True, unique=True),
+    Column("status", String(16), nullable=False, server_default="pending"),  # pending / sent / failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcTime, nullable=True),
+    Column("sent_at", UtcTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    CheckConstraint("status in ('pending','sent','failed')", name="status"),
+)
+Index("ix_outbox_status_next_attempt", outbox.c.status, outbox.c.next_attempt_at)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),  # sha256 of the token; never the token
+    Column("created_at", UtcTime, nullable=False),
+    Column("expires_at", UtcTime, nullable=False),
+    Column("used_at", UtcTime, nullable=True),
+)
+
+# One row per daemon job: what ran last, whether it failed, and why (shown by `syncd status`).
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job", String(40), primary_key=True),
+    Column("worker", String(100), nullable=True),
+    Column("last_started_at", UtcTime, nullable=True),
+    Column("last_ok_at", UtcTime, nullable=True),
+    Column("last_error_at", UtcTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+)
