@@ -1,10 +1,13 @@
 """The SQL schema, as SQLAlchemy Core tables; Alembic migrations must match it exactly.
 
 ``requests`` is the queue table the portal writes into: its contract is ``docs/queue.md``.
-Times are stored as timezone-aware UTC.
+Times are timezone-aware UTC in Python on every engine (see ``UtcDateTime``).
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 # Deterministic constraint names, so migrations and models compare equal on every engine.
 metadata = MetaData(
@@ -37,7 +42,40 @@ metadata = MetaData(
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-UtcTime = DateTime(timezone=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A point in time: timezone-aware UTC in Python, whatever the engine.
+
+    PostgreSQL stores ``timestamp with time zone`` and returns it in the session time zone;
+    SQLite has no time type and SQLAlchemy stores an ISO string without offset, silently
+    dropping any ``tzinfo``. So values are converted to UTC before binding (and stored naive on
+    SQLite), and every value read back is returned aware, in UTC. A naive ``datetime`` is
+    refused rather than guessed at (the store raises ``StoreRejected``).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:          # SQLite: stored as UTC without offset
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+UtcTime = UtcDateTime()
 
 REQUEST_STATUSES = ("new", "pending", "accepted", "accepted_tacitly", "refused", "rejected")
 REQUEST_KINDS = ("account", "habilitation", "renewal")
@@ -184,6 +222,8 @@ outbox = Table(
     Column("next_attempt_at", UtcTime, nullable=True),
     Column("sent_at", UtcTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(100), nullable=True),        # worker holding it (syncd.store.queue)
+    Column("claimed_until", UtcTime, nullable=True),
     CheckConstraint("status in ('pending','sent','failed')", name="status"),
 )
 Index("ix_outbox_status_next_attempt", outbox.c.status, outbox.c.next_attempt_at)

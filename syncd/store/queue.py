@@ -1,0 +1,247 @@
+"""Claiming work safely: several workers (threads or processes) share the ``requests`` queue
+table and the ``outbox`` without ever holding the same row at once.
+
+A claim is a lease: ``claimed_by`` (the worker) and ``claimed_until`` (when the lease runs out).
+A row is claimable when its status is wanted, it is unclaimed or its lease ran out (the worker
+died or hung: the row comes back by itself), and - with ``due_only`` - its ``next_attempt_at``
+(retry back-off) is null or not in the future. Rows are claimed in ``id`` order.
+
+* PostgreSQL: ``SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED`` then ``UPDATE`` of the
+  lease, in one short transaction. Concurrent claimers skip each other's rows instead of
+  waiting; a row claimed by a transaction that committed in the meantime is re-checked by
+  PostgreSQL and left out.
+* SQLite: the same statements inside ``BEGIN IMMEDIATE`` (the engine's default): claimers take
+  turns on the database's single write lock.
+
+A worker that finishes a row should clear the claim in the same statement that records the
+outcome, or call ``release``; ``extend_lease`` keeps a long piece of work leased. Every
+function takes an Engine (a transaction of its own, committed before returning - the usual
+way) or a Connection: if the Connection is already in a transaction the work joins it and the
+caller commits (on SQLite that transaction must be a write one, i.e. not ``readonly``).
+
+Times are timezone-aware UTC datetimes passed in by the caller (the clock is injected).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from syncd.store.db import transaction, translate_errors
+from syncd.store.tables import REQUEST_STATUSES, outbox, requests
+
+__all__ = [
+    "claim_requests",
+    "claim_outbox",
+    "release",
+    "extend_lease",
+    "CLAIMABLE_TABLES",
+]
+
+CLAIMABLE_TABLES: tuple[Table, ...] = (requests, outbox)
+OUTBOX_PENDING = "pending"
+
+# Keep IN (...) lists well under SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+def claim_requests(
+    conn_or_engine: Engine | Connection,
+    *,
+    statuses: Iterable[str | enum.Enum],
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_only: bool = True,
+    unapplied_only: bool = False,
+) -> list[int]:
+    """Claim up to ``limit`` requests whose status is in ``statuses``; return their ids, ascending.
+
+    ``unapplied_only`` also requires ``applied_at`` to be null (decided requests whose outcome
+    is not yet written to the directory).
+    """
+    wanted = _status_values(statuses)
+    unknown = sorted(set(wanted) - set(REQUEST_STATUSES))
+    if unknown:
+        raise ValueError(f"unknown request statuses: {unknown}")
+    extra = [requests.c.applied_at.is_(None)] if unapplied_only else []
+    return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra)
+
+
+def claim_outbox(
+    conn_or_engine: Engine | Connection,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_only: bool = True,
+) -> list[int]:
+    """Claim up to ``limit`` pending outbox messages; return their ids, ascending."""
+    return _claim(conn_or_engine, outbox, [OUTBOX_PENDING], worker_id, now, lease_seconds, limit, due_only)
+
+
+def release(
+    conn_or_engine: Engine | Connection,
+    ids: Iterable[int],
+    worker_id: str,
+    *,
+    table: Table = requests,
+) -> list[int]:
+    """Clear the claim on those of ``ids`` still claimed by ``worker_id``; return them, ascending.
+
+    Rows another worker holds now (our lease ran out and was taken over) are left alone.
+    """
+    _check_table(table)
+    _check_worker(worker_id)
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    with _tx(conn_or_engine) as conn:
+        ours = _still_ours(conn, table, ids, worker_id)
+        for chunk in _chunks(ours):
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(chunk), table.c.claimed_by == worker_id)
+                .values(claimed_by=None, claimed_until=None)
+            )
+    return ours
+
+
+def extend_lease(
+    conn_or_engine: Engine | Connection,
+    ids: Iterable[int],
+    worker_id: str,
+    *,
+    now: datetime,
+    lease_seconds: float,
+    table: Table = requests,
+) -> list[int]:
+    """Push the lease of those of ``ids`` still claimed by ``worker_id`` to ``now + lease_seconds``.
+
+    Returns the ids still held, ascending; an id missing from the answer was lost to another
+    worker (our lease had run out) and must not be worked on any more.
+    """
+    _check_table(table)
+    _check_worker(worker_id)
+    until = _lease_end(now, lease_seconds)
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    with _tx(conn_or_engine) as conn:
+        ours = _still_ours(conn, table, ids, worker_id)
+        for chunk in _chunks(ours):
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(chunk), table.c.claimed_by == worker_id)
+                .values(claimed_until=until)
+            )
+    return ours
+
+
+# --------------------------------------------------------------------------- the common part
+
+
+def _claim(
+    conn_or_engine: Engine | Connection,
+    table: Table,
+    statuses: Sequence[str],
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_only: bool,
+    extra: Sequence[ColumnElement[bool]] = (),
+) -> list[int]:
+    _check_table(table)
+    _check_worker(worker_id)
+    until = _lease_end(now, lease_seconds)
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if not statuses:
+        return []
+
+    c = table.c
+    conditions = [
+        c.status.in_(statuses),
+        or_(c.claimed_until.is_(None), c.claimed_until <= now),  # free, or the lease ran out
+    ]
+    if due_only:
+        conditions.append(or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now))
+    conditions.extend(extra)
+    query = select(c.id).where(and_(*conditions)).order_by(c.id).limit(limit)
+
+    with _tx(conn_or_engine) as conn:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(conn.execute(query).scalars())
+        for chunk in _chunks(ids):
+            conn.execute(
+                update(table).where(c.id.in_(chunk)).values(claimed_by=worker_id, claimed_until=until)
+            )
+    return ids
+
+
+def _still_ours(conn: Connection, table: Table, ids: list[int], worker_id: str) -> list[int]:
+    found: list[int] = []
+    for chunk in _chunks(ids):
+        query = select(table.c.id).where(table.c.id.in_(chunk), table.c.claimed_by == worker_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.extend(conn.execute(query).scalars())
+    return sorted(found)
+
+
+@contextmanager
+def _tx(conn_or_engine: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(conn_or_engine, Engine):
+        with transaction(conn_or_engine) as conn:
+            yield conn
+    elif isinstance(conn_or_engine, Connection):
+        with translate_errors():
+            if conn_or_engine.in_transaction():
+                yield conn_or_engine
+            else:
+                with conn_or_engine.begin():
+                    yield conn_or_engine
+    else:
+        raise TypeError(f"expected an Engine or a Connection, got {type(conn_or_engine).__name__}")
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def _status_values(statuses: Iterable[str | enum.Enum]) -> list[str]:
+    if isinstance(statuses, (str, enum.Enum)):
+        statuses = [statuses]
+    # Enum members go in by value: drivers would otherwise bind their *name* ("NEW").
+    return sorted({s.value if isinstance(s, enum.Enum) else str(s) for s in statuses})
+
+
+def _lease_end(now: datetime, lease_seconds: float) -> datetime:
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    if lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+    return now + timedelta(seconds=lease_seconds)
+
+
+def _check_table(table: Table) -> None:
+    if table is not requests and table is not outbox:
+        raise ValueError(f"table {getattr(table, 'name', table)!r} is not a claimable queue")
+
+
+def _check_worker(worker_id: str) -> None:
+    if not worker_id or not isinstance(worker_id, str):
+        raise ValueError("worker_id must be a non-empty string")
+    if len(worker_id) > 100:  # claimed_by is VARCHAR(100)
+        raise ValueError("worker_id is longer than 100 characters")
