@@ -1,0 +1,332 @@
+"""A throwaway real OpenLDAP slapd for tests, ``syncd demo`` and benchmarks.
+
+Like python-ldap's ``slapdtest``: the configuration is the one syncd ships
+(``deploy/openldap/slapd.ldif.in`` with ``schema/openldap/syncd.ldif``), rendered into a
+work folder, loaded with ``slapadd -n0``, and slapd is started on a free loopback port in
+the foreground (``-d 0``) as a child process, so stopping it is stopping that process.
+
+    with DevSlapd(tmp_path) as slapd:
+        print(slapd.url, slapd.root_dn, slapd.root_password)
+
+The ``deploy/`` and ``schema/`` folders are read from the source tree syncd is installed
+from (an editable install, the usual case for development). From a wheel they are not
+there: set ``SYNCD_SOURCE_DIR`` to a syncd checkout, or you get an error that says so.
+
+Binaries and system folders are found on their usual Debian/RHEL/source-build paths and can
+be overridden with ``SYNCD_SLAPD`` (the slapd binary; slapadd is looked up next to it),
+``SYNCD_SLAPD_MODULEDIR`` and ``SYNCD_SLAPD_SCHEMADIR``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+INSTALL_HINT = "install it with: apt-get install -y slapd ldap-utils"
+
+_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/libexec", "/opt/openldap/libexec")
+_MODULE_DIRS = ("/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap",
+                "/usr/local/libexec/openldap", "/usr/local/lib/openldap")
+_SCHEMA_DIRS = ("/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
+
+
+class DevSlapdError(RuntimeError):
+    """slapd is missing, its configuration cannot be loaded, or it does not start."""
+
+
+class SlapdNotInstalled(DevSlapdError):
+    """The slapd / slapadd binaries cannot be found."""
+
+
+def ssha_hash(password: str) -> str:
+    """``{SSHA}`` hash of ``password`` (as ``slappasswd`` makes it)."""
+    salt = secrets.token_bytes(8)
+    digest = hashlib.sha1(password.encode("utf-8") + salt).digest()
+    return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
+
+
+def source_dir() -> Path:
+    """The folder holding ``deploy/`` and ``schema/`` (the syncd source tree)."""
+    candidates = []
+    env = os.environ.get("SYNCD_SOURCE_DIR")
+    if env:
+        candidates.append(Path(env))
+    candidates.append(Path(__file__).resolve().parent.parent)
+    for c in candidates:
+        if (c / "deploy" / "openldap" / "slapd.ldif.in").is_file() and (c / "schema" / "openldap" / "syncd.ldif").is_file():
+            return c
+    raise DevSlapdError(
+        "cannot find deploy/openldap/slapd.ldif.in and schema/openldap/syncd.ldif next to the "
+        f"syncd package (looked in: {', '.join(str(c) for c in candidates)}). They ship with the "
+        "source tree, not the wheel: install syncd editable (pip install -e .) or set "
+        "SYNCD_SOURCE_DIR to a syncd checkout."
+    )
+
+
+def _find_binary(name: str, near: Path | None = None) -> Path:
+    env = os.environ.get("SYNCD_SLAPD") if name == "slapd" else None
+    if env:
+        p = Path(env)
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+        raise SlapdNotInstalled(f"SYNCD_SLAPD={env!r} is not an executable file")
+    if near and (near / name).is_file() and os.access(near / name, os.X_OK):
+        return near / name      # slapadd from the same build as slapd
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    for d in map(Path, _BIN_DIRS):
+        if (d / name).is_file() and os.access(d / name, os.X_OK):
+            return d / name
+    raise SlapdNotInstalled(f"OpenLDAP {name} was not found on PATH nor in {', '.join(_BIN_DIRS)}; {INSTALL_HINT}")
+
+
+def _find_dir(env_name: str, candidates: tuple[str, ...], markers: tuple[str, ...], what: str) -> Path:
+    env = os.environ.get(env_name)
+    if env:
+        if any((Path(env) / m).exists() for m in markers):
+            return Path(env)
+        raise DevSlapdError(f"{env_name}={env!r} holds none of {', '.join(markers)}")
+    for c in candidates:
+        if any((Path(c) / m).exists() for m in markers):
+            return Path(c)
+    raise SlapdNotInstalled(f"cannot find the OpenLDAP {what} (none of {', '.join(markers)} in "
+                            f"{', '.join(candidates)}; set {env_name}); {INSTALL_HINT}")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevSlapd:
+    """A private slapd on 127.0.0.1, configured from ``deploy/`` (see the module docstring)."""
+
+    START_TIMEOUT = 20.0
+
+    def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None):
+        self.workdir = Path(workdir)
+        self.suffix = suffix
+        self._fixed_port = port
+        self.port: int | None = port
+        self.root_dn = f"cn=admin,{suffix}"
+        self.root_password = secrets.token_urlsafe(18)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._configured = False
+        self._slapd: Path | None = None
+        self._slapadd: Path | None = None
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @property
+    def config_dir(self) -> Path:
+        return self.workdir / "slapd.d"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.workdir / "db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "slapd.log"
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise DevSlapdError("slapd has not been started: no port yet")
+        return f"ldap://127.0.0.1:{self.port}"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _binaries(self) -> tuple[Path, Path]:
+        if self._slapd is None or self._slapadd is None:
+            self._slapd = _find_binary("slapd")
+            self._slapadd = _find_binary("slapadd", near=self._slapd.parent)
+        return self._slapd, self._slapadd
+
+    def render_config(self) -> str:
+        """The shipped ``slapd.ldif.in`` with every placeholder filled for this instance."""
+        src = source_dir()
+        template = (src / "deploy" / "openldap" / "slapd.ldif.in").read_text(encoding="utf-8")
+        values = {
+            "@SUFFIX@": self.suffix,
+            "@ROOTDN@": self.root_dn,
+            "@ROOTPW@": ssha_hash(self.root_password),
+            "@DBDIR@": str(self.db_dir.resolve()),
+            "@MODULEDIR@": str(_find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"),
+                                         "module folder")),
+            "@SCHEMADIR@": quote(str(_find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve())),
+            # a copy in the work folder: the source tree's path may hold characters slapd's
+            # config parser does not take
+            "@SYNCD_SCHEMA@": quote(str((self.workdir / "syncd.ldif").resolve())),
+            "@PIDFILE@": str((self.workdir / "slapd.pid").resolve()),
+            "@ARGSFILE@": str((self.workdir / "slapd.args").resolve()),
+        }
+        for key, value in values.items():
+            template = template.replace(key, value)
+        leftover = sorted({m for line in template.splitlines() if not line.startswith("#")
+                           for m in re.findall(r"@[A-Z_]+@", line)})
+        if leftover:
+            raise DevSlapdError(f"slapd.ldif.in has placeholders DevSlapd does not fill: {leftover}")
+        return template
+
+    def _configure(self) -> None:
+        _, slapadd = self._binaries()
+        for d in (self.config_dir, self.db_dir):
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+        shutil.copyfile(source_dir() / "schema" / "openldap" / "syncd.ldif", self.workdir / "syncd.ldif")
+        config = self.workdir / "config.ldif"
+        config.write_text(self.render_config(), encoding="utf-8")
+        done = subprocess.run([str(slapadd), "-n0", "-F", str(self.config_dir), "-l", str(config)],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise DevSlapdError(f"slapadd -n0 could not load {config} (exit {done.returncode}):\n"
+                                f"{done.stderr.strip() or done.stdout.strip()}")
+        self._configured = True
+
+    def start(self) -> "DevSlapd":
+        """Configure (first time), start slapd and wait until it answers a bind."""
+        if self.is_running():
+            return self
+        if any(ch.isspace() for ch in str(self.workdir.resolve())):
+            raise DevSlapdError(f"the work folder {str(self.workdir)!r} contains whitespace, which slapd's "
+                                "configuration parser does not accept in paths: choose another folder")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self._configured:
+            self._configure()
+        attempts = 1 if self._fixed_port or self.port else 3
+        last_error: DevSlapdError | None = None
+        for _ in range(attempts):
+            if self.port is None:
+                self.port = free_port()
+            try:
+                self._launch()
+                log.info("devslapd_started", url=self.url, workdir=str(self.workdir))
+                return self
+            except DevSlapdError as exc:
+                last_error = exc
+                if self._fixed_port:
+                    break
+                self.port = None   # maybe the port was taken in between: try another
+        assert last_error is not None
+        raise last_error
+
+    def _launch(self) -> None:
+        slapd, _ = self._binaries()
+        logf = open(self.log_path, "ab")
+        try:
+            self._proc = subprocess.Popen(
+                [str(slapd), "-h", self.url + "/", "-F", str(self.config_dir), "-d", "0"],
+                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=str(self.workdir),
+            )
+        finally:
+            logf.close()
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise DevSlapdError(f"slapd exited with code {code} on start ({self.url}); its output:\n"
+                                    f"{self.log_text()[-4000:]}")
+            if self._answers_bind():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise DevSlapdError(f"slapd did not answer a bind on {self.url} within {self.START_TIMEOUT:.0f} s; "
+                            f"its output:\n{self.log_text()[-4000:]}")
+
+    def _answers_bind(self) -> bool:
+        from ldap3 import NONE, SAFE_SYNC, Connection, Server
+
+        try:
+            conn = Connection(Server(self.url, get_info=NONE, connect_timeout=1), user=self.root_dn,
+                              password=self.root_password, client_strategy=SAFE_SYNC,
+                              receive_timeout=2, raise_exceptions=False)
+            ok, _, _, _ = conn.bind()
+            conn.unbind()
+            return bool(ok)
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def stop(self) -> None:
+        """Stop slapd (SIGTERM, then SIGKILL after 10 s). The work folder is kept."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.info("devslapd_stopped", url=self.url)
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def bulk_load(self, ldif_path: Path | str) -> None:
+        """Load an LDIF file into the database offline with ``slapadd -q -n1``.
+
+        slapd is stopped for the load and started again (same port) if it was running.
+        slapadd does not run overlays: memberOf values are not computed for groups loaded
+        this way (write them in the LDIF if you need them), and refint does not apply.
+        """
+        _, slapadd = self._binaries()
+        if not self._configured:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._configure()
+        was_running = self.is_running()
+        self.stop()
+        try:
+            done = subprocess.run([str(slapadd), "-q", "-n1", "-F", str(self.config_dir), "-l", str(ldif_path)],
+                                  capture_output=True, text=True, timeout=3600)
+            if done.returncode != 0:
+                raise DevSlapdError(f"slapadd -n1 could not load {ldif_path} (exit {done.returncode}):\n"
+                                    f"{(done.stderr.strip() or done.stdout.strip())[-4000:]}")
+        finally:
+            if was_running:
+                self.start()
+
+    def ldap_settings(self, **overrides: Any):
+        """``LdapSettings`` pointing at this server, bound as the root DN."""
+        from syncd.settings import LdapSettings
+
+        values: dict[str, Any] = {"urls": [self.url], "bind_dn": self.root_dn,
+                                  "bind_password": self.root_password, "timeout_seconds": 10}
+        values.update(overrides)
+        return LdapSettings(**values)
+
+    def __enter__(self) -> "DevSlapd":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"DevSlapd({str(self.workdir)!r}, suffix={self.suffix!r}, port={self.port!r}, {state})"

@@ -1,0 +1,12 @@
+"""The LDAP adapter: names and filters (``names``), connections and error translation
+(``connection``), and the ``Directory`` class every job uses (``adapter``).
+
+No ldap3 exception leaves this package: callers see ``DirectoryUnavailable`` (retry later)
+or ``DirectoryRejected`` (will not succeed as is), from ``syncd.errors``.
+"""
+
+from syncd.directory.adapter import Directory, MemberChange
+from syncd.directory.connection import NoSuchEntry
+from syncd.directory.names import InvalidName
+
+__all__ = ["Directory", "MemberChange", "NoSuchEntry", "InvalidName"]

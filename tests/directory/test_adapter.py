@@ -1,0 +1,458 @@
+"""The Directory adapter against a real slapd configured as deploy/openldap ships it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE
+
+from syncd.devslapd import DevSlapd
+from syncd.directory import Directory, NoSuchEntry, adapter
+from syncd.directory import names
+from syncd.directory.connection import open_connection, safe_close
+from syncd.errors import DirectoryRejected, DirectoryUnavailable
+from tests.fixtures_ldap import sample_layout
+
+pytestmark = pytest.mark.slapd
+
+HOSTILE_ID = ' #Jean+"Dupont",<x>;\\=*()\x00é日 '
+
+
+@pytest.fixture
+def admin(slapd):
+    """A raw ldap3 connection as the root DN, for arranging and checking behind the adapter."""
+    conn = open_connection(slapd.ldap_settings())
+    yield conn
+    safe_close(conn)
+
+
+def read(conn, dn, *attrs):
+    _, result, response, _ = conn.search(dn, "(objectClass=*)", BASE, attributes=list(attrs) or ["*"])
+    assert result["result"] == 0, result
+    return response[0]["attributes"]
+
+
+def person(directory, account_id, **extra):
+    directory.upsert_account(account_id, {"given_name": "Ann", "family_name": "Lee", **extra})
+    return names.person_dn(directory.layout, account_id)
+
+
+def count_modifies(directory, monkeypatch):
+    directory.supports_permissive_modify()   # the detection probe is not part of the count
+    calls = []
+    original = directory._modify
+
+    def counting(dn, changes, controls=None):
+        calls.append(sum(len(v) for ops in changes.values() for _, v in ops))
+        return original(dn, changes, controls)
+
+    monkeypatch.setattr(directory, "_modify", counting)
+    return calls
+
+
+# -- tree and health ---------------------------------------------------------------------------
+
+def test_ping_answers(directory):
+    directory.ping()
+
+
+def test_ensure_branches_creates_the_base_and_the_three_branches_once(make_directory, ldap_layout):
+    d = make_directory()
+    created = d.ensure_branches()
+    assert {names.normalise_dn(dn) for dn in created} >= {
+        names.normalise_dn(ldap_layout.base_dn),
+        *(names.normalise_dn(names.branch_dn(ldap_layout, b)) for b in ("people", "organisations", "groups")),
+    }
+    assert d.ensure_branches() == []
+
+
+def test_permissive_modify_auto_detects_openldaps_unadvertised_support(directory):
+    assert directory.settings.permissive_modify == "auto"
+    assert directory.supports_permissive_modify() is True
+
+
+def test_permissive_modify_auto_detects_a_control_the_server_does_not_know(make_directory, monkeypatch):
+    monkeypatch.setattr(adapter, "PERMISSIVE_MODIFY_OID", "1.3.6.1.4.1.99999.1.2.3")
+    assert make_directory().supports_permissive_modify() is False
+
+
+@pytest.mark.parametrize("mode, expected", [("on", True), ("off", False)])
+def test_permissive_modify_can_be_forced(make_directory, mode, expected):
+    assert make_directory(permissive_modify=mode).supports_permissive_modify() is expected
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+def test_a_new_account_gets_cn_from_its_given_and_family_names(directory, admin):
+    assert directory.upsert_account("u1", {"given_name": "Ann", "family_name": "Lee", "internal": True}) == "created"
+    attrs = read(admin, names.person_dn(directory.layout, "u1"))
+    assert attrs["cn"] == ["Ann Lee"] and attrs["uid"] == ["u1"] and attrs["syncdInternal"] == ["TRUE"]
+    assert {c.lower() for c in attrs["objectClass"]} >= {"inetorgperson", "syncdaccount"}
+
+
+def test_upserting_the_same_values_again_changes_nothing(directory):
+    person(directory, "u1", email="ann@example.org")
+    assert directory.upsert_account("u1", {"given_name": "Ann", "email": "ann@example.org"}) == "unchanged"
+
+
+def test_upsert_touches_only_the_attributes_passed(directory, admin):
+    dn = person(directory, "u1", phone="+33 1 00 00 00 00")
+    # a value owned by someone else, written behind syncd's back
+    admin.modify(dn, {"description": [(MODIFY_REPLACE, ["set by the HR referential"])]})
+    assert directory.upsert_account("u1", {"given_name": "Anne", "phone": None}) == "updated"
+    attrs = read(admin, dn)
+    assert attrs["givenName"] == ["Anne"]
+    assert "telephoneNumber" not in attrs
+    assert attrs["description"] == ["set by the HR referential"]
+    assert attrs["sn"] == ["Lee"]
+
+
+def test_an_empty_list_deletes_and_ldap_attribute_names_work_too(directory, admin):
+    dn = person(directory, "u1", contact_email="a@b.c")
+    directory.upsert_account("u1", {"syncdContactMail": [], "title": "Dr"})
+    attrs = read(admin, dn)
+    assert "syncdContactMail" not in attrs and attrs["title"] == ["Dr"]
+
+
+def test_an_account_without_a_family_name_is_rejected_by_the_schema(directory):
+    with pytest.raises(DirectoryRejected):
+        directory.upsert_account("u1", {"given_name": "Ann"})
+
+
+def test_an_unknown_attribute_is_rejected(directory):
+    person(directory, "u1")
+    with pytest.raises(DirectoryRejected):
+        directory.upsert_account("u1", {"noSuchAttributeAnywhere": "x"})
+
+
+def test_disabling_an_account_sets_its_status_and_keeps_its_memberships(directory, admin):
+    dn = person(directory, "u1")
+    directory.ensure_group("g", "r", "app")
+    directory.add_members("g", [dn])
+    assert directory.disable_account("u1") is True
+    assert directory.disable_account("u1") is False
+    assert read(admin, dn, "syncdAccountStatus")["syncdAccountStatus"] == ["disabled"]
+    assert directory.members_of_group("g") == {names.normalise_dn(dn)}
+
+
+def test_disabling_a_missing_account_says_so(directory):
+    with pytest.raises(NoSuchEntry):
+        directory.disable_account("nobody")
+
+
+def test_a_person_with_a_hostile_id_can_be_created_found_by_filter_and_added_to_a_group(directory):
+    dn = person(directory, HOSTILE_ID)
+    found = list(directory.iter_entries(names.branch_dn(directory.layout, "people"),
+                                        names.filter_eq("uid", HOSTILE_ID), ["uid"]))
+    assert [e["uid"] for e in found] == [[HOSTILE_ID]]
+    assert names.dn_equal(found[0]["dn"], dn)
+    directory.ensure_group("g", "r", "app")
+    directory.add_members("g", [dn])
+    assert directory.members_of_group("g") == {names.normalise_dn(dn)}
+    assert directory.groups_of_person(HOSTILE_ID) == {names.normalise_dn(names.group_dn(directory.layout, "g"))}
+
+
+_ids = itertools.count()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.one_of(st.sampled_from(',+"\\<>;=#*() \x00é日'), st.characters(
+    blacklist_categories=("Cs",))), min_size=1, max_size=16).filter(lambda v: v.strip(" ")))
+def test_an_escaped_value_round_trips_through_a_real_slapd(directory, admin, value):
+    # each example gets its own container: two values the server considers equal
+    # (case, spaces) must not collide
+    parent = names.child_dn("ou", f"e{next(_ids)}", names.branch_dn(directory.layout, "people"))
+    admin.add(parent, ["organizationalUnit"], {"ou": parent.split(",")[0][3:]})
+    dn = names.child_dn("cn", value, parent)
+    _, result, _, _ = admin.add(dn, ["person"], {"cn": value, "sn": "x"})
+    assert result["result"] == 0, result
+    _, result, response, _ = admin.search(parent, names.filter_eq("cn", value), attributes=["cn"])
+    assert result["result"] == 0
+    assert len(response) == 1
+    assert response[0]["attributes"]["cn"] == [value]
+    assert names.dn_equal(response[0]["dn"], dn)      # slapd's spelling, our spelling: same DN
+
+
+# -- organisations -----------------------------------------------------------------------------
+
+def test_an_organisation_is_created_then_its_correspondents_replaced(directory, admin):
+    a, b = person(directory, "c1"), person(directory, "c2")
+    assert directory.upsert_organisation("CPAM-75", "CPAM de Paris", "maladie", [a]) == "created"
+    assert directory.upsert_organisation("CPAM-75", "CPAM de Paris", "maladie", [a]) == "unchanged"
+    assert directory.upsert_organisation("CPAM-75", "CPAM de Paris", "maladie", [b]) == "updated"
+    attrs = read(admin, names.organisation_dn(directory.layout, "CPAM-75"))
+    assert attrs["o"] == ["CPAM-75"] and attrs["description"] == ["CPAM de Paris"]
+    assert attrs["syncdBranch"] == ["maladie"] and attrs["syncdOrganisationCode"] == ["CPAM-75"]
+    assert [names.normalise_dn(v) for v in attrs["syncdCorrespondent"]] == [names.normalise_dn(b)]
+    directory.upsert_organisation("CPAM-75", "CPAM de Paris", "maladie", [])
+    assert "syncdCorrespondent" not in read(admin, names.organisation_dn(directory.layout, "CPAM-75"))
+
+
+# -- groups ------------------------------------------------------------------------------------
+
+def test_a_new_role_group_holds_only_the_placeholder_and_is_idempotent(directory, admin):
+    assert directory.ensure_group("Egap admin", "egap.admin", "egap", "Egap - Guides") == "created"
+    assert directory.ensure_group("Egap admin", "egap.admin", "egap", "Egap - Guides") == "unchanged"
+    attrs = read(admin, names.group_dn(directory.layout, "Egap admin"))
+    assert attrs["member"] == [directory.layout.groups.placeholder_member]
+    assert attrs["syncdRoleKey"] == ["egap.admin"] and attrs["syncdApplicationKey"] == ["egap"]
+    assert directory.members_of_group("Egap admin") == set()
+
+
+def test_a_group_that_does_not_exist_has_no_members_to_list(directory):
+    with pytest.raises(NoSuchEntry):
+        directory.members_of_group("nope")
+
+
+def test_adding_to_a_group_that_does_not_exist_is_a_rejection(directory):
+    with pytest.raises(DirectoryRejected):
+        directory.add_members("nope", [person(directory, "u1")])
+
+
+def test_2000_members_added_in_one_call_land_in_few_modify_operations(directory, monkeypatch):
+    directory.ensure_group("big", "r", "app")
+    dns = [names.person_dn(directory.layout, f"user{i:05d}") for i in range(2000)]
+    calls = count_modifies(directory, monkeypatch)
+    change = directory.add_members("big", dns)
+    assert change.requested == 2000 and change.operations == 4 == len(calls)
+    assert max(calls) == directory.settings.batch_size
+    assert directory.members_of_group("big") == {names.normalise_dn(dn) for dn in dns}
+
+
+def test_batches_also_respect_the_request_size_limit(make_directory, monkeypatch):
+    d = make_directory(max_request_bytes=10_000, batch_size=10_000)
+    d.ensure_branches()
+    d.ensure_group("big", "r", "app")
+    dns = [names.person_dn(d.layout, f"user{i:05d}") for i in range(1000)]
+    calls = count_modifies(d, monkeypatch)
+    d.add_members("big", dns)
+    per_value = len(dns[0].encode()) + 6
+    assert all(n * per_value < 10_000 for n in calls)
+    assert sum(calls) == 1000 and len(calls) >= 1000 * per_value // 10_000
+    assert len(d.members_of_group("big")) == 1000
+
+
+@pytest.mark.parametrize("permissive", ["on", "off"])
+def test_adding_a_member_already_present_is_success(make_directory, permissive):
+    d = make_directory(permissive_modify=permissive)
+    d.ensure_branches()
+    d.ensure_group("g", "r", "app")
+    dn = person(d, "u1")
+    d.add_members("g", [dn])
+    change = d.add_members("g", [dn])
+    assert change.conflicts == (0 if permissive == "on" else 1)
+    assert d.members_of_group("g") == {names.normalise_dn(dn)}
+
+
+@pytest.mark.parametrize("permissive", ["on", "off"])
+def test_removing_a_member_already_absent_is_success(make_directory, permissive):
+    d = make_directory(permissive_modify=permissive)
+    d.ensure_branches()
+    d.ensure_group("g", "r", "app")
+    stays, gone = person(d, "stays"), person(d, "gone")
+    d.add_members("g", [stays])
+    change = d.remove_members("g", [gone])
+    assert change.conflicts == 1     # OpenLDAP 2.5 ignores permissive modify for deletes
+    assert change.changed == 0
+    assert d.members_of_group("g") == {names.normalise_dn(stays)}
+
+
+def test_without_permissive_modify_only_the_real_conflicts_are_dropped(make_directory):
+    d = make_directory(permissive_modify="off", batch_size=64)
+    d.ensure_branches()
+    d.ensure_group("g", "r", "app")
+    dns = [names.person_dn(d.layout, f"u{i:03d}") for i in range(200)]
+    d.add_members("g", dns[::10])                      # 20 already there, scattered
+    change = d.add_members("g", dns)
+    assert change.permissive is False
+    assert change.conflicts == 20 and change.changed == 180
+    # the first refused batch costs one read of the members; every batch then goes through
+    assert change.member_reads == 1 and change.operations == 4 + 1
+    assert d.members_of_group("g") == {names.normalise_dn(dn) for dn in dns}
+    change = d.remove_members("g", dns[:100] + dns[:100])  # duplicates are sent once
+    assert change.requested == 100 and change.conflicts == 0
+    change = d.remove_members("g", dns[50:150])
+    assert change.conflicts == 50
+    assert d.members_of_group("g") == {names.normalise_dn(dn) for dn in dns[150:]}
+
+
+def test_a_small_refused_batch_is_split_in_halves_down_to_the_conflicts(make_directory):
+    d = make_directory(permissive_modify="off", batch_size=16)
+    d.ensure_branches()
+    d.ensure_group("g", "r", "app")
+    dns = [names.person_dn(d.layout, f"u{i:02d}") for i in range(16)]
+    d.add_members("g", [dns[3], dns[11]])
+    change = d.add_members("g", dns)
+    assert change.conflicts == 2 and change.member_reads == 0
+    assert change.operations <= 1 + 2 * 2 * 4           # 1 + 2·k·log2(16)
+    assert d.members_of_group("g") == {names.normalise_dn(dn) for dn in dns}
+
+
+def test_a_conflict_that_appears_after_the_members_were_read_is_still_isolated(make_directory, monkeypatch):
+    d = make_directory(permissive_modify="off")
+    d.ensure_branches()
+    d.ensure_group("g", "r", "app")
+    dns = [names.person_dn(d.layout, f"u{i:03d}") for i in range(100)]
+    d.add_members("g", dns[40:45])
+    monkeypatch.setattr(d, "_current_members", lambda dn, attr: set())   # a stale read: a race
+    change = d.add_members("g", dns)
+    assert change.conflicts == 5 and change.member_reads == 1
+    assert d.members_of_group("g") == {names.normalise_dn(dn) for dn in dns}
+
+
+def test_dns_are_compared_without_regard_to_case_or_escaping_style(directory):
+    directory.ensure_group("g", "r", "app")
+    dn = person(directory, "Ann,Lee")
+    shouting = dn.upper().replace("\\,", "\\2C")
+    directory.add_members("g", [dn, shouting])        # one value, not two
+    assert directory.members_of_group("g") == {names.normalise_dn(dn)}
+    directory.remove_members("g", [shouting])
+    assert directory.members_of_group("g") == set()
+
+
+def test_the_placeholder_is_never_removed(directory, admin):
+    directory.ensure_group("g", "r", "app")
+    placeholder = directory.layout.groups.placeholder_member
+    change = directory.remove_members("g", [placeholder, placeholder.upper()])
+    assert change.requested == 0 and change.operations == 0
+    assert read(admin, names.group_dn(directory.layout, "g"), "member")["member"] == [placeholder]
+
+
+def test_a_role_group_whose_last_member_is_removed_still_exists_and_is_valid(directory, admin):
+    directory.ensure_group("g", "r", "app")
+    dn = person(directory, "u1")
+    directory.add_members("g", [dn])
+    directory.remove_members("g", [dn])
+    attrs = read(admin, names.group_dn(directory.layout, "g"), "member", "objectClass")
+    assert attrs["member"] == [directory.layout.groups.placeholder_member]
+    assert directory.members_of_group("g") == set()
+    directory.add_members("g", [dn])                   # and it keeps working
+    assert directory.members_of_group("g") == {names.normalise_dn(dn)}
+
+
+def test_a_group_that_lost_its_placeholder_gets_it_back_instead_of_becoming_invalid(directory, admin):
+    directory.ensure_group("g", "r", "app")
+    gdn = names.group_dn(directory.layout, "g")
+    dn = person(directory, "u1")
+    directory.add_members("g", [dn])
+    admin.modify(gdn, {"member": [(MODIFY_DELETE, [directory.layout.groups.placeholder_member])]})
+    directory.remove_members("g", [dn])
+    assert read(admin, gdn, "member")["member"] == [directory.layout.groups.placeholder_member]
+
+
+def test_ensure_group_restores_a_missing_placeholder(directory, admin):
+    directory.ensure_group("g", "r", "app")
+    gdn = names.group_dn(directory.layout, "g")
+    directory.add_members("g", [person(directory, "u1")])
+    admin.modify(gdn, {"member": [(MODIFY_DELETE, [directory.layout.groups.placeholder_member])]})
+    assert directory.ensure_group("g", "r", "app") == "updated"
+    assert directory.layout.groups.placeholder_member in read(admin, gdn, "member")["member"]
+
+
+def test_member_of_appears_on_the_user_through_the_memberof_overlay(directory, admin):
+    dn = person(directory, "u1")
+    for g in ("g1", "g2"):
+        directory.ensure_group(g, g, "app")
+        directory.add_members(g, [dn])
+    expected = {names.normalise_dn(names.group_dn(directory.layout, g)) for g in ("g1", "g2")}
+    assert directory.groups_of_person("u1") == expected
+    # applications may also ask the server directly
+    _, result, response, _ = admin.search(names.branch_dn(directory.layout, "people"),
+                                          names.filter_eq("memberOf", names.group_dn(directory.layout, "g1")),
+                                          attributes=["uid"])
+    assert [r["attributes"]["uid"] for r in response] == [["u1"]]
+    directory.remove_members("g1", [dn])
+    assert directory.groups_of_person("u1") == expected - {names.normalise_dn(names.group_dn(directory.layout, "g1"))}
+
+
+def test_deleting_a_user_removes_it_from_its_groups(directory, admin):
+    dn = person(directory, "u1")
+    directory.ensure_group("g", "r", "app")
+    directory.add_members("g", [dn, person(directory, "u2")])
+    admin.delete(dn)
+    assert directory.members_of_group("g") == {names.normalise_dn(names.person_dn(directory.layout, "u2"))}
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+def test_paged_iteration_returns_all_2500_entries_with_page_size_100(directory, admin):
+    parent = names.branch_dn(directory.layout, "people")
+    for i in range(2500):
+        _, result, _, _ = admin.add(names.person_dn(directory.layout, f"p{i:04d}"), ["inetOrgPerson"],
+                                    {"cn": f"p{i}", "sn": "x", "uid": f"p{i:04d}"})
+        assert result["result"] == 0
+    with structlog.testing.capture_logs() as logs:
+        entries = directory.iter_entries(parent, "(objectClass=inetOrgPerson)", ["uid", "mail"], page_size=100)
+        first = next(entries)
+        assert set(first) == {"dn", "uid", "mail"} and first["mail"] == []
+        rest = list(entries)
+    uids = {e["uid"][0] for e in [first, *rest]}
+    assert uids == {f"p{i:04d}" for i in range(2500)}
+    done = [e for e in logs if e["event"] == "ldap_paged_search_done"]
+    assert done and done[0]["pages"] >= 25
+
+
+def test_iterating_under_a_missing_base_is_a_no_such_entry(directory):
+    with pytest.raises(NoSuchEntry):
+        list(directory.iter_entries("ou=nowhere," + directory.layout.base_dn, "(objectClass=*)", ["cn"]))
+
+
+# -- passwords ---------------------------------------------------------------------------------
+
+def test_a_password_set_by_password_modify_lets_the_person_bind(directory, admin):
+    dn = person(directory, "u1")
+    with structlog.testing.capture_logs() as logs:
+        directory.set_password("u1", "correct horse battery staple")
+    assert directory.can_bind(dn, "correct horse battery staple") is True
+    assert directory.can_bind(dn, "wrong") is False
+    assert directory.can_bind(dn, "") is False
+    assert "correct horse" not in repr(logs)
+    stored = read(admin, dn, "userPassword")["userPassword"][0]
+    assert (stored if isinstance(stored, bytes) else stored.encode()).startswith(b"{SSHA}")   # hashed by the server
+
+
+def test_setting_a_password_on_a_missing_account_is_a_rejection(directory):
+    with pytest.raises(DirectoryRejected):
+        directory.set_password("nobody", "x")
+
+
+def test_an_empty_password_is_refused(directory):
+    with pytest.raises(DirectoryRejected):
+        directory.set_password("u1", "")
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+def test_a_directory_reconnects_after_a_restart_and_reports_an_outage(tmp_path):
+    with DevSlapd(tmp_path / "own") as server:
+        d = Directory(server.ldap_settings(), sample_layout(server.suffix))
+        d.ensure_branches()
+        server.stop()
+        with pytest.raises(DirectoryUnavailable):
+            d.ping()
+        server.start()
+        d.ping()          # a new connection is opened: no error sticks
+        server.stop()
+        server.start()
+        d.ping()          # the stale connection is replaced transparently
+        d.close()
+
+
+def test_threads_sharing_a_directory_each_get_their_own_connection(directory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for g in range(4):
+        directory.ensure_group(f"g{g}", "r", "app")
+
+    def fill(g):
+        dns = [names.person_dn(directory.layout, f"t{g}-{i}") for i in range(300)]
+        directory.add_members(f"g{g}", dns)
+        return len(directory.members_of_group(f"g{g}"))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(fill, range(4))) == [300] * 4
+    assert len(directory._connections) >= 2

@@ -1,0 +1,116 @@
+"""LDAP fixtures: one real slapd per test session, a clean subtree per test.
+
+* ``slapd`` (session): a ``DevSlapd`` configured exactly as ``deploy/openldap`` ships it,
+  on a free loopback port in a temporary folder. Without slapd installed the tests that
+  need it are skipped with a loud reason — unless ``CI=true``, where that is a failure.
+* ``ldap_layout`` (function): the sample directory layout with its own base
+  ``ou=t<8 hex>,dc=example,dc=org``, so every test starts from an empty tree and no test
+  needs cleaning up after itself.
+* ``ldap_settings``: ``LdapSettings`` for that server, bound as the root DN.
+* ``directory``: a ``Directory`` on the layout with ``ensure_branches()`` done.
+* ``make_directory(**settings_overrides)``: more ``Directory`` objects on the same layout
+  (e.g. ``permissive_modify="off"``), closed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from syncd.devslapd import DevSlapd, SlapdNotInstalled
+from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, PeopleLayout
+from syncd.settings import LdapSettings
+
+SUFFIX = "dc=example,dc=org"
+
+
+def sample_layout(base_dn: str) -> DirectoryLayout:
+    """The sample layout of the docs, rooted at ``base_dn``."""
+    attr = AttributeMapping
+    return DirectoryLayout(
+        base_dn=base_dn,
+        people=PeopleLayout(
+            branch="ou=people",
+            rdn_attribute="uid",
+            object_classes=("inetOrgPerson", "syncdAccount"),
+            attributes={
+                "given_name": attr(ldap="givenName"),
+                "family_name": attr(ldap="sn"),
+                "email": attr(ldap="mail"),
+                "phone": attr(ldap="telephoneNumber"),
+                "civility": attr(ldap="syncdCivility"),
+                "birth_name": attr(ldap="syncdBirthName"),
+                "contact_email": attr(ldap="syncdContactMail"),
+                "internal": attr(ldap="syncdInternal"),
+                "primary_organisation": attr(ldap="syncdPrimaryOrganisation"),
+            },
+        ),
+        organisations=BranchLayout(
+            branch="ou=organisations",
+            rdn_attribute="o",
+            object_classes=("organization", "syncdOrganisation"),
+        ),
+        groups=GroupLayout(
+            branch="ou=groups",
+            rdn_attribute="cn",
+            object_classes=("groupOfNames", "syncdRoleGroup"),
+            member_attribute="member",
+            placeholder_member=f"cn=syncd-placeholder,{base_dn}",
+        ),
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSlapd]:
+    server = DevSlapd(tmp_path_factory.mktemp("slapd"), suffix=SUFFIX)
+    try:
+        server.start()
+    except SlapdNotInstalled as exc:
+        message = f"SKIPPING LDAP TESTS: no OpenLDAP slapd on this machine ({exc})"
+        if _in_ci():
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ldap_layout(slapd: DevSlapd) -> DirectoryLayout:
+    return sample_layout(f"ou=t{uuid.uuid4().hex[:8]},{slapd.suffix}")
+
+
+@pytest.fixture
+def ldap_settings(slapd: DevSlapd) -> LdapSettings:
+    return slapd.ldap_settings()
+
+
+@pytest.fixture
+def make_directory(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> Iterator[Callable[..., "Directory"]]:
+    from syncd.directory import Directory
+
+    made: list[Directory] = []
+
+    def make(**overrides) -> Directory:
+        d = Directory(slapd.ldap_settings(**overrides), ldap_layout)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+@pytest.fixture
+def directory(make_directory) -> "Directory":
+    d = make_directory()
+    d.ensure_branches()
+    return d
