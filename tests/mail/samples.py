@@ -1,0 +1,54 @@
+"""A sample context for every mail template, as the jobs will build them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+SUBMITTED = datetime(2026, 3, 2, 12, 33, tzinfo=timezone.utc)   # 13:33 in Paris (winter time)
+DEADLINE = SUBMITTED + timedelta(days=10)
+DECIDED = datetime(2026, 3, 5, 8, 15, tzinfo=timezone.utc)      # 09:15 in Paris
+EXPIRES = datetime(2026, 7, 1, 21, 59, tzinfo=timezone.utc)     # 23:59 in Paris (summer time)
+
+HABILITATION = {
+    "kind": "habilitation",
+    "application_label": "Guides juridiques (Gap, Paie, Jurisprudence)",
+    "role_label": "Egap - Guides d'administration du personnel",
+}
+
+_DECIDER = {
+    "decider_name": "Lucie Martin",
+    **HABILITATION,
+    "requester_name": "Aristide Charenne",
+    "requester_email": "a.charenne@lassuranceretraite.fr",
+    "organisation_name": "CARSAT Rhône-Alpes",
+    "internal": True,
+    "submitted_at": SUBMITTED,
+    "deadline_at": DEADLINE,
+    "decide_url": "https://habilitations.example.org/decide/42?token=abc&v=1",
+}
+_REQUESTER = {"requester_name": "Aristide Charenne", **HABILITATION, "submitted_at": SUBMITTED}
+
+SAMPLE_CONTEXTS: dict[str, dict] = {
+    "request_to_decide": dict(_DECIDER),
+    "decision_reminder": {**_DECIDER, "days_before": 2},
+    "request_accepted": {**_REQUESTER, "decided_at": DECIDED},
+    "request_accepted_tacitly": {**_REQUESTER, "decided_at": DEADLINE},
+    "request_refused": {**_REQUESTER, "decided_at": DECIDED, "decider_name": "Lucie Martin",
+                        "comment": "Cette application est réservée au service RH."},
+    "request_rejected": {**_REQUESTER, "reason": "Le rôle demandé n'existe pas."},
+    "account_created_set_password": {
+        "requester_name": "Aristide Charenne",
+        "login": "a.charenne@lassuranceretraite.fr",
+        "reset_url": "https://habilitations.example.org/password/set?token=xyz",
+        "expires_at": EXPIRES,
+    },
+    "password_reset": {
+        "requester_name": "Aristide Charenne",
+        "reset_url": "https://habilitations.example.org/password/reset?token=xyz",
+        "expires_at": EXPIRES,
+    },
+    "habilitation_revoked": {"requester_name": "Aristide Charenne", **HABILITATION, "revoked_at": DECIDED,
+                             "reason": "Changement de poste."},
+    "habilitation_expiring": {"requester_name": "Aristide Charenne", **HABILITATION, "expires_at": EXPIRES},
+    "habilitation_expired": {"requester_name": "Aristide Charenne", **HABILITATION, "expired_at": EXPIRES},
+}
