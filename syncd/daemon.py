@@ -1,0 +1,140 @@
+"""The long-running loop: ``schedule`` runs each job at its interval, a cheap probe wakes work early.
+
+- Every job runs in isolation: a ``TemporaryError`` (LDAP or database down) backs that job off
+  exponentially; any other error is logged with its traceback. Nothing kills the loop.
+- Between scheduled runs the loop probes the database every ``wake_poll_seconds`` (indexed,
+  ``LIMIT 1`` queries) and runs intake, apply or delivery at once when they have work, so a
+  request written by the portal or a decision taken on the web reaches LDAP within a second.
+- SIGTERM / SIGINT: the job in flight finishes, then the loop exits. SIGUSR1: wake up now.
+- Each job's last result is stored in ``job_runs`` for ``syncd status``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import schedule
+import structlog
+
+from syncd.errors import TemporaryError
+from syncd.jobs.runtime import Runtime
+from syncd.store import repo
+from syncd.store.db import transaction
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Job:
+    name: str
+    run: Callable[[Runtime], int]
+    interval_seconds: float
+    failures: int = 0
+    paused_until: float = 0.0      # monotonic time before which a backed-off job is skipped
+    last_count: int = field(default=0)
+
+
+def default_jobs(rt: Runtime) -> list[Job]:
+    from syncd.jobs import accounts, apply, deliver, intake, provision, routing, tacit
+    j = rt.settings.jobs
+    return [
+        Job("provision", provision.provision, j.provision_seconds),
+        Job("intake", intake.take_in, j.intake_seconds),
+        Job("reroute", routing.reroute_pending, j.provision_seconds),
+        Job("tacit", tacit.sweep, j.tacit_seconds),
+        Job("remind", tacit.remind, j.tacit_seconds),
+        Job("apply", apply.apply_accepted, j.apply_seconds),
+        Job("accounts", accounts.sync_accounts, j.apply_seconds),
+        Job("deliver", deliver.deliver, j.outbox_seconds),
+    ]
+
+
+class Daemon:
+    def __init__(self, rt: Runtime, jobs: list[Job] | None = None):
+        self.rt = rt
+        self.jobs = {job.name: job for job in (jobs or default_jobs(rt))}
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.scheduler = schedule.Scheduler()
+
+    # --- one pass ----------------------------------------------------------------------------
+    def run_job(self, name: str) -> int | None:
+        job = self.jobs[name]
+        if time.monotonic() < job.paused_until:
+            return None
+        started = self.rt.clock()
+        error = None
+        bound = log.bind(job=name)
+        try:
+            job.last_count = job.run(self.rt)
+            job.failures = 0
+            if job.last_count:
+                bound.debug("job_done", count=job.last_count)
+        except TemporaryError as exc:
+            job.failures += 1
+            delay = min(self.rt.settings.jobs.max_backoff_seconds, 2.0 ** job.failures)
+            job.paused_until = time.monotonic() + delay
+            error = f"{type(exc).__name__}: {exc}"
+            bound.warning("job_backing_off", error=error, attempt=job.failures, retry_in=delay)
+        except Exception as exc:  # a bug must not kill the daemon: log it loudly, carry on
+            job.failures += 1
+            error = f"{type(exc).__name__}: {exc}"
+            bound.exception("job_failed", attempt=job.failures)
+        self._remember(name, started, error)
+        return job.last_count if error is None else None
+
+    def run_once(self) -> dict[str, int | None]:
+        """Every job once, in dependency order (``syncd once``)."""
+        return {name: self.run_job(name) for name in self.jobs}
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        self._install_signals()
+        log.info("daemon_started", worker=self.rt.worker_id, jobs=sorted(self.jobs))
+        self.run_once()
+        for job in self.jobs.values():
+            self.scheduler.every(job.interval_seconds).seconds.do(self.run_job, job.name)
+        poll = self.rt.settings.jobs.wake_poll_seconds
+        while not self.stopping.is_set():
+            self.scheduler.run_pending()
+            if self.stopping.is_set():
+                break
+            for name in self._probe():
+                if self.stopping.is_set():
+                    break
+                self.run_job(name)
+            self.wake.wait(timeout=poll)
+            self.wake.clear()
+        log.info("daemon_stopped", worker=self.rt.worker_id)
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def _probe(self) -> list[str]:
+        try:
+            with transaction(self.rt.engine) as conn:
+                found = repo.waiting_work(conn, self.rt.clock())
+        except TemporaryError as exc:
+            log.debug("probe_failed", error=str(exc))
+            return []
+        return [name for name in ("intake", "apply", "deliver") if name in found and name in self.jobs]
+
+    def _remember(self, name: str, started, error: str | None) -> None:
+        try:
+            with transaction(self.rt.engine) as conn:
+                repo.record_job_run(conn, name, self.rt.worker_id, started, error)
+        except Exception as exc:  # the database may be the thing that is down
+            log.debug("job_run_not_recorded", job=name, error=str(exc))
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())

@@ -1,0 +1,129 @@
+"""Intake: take in the rows the portal wrote, validate them, route the valid ones to deciders.
+
+Each row is handled in its own transaction, so one bad row never blocks the rows behind it.
+A row that fails for an unexpected reason is retried with backoff, then rejected with a reason
+after ``MAX_INTAKE_ATTEMPTS`` so that it cannot loop forever.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection, RowMapping
+
+from syncd.core import intake, routing, tacit
+from syncd.core.model import RequestKind, Status
+from syncd.errors import TemporaryError
+from syncd.jobs import notify
+from syncd.jobs.runtime import Runtime
+from syncd.store import repo
+from syncd.store.db import transaction
+from syncd.store.queue import claim_requests, release
+
+log = structlog.get_logger(__name__)
+
+MAX_INTAKE_ATTEMPTS = 5
+
+
+def take_in(rt: Runtime) -> int:
+    """Validate and route every due ``new`` row (up to a batch); return how many were handled."""
+    now = rt.clock()
+    ids = claim_requests(rt.engine, statuses=(Status.NEW.value,), worker_id=rt.worker_id, now=now,
+                         lease_seconds=rt.settings.database.lease_seconds, limit=rt.settings.jobs.batch_size)
+    handled = 0
+    for position, request_id in enumerate(ids):
+        bound = log.bind(request_id=request_id)
+        try:
+            with transaction(rt.engine) as conn:
+                _take_in_one(conn, rt, request_id)
+            handled += 1
+        except TemporaryError as exc:
+            bound.warning("intake_interrupted", error=str(exc))
+            with transaction(rt.engine) as conn:
+                release(conn, ids[position:], rt.worker_id)
+            raise
+        except Exception as exc:  # a bug or bad data in one row must not stop the others
+            bound.exception("intake_failed")
+            _record_failure(rt, request_id, exc)
+    return handled
+
+
+def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: RequestKind,
+                       account_id: str | None, organisation_code: str, role_key: str | None) -> routing.Route:
+    """Route a valid request, fix its tacit deadline, record history and tell the deciders."""
+    now = rt.clock()
+    m = rt.mappings
+    route = routing.route(kind=kind, management=m.management_of(role_key) if role_key else None,
+                          organisation_code=organisation_code, requester_account_id=account_id,
+                          deciders=repo.current_deciders(conn))
+    delay = m.tacit_delay_of(role_key) if role_key else m.policy.account_tacit_delay_days
+    deadline_at = tacit.deadline(repo.aware(row["submitted_at"]), delay, m.policy.calendar)
+    repo.update_request(conn, row["id"], now, status=Status.PENDING.value, deadline_at=deadline_at,
+                        account_id=account_id, organisation_code=organisation_code,
+                        claimed_by=None, claimed_until=None, last_error=None, next_attempt_at=None)
+    repo.set_routing(conn, row["id"], route.decider_ids)
+    repo.add_event(conn, row["id"], "submitted", repo.aware(row["submitted_at"]), actor=account_id or row["email"])
+    repo.add_event(conn, row["id"], "routed", now, detail={
+        "deciders": sorted(route.decider_ids), "reason": route.reason.value, "deadline_at": deadline_at.isoformat()})
+    fresh = repo.get_request(conn, row["id"])
+    notify.to_deciders(conn, fresh, sorted(route.decider_ids), "request_to_decide", m, rt.settings.web.base_url,
+                       now, purpose="to_decide")
+    if not route.deciders:
+        log.warning("request_has_no_decider", request_id=row["id"], organisation=organisation_code)
+    return route
+
+
+def _take_in_one(conn: Connection, rt: Runtime, request_id: int) -> None:
+    row = repo.get_request(conn, request_id, for_update=True)
+    if row is None or row["status"] != Status.NEW.value:
+        return   # another worker or an operator got there first
+    values: dict[str, Any] = dict(row)
+    facts = repo.intake_facts(conn, values.get("kind"), values.get("email"), values.get("role_key"))
+    outcome = intake.validate_row(values, facts, rt.mappings)
+    now = rt.clock()
+    if isinstance(outcome, intake.Rejection):
+        _reject(conn, rt, row, outcome.code, outcome.reason)
+    elif isinstance(outcome, intake.ValidAccountRequest):
+        repo.update_request(conn, request_id, now, email=outcome.email, civility=outcome.civility,
+                            given_name=outcome.given_name, family_name=outcome.family_name,
+                            terms_version=outcome.terms_version)
+        route = route_and_schedule(conn, rt, row, kind=RequestKind.ACCOUNT, account_id=None,
+                                   organisation_code=outcome.organisation_code, role_key=None)
+        log.info("request_routed", request_id=request_id, kind="account", reason=route.reason.value,
+                 deciders=len(route.deciders))
+    else:
+        route = route_and_schedule(conn, rt, row, kind=RequestKind(row["kind"]), account_id=outcome.account_id,
+                                   organisation_code=outcome.organisation_code, role_key=outcome.role_key)
+        log.info("request_routed", request_id=request_id, kind=row["kind"], role=outcome.role_key,
+                 reason=route.reason.value, deciders=len(route.deciders))
+
+
+def _reject(conn: Connection, rt: Runtime, row: RowMapping, code: str, reason: str) -> None:
+    now = rt.clock()
+    email = intake.normalise_email(row["email"])
+    repo.update_request(conn, row["id"], now, status=Status.REJECTED.value, reason=reason,
+                        claimed_by=None, claimed_until=None, next_attempt_at=None)
+    repo.add_event(conn, row["id"], "rejected", now, detail={"code": code, "reason": reason})
+    log.info("request_rejected", request_id=row["id"], code=code)
+    if email:
+        fresh = dict(repo.get_request(conn, row["id"]))
+        fresh["email"] = email
+        notify.to_requester(conn, fresh, "request_rejected", rt.mappings, rt.settings.web.base_url, now)
+
+
+def _record_failure(rt: Runtime, request_id: int, exc: Exception) -> None:
+    now = rt.clock()
+    with transaction(rt.engine) as conn:
+        row = repo.get_request(conn, request_id, for_update=True)
+        if row is None or row["status"] != Status.NEW.value:
+            return
+        attempts = row["attempts"] + 1
+        if attempts >= MAX_INTAKE_ATTEMPTS:
+            _reject(conn, rt, row, "internal_error",
+                    "La demande n'a pas pu être traitée. Merci de contacter votre correspondant local.")
+            return
+        repo.update_request(conn, request_id, now, attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                            next_attempt_at=now + timedelta(seconds=min(30 * 2 ** attempts, 3600)),
+                            claimed_by=None, claimed_until=None)

@@ -1,0 +1,69 @@
+"""Building the notification mails the jobs enqueue (the outbox delivers them later).
+
+Every mail gets a dedupe key naming its request and purpose, so a job that runs twice after a
+crash, or two daemons racing, enqueue it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, RowMapping
+
+from syncd.core.model import RequestKind
+from syncd.mail.outbox import enqueue
+from syncd.mappings import Mappings
+from syncd.store import repo
+
+
+def request_context(conn: Connection, row: RowMapping, mappings: Mappings, base_url: str) -> dict[str, Any]:
+    """What every template may show about one request."""
+    account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
+    given = account["given_name"] if account else row["given_name"]
+    family = account["family_name"] if account else row["family_name"]
+    org_code = row["organisation_code"] or (account["primary_organisation"] if account else None)
+    org = mappings.organisation(org_code) if org_code else None
+    role = mappings.role(row["role_key"]) if row["role_key"] else None
+    app = mappings.application_of(row["role_key"]) if row["role_key"] else None
+    deadline = repo.aware(row["deadline_at"])
+    submitted = repo.aware(row["submitted_at"])
+    return {
+        "request_id": row["id"],
+        "kind": row["kind"],
+        "is_account_request": row["kind"] == RequestKind.ACCOUNT.value,
+        "requester_name": " ".join(x for x in (given, family) if x) or (row["email"] or ""),
+        "requester_email": (account["email"] if account else row["email"]) or "",
+        "organisation_name": org.name if org else (org_code or ""),
+        "role_label": role.label if role else "",
+        "application_label": app.label if app else "",
+        "submitted_at": submitted.isoformat() if submitted else None,
+        "deadline_at": deadline.isoformat() if deadline else None,
+        "decide_url": f"{base_url.rstrip('/')}/decisions/{row['id']}",
+        "comment": row["comment"],
+        "reason": row["reason"],
+    }
+
+
+def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Mappings, base_url: str,
+                 now: datetime, **extra: Any) -> None:
+    context = request_context(conn, row, mappings, base_url) | extra
+    recipient = context["requester_email"]
+    if recipient:
+        enqueue(conn, recipient=recipient, template=template, context=context, now=now,
+                request_id=row["id"], dedupe_key=f"request:{row['id']}:{template}")
+
+
+def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] | list[str], template: str,
+                mappings: Mappings, base_url: str, now: datetime, purpose: str, **extra: Any) -> int:
+    context = request_context(conn, row, mappings, base_url) | extra
+    sent = 0
+    for decider_id in decider_ids:
+        decider = repo.account_by_id(conn, decider_id)
+        if decider is None:
+            continue
+        enqueue(conn, recipient=decider["email"], template=template,
+                context=context | {"decider_name": f"{decider['given_name']} {decider['family_name']}"},
+                now=now, request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}")
+        sent += 1
+    return sent

@@ -1,0 +1,155 @@
+"""A habilitation request from the queue table to group membership in LDAP, and its variants."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.core.model import Verdict
+from syncd.errors import DecisionRefused
+from syncd.jobs.decisions import decide_request
+from tests.scenarios.helpers import (ADMIN, CORRESPONDENT, REQUESTER, events, habilitation, mails_to,
+                                     member_dns, people, person, request_row)
+
+pytestmark = pytest.mark.slapd
+
+
+def test_an_accepted_habilitation_becomes_group_membership_and_member_of_in_ldap(rt, daemon, smtp_server):
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    row = request_row(rt, request_id)
+    assert row["status"] == "pending"
+    assert row["deadline_at"] == rt.clock() + __import__("datetime").timedelta(days=10)
+    daemon.run_job("deliver")
+    assert mails_to(smtp_server, CORRESPONDENT), "the correspondent is asked to decide"
+
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    assert request_row(rt, request_id)["applied_at"] is None
+    daemon.run_job("apply")
+    daemon.run_job("deliver")
+
+    assert person(rt, ids["requester"]) in member_dns(rt, "accords-locaux-acces")
+    assert any("app-accords-locaux-acces" in g.lower() for g in rt.directory.groups_of_person(ids["requester"]))
+    row = request_row(rt, request_id)
+    assert row["status"] == "accepted" and row["applied_at"] is not None
+    assert events(rt, request_id) == ["submitted", "routed", "decided", "applied"]
+    assert mails_to(smtp_server, REQUESTER), "the requester is told of the acceptance"
+
+
+def test_a_request_not_refused_within_ten_days_is_accepted_tacitly_and_applied(rt, daemon, clock):
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    clock.advance(days=10, seconds=-1)
+    daemon.run_job("tacit")
+    assert request_row(rt, request_id)["status"] == "pending"
+    clock.advance(seconds=1)
+    daemon.run_job("tacit")
+    daemon.run_job("apply")
+    row = request_row(rt, request_id)
+    assert row["status"] == "accepted_tacitly" and row["decided_by"] == "tacit" and row["applied_at"]
+    assert person(rt, ids["requester"]) in member_dns(rt, "accords-locaux-acces")
+
+
+def test_a_role_with_its_own_tacit_delay_uses_it(rt, daemon, clock):
+    people(rt)
+    request_id = habilitation(rt, role="opim-local")   # tacit_delay_days: 5, centrally managed
+    daemon.run_job("intake")
+    clock.advance(days=5)
+    daemon.run_job("tacit")
+    assert request_row(rt, request_id)["status"] == "accepted_tacitly"
+
+
+def test_an_organisation_without_correspondent_falls_back_to_the_central_administrator(rt, daemon, smtp_server):
+    ids = people(rt, correspondent=False)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    daemon.run_job("deliver")
+    assert mails_to(smtp_server, ADMIN)
+    with pytest.raises(DecisionRefused):
+        decide_request(rt, request_id, REQUESTER, Verdict.ACCEPT)
+    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    daemon.run_job("apply")
+    assert person(rt, ids["requester"]) in member_dns(rt, "accords-locaux-acces")
+
+
+def test_pending_requests_are_rerouted_when_the_organisation_gains_a_correspondent(rt, daemon, smtp_server):
+    from syncd import operator
+    people(rt, correspondent=False)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    operator.add_account(rt, CORRESPONDENT, "Claire", "Martin", "CARSAT-RA")
+    operator.add_decider(rt, CORRESPONDENT, "CARSAT-RA")
+    daemon.run_job("reroute")
+    daemon.run_job("deliver")
+    assert "rerouted" in events(rt, request_id)
+    assert mails_to(smtp_server, CORRESPONDENT)
+    with pytest.raises(DecisionRefused) as refused:
+        decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    assert refused.value.code == "not_authorised"
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+
+
+def test_a_refusal_needs_a_comment_and_the_requester_receives_it(rt, daemon, smtp_server):
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    with pytest.raises(DecisionRefused) as refused:
+        decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "  ")
+    assert refused.value.code == "comment_required"
+    assert request_row(rt, request_id)["status"] == "pending"
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "Poste sans lien avec les accords locaux")
+    daemon.run_job("apply")
+    daemon.run_job("deliver")
+    assert request_row(rt, request_id)["status"] == "refused"
+    assert person(rt, ids["requester"]) not in member_dns(rt, "accords-locaux-acces")
+    mail = mails_to(smtp_server, REQUESTER)[-1]
+    assert "Poste sans lien avec les accords locaux" in mail.get_body(("plain",)).get_content()
+    assert events(rt, request_id).count("decision_refused") == 1
+
+
+def test_a_late_refusal_after_tacit_acceptance_is_refused_and_revokes_nothing(rt, daemon, clock):
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    clock.advance(days=11)
+    daemon.run_job("tacit")
+    daemon.run_job("apply")
+    with pytest.raises(DecisionRefused) as refused:
+        decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "Trop tard")
+    assert refused.value.code == "already_tacitly_accepted"
+    assert request_row(rt, request_id)["status"] == "accepted_tacitly"
+    assert person(rt, ids["requester"]) in member_dns(rt, "accords-locaux-acces")
+
+
+def test_a_second_decision_on_a_decided_request_is_refused_and_recorded(rt, daemon):
+    people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    with pytest.raises(DecisionRefused) as refused:
+        decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "Finalement non")
+    assert refused.value.code == "already_decided"
+    assert "decision_refused" in events(rt, request_id)
+
+
+def test_an_invalid_row_is_rejected_with_its_reason_and_does_not_block_the_rows_behind(rt, daemon):
+    people(rt)
+    bad = habilitation(rt, role="no-such-role")
+    worse = habilitation(rt, email="not an email")
+    good = habilitation(rt)
+    daemon.run_job("intake")
+    assert request_row(rt, bad)["status"] == "rejected"
+    assert "inconnue" in request_row(rt, bad)["reason"]
+    assert request_row(rt, worse)["status"] == "rejected"
+    assert request_row(rt, good)["status"] == "pending"
+
+
+def test_a_duplicate_request_for_a_role_already_pending_is_rejected(rt, daemon):
+    people(rt)
+    first = habilitation(rt)
+    daemon.run_job("intake")
+    second = habilitation(rt)
+    daemon.run_job("intake")
+    assert request_row(rt, first)["status"] == "pending"
+    assert request_row(rt, second)["status"] == "rejected"
