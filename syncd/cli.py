@@ -17,6 +17,22 @@ from syncd.errors import ConfigError, DecisionRefused, PermanentError, SyncdErro
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_TEMPORARY = 1, 2, 3
 
+# Command groups that live next to their use-case. Each module has ``add_commands(sub)`` and
+# ``dispatch(args, runtime_factory) -> int | None`` (None: not one of its commands).
+EXTENSIONS = ("syncd.lifecycle_commands", "syncd.web.commands", "syncd.reconcile.commands")
+
+
+def _extensions():
+    import importlib
+    found = []
+    for name in EXTENSIONS:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if not (name == exc.name or name.startswith(f"{exc.name}.")):
+                raise   # the module exists but something it imports is missing
+    return found
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0])
@@ -67,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     h = sbm_sub.add_parser("habilitation")
     h.add_argument("email")
     h.add_argument("role_key")
+    for extension in _extensions():
+        extension.add_commands(sub)
     return p
 
 
@@ -130,6 +148,10 @@ def _dispatch(args) -> int:
     if cmd == "demo":
         from syncd.demo import run_demo
         return run_demo(var=args.var, exit_after_scenario=args.exit_after_scenario)
+    for extension in _extensions():
+        code = extension.dispatch(args, lambda: _runtime(args))
+        if code is not None:
+            return code
     rt = _runtime(args)
     try:
         return _dispatch_runtime(args, rt)

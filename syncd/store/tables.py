@@ -251,3 +251,45 @@ job_runs = Table(
     Column("last_error", Text, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
 )
+
+# --- added in migration 0002 ---------------------------------------------------------------------
+
+# Single-use markers: API nonces and idempotency keys, one-click decision links. A key seen
+# once is refused the second time; rows past ``expires_at`` may be purged.
+used_tokens = Table(
+    "used_tokens",
+    metadata,
+    Column("key", String(200), primary_key=True),       # e.g. "nonce:<client>:<nonce>", "link:<id>"
+    Column("created_at", UtcTime, nullable=False),
+    Column("expires_at", UtcTime, nullable=False),
+    Column("result", JSON, nullable=True),               # the answer to replay for an idempotency key
+)
+Index("ix_used_tokens_expires_at", used_tokens.c.expires_at)
+
+# Append-only audit trail: every decision and every LDAP change, hash-chained so that a row
+# changed or removed afterwards breaks the chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("request_id", BigId, nullable=True),
+    Column("target", String(1000), nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+# One row per reconciliation run: what it found and what it did.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("started_at", UtcTime, nullable=False),
+    Column("finished_at", UtcTime, nullable=True),
+    Column("mode", String(16), nullable=False),          # dry_run / apply
+    Column("summary", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+)
