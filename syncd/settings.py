@@ -9,12 +9,15 @@ appended; a secret written in the config file is refused, so it never lands in a
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from syncd.errors import ConfigError
 
@@ -81,6 +84,20 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class _GivenEnvironment(EnvSettingsSource):
+    """pydantic-settings' environment source, reading the mapping we were handed.
+
+    ``load_settings`` takes the environment as an argument (tests, the demo), so this source must
+    not read ``os.environ`` behind our back. ``_load_env_vars`` is the one hook the library offers.
+    """
+
+    def _load_env_vars(self):
+        return parse_env_vars(_ENVIRON.get(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+_ENVIRON: ContextVar[dict[str, str]] = ContextVar("syncd_settings_environ", default={})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -101,7 +118,7 @@ class Settings(BaseSettings):
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment wins over the file (passed as init values).
-        return (env_settings, init_settings)
+        return (_GivenEnvironment(settings_cls), init_settings)
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -164,18 +181,16 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str]
             raise ConfigError([f"{p}: {m}" for m in problems])
         data = loaded
         data.setdefault("config_dir", str(p.resolve().parent))
-    env = _load_secret_files(environ)
-    saved = dict(os.environ)
+    token = _ENVIRON.set({k: v for k, v in _load_secret_files(environ).items()
+                          if k.upper().startswith(ENV_PREFIX) and k.upper() != "SYNCD_CONFIG"})
+    where = f"{path}: " if path else ""
     try:
-        # pydantic-settings reads os.environ; give it exactly the environment we were handed.
-        os.environ.clear()
-        os.environ.update({k: v for k, v in env.items() if k != "SYNCD_CONFIG"})
         return Settings(**data)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
         raise ConfigError(
             [f"{where}setting {'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
         )
+    except SettingsError as exc:   # a SYNCD_* variable that is not valid JSON where a list is expected
+        raise ConfigError(f"{where}{exc}: lists and mappings are written as JSON, e.g. '[\"ldap://a\"]'")
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        _ENVIRON.reset(token)

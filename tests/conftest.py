@@ -5,3 +5,13 @@ pytest_plugins = [
     "tests.fixtures_db",
     "tests.fixtures_smtp",
 ]
+
+import pytest
+import structlog
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """A test that configures logging (the CLI does) must not filter the next test's events."""
+    yield
+    structlog.reset_defaults()

@@ -153,3 +153,48 @@ def test_a_duplicate_request_for_a_role_already_pending_is_rejected(rt, daemon):
     daemon.run_job("intake")
     assert request_row(rt, first)["status"] == "pending"
     assert request_row(rt, second)["status"] == "rejected"
+
+
+def test_an_ldap_outage_during_apply_backs_off_shows_in_status_and_recovers(rt, daemon, clock):
+    from syncd import operator
+    from syncd.directory.adapter import Directory
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    down = rt.settings.ldap.model_copy(update={"urls": ["ldap://127.0.0.1:9"], "timeout_seconds": 1})
+    rt._directory = Directory(down, rt.mappings.directory)
+    daemon.run_job("apply")
+    row = request_row(rt, request_id)
+    assert row["status"] == "accepted" and row["applied_at"] is None
+    assert row["attempts"] == 1 and row["last_error"] and row["next_attempt_at"] > clock()
+    report = operator.status_report(rt)
+    assert report["accepted_not_applied"] == 1 and report["failing_requests"][0]["id"] == request_id
+
+    rt._directory = None                       # the directory is back
+    daemon.run_job("apply")
+    assert request_row(rt, request_id)["applied_at"] is None, "not retried before its backoff"
+    clock.advance(seconds=row["next_attempt_at"].timestamp() - clock().timestamp())
+    daemon.run_job("apply")
+    row = request_row(rt, request_id)
+    assert row["applied_at"] is not None and row["last_error"] is None
+    assert person(rt, ids["requester"]) in member_dns(rt, "accords-locaux-acces")
+
+
+def test_deciders_are_reminded_three_days_and_one_day_before_the_deadline_once_each(rt, daemon, clock, smtp_server):
+    people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    clock.advance(days=6)
+    daemon.run_job("remind")
+    assert events(rt, request_id).count("reminded") == 0
+    clock.advance(days=1)                      # D-3
+    daemon.run_job("remind")
+    daemon.run_job("remind")
+    assert events(rt, request_id).count("reminded") == 1
+    clock.advance(days=2)                      # D-1
+    daemon.run_job("remind")
+    daemon.run_job("deliver")
+    assert events(rt, request_id).count("reminded") == 2
+    reminders = [m for m in mails_to(smtp_server, CORRESPONDENT) if "rappel" in m["Subject"].lower()]
+    assert len(reminders) == 2

@@ -1,0 +1,104 @@
+"""The daemon loop: jobs isolated, outages backed off, signals honoured, new work picked up fast."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from syncd.daemon import Daemon, Job
+from syncd.errors import DirectoryUnavailable
+from syncd.jobs.runtime import Runtime
+from syncd.settings import Settings
+from syncd.store.db import make_engine
+from syncd.store import repo
+from syncd.store.db import transaction
+from tests.factories import mappings
+
+
+@pytest.fixture
+def rt(db_url):
+    settings = Settings(database={"url": db_url}, jobs={"wake_poll_seconds": 0.05, "max_backoff_seconds": 30})
+    runtime = Runtime(settings, mappings(), make_engine(db_url), worker_id="t")
+    yield runtime
+    runtime.engine.dispose()
+
+
+def test_a_temporary_outage_backs_the_job_off_and_is_recorded_for_status(rt):
+    def ldap_down(_rt):
+        raise DirectoryUnavailable("connection refused")
+    daemon = Daemon(rt, [Job("apply", ldap_down, 5)])
+    with capture_logs() as logs:
+        assert daemon.run_job("apply") is None
+    assert daemon.jobs["apply"].paused_until > time.monotonic()
+    assert daemon.run_job("apply") is None   # skipped while backed off
+    assert [e["event"] for e in logs] == ["job_backing_off"]
+    with transaction(rt.engine) as conn:
+        [health] = repo.job_health(conn)
+    assert health["consecutive_failures"] == 1 and "connection refused" in health["last_error"]
+
+
+def test_a_bug_in_one_job_is_logged_and_the_other_jobs_still_run(rt):
+    ran = []
+    def broken(_rt):
+        raise ValueError("oops")
+    daemon = Daemon(rt, [Job("broken", broken, 5), Job("fine", lambda _rt: ran.append(1) or 1, 5)])
+    with capture_logs() as logs:
+        results = daemon.run_once()
+    assert results == {"broken": None, "fine": 1} and ran == [1]
+    assert any(e["event"] == "job_failed" and e["job"] == "broken" for e in logs)
+
+
+def test_a_database_outage_does_not_kill_the_loop(tmp_path):
+    settings = Settings(database={"url": "postgresql+psycopg://nobody@127.0.0.1:9/none"},
+                        jobs={"wake_poll_seconds": 0.05})
+    rt = Runtime(settings, mappings(), make_engine(settings.database.url), worker_id="t")
+    from syncd.jobs.intake import take_in
+    daemon = Daemon(rt, [Job("intake", take_in, 0.1)])
+    threading.Timer(0.6, daemon.stop).start()
+    with capture_logs() as logs:
+        daemon.run_forever()
+    assert any(e["event"] == "job_backing_off" for e in logs)
+    assert logs[-1]["event"] == "daemon_stopped"
+
+
+def test_sigterm_lets_the_job_in_flight_finish_then_stops(rt):
+    finished = []
+    def slow(_rt):
+        time.sleep(0.4)
+        finished.append(True)
+        return 1
+    daemon = Daemon(rt, [Job("slow", slow, 0.1)])
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        daemon.run_forever()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert finished == [True]
+
+
+def test_new_work_in_the_queue_table_starts_within_a_second_whatever_the_interval(rt):
+    seen = threading.Event()
+    def intake(_rt):
+        with transaction(rt.engine) as conn:
+            if repo.waiting_work(conn, rt.clock()):
+                seen.set()
+        return 0
+    daemon = Daemon(rt, [Job("intake", intake, 3600)])
+    thread = threading.Thread(target=daemon.run_forever)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        from tests.scenarios.helpers import habilitation
+        started = time.monotonic()
+        habilitation(rt)
+        assert seen.wait(2), "the probe did not wake intake"
+        assert time.monotonic() - started < 1.0
+    finally:
+        daemon.stop()
+        thread.join(5)
