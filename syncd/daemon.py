@@ -39,7 +39,7 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import accounts, apply, deliver, intake, provision, routing, tacit
+    from syncd.jobs import accounts, apply, deliver, habilitations, intake, provision, routing, tacit
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -47,6 +47,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("reroute", routing.reroute_pending, j.provision_seconds),
         Job("tacit", tacit.sweep, j.tacit_seconds),
         Job("remind", tacit.remind, j.tacit_seconds),
+        Job("expiry", habilitations.expire_and_renew, j.tacit_seconds),
         Job("apply", apply.apply_accepted, j.apply_seconds),
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),

@@ -41,6 +41,9 @@ def mappings(base_dn: str = "dc=example,dc=org", **policy) -> Mappings:
             {"key": "opim", "label": "OPIM", "management": "central", "roles": [
                 {"key": "opim-local", "label": "OPIM - Organisme Local", "group": "app-opim-local",
                  "tacit_delay_days": 5}]},
+            {"key": "annuaire", "label": "Annuaire des organismes", "roles": [
+                {"key": "annuaire-redacteur", "label": "Annuaire Organisme - Rédacteur",
+                 "group": "app-annuaire-redacteur", "validity_months": 12}]},
             {"key": "greve", "label": "Grève", "roles": [
                 {"key": "greve-declaration", "label": "Grève - Déclaration des mouvements",
                  "group": "app-greve-declaration", "restriction": "internal_only"}]},

@@ -86,7 +86,7 @@ def email_domain_is_internal(email: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d.lower() or domain.endswith("." + d.lower()) for d in domains)
 
 
-def _clean_name(raw: Any) -> str | None:
+def clean_name(raw: Any) -> str | None:
     if not isinstance(raw, str):
         return None
     value = unicodedata.normalize("NFC", " ".join(raw.split()))
@@ -101,6 +101,8 @@ def validate_row(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) ->
         kind = RequestKind(row.get("kind"))
     except ValueError:
         return Rejection("bad_kind", "Type de demande inconnu.")
+    if kind is RequestKind.RENEWAL:   # renewals are opened by syncd itself, never by the portal
+        return Rejection("bad_kind", "Les demandes de renouvellement sont créées automatiquement.")
     email = normalise_email(row.get("email"))
     if email is None:
         return Rejection("bad_email", "L'adresse e-mail professionnelle n'est pas valide.")
@@ -110,7 +112,7 @@ def validate_row(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) ->
 
 
 def _validate_account(row: dict[str, Any], email: str, facts: IntakeFacts, mappings: Mappings) -> Outcome:
-    given, family = _clean_name(row.get("given_name")), _clean_name(row.get("family_name"))
+    given, family = clean_name(row.get("given_name")), clean_name(row.get("family_name"))
     if given is None:
         return Rejection("bad_given_name", "Le prénom est absent ou contient des caractères non admis.")
     if family is None:

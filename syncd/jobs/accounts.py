@@ -1,7 +1,7 @@
 """Accounts over time: push profile changes and disablements to LDAP, remove revoked memberships.
 
-The accounts table is the desired state: a row whose ``updated_at`` is newer than its
-``ldap_synced_at`` is written again (only the attributes syncd owns). A disabled account loses
+The accounts table is the desired state: a row whose ``version`` is ahead of its
+``ldap_version`` is written again (only the attributes syncd owns). A disabled account loses
 every membership, in the table (marked revoked, history kept) and in LDAP.
 """
 
@@ -28,7 +28,7 @@ def sync_accounts(rt: Runtime) -> int:
     with transaction(rt.engine) as conn:
         dirty = list(conn.execute(select(accounts).where(
             accounts.c.status.in_(("active", "disabled")),
-            or_(accounts.c.ldap_synced_at.is_(None), accounts.c.updated_at > accounts.c.ldap_synced_at))
+            or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version))
             .order_by(accounts.c.updated_at).limit(rt.settings.jobs.batch_size)).mappings())
         for a in dirty:
             if a["status"] == "disabled":

@@ -73,7 +73,7 @@ def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: 
         if account is None:
             failed[row["id"]] = ("the request's account does not exist", False)
             continue
-        if account["ldap_synced_at"] is not None and not is_account_request:
+        if account["ldap_version"] is not None and not is_account_request:
             continue
         try:
             push_account(rt, account)
@@ -90,13 +90,16 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
     values = dict(account)
     if values["status"] == "pending":
         values["status"] = "active"
-    attrs = account_attributes(values, layout.people, first_write=account["ldap_synced_at"] is None,
+    attrs = account_attributes(values, layout.people, first_write=account["ldap_version"] is None,
                                organisation_dn=lambda code: names.organisation_dn(layout, code))
     rt.directory.upsert_account(account["id"], attrs, layout.people.object_classes)
     now = rt.clock()
     with transaction(rt.engine) as conn:
+        # Record the version written: a change committed meanwhile keeps the account behind.
         conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(ldap_synced_at=now, status=values["status"]))
+                     .values(ldap_synced_at=now, ldap_version=account["version"]))
+        conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
+                     .values(status="active"))
     log.info("account_written", account_id=account["id"])
 
 

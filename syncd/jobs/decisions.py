@@ -89,11 +89,15 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime) -> None
         return
     role = rt.mappings.role(row["role_key"])
     months = role.validity_months if role else None
-    expires_at = now + timedelta(days=30 * months) if months else None
+    key = (memberships.c.account_id == row["account_id"]) & (memberships.c.role_key == row["role_key"])
+    current = conn.execute(select(memberships).where(key)).mappings().first()
+    start = now
+    if row["kind"] == RequestKind.RENEWAL.value and current and current["expires_at"] and not current["revoked_at"]:
+        start = max(now, current["expires_at"])   # a renewal extends the validity, it does not cut it
+    expires_at = start + timedelta(days=30 * months) if months else None
     values = dict(granted_by_request=row["id"], granted_at=now, expires_at=expires_at, revoked_at=None,
                   applied_at=None)
-    key = (memberships.c.account_id == row["account_id"]) & (memberships.c.role_key == row["role_key"])
-    if conn.execute(select(memberships.c.account_id).where(key)).first():
+    if current:
         conn.execute(update(memberships).where(key).values(**values))
     else:
         conn.execute(insert(memberships).values(account_id=row["account_id"], role_key=row["role_key"], **values))

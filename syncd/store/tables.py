@@ -113,6 +113,9 @@ accounts = Table(
     Column("updated_at", UtcTime, nullable=False),
     Column("ldap_synced_at", UtcTime, nullable=True),        # when LDAP last got this row's values
     Column("password_set_at", UtcTime, nullable=True),
+    # Bumped by every change; LDAP is behind while ldap_version differs (migration 0003).
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("ldap_version", Integer, nullable=True),
     CheckConstraint("status in ('pending','active','disabled')", name="status"),
 )
 

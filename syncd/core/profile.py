@@ -1,0 +1,87 @@
+"""Which profile changes ("mes coordonnées") are allowed, and their normalised values.
+
+Directors' ("ADD") fields that an external referential owns cannot be changed through syncd:
+the guide sends directors to their own profile page. Pure: the caller passes the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from syncd.core.intake import CIVILITIES, MAX_NAME, clean_name, normalise_email
+from syncd.errors import PermanentError
+from syncd.mappings import Mappings
+
+EDITABLE = ("civility", "given_name", "family_name", "birth_name", "contact_email", "phone",
+            "secondary_organisation")
+
+
+class ProfileRefused(PermanentError):
+    """A profile change that is not allowed; ``problems`` maps field → reason (French)."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+def externally_owned(field: str, account: Mapping[str, Any], mappings: Mappings) -> bool:
+    mapping = mappings.directory.people.attributes.get(field)
+    if mapping is None:
+        return False
+    return mapping.owner == "external" or (bool(account.get("director")) and mapping.external_for_directors)
+
+
+def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, Any],
+                             mappings: Mappings) -> dict[str, Any]:
+    problems: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for field, raw in changes.items():
+        if field not in EDITABLE:
+            problems[field] = "Ce champ ne peut pas être modifié."
+            continue
+        if externally_owned(field, account, mappings):
+            problems[field] = ("Ce champ est géré dans le Référentiel des Agents de Direction : "
+                               "merci de le modifier depuis votre page « mon profil ».")
+            continue
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value in (None, ""):
+            if field in ("given_name", "family_name"):
+                problems[field] = "Ce champ est obligatoire."
+            else:
+                clean[field] = None
+            continue
+        if field in ("given_name", "family_name", "birth_name"):
+            name = clean_name(value)
+            if name is None:
+                problems[field] = f"Au plus {MAX_NAME} caractères : lettres, espaces, apostrophes et tirets."
+            else:
+                clean[field] = name
+        elif field == "civility":
+            civility = CIVILITIES.get(str(value).lower())
+            if civility is None:
+                problems[field] = "La civilité doit être « M. » ou « Mme »."
+            else:
+                clean[field] = civility
+        elif field == "contact_email":
+            email = normalise_email(value)
+            if email is None:
+                problems[field] = "L'adresse e-mail n'est pas valide."
+            else:
+                clean[field] = email
+        elif field == "phone":
+            digits = "".join(ch for ch in str(value) if ch.isdigit() or ch == "+")
+            if not (6 <= len(digits) <= 20) or len(str(value)) > 40:
+                problems[field] = "Le numéro de téléphone n'est pas valide."
+            else:
+                clean[field] = " ".join(str(value).split())
+        elif field == "secondary_organisation":
+            if mappings.organisation(str(value)) is None:
+                problems[field] = "L'organisme choisi est inconnu."
+            elif value == account.get("primary_organisation"):
+                problems[field] = "L'organisme secondaire doit différer de l'organisme principal."
+            else:
+                clean[field] = value
+    if problems:
+        raise ProfileRefused(problems)
+    return clean

@@ -1,0 +1,150 @@
+"""Habilitations and accounts over time: revocation, disabling, profile changes, expiry, renewal.
+
+- A correspondent or administrator may revoke one habilitation, if they could decide a request
+  for it now. The membership row is marked revoked (history kept); the ``accounts`` job removes
+  the member from its group, batched, and the user is told.
+- A role with ``validity_months`` grants habilitations that expire. ``RENEWAL_NOTICE`` before the
+  end, a renewal request goes to the deciders like a new request (tacit acceptance included);
+  accepted, the validity starts again; an habilitation still unrenewed at its end is removed
+  and the user told.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, insert, select, update
+
+from syncd.core import routing
+from syncd.core.model import RequestKind, Status
+from syncd.core.profile import validate_profile_changes
+from syncd.errors import DecisionRefused, PermanentError
+from syncd.jobs import notify
+from syncd.jobs.intake import route_and_schedule
+from syncd.jobs.runtime import Runtime
+from syncd.mail.outbox import enqueue
+from syncd.store import repo
+from syncd.store.db import transaction
+from syncd.store.tables import accounts, memberships, requests
+
+log = structlog.get_logger(__name__)
+
+RENEWAL_NOTICE = timedelta(days=30)
+
+
+def _habilitation_context(rt: Runtime, account, role_key: str) -> dict[str, Any]:
+    role = rt.mappings.role(role_key)
+    app = rt.mappings.application_of(role_key)
+    return {"requester_name": f"{account['given_name']} {account['family_name']}",
+            "role_label": role.label if role else role_key, "application_label": app.label if app else ""}
+
+
+def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | None = None) -> None:
+    """Withdraw one habilitation. Raises ``DecisionRefused`` when ``by`` may not do it."""
+    now = rt.clock()
+    with transaction(rt.engine) as conn:
+        account = repo.find_account(conn, account_ref)
+        actor = repo.find_account(conn, by)
+        key = and_(memberships.c.account_id == (account["id"] if account else None),
+                   memberships.c.role_key == role_key, memberships.c.revoked_at.is_(None))
+        row = conn.execute(select(memberships).where(key)).mappings().first() if account else None
+        if row is None:
+            raise DecisionRefused("not_found", f"{account_ref} holds no habilitation {role_key!r}.")
+        route = routing.route(kind=RequestKind.HABILITATION, management=rt.mappings.management_of(role_key),
+                              organisation_code=account["primary_organisation"], requester_account_id=account["id"],
+                              deciders=repo.current_deciders(conn))
+        if actor is None or not routing.may_decide(route, actor["id"]):
+            raise DecisionRefused("not_authorised", "Only a decider for this habilitation may revoke it.")
+        conn.execute(update(memberships).where(key).values(revoked_at=now, applied_at=None))
+        if row["granted_by_request"]:
+            repo.add_event(conn, row["granted_by_request"], "revoked", now, actor=actor["id"],
+                           detail={"reason": reason} if reason else None)
+        enqueue(conn, recipient=account["email"], template="habilitation_revoked", now=now,
+                dedupe_key=f"revoked:{account['id']}:{role_key}:{now.isoformat()}",
+                context=_habilitation_context(rt, account, role_key) | {"revoked_at": now, "reason": reason})
+    log.info("habilitation_revoked", account_id=account["id"], role=role_key, by=actor["id"])
+
+
+def set_account_status(rt: Runtime, account_ref: str, status: str) -> str:
+    """Disable (every membership goes, history stays) or re-enable an account."""
+    if status not in ("active", "disabled"):
+        raise PermanentError(f"unknown account status {status!r}")
+    with transaction(rt.engine) as conn:
+        account = repo.find_account(conn, account_ref)
+        if account is None:
+            raise PermanentError(f"no account {account_ref!r}")
+        conn.execute(update(accounts).where(accounts.c.id == account["id"])
+                     .values(status=status, updated_at=rt.clock(), version=accounts.c.version + 1))
+    log.info("account_status_changed", account_id=account["id"], status=status)
+    return account["id"]
+
+
+def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply "mes coordonnées" changes; the ``accounts`` job writes them to LDAP."""
+    with transaction(rt.engine) as conn:
+        account = repo.find_account(conn, account_ref)
+        if account is None:
+            raise PermanentError(f"no account {account_ref!r}")
+        clean = validate_profile_changes(changes, account, rt.mappings)
+        if clean:
+            conn.execute(update(accounts).where(accounts.c.id == account["id"])
+                         .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+    return clean
+
+
+def expire_and_renew(rt: Runtime) -> int:
+    """Open renewal requests for habilitations nearing their end; remove the expired ones."""
+    now = rt.clock()
+    touched = 0
+    with transaction(rt.engine) as conn:
+        due = list(conn.execute(select(memberships).where(
+            memberships.c.revoked_at.is_(None), memberships.c.expires_at.is_not(None),
+            memberships.c.expires_at <= now + RENEWAL_NOTICE)).mappings())
+        for m in due:
+            account = repo.account_by_id(conn, m["account_id"])
+            if account is None:
+                continue
+            if m["expires_at"] <= now:
+                _expire(conn, rt, m, account, now)
+            elif not _renewal_open(conn, m):
+                _open_renewal(conn, rt, m, account, now)
+            else:
+                continue
+            touched += 1
+    return touched
+
+
+def _renewal_open(conn, m) -> bool:
+    """A renewal for this membership exists since its current validity began."""
+    return conn.execute(select(requests.c.id).where(
+        requests.c.kind == RequestKind.RENEWAL.value, requests.c.account_id == m["account_id"],
+        requests.c.role_key == m["role_key"], requests.c.submitted_at >= m["granted_at"]).limit(1)).first() is not None
+
+
+def _open_renewal(conn, rt: Runtime, m, account, now) -> None:
+    request_id = conn.execute(insert(requests).values(
+        kind=RequestKind.RENEWAL.value, submitted_at=now, email=account["email"], role_key=m["role_key"],
+        account_id=account["id"], organisation_code=account["primary_organisation"],
+        status=Status.NEW.value, updated_at=now)).inserted_primary_key[0]
+    row = repo.get_request(conn, request_id)
+    route_and_schedule(conn, rt, row, kind=RequestKind.RENEWAL, account_id=account["id"],
+                       organisation_code=account["primary_organisation"], role_key=m["role_key"])
+    enqueue(conn, recipient=account["email"], template="habilitation_expiring", now=now,
+            dedupe_key=f"expiring:{account['id']}:{m['role_key']}:{m['expires_at'].isoformat()}",
+            request_id=request_id,
+            context=_habilitation_context(rt, account, m["role_key"]) | {"expires_at": m["expires_at"]})
+    log.info("renewal_requested", request_id=request_id, account_id=account["id"], role=m["role_key"])
+
+
+def _expire(conn, rt: Runtime, m, account, now) -> None:
+    conn.execute(update(memberships).where(memberships.c.account_id == m["account_id"],
+                                           memberships.c.role_key == m["role_key"])
+                 .values(revoked_at=now, applied_at=None))
+    if m["granted_by_request"]:
+        repo.add_event(conn, m["granted_by_request"], "expired", now)
+    enqueue(conn, recipient=account["email"], template="habilitation_expired", now=now,
+            dedupe_key=f"expired:{account['id']}:{m['role_key']}:{m['expires_at'].isoformat()}",
+            context=_habilitation_context(rt, account, m["role_key"]) | {"expired_at": m["expires_at"]})
+    log.info("habilitation_expired", account_id=account["id"], role=m["role_key"])

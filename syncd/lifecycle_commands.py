@@ -1,0 +1,44 @@
+"""Command-line actions on accounts and habilitations over time (see ``syncd.jobs.habilitations``)."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_commands(sub) -> None:
+    revoke = sub.add_parser("revoke", help="withdraw one habilitation, as a correspondent or administrator")
+    revoke.add_argument("account", help="account e-mail or id")
+    revoke.add_argument("role_key")
+    revoke.add_argument("--as", dest="actor", required=True, help="decider's e-mail or account id")
+    revoke.add_argument("--reason")
+    for name, text in (("disable", "disable an account: every membership is removed, history kept"),
+                       ("enable", "re-enable a disabled account (its habilitations are not restored)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("account", help="account e-mail or id")
+    profile = sub.add_parser("profile", help="change profile fields (mes coordonnées)")
+    profile.add_argument("account", help="account e-mail or id")
+    profile.add_argument("--set", dest="changes", action="append", default=[], metavar="FIELD=VALUE", required=True)
+    reset = sub.add_parser("password-reset", help="e-mail a single-use link to set a new password")
+    reset.add_argument("email")
+
+
+def dispatch(args, runtime_factory) -> int | None:
+    if args.command not in ("revoke", "disable", "enable", "profile", "password-reset"):
+        return None
+    from syncd.jobs import habilitations, passwords
+    rt = runtime_factory()
+    try:
+        if args.command == "revoke":
+            habilitations.revoke(rt, args.account, args.role_key, args.actor, args.reason)
+        elif args.command in ("disable", "enable"):
+            habilitations.set_account_status(rt, args.account, "disabled" if args.command == "disable" else "active")
+        elif args.command == "profile":
+            changes = dict(change.split("=", 1) for change in args.changes if "=" in change)
+            print(json.dumps(habilitations.update_profile(rt, args.account, changes), ensure_ascii=False))
+            return 0
+        else:
+            passwords.request_reset(rt, args.email)
+        print("done")
+        return 0
+    finally:
+        rt.close()
