@@ -6,6 +6,8 @@
   ``LIMIT 1`` queries) and runs intake, apply or delivery at once when they have work, so a
   request written by the portal or a decision taken on the web reaches LDAP within a second.
 - SIGTERM / SIGINT: the job in flight finishes, then the loop exits. SIGUSR1: wake up now.
+- SIGHUP: reload and validate the mappings between two jobs; invalid ones are logged problem by
+  problem and the daemon carries on with the mappings it had.
 - Each job's last result is stored in ``job_runs`` for ``syncd status``.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import schedule
 import structlog
 
-from syncd.errors import TemporaryError
+from syncd.errors import ConfigError, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store import repo
 from syncd.store.db import transaction
@@ -60,6 +62,7 @@ class Daemon:
         self.jobs = {job.name: job for job in (jobs or default_jobs(rt))}
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        self.reload_requested = threading.Event()
         self.scheduler = schedule.Scheduler()
 
     # --- one pass ----------------------------------------------------------------------------
@@ -101,6 +104,8 @@ class Daemon:
             self.scheduler.every(job.interval_seconds).seconds.do(self.run_job, job.name)
         poll = self.rt.settings.jobs.wake_poll_seconds
         while not self.stopping.is_set():
+            if self.reload_requested.is_set():
+                self.reload_mappings()
             self.scheduler.run_pending()
             if self.stopping.is_set():
                 break
@@ -111,6 +116,24 @@ class Daemon:
             self.wake.wait(timeout=poll)
             self.wake.clear()
         log.info("daemon_stopped", worker=self.rt.worker_id)
+
+    def reload_mappings(self) -> bool:
+        """Swap in freshly validated mappings; keep the current ones if the new ones are invalid."""
+        from syncd.mappings import load_mappings
+        self.reload_requested.clear()
+        folder = self.rt.settings.resolve(self.rt.settings.mappings)
+        try:
+            mappings = load_mappings(folder)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("mappings_reload_problem", problem=problem)
+            log.error("mappings_reload_refused", problems=len(exc.problems))
+            return False
+        self.rt.mappings = mappings
+        log.info("mappings_reloaded", applications=len(mappings.applications),
+                 organisations=len(mappings.organisations))
+        self.run_job("provision")   # new roles and organisations get their entries now
+        return True
 
     def stop(self, *_args) -> None:
         self.stopping.set()
@@ -139,3 +162,9 @@ class Daemon:
         signal.signal(signal.SIGINT, self.stop)
         if hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, *_args) -> None:
+        self.reload_requested.set()
+        self.wake.set()

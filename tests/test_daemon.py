@@ -102,3 +102,40 @@ def test_new_work_in_the_queue_table_starts_within_a_second_whatever_the_interva
     finally:
         daemon.stop()
         thread.join(5)
+
+
+def test_sighup_reloads_valid_mappings_and_keeps_the_old_ones_when_the_new_are_invalid(rt, tmp_path):
+    import shutil
+    from pathlib import Path
+    folder = tmp_path / "mappings"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "mappings", folder)
+    rt.settings = rt.settings.model_copy(update={"mappings": str(folder)})
+    daemon = Daemon(rt, [Job("provision", lambda _rt: 0, 3600)])
+    apps = folder / "applications.yaml"
+    apps.write_text(apps.read_text().replace("OPIM - Organisme Local", "OPIM - Organisme local (v2)"))
+    assert daemon.reload_mappings()
+    assert any(r.label == "OPIM - Organisme local (v2)" for a in rt.mappings.applications for r in a.roles)
+    apps.write_text(apps.read_text().replace("\n    management: local", "\n    management: nowhere", 1))
+    with capture_logs() as logs:
+        assert not daemon.reload_mappings()
+    assert any(r.label == "OPIM - Organisme local (v2)" for a in rt.mappings.applications for r in a.roles)
+    assert any(e["event"] == "mappings_reload_problem" and "applications.yaml" in e["problem"] for e in logs)
+
+
+def test_the_signal_itself_triggers_the_reload_between_jobs(rt, tmp_path):
+    import shutil
+    from pathlib import Path
+    folder = tmp_path / "mappings"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "mappings", folder)
+    rt.settings = rt.settings.model_copy(update={"mappings": str(folder)})
+    daemon = Daemon(rt, [Job("provision", lambda _rt: 0, 3600)])
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGHUP)).start()
+    threading.Timer(0.6, daemon.stop).start()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
+    try:
+        with capture_logs() as logs:
+            daemon.run_forever()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert any(e["event"] == "mappings_reloaded" for e in logs)
