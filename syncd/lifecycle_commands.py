@@ -20,14 +20,19 @@ def add_commands(sub) -> None:
     profile.add_argument("--set", dest="changes", action="append", default=[], metavar="FIELD=VALUE", required=True)
     reset = sub.add_parser("password-reset", help="e-mail a single-use link to set a new password")
     reset.add_argument("email")
+    trail = sub.add_parser("audit", help="the audit trail: export it as JSON lines, or verify its hash chain")
+    trail.add_argument("action", choices=("export", "verify"))
+    trail.add_argument("--since", type=int, default=0, help="export rows after this id")
 
 
 def dispatch(args, runtime_factory) -> int | None:
-    if args.command not in ("revoke", "disable", "enable", "profile", "password-reset"):
+    if args.command not in ("revoke", "disable", "enable", "profile", "password-reset", "audit"):
         return None
     from syncd.jobs import habilitations, passwords
     rt = runtime_factory()
     try:
+        if args.command == "audit":
+            return _audit(rt, args)
         if args.command == "revoke":
             habilitations.revoke(rt, args.account, args.role_key, args.actor, args.reason)
         elif args.command in ("disable", "enable"):
@@ -42,3 +47,22 @@ def dispatch(args, runtime_factory) -> int | None:
         return 0
     finally:
         rt.close()
+
+
+def _audit(rt, args) -> int:
+    import sys
+
+    from syncd.store import audit
+    from syncd.store.db import transaction
+    with transaction(rt.engine, readonly=True) as conn:
+        if args.action == "export":
+            for line in audit.export_json_lines(conn, args.since):
+                sys.stdout.write(line + "\n")
+            return 0
+        broken = audit.verify(conn)
+        total = audit.count(conn)
+    if broken is None:
+        print(f"audit trail intact: {total} rows")
+        return 0
+    print(f"audit trail BROKEN at row {broken}: a row was changed or removed", file=sys.stderr)
+    return 1

@@ -16,6 +16,7 @@ from syncd.directory import names
 from syncd.errors import PermanentError
 from syncd.jobs.apply import push_account
 from syncd.jobs.runtime import Runtime
+from syncd.store import audit
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships
 
@@ -63,6 +64,9 @@ def remove_revoked(rt: Runtime) -> int:
         now = rt.clock()
         with transaction(rt.engine) as conn:
             for r in group_rows:
+                audit.record(conn, at=now, actor="syncd", action="ldap_member_removed",
+                             request_id=r["granted_by_request"], target=names.group_dn(layout, group),
+                             detail={"member": names.person_dn(layout, r["account_id"])})
                 conn.execute(update(memberships).where(memberships.c.account_id == r["account_id"],
                                                        memberships.c.role_key == r["role_key"],
                                                        memberships.c.revoked_at.is_not(None))

@@ -21,7 +21,7 @@ from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError, TemporaryError
 from syncd.jobs import notify, passwords
 from syncd.jobs.runtime import Runtime
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_requests
 from syncd.store.tables import accounts, memberships, requests
@@ -100,6 +100,9 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
                      .values(ldap_synced_at=now, ldap_version=account["version"]))
         conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
                      .values(status="active"))
+        audit.record(conn, at=now, actor="syncd", action="ldap_account_written",
+                     target=names.person_dn(layout, account["id"]),
+                     detail={"attributes": sorted(attrs), "version": account["version"]})
     log.info("account_written", account_id=account["id"])
 
 
@@ -134,6 +137,11 @@ def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, tuple[str,
             repo.update_request(conn, row["id"], now, applied_at=now, last_error=None, next_attempt_at=None,
                                 claimed_by=None, claimed_until=None)
             repo.add_event(conn, row["id"], "applied", now)
+            if row["kind"] != RequestKind.ACCOUNT.value:
+                role = rt.mappings.role(row["role_key"])
+                audit.record(conn, at=now, actor="syncd", action="ldap_member_added", request_id=row["id"],
+                             target=names.group_dn(rt.mappings.directory, role.group),
+                             detail={"member": names.person_dn(rt.mappings.directory, row["account_id"])})
             if row["kind"] == RequestKind.ACCOUNT.value:
                 passwords.issue_reset(conn, rt, row["account_id"], now, template="account_created_set_password")
             else:

@@ -19,7 +19,7 @@ from syncd.errors import DecisionRefused
 from syncd.jobs import notify
 from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships
 
@@ -48,8 +48,11 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
             record_transition(conn, rt, row, transition, channel=channel)
     if refusal is not None:
         with transaction(rt.engine) as conn:
-            repo.add_event(conn, request_id, "decision_refused", now, actor=decider_id,
-                           detail={"code": refusal.code, "verdict": verdict.value, "channel": channel})
+            detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
+            if refusal.code != "not_found":
+                repo.add_event(conn, request_id, "decision_refused", now, actor=decider_id, detail=detail)
+            audit.record(conn, at=now, actor=str(decider_id)[:100], action="decision_refused",
+                         request_id=request_id if refusal.code != "not_found" else None, detail=detail)
         log.info("decision_refused", request_id=request_id, code=refusal.code, channel=channel)
         raise refusal
     log.info("request_decided", request_id=request_id, status=transition.to_status.value, channel=channel)
@@ -66,6 +69,8 @@ def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecyc
     if t.comment:
         detail["comment"] = t.comment
     repo.add_event(conn, row["id"], t.event, t.at, actor=t.decided_by, detail=detail)
+    audit.record(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
+                 target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
     if t.to_status.is_accepted:
         grant(conn, rt, row, t.at)
     elif t.to_status is Status.REFUSED:

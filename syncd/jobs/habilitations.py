@@ -25,7 +25,7 @@ from syncd.jobs import notify
 from syncd.jobs.intake import route_and_schedule
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships, requests
 
@@ -58,6 +58,8 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
         if actor is None or not routing.may_decide(route, actor["id"]):
             raise DecisionRefused("not_authorised", "Only a decider for this habilitation may revoke it.")
         conn.execute(update(memberships).where(key).values(revoked_at=now, applied_at=None))
+        audit.record(conn, at=now, actor=actor["id"], action="revoked", request_id=row["granted_by_request"],
+                     target=f"{account['id']}:{role_key}", detail={"reason": reason} if reason else None)
         if row["granted_by_request"]:
             repo.add_event(conn, row["granted_by_request"], "revoked", now, actor=actor["id"],
                            detail={"reason": reason} if reason else None)
@@ -77,6 +79,8 @@ def set_account_status(rt: Runtime, account_ref: str, status: str) -> str:
             raise PermanentError(f"no account {account_ref!r}")
         conn.execute(update(accounts).where(accounts.c.id == account["id"])
                      .values(status=status, updated_at=rt.clock(), version=accounts.c.version + 1))
+        audit.record(conn, at=rt.clock(), actor="operator", action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
+                     target=account["id"])
     log.info("account_status_changed", account_id=account["id"], status=status)
     return account["id"]
 
@@ -91,6 +95,8 @@ def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any]) -> di
         if clean:
             conn.execute(update(accounts).where(accounts.c.id == account["id"])
                          .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+            audit.record(conn, at=rt.clock(), actor=account["id"], action="profile_changed", target=account["id"],
+                         detail={"fields": sorted(clean)})
     return clean
 
 
@@ -144,6 +150,8 @@ def _expire(conn, rt: Runtime, m, account, now) -> None:
                  .values(revoked_at=now, applied_at=None))
     if m["granted_by_request"]:
         repo.add_event(conn, m["granted_by_request"], "expired", now)
+    audit.record(conn, at=now, actor="syncd", action="expired", request_id=m["granted_by_request"],
+                 target=f"{account['id']}:{m['role_key']}")
     enqueue(conn, recipient=account["email"], template="habilitation_expired", now=now,
             dedupe_key=f"expired:{account['id']}:{m['role_key']}:{m['expires_at'].isoformat()}",
             context=_habilitation_context(rt, account, m["role_key"]) | {"expired_at": m["expires_at"]})

@@ -18,7 +18,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.errors import TemporaryError
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_requests, release
 
@@ -106,6 +106,7 @@ def _reject(conn: Connection, rt: Runtime, row: RowMapping, code: str, reason: s
     repo.update_request(conn, row["id"], now, status=Status.REJECTED.value, reason=reason,
                         claimed_by=None, claimed_until=None, next_attempt_at=None)
     repo.add_event(conn, row["id"], "rejected", now, detail={"code": code, "reason": reason})
+    audit.record(conn, at=now, actor="syncd", action="rejected", request_id=row["id"], detail={"code": code})
     log.info("request_rejected", request_id=row["id"], code=code)
     if email:
         fresh = dict(repo.get_request(conn, row["id"]))

@@ -55,15 +55,28 @@ def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Map
 
 
 def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] | list[str], template: str,
-                mappings: Mappings, base_url: str, now: datetime, purpose: str, **extra: Any) -> int:
+                mappings: Mappings, base_url: str, now: datetime, purpose: str, *, web: Any = None,
+                **extra: Any) -> int:
+    """Mail each decider; with a signing key, each gets a signed, single-use decision link of their own.
+
+    The key is ``web.signing_key`` (``web``: the ``WebSettings``), or, when ``web`` is not given,
+    the same secret read from ``SYNCD_WEB__SIGNING_KEY`` / ``_FILE``. Without a key the mail
+    carries the plain URL. A signed link is erased from the outbox row once the mail is sent.
+    """
+    from syncd.web import links
     context = request_context(conn, row, mappings, base_url) | extra
+    key = links.signing_key(web)
+    expires_at = links.link_expiry(repo.aware(row["deadline_at"]), now) if key else None
     sent = 0
     for decider_id in decider_ids:
         decider = repo.account_by_id(conn, decider_id)
         if decider is None:
             continue
-        enqueue(conn, recipient=decider["email"], template=template,
-                context=context | {"decider_name": f"{decider['given_name']} {decider['family_name']}"},
+        personal: dict[str, Any] = {"decider_name": f"{decider['given_name']} {decider['family_name']}"}
+        if key and expires_at:
+            personal["decide_url"] = links.decision_url(base_url, key, row["id"], decider_id, expires_at)
+            personal["secret_keys"] = sorted(set(context.get("secret_keys") or []) | {"decide_url"})
+        enqueue(conn, recipient=decider["email"], template=template, context=context | personal,
                 now=now, request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}")
         sent += 1
     return sent

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, password_resets
 
@@ -82,5 +82,6 @@ def reset_password(rt: Runtime, token: str, new_password: str) -> str:
         rt.directory.set_password(row["account_id"], new_password)
         conn.execute(update(password_resets).where(password_resets.c.id == row["id"]).values(used_at=now))
         conn.execute(update(accounts).where(accounts.c.id == row["account_id"]).values(password_set_at=now))
+        audit.record(conn, at=now, actor=row["account_id"], action="password_set", target=row["account_id"])
     log.info("password_set", account_id=row["account_id"])
     return row["account_id"]

@@ -198,3 +198,17 @@ def test_deciders_are_reminded_three_days_and_one_day_before_the_deadline_once_e
     assert events(rt, request_id).count("reminded") == 2
     reminders = [m for m in mails_to(smtp_server, CORRESPONDENT) if "rappel" in m["Subject"].lower()]
     assert len(reminders) == 2
+
+
+def test_the_audit_trail_records_the_decision_and_the_ldap_change_with_the_request(rt, daemon):
+    from syncd.store import audit
+    from syncd.store.db import transaction
+    people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    daemon.run_job("apply")
+    with transaction(rt.engine) as conn:
+        trail = [(r["action"], r["request_id"]) for r in audit.rows(conn) if r["request_id"] == request_id]
+        assert audit.verify(conn) is None
+    assert trail == [("decided", request_id), ("ldap_member_added", request_id)]
