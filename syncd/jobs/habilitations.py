@@ -54,7 +54,7 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
             raise DecisionRefused("not_found", f"{account_ref} holds no habilitation {role_key!r}.")
         route = routing.route(kind=RequestKind.HABILITATION, management=rt.mappings.management_of(role_key),
                               organisation_code=account["primary_organisation"], requester_account_id=account["id"],
-                              deciders=repo.current_deciders(conn))
+                              deciders=repo.current_deciders(conn, account["primary_organisation"]))
         if actor is None or not routing.may_decide(route, actor["id"]):
             raise DecisionRefused("not_authorised", "Only a decider for this habilitation may revoke it.")
         conn.execute(update(memberships).where(key).values(revoked_at=now, applied_at=None))

@@ -57,7 +57,7 @@ def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: 
     m = rt.mappings
     route = routing.route(kind=kind, management=m.management_of(role_key) if role_key else None,
                           organisation_code=organisation_code, requester_account_id=account_id,
-                          deciders=repo.current_deciders(conn))
+                          deciders=repo.current_deciders(conn, organisation_code))
     delay = m.tacit_delay_of(role_key) if role_key else m.policy.account_tacit_delay_days
     deadline_at = tacit.deadline(repo.aware(row["submitted_at"]), delay, m.policy.calendar)
     repo.update_request(conn, row["id"], now, status=Status.PENDING.value, deadline_at=deadline_at,

@@ -26,7 +26,8 @@ def current_route(conn: Connection, rt: Runtime, row: RowMapping, deciders=None)
     management = rt.mappings.management_of(row["role_key"]) if row["role_key"] and rt.mappings.role(row["role_key"]) else None
     return routing.route(kind=kind, management=management, organisation_code=row["organisation_code"] or "",
                          requester_account_id=row["account_id"],
-                         deciders=deciders if deciders is not None else repo.current_deciders(conn))
+                         deciders=deciders if deciders is not None
+                         else repo.current_deciders(conn, row["organisation_code"] or ""))
 
 
 def reroute_pending(rt: Runtime) -> int:

@@ -103,19 +103,20 @@ def find_account(conn: Connection, id_or_email: str) -> RowMapping | None:
     return account_by_id(conn, id_or_email) or account_by_email(conn, id_or_email)
 
 
-def current_deciders(conn: Connection) -> list[Decider]:
-    """Every decider whose account is active: the input of routing and of authorisation."""
-    rows = conn.execute(
-        select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, accounts.c.email)
-        .join(accounts, accounts.c.id == deciders.c.account_id)
-        .where(accounts.c.status == "active")
-    )
+def current_deciders(conn: Connection, organisation_code: str | None = None) -> list[Decider]:
+    """Deciders whose account is active: the input of routing and of authorisation.
+
+    With ``organisation_code``, only those who can matter for that organisation: its
+    correspondents and the central administrators.
+    """
+    stmt = (select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, accounts.c.email)
+            .join(accounts, accounts.c.id == deciders.c.account_id)
+            .where(accounts.c.status == "active"))
+    if organisation_code is not None:
+        stmt = stmt.where(or_(deciders.c.scope == DeciderScope.CENTRAL.value,
+                              deciders.c.organisation_code == organisation_code))
+    rows = conn.execute(stmt)
     return [Decider(r.account_id, r.email, DeciderScope(r.scope), r.organisation_code) for r in rows]
-
-
-def correspondent_emails(conn: Connection, organisation_code: str) -> list[str]:
-    return [d.email for d in current_deciders(conn)
-            if d.scope is DeciderScope.CORRESPONDENT and d.organisation_code == organisation_code]
 
 
 def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key: str | None) -> IntakeFacts:
