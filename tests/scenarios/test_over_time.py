@@ -136,3 +136,17 @@ def test_the_portal_cannot_write_a_renewal_into_the_queue(rt, daemon):
     request_id = portal_inserts(rt, kind="renewal", email=REQUESTER, role_key="annuaire-redacteur")
     daemon.run_job("intake")
     assert request_row(rt, request_id)["status"] == "rejected"
+
+
+def test_plan_shows_a_renamed_group_with_its_members_before_the_mappings_are_loaded(rt, daemon):
+    from syncd.plan_commands import mapping_plan
+    people(rt)
+    granted(rt, daemon)
+    assert mapping_plan(rt, rt.mappings) == []
+    apps = []
+    for app in rt.mappings.applications:
+        roles = tuple(r.model_copy(update={"group": "app-accords-v2"}) if r.key == "accords-locaux-acces" else r
+                      for r in app.roles)
+        apps.append(app.model_copy(update={"roles": roles}))
+    changes = mapping_plan(rt, rt.mappings.model_copy(update={"applications": tuple(apps)}))
+    assert [(c.kind, c.key, c.members) for c in changes] == [("group_renamed", "accords-locaux-acces", 1)]
