@@ -8,5 +8,9 @@ from syncd.mail.smtp import SmtpSender
 
 
 def deliver(rt: Runtime) -> int:
-    report = deliver_pending(rt.engine, SmtpSender(rt.settings.smtp), now=rt.clock(), worker_id=rt.worker_id)
+    # The claim on a mail lasts as long as any other claim: a daemon that dies or loses the
+    # database between sending and recording gets its mails retried after the same lease.
+    with SmtpSender(rt.settings.smtp) as sender:
+        report = deliver_pending(rt.engine, sender, now=rt.clock(), worker_id=rt.worker_id,
+                                 lease_seconds=rt.settings.database.lease_seconds)
     return report.sent

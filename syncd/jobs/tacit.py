@@ -57,7 +57,12 @@ def remind(rt: Runtime) -> int:
         rows = list(conn.execute(select(requests).where(
             requests.c.status == Status.PENDING.value, requests.c.deadline_at > now,
             requests.c.deadline_at <= horizon)).mappings())
-        for row in rows:
+        for candidate in rows:
+            # Lock the request before reading its reminders: two daemons must not both decide
+            # that the same D-n reminder is still to send.
+            row = repo.get_request(conn, candidate["id"], for_update=True)
+            if row is None or row["status"] != Status.PENDING.value:
+                continue
             done = frozenset(
                 int(d["detail"]["days_before"]) for d in conn.execute(
                     select(request_events.c.detail).where(request_events.c.request_id == row["id"],
