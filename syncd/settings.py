@@ -22,7 +22,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from syncd.errors import ConfigError
 
 ENV_PREFIX = "SYNCD_"
-SECRET_FIELDS = (("ldap", "bind_password"), ("smtp", "password"), ("web", "signing_key"))
+SECRET_FIELDS = (("ldap", "bind_password"), ("smtp", "password"), ("web", "signing_key"), ("web", "clients"))
 
 
 class _Section(BaseModel):
@@ -65,7 +65,8 @@ class SmtpSettings(_Section):
 
 class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8080"
-    signing_key: SecretStr | None = None
+    signing_key: SecretStr | None = None   # signs one-click decision links
+    clients: SecretStr | None = None       # the portal's API clients: JSON {"client id": "secret"}
 
 
 class JobSettings(_Section):

@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures_ldap",
     "tests.fixtures_db",
     "tests.fixtures_smtp",
+    "tests.fixtures_runtime",
 ]
 
 import pytest

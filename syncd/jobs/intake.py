@@ -68,7 +68,7 @@ def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: 
     repo.add_event(conn, row["id"], "routed", now, detail={
         "deciders": sorted(route.decider_ids), "reason": route.reason.value, "deadline_at": deadline_at.isoformat()})
     fresh = repo.get_request(conn, row["id"])
-    notify.to_deciders(conn, fresh, sorted(route.decider_ids), "request_to_decide", m, rt.settings.web.base_url,
+    notify.to_deciders(conn, fresh, sorted(route.decider_ids), "request_to_decide", m, rt.settings.web,
                        now, purpose="to_decide")
     if not route.deciders:
         log.warning("request_has_no_decider", request_id=row["id"], organisation=organisation_code)

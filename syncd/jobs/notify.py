@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from syncd.core.model import RequestKind
 from syncd.mail.outbox import enqueue
 from syncd.mappings import Mappings
+from syncd.settings import WebSettings
 from syncd.store import repo
 
 
@@ -55,15 +56,14 @@ def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Map
 
 
 def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] | list[str], template: str,
-                mappings: Mappings, base_url: str, now: datetime, purpose: str, *, web: Any = None,
-                **extra: Any) -> int:
+                mappings: Mappings, web: WebSettings, now: datetime, purpose: str, **extra: Any) -> int:
     """Mail each decider; with a signing key, each gets a signed, single-use decision link of their own.
 
-    The key is ``web.signing_key`` (``web``: the ``WebSettings``), or, when ``web`` is not given,
-    the same secret read from ``SYNCD_WEB__SIGNING_KEY`` / ``_FILE``. Without a key the mail
-    carries the plain URL. A signed link is erased from the outbox row once the mail is sent.
+    The key is ``web.signing_key``; without one the mail carries the plain URL. A signed link is
+    erased from the outbox row once the mail is sent.
     """
     from syncd.web import links
+    base_url = web.base_url
     context = request_context(conn, row, mappings, base_url) | extra
     key = links.signing_key(web)
     expires_at = links.link_expiry(repo.aware(row["deadline_at"]), now) if key else None

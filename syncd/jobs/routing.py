@@ -47,7 +47,7 @@ def reroute_pending(rt: Runtime) -> int:
             repo.add_event(conn, row["id"], "rerouted", now, detail={
                 "deciders": sorted(route.decider_ids), "previous": sorted(before), "reason": route.reason.value})
             newcomers = sorted(set(route.decider_ids) - before)
-            notify.to_deciders(conn, row, newcomers, "request_to_decide", rt.mappings, rt.settings.web.base_url,
+            notify.to_deciders(conn, row, newcomers, "request_to_decide", rt.mappings, rt.settings.web,
                                now, purpose="to_decide")
             log.info("request_rerouted", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
             changed += 1

@@ -70,7 +70,7 @@ def remind(rt: Runtime) -> int:
                 if d["detail"] and "days_before" in d["detail"])
             for n in tacit.reminders_due(repo.aware(row["deadline_at"]), now, days, done):
                 deciders = repo.routed_to(conn, row["id"])
-                notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web.base_url,
+                notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", days_before=n)
                 repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1

@@ -1,0 +1,433 @@
+"""Benchmark: decisions through the web API, and how soon a decision is group membership in LDAP.
+
+    .venv/bin/python bench/web_decisions.py                  # SQLite and PostgreSQL, then LDAP
+    .venv/bin/python bench/web_decisions.py --engines sqlite --decisions 2000 --concurrency 8,32
+
+1. **Sustained decisions/s.** ``syncd.web`` served by uvicorn (its own process or processes) on a
+   loopback port, over a database seeded with N pending habilitation requests routed to one
+   correspondent. A closed-loop client (asyncio + httpx, ``C`` requests in flight, in another
+   process) signs each call (HMAC) and accepts one request per call; the latency of each call is
+   measured at the client. The first 5 % are warm-up and left out. Rate limit off.
+2. **Decision -> LDAP.** A real slapd (``DevSlapd``), the daemon in a thread (its wake-up probe
+   polls every ``jobs.wake_poll_seconds``, 0.5 s by default), the web server in its process: a
+   decision is posted, then the group's ``member`` is compared every 5 ms until it holds the
+   requester. One decision at a time, then bursts of 50 at once.
+
+PostgreSQL: ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` (override with
+``SYNCD_BENCH_POSTGRES_URL``); a throwaway database is created and dropped. Every request goes to
+loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+CLIENT, SECRET = "bench", "bench-secret-" + "0123456789abcdef" * 2
+SIGNING_KEY = "bench-signing-key-" + "0123456789abcdef" * 2
+ORG = "CARSAT-RA"
+ROLES = ("accords-locaux-acces-organisme", "egap-guide-paie-lecteur", "opim-organisme-local")
+CORRESPONDENT = "c.martin@lassuranceretraite.fr"
+PG_ADMIN = os.environ.get("SYNCD_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+T0 = datetime.now(timezone.utc).replace(microsecond=0)
+MAX_SECONDS = 120          # no phase runs longer than this
+
+
+# --- the app the server processes run (uvicorn --factory) --------------------------------------------
+
+def make_app():
+    """Built in each uvicorn worker from the environment the bench sets."""
+    from syncd.jobs.runtime import Runtime
+    from syncd.mappings import load_mappings
+    from syncd.settings import Settings
+    from syncd.store.db import make_engine
+    from syncd.web import create_app
+    url = os.environ["BENCH_DB_URL"]
+    settings = Settings(database={"url": url}, web={"base_url": os.environ["BENCH_BASE_URL"],
+                                                    "signing_key": SIGNING_KEY})
+    rt = Runtime(settings, load_mappings(REPO / "mappings"), make_engine(url, pool_size=10, max_overflow=10),
+                 worker_id=f"bench-web-{os.getpid()}")
+    return create_app(rt, clients={CLIENT: SECRET.encode()}, rate_per_second=None, own_runtime=True)
+
+
+class Server:
+    """uvicorn serving ``make_app`` in its own process(es), on a free loopback port."""
+
+    def __init__(self, db_url: str, workers: int):
+        from syncd.devslapd import free_port
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, BENCH_DB_URL=db_url, BENCH_BASE_URL=self.base, PYTHONPATH=str(REPO),
+                   SYNCD_LOG__LEVEL="warning")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "bench.web_decisions:make_app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+            cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> "Server":
+        import httpx
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("uvicorn exited: " + (self.proc.stderr.read().decode() if self.proc.stderr else ""))
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("uvicorn did not start in 30 s")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+class Database:
+    def __init__(self, engine_name: str, folder: Path):
+        from syncd.store.migrate import upgrade
+        self.engine_name = engine_name
+        self._admin = None
+        if engine_name == "sqlite":
+            self.url = f"sqlite:///{folder / 'bench.db'}"
+        else:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.pool import NullPool
+            self._admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                                        connect_args={"connect_timeout": 3})
+            self.name = f"syncd_bench_{secrets.token_hex(4)}"
+            with self._admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            self.url = make_url(PG_ADMIN).set(database=self.name).render_as_string(hide_password=False)
+        upgrade(self.url)
+
+    def drop(self) -> None:
+        if self._admin is not None:
+            from sqlalchemy import text
+            with self._admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            self._admin.dispose()
+
+
+def seed(url: str, n_requests: int, n_requesters: int = 500) -> tuple[list[int], str]:
+    """Requesters and one correspondent of ORG, and ``n_requests`` pending requests routed to them."""
+    from sqlalchemy import insert, select
+
+    from syncd.mappings import load_mappings
+    from syncd.store import repo
+    from syncd.store.db import make_engine, transaction
+    from syncd.store.tables import accounts, deciders, request_deciders, requests
+    engine = make_engine(url)
+    m = load_mappings(REPO / "mappings")
+    correspondent = repo.new_account_id()
+    with transaction(engine) as conn:
+        repo.upsert_organisations(conn, m.organisations, T0)
+        rows = [dict(id=repo.new_account_id(), email=f"agent{i:05d}@lassuranceretraite.fr", given_name="Agent",
+                     family_name=f"N{i:05d}", primary_organisation=ORG, internal=True, status="active",
+                     created_at=T0, updated_at=T0) for i in range(n_requesters)]
+        rows.append(dict(id=correspondent, email=CORRESPONDENT, given_name="Claire", family_name="Martin",
+                         primary_organisation=ORG, internal=True, status="active", created_at=T0, updated_at=T0))
+        conn.execute(insert(accounts), rows)
+        conn.execute(insert(deciders).values(account_id=correspondent, scope="correspondent", organisation_code=ORG,
+                                             created_at=T0))
+        requesters = [r["id"] for r in rows[:-1]]
+        conn.execute(insert(requests), [
+            dict(kind="habilitation", submitted_at=T0, email=f"agent{i % n_requesters:05d}@lassuranceretraite.fr",
+                 account_id=requesters[i % n_requesters], organisation_code=ORG,
+                 role_key=ROLES[(i // n_requesters) % len(ROLES)], status="pending",
+                 deadline_at=T0 + timedelta(days=10)) for i in range(n_requests)])
+        ids = [r[0] for r in conn.execute(select(requests.c.id).where(requests.c.status == "pending")
+                                          .order_by(requests.c.id))]
+        conn.execute(insert(request_deciders), [{"request_id": i, "account_id": correspondent} for i in ids])
+    engine.dispose()
+    return ids, correspondent
+
+
+# --- the load generator (its own process) ------------------------------------------------------------
+
+def _load(base: str, ids: list[int], concurrency: int, queue) -> None:
+    queue.put(asyncio.run(_drive(base, ids, concurrency)))
+
+
+def _requests(base: str, ids: list[int]) -> list[bytes]:
+    """Every call signed in advance (a nonce each), so the client spends almost nothing per call."""
+    from urllib.parse import urlsplit
+
+    from syncd.web.auth import signed_headers
+    host = urlsplit(base).netloc
+    body = json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
+    out = []
+    for request_id in ids:
+        target = f"/api/v1/requests/{request_id}/decision"
+        headers = signed_headers(CLIENT, SECRET, "POST", target, body)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        out.append(f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n{head}\r\n".encode() + body)
+    return out
+
+
+async def _drive(base: str, ids: list[int], concurrency: int) -> dict:
+    """A closed loop over keep-alive HTTP/1.1 connections, written with asyncio streams: httpx
+    costs the client ~1 ms a call, which on two cores would be measured instead of the server."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(base)
+    todo = iter(_requests(base, ids))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop_at = time.monotonic() + MAX_SECONDS
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            for raw in todo:
+                if time.monotonic() > stop_at:
+                    return
+                started = time.perf_counter()
+                writer.write(raw)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if length:
+                    await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"latencies": latencies, "statuses": statuses, "elapsed": time.perf_counter() - began}
+
+
+def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as folder:
+        db = Database(engine_name, Path(folder))
+        try:
+            ids, _ = seed(db.url, n)
+            with Server(db.url, workers) as server:
+                ctx = multiprocessing.get_context("spawn")
+                queue = ctx.Queue()
+                proc = ctx.Process(target=_load, args=(server.base, ids, concurrency, queue))
+                proc.start()
+                result = queue.get(timeout=MAX_SECONDS + 60)
+                proc.join(timeout=30)
+        finally:
+            db.drop()
+    lat = result["latencies"]
+    warm = max(1, len(lat) // 20)
+    steady = sorted(lat[warm:])
+    # decisions/s over the steady part: its calls took this much wall time, C at a time
+    steady_time = sum(lat[warm:]) / concurrency
+    return {"engine": engine_name, "workers": workers, "concurrency": concurrency, "decisions": len(lat),
+            "rate": len(steady) / steady_time if steady_time else 0.0,
+            "overall_rate": len(lat) / result["elapsed"],
+            "p50": percentile(steady, 50) * 1000, "p99": percentile(steady, 99) * 1000,
+            "ok": result["statuses"].get(200, 0), "statuses": result["statuses"]}
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# --- decision -> LDAP ---------------------------------------------------------------------------------
+
+def measure_ldap(engine_name: str, samples: int, bursts: int, burst_size: int) -> dict:
+    import httpx
+    from sqlalchemy import insert
+
+    from syncd import operator
+    from syncd.daemon import Daemon
+    from syncd.devslapd import DevSlapd
+    from syncd.directory import names
+    from syncd.directory.connection import open_connection, safe_close
+    from syncd.jobs.runtime import Runtime
+    from syncd.mappings import load_mappings
+    from syncd.settings import Settings
+    from syncd.store.db import make_engine, transaction
+    from syncd.store.tables import request_deciders, requests
+    from syncd.web.auth import signed_headers
+
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-ldap-") as folder:
+        slapd = DevSlapd(Path(folder) / "slapd").start()
+        db = Database(engine_name, Path(folder))
+        sink = _MailSink()
+        try:
+            settings = Settings(database={"url": db.url}, ldap=slapd.ldap_settings().model_dump(),
+                                smtp={"host": "127.0.0.1", "port": sink.port},
+                                web={"base_url": "http://127.0.0.1", "signing_key": SIGNING_KEY})
+            rt = Runtime(settings, load_mappings(REPO / "mappings"), make_engine(db.url), worker_id="bench-daemon")
+            daemon = Daemon(rt)
+            daemon.run_job("provision")
+            n = samples + bursts * burst_size
+            requesters = [operator.add_account(rt, f"agent{i:04d}@lassuranceretraite.fr", "Agent", f"N{i:04d}", ORG)
+                          for i in range(n)]
+            correspondent = operator.add_account(rt, CORRESPONDENT, "Claire", "Martin", ORG)
+            operator.add_decider(rt, CORRESPONDENT, ORG)
+            role = rt.mappings.role(ROLES[0])
+            with transaction(rt.engine) as conn:
+                ids = []
+                for account_id in requesters:
+                    rid = conn.execute(insert(requests).values(
+                        kind="habilitation", submitted_at=T0, email="x@lassuranceretraite.fr", account_id=account_id,
+                        organisation_code=ORG, role_key=role.key, status="pending",
+                        deadline_at=T0 + timedelta(days=10))).inserted_primary_key[0]
+                    conn.execute(insert(request_deciders).values(request_id=rid, account_id=correspondent))
+                    ids.append(rid)
+            daemon.run_once()
+            thread = threading.Thread(target=daemon.run_forever, name="daemon", daemon=True)
+            thread.start()
+            group = names.group_dn(rt.mappings.directory, role.group)
+            ldap = open_connection(slapd.ldap_settings())
+
+            def visible(account_id: str) -> bool:
+                person = names.person_dn(rt.mappings.directory, account_id)
+                _, result, _, _ = ldap.compare(group, "member", person)
+                return result["result"] == 6   # compareTrue
+
+            body = json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
+            single, burst = [], []
+            with Server(db.url, 1) as server, httpx.Client(base_url=server.base, timeout=30) as client:
+                def decide(rid: int) -> float:
+                    target = f"/api/v1/requests/{rid}/decision"
+                    r = client.post(target, content=body, headers=signed_headers(CLIENT, SECRET, "POST", target, body)
+                                    | {"Content-Type": "application/json"})
+                    assert r.status_code == 200, r.text
+                    return time.perf_counter()
+
+                def wait_for(account_id: str, since: float) -> float:
+                    deadline = since + 30
+                    while not visible(account_id):
+                        if time.perf_counter() > deadline:
+                            return float("inf")
+                        time.sleep(0.005)
+                    return time.perf_counter() - since
+
+                pairs = list(zip(ids, requesters))
+                for rid, account_id in pairs[:samples]:
+                    time.sleep(0.05 + secrets.randbelow(500) / 1000)   # land anywhere in the probe's period
+                    single.append(wait_for(account_id, decide(rid)))
+                rest = pairs[samples:]
+                for b in range(bursts):
+                    chunk = rest[b * burst_size:(b + 1) * burst_size]
+                    decided = [(account_id, decide(rid)) for rid, account_id in chunk]
+                    for account_id, at in decided:
+                        burst.append(wait_for(account_id, at))
+                    time.sleep(0.3)
+            daemon.stop()
+            thread.join(timeout=30)
+            safe_close(ldap)
+            rt.close()
+        finally:
+            sink.stop()
+            db.drop()
+            slapd.stop()
+    return {"engine": engine_name, "single": single, "burst": burst, "burst_size": burst_size}
+
+
+class _MailSink:
+    """Accept and drop every mail (the daemon's delivery job runs as it would in production)."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        from syncd.devslapd import free_port
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+def _pg_available() -> str | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+    try:
+        engine = create_engine(PG_ADMIN, poolclass=NullPool, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--engines", default="sqlite,postgresql")
+    p.add_argument("--workers", default="1,2", help="uvicorn worker processes to try")
+    p.add_argument("--concurrency", default="16", help="requests in flight, comma-separated")
+    p.add_argument("--decisions", type=int, default=4000)
+    p.add_argument("--ldap-samples", type=int, default=60)
+    p.add_argument("--bursts", type=int, default=3)
+    p.add_argument("--burst-size", type=int, default=50)
+    p.add_argument("--no-ldap", action="store_true")
+    args = p.parse_args(argv)
+
+    from syncd.logs import configure_logging
+    configure_logging("warning")
+    engines = [e for e in args.engines.split(",") if e]
+    if "postgresql" in engines and (problem := _pg_available()):
+        print(f"PostgreSQL not reachable ({problem}): its rows are left out")
+        engines.remove("postgresql")
+    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    print("\n| engine | uvicorn workers | in flight | decisions | decisions/s | p50 ms | p99 ms | non-200 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for engine in engines:
+        for workers in (int(w) for w in args.workers.split(",")):
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                r = measure_throughput(engine, workers, concurrency, args.decisions)
+                bad = {k: v for k, v in r["statuses"].items() if k != 200}
+                print(f"| {engine} | {workers} | {concurrency} | {r['decisions']} | {r['rate']:.0f} | "
+                      f"{r['p50']:.1f} | {r['p99']:.1f} | {bad or 0} |", flush=True)
+    if args.no_ldap:
+        return 0
+    print("\n| engine | decision -> member in LDAP | samples | p50 s | p95 s | max s |")
+    print("|---|---|---|---|---|---|")
+    for engine in engines:
+        r = measure_ldap(engine, args.ldap_samples, args.bursts, args.burst_size)
+        for label, values in (("one at a time", r["single"]), (f"bursts of {r['burst_size']}", r["burst"])):
+            print(f"| {engine} | {label} | {len(values)} | {percentile(values, 50):.2f} | "
+                  f"{percentile(values, 95):.2f} | {max(values):.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

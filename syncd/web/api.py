@@ -1,0 +1,412 @@
+"""The HMAC-authenticated JSON API under ``/api/v1``: decisions, submissions, and the portal's reads.
+
+Every route goes through ``SignedRoute``, which, before the body is parsed:
+
+1. checks the signature headers (``syncd.web.auth``): 401 when missing, stale or wrong;
+2. applies the client's rate limit: 429 with ``Retry-After``;
+3. records the nonce in ``used_tokens``: a replayed request is 401 ``replayed_nonce``;
+4. honours ``Idempotency-Key`` on POST: the first answer (2xx or 4xx) is stored and returned again,
+   with ``Idempotent-Replayed: true``, to a retry with the same key and the same body; the same key
+   with another body is 422 ``idempotency_key_reused``; while the first call runs, 409.
+
+Nothing here writes to LDAP: decisions are written to the database, and the daemon's wake-up
+probe (every ``jobs.wake_poll_seconds``, 0.5 s by default) applies them within a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from syncd import queries
+from syncd.core.model import Verdict
+from syncd.errors import DecisionRefused, StoreRejected, TemporaryError
+from syncd.store import repo
+from syncd.store.db import transaction
+from syncd.store.tables import requests
+from syncd.web import tokens
+from syncd.web.auth import AuthError, Verified, verify
+from syncd.web.schemas import (MAX_ID, REF, AccountRequestIn, ContactsOut, DecisionIn, DecisionOut,
+                               Error, HistoryOut, PendingOut, RequestOut, RightsOut, SubmitIn, SubmittedOut)
+
+if TYPE_CHECKING:
+    from syncd.web.app import Services
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_DAYS = 1
+
+# DecisionRefused codes -> HTTP status: who you are (403), whether the request can still be decided
+# (409), what you sent (400), what you named (404).
+DECISION_STATUS = {
+    "own_request": 403, "not_authorised": 403,
+    "already_decided": 409, "already_tacitly_accepted": 409, "rejected": 409, "not_routed": 409,
+    "deadline_passed": 409,
+    "comment_required": 400, "comment_too_long": 400,
+    "not_found": 404,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, fields: list[dict] | None = None,
+                 headers: dict[str, str] | None = None):
+        self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
+        super().__init__(message)
+
+    def response(self) -> JSONResponse:
+        content: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.fields is not None:
+            content["fields"] = self.fields
+        return JSONResponse(content, status_code=self.status, headers=self.headers)
+
+
+def validation_error(exc: RequestValidationError) -> ApiError:
+    """400 with one message per field (FastAPI's default is a 422 in its own shape)."""
+    fields = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        # A discriminated union adds the variant's name ("account", "habilitation") to the path.
+        if len(loc) > 1 and loc[0] in ("account", "habilitation"):
+            loc = loc[1:]
+        if e.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            loc = [*loc, str((e.get("ctx") or {}).get("discriminator", "kind")).strip("'")]
+        fields.append({"field": ".".join(loc) or "body", "message": e.get("msg", "invalid")})
+    return ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=fields)
+
+
+def request_target(scope: dict) -> str:
+    """The request target as the client sent it (what the signature covers)."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope.get("path", "")
+    path = path.split("?", 1)[0]
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class SignedRoute(APIRoute):
+    """A route that authenticates, rate-limits, de-duplicates and converts errors before the endpoint runs."""
+
+    def get_route_handler(self):
+        endpoint = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            svc: Services = request.app.state.syncd
+            body = await request.body()
+            now = svc.now()
+            target = request_target(request.scope)
+            try:
+                who = verify(svc.clients, request.headers, request.method, target, body, now, svc.skew_seconds)
+            except AuthError as exc:
+                svc.metrics.auth_failures.labels(exc.code).inc()
+                log.info("api_auth_refused", code=exc.code, path=request.url.path)
+                return ApiError(401, exc.code, str(exc), headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+            wait = svc.buckets.take(who.client)
+            if wait:
+                svc.metrics.rate_limited.labels(who.client).inc()
+                return ApiError(429, "rate_limited", "Too many requests: slow down.",
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))}).response()
+            try:
+                fresh = await run_in_threadpool(svc.claim_nonce, who, now)
+            except TemporaryError as exc:
+                return unavailable(exc).response()
+            if not fresh:
+                svc.metrics.auth_failures.labels("replayed_nonce").inc()
+                log.warning("api_replay_refused", client=who.client, path=request.url.path)
+                return ApiError(401, "replayed_nonce", "This nonce was used already: sign each request anew.",
+                                headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+            request.state.client = who.client
+            idem = request.headers.get("idempotency-key")
+            if idem is None or request.method != "POST":
+                return await self._run(endpoint, request)
+            return await self._idempotent(endpoint, request, svc, who, idem, body, now)
+
+        return handler
+
+    async def _run(self, endpoint, request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ApiError as exc:
+            return exc.response()
+        except RequestValidationError as exc:
+            return validation_error(exc).response()
+        except HTTPException as exc:   # FastAPI's own, e.g. a body that is not UTF-8
+            return http_error(exc).response()
+        except TemporaryError as exc:
+            return unavailable(exc).response()
+
+    async def _idempotent(self, endpoint, request: Request, svc: "Services", who: Verified, idem: str, body: bytes,
+                          now) -> Response:
+        if not IDEMPOTENCY_KEY.match(idem):
+            return ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=[
+                {"field": "Idempotency-Key", "message": "1 to 200 visible ASCII characters"}]).response()
+        scope = hashlib.sha256(f"{request.method} {request.url.path}\n{idem}".encode()).hexdigest()
+        key = f"idem:{who.client}:{scope}"
+        fingerprint = hashlib.sha256(body).hexdigest()
+        expires = now + timedelta(days=IDEMPOTENCY_DAYS)
+
+        def first_or_stored():
+            with svc.writing(), transaction(svc.rt.engine) as conn:
+                if tokens.claim(conn, key, now, expires, {"fingerprint": fingerprint}):
+                    return None
+                return tokens.result_of(conn, key)[1] or {}
+
+        try:
+            stored = await run_in_threadpool(first_or_stored)
+        except TemporaryError as exc:
+            return unavailable(exc).response()
+        if stored is not None:
+            if stored.get("fingerprint") != fingerprint:
+                return ApiError(422, "idempotency_key_reused",
+                                "This Idempotency-Key was used with another request body.").response()
+            if "status" not in stored:
+                return ApiError(409, "idempotency_key_in_use",
+                                "A request with this Idempotency-Key is still being processed.").response()
+            return JSONResponse(stored["body"], status_code=stored["status"], headers={"Idempotent-Replayed": "true"})
+        response = await self._run(endpoint, request)
+
+        def remember():
+            with svc.writing(), transaction(svc.rt.engine) as conn:
+                if response.status_code >= 500 or response.status_code in (401, 429):
+                    tokens.release(conn, key)      # not an answer worth replaying: let the retry run
+                else:
+                    tokens.store_result(conn, key, {"fingerprint": fingerprint, "status": response.status_code,
+                                                    "body": json.loads(bytes(response.body) or b"null")})
+
+        try:
+            await run_in_threadpool(remember)
+        except TemporaryError as exc:
+            log.warning("idempotency_result_not_stored", error=str(exc))
+        return response
+
+
+HTTP_CODES = {400: "invalid_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+def http_error(exc: HTTPException) -> ApiError:
+    """A framework-raised HTTP error, in our error shape."""
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "The request cannot be served."
+    return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {}) or None)
+
+
+def unavailable(exc: Exception) -> ApiError:
+    log.warning("api_store_unavailable", error=str(exc))
+    return ApiError(503, "unavailable", "The database is unavailable: try again shortly.",
+                    headers={"Retry-After": "5"})
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "The request is not valid (`invalid_request`, with `fields`), or a refusal without a comment.",
+        401: "Missing, stale or wrong signature, or a replayed nonce.",
+        403: "The decider may not decide this request (`not_authorised`, `own_request`).",
+        404: "No such request, account or decider.",
+        409: "The request can no longer be decided (`already_decided`, `already_tacitly_accepted`, `rejected`, "
+             "`not_routed`, `deadline_passed`), or the Idempotency-Key is in use, or the portal_ref names "
+             "another request.",
+        413: "The body is larger than the limit (16 KiB).",
+        422: "The Idempotency-Key was used with another body.",
+        429: "Rate limit exceeded: see Retry-After.",
+        503: "The database is unavailable: retry later.",
+    }
+    return {code: {"model": Error, "description": described[code]} for code in codes}
+
+
+READ_ERRORS = _errors(400, 401, 404, 429, 503)
+POST_ERRORS = _errors(400, 401, 409, 413, 422, 429, 503)
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Retry-safe key: the first answer is returned again.")]
+
+RefPath = Annotated[str, Path(min_length=1, max_length=254, pattern=REF,
+                              description="An account id, or the account's professional e-mail.")]
+
+router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["api"])
+
+
+def _svc(request: Request) -> "Services":
+    return request.app.state.syncd
+
+
+def _account(conn, ref: str):
+    account = repo.find_account(conn, ref)
+    if account is None:
+        raise ApiError(404, "not_found", "There is no such account.")
+    return account
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+@router.post("/requests/{request_id}/decision", response_model=DecisionOut, operation_id="decide",
+             summary="Accept or refuse a pending request on behalf of a decider",
+             responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+           idempotency_key: IdempotencyKey = None) -> DecisionOut:
+    from syncd.jobs.decisions import decide_request
+    svc = _svc(request)
+    client = request.state.client
+    verdict = Verdict(decision.verdict)
+    try:
+        with svc.writing():
+            t = decide_request(svc.rt, request_id, decision.decider, verdict, decision.comment,
+                               channel=f"api:{client}")
+    except DecisionRefused as exc:
+        svc.metrics.decisions_refused.labels(exc.code, "api").inc()
+        raise ApiError(DECISION_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
+    svc.metrics.decisions.labels(verdict.value, "api").inc()
+    log.info("api_decision", request_id=request_id, client=client, status=t.to_status.value)
+    return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(
+        t.to_status.value), decided_at=t.at, decided_by=t.decided_by or "", comment=t.comment)
+
+
+# --- one request, and submitting one --------------------------------------------------------------------
+
+@router.get("/requests/{request_id}", response_model=RequestOut, operation_id="get_request",
+            summary="One request as the decision page shows it", responses=READ_ERRORS)
+def get_request(request: Request, request_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> RequestOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        detail = queries.request_detail(conn, request_id, svc.rt.mappings)
+    if detail is None:
+        raise ApiError(404, "not_found", f"There is no request {request_id}.")
+    return RequestOut(**{k: getattr(detail, k) for k in RequestOut.model_fields})
+
+
+@router.post("/requests", response_model=SubmittedOut, status_code=201, operation_id="submit_request",
+             summary="Submit an account or habilitation request (the queue table's contract, docs/queue.md)",
+             responses={200: {"model": SubmittedOut, "description": "A request with this portal_ref existed: "
+                                                                     "it is returned, nothing is added."},
+                        **POST_ERRORS})
+def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
+                   idempotency_key: IdempotencyKey = None) -> Any:
+    svc = _svc(request)
+    rt = svc.rt
+    now = svc.now()
+    when = submitted.submitted_at or now
+    if when > now + timedelta(seconds=svc.skew_seconds):
+        raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
+                       fields=[{"field": "submitted_at", "message": "must not be in the future"}])
+    values: dict[str, Any] = {"kind": submitted.kind, "submitted_at": when, "email": submitted.email,
+                              "portal_ref": submitted.portal_ref}
+    if isinstance(submitted, AccountRequestIn):
+        if rt.mappings.organisation(submitted.organisation_code) is None:
+            raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
+                           fields=[{"field": "organisation_code", "message": "unknown organisation"}])
+        values.update(civility=submitted.civility, given_name=submitted.given_name,
+                      family_name=submitted.family_name, internal=submitted.internal,
+                      organisation_code=submitted.organisation_code, terms_accepted=submitted.terms_accepted,
+                      terms_version=submitted.terms_version)
+    else:
+        if rt.mappings.role(submitted.role_key) is None:
+            raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
+                           fields=[{"field": "role_key", "message": "unknown role"}])
+        values.update(role_key=submitted.role_key)
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[rt.engine.dialect.name]
+    try:
+        with svc.writing(), transaction(rt.engine) as conn:
+            stmt = insert(requests).values(**values)
+            if submitted.portal_ref is not None:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["portal_ref"])
+            request_id = conn.execute(stmt.returning(requests.c.id)).scalar_one_or_none()
+            existing = None
+            if request_id is None:
+                existing = conn.execute(select(requests.c.id, requests.c.kind, requests.c.email, requests.c.status)
+                                        .where(requests.c.portal_ref == submitted.portal_ref)).first()
+    except StoreRejected as exc:
+        raise ApiError(409, "conflict", "The request could not be stored.") from exc
+    if existing is not None:
+        if existing.kind != submitted.kind or (existing.email or "").lower() != submitted.email.strip().lower():
+            raise ApiError(409, "portal_ref_conflict", "This portal_ref names another request.")
+        out = SubmittedOut(request_id=existing.id, status=existing.status,
+                           status_label=queries.status_label(existing.status), portal_ref=submitted.portal_ref,
+                           created=False)
+        return JSONResponse(out.model_dump(mode="json"), status_code=200)
+    log.info("api_request_submitted", request_id=request_id, kind=submitted.kind, client=request.state.client)
+    return SubmittedOut(request_id=request_id, status="new", status_label=queries.status_label("new"),
+                        portal_ref=submitted.portal_ref, created=True)
+
+
+# --- the portal's reads ------------------------------------------------------------------------------------
+
+@router.get("/accounts/{account}/history", response_model=HistoryOut, operation_id="history",
+            summary="« Historique de vos demandes »: every request of one person, newest first",
+            responses=READ_ERRORS)
+def history(request: Request, account: RefPath) -> HistoryOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = repo.find_account(conn, account)
+        if found is not None:
+            items = queries.request_history(conn, found["id"], svc.rt.mappings)
+            return HistoryOut(account_id=found["id"], items=[vars(i) for i in items])
+        if "@" in account:
+            items = queries.request_history(conn, None, svc.rt.mappings, email=account)
+            if items:
+                return HistoryOut(account_id=None, items=[vars(i) for i in items])
+    raise ApiError(404, "not_found", "There is no such account, and no request from this e-mail.")
+
+
+@router.get("/accounts/{account}/rights", response_model=RightsOut, operation_id="rights",
+            summary="« Liste de vos habilitations »: the roles held now, grouped by application",
+            responses=READ_ERRORS)
+def rights(request: Request, account: RefPath) -> RightsOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, account)
+        apps = queries.rights_synthesis(conn, found["id"], svc.rt.mappings, now=svc.now())
+    return RightsOut(account_id=found["id"], applications=[
+        {"application_key": a.application_key, "application_label": a.application_label,
+         "roles": [vars(r) for r in a.roles]} for a in apps])
+
+
+@router.get("/accounts/{account}/contacts", response_model=ContactsOut, operation_id="contacts",
+            summary="« Mes contacts »: the local correspondents of the person's organisation",
+            responses=READ_ERRORS)
+def contacts(request: Request, account: RefPath) -> ContactsOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, account)
+        c = queries.contacts(conn, found["id"])
+    return ContactsOut(account_id=found["id"], organisation_code=c.organisation_code,
+                       organisation_name=c.organisation_name, central=c.central,
+                       contacts=[vars(x) for x in c.contacts])
+
+
+@router.get("/deciders/{decider}/pending", response_model=PendingOut, operation_id="pending",
+            summary="The pending requests routed to one decider", responses=READ_ERRORS)
+def pending(request: Request,
+            decider: RefPath,
+            sort: Annotated[queries.SortKey, Query()] = "deadline",
+            page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+            page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = 20,
+            organisation: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = None,
+            role: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = None,
+            kind: Annotated[Literal["account", "habilitation", "renewal"] | None, Query()] = None
+            ) -> PendingOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, decider)
+        result = queries.pending_for_decider(conn, found["id"], mappings=svc.rt.mappings, sort=sort,
+                                             organisation=organisation, role=role, kind=kind, page=page,
+                                             page_size=page_size)
+    return PendingOut(decider_id=found["id"], items=[vars(i) for i in result.items], total=result.total,
+                      page=result.page, page_size=result.page_size)
+
+

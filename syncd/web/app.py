@@ -1,0 +1,354 @@
+"""The web application: FastAPI on an ASGI server (uvicorn), one ``Runtime`` per process.
+
+``create_app(rt)`` (or ``create_app(factory)``, called at start-up) returns the app:
+
+* ``/api/v1/…``         the HMAC-signed JSON API (``syncd.web.api``), described by ``/openapi.json``;
+* ``/decide/{token}``   the decision page of the signed links in the deciders' mails (``syncd.web.pages``);
+* ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
+* ``/metrics``          Prometheus (``syncd.web.metrics``).
+
+Endpoints that touch the database are plain functions, run in the server's thread pool; the
+web process never writes to LDAP (it only pings it for ``/readyz``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.errors import ConfigError, TemporaryError
+from syncd.jobs.runtime import Runtime
+from syncd.store.db import transaction
+from syncd.web import api, auth, links, pages, tokens
+from syncd.web.metrics import WebMetrics
+from syncd.web.schemas import Health
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+CLOCK_SKEW_SECONDS = 300
+RATE_PER_SECOND = 50.0
+RATE_BURST = 100.0
+PURGE_EVERY = timedelta(minutes=1)
+READY_CACHE_SECONDS = 2.0
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """\
+The correspondents' web hook of **syncd**: decide access-rights requests, submit them, and read a
+person's history, rights and contacts.
+
+### Authentication
+Every `/api/v1` request is signed by a registered client with its secret (HMAC-SHA256):
+
+| header | value |
+|---|---|
+| `X-Syncd-Client` | the client's name |
+| `X-Syncd-Timestamp` | Unix time in seconds, within 300 s of the server's clock |
+| `X-Syncd-Nonce` | 16-128 characters of `[A-Za-z0-9_-]`, never reused |
+| `X-Syncd-Signature` | hex HMAC-SHA256 of `METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body))` |
+
+`PATH` is the request target as sent (percent-encoded path, plus `?query` when there is one).
+A reused nonce is refused (401 `replayed_nonce`). POST requests may carry an `Idempotency-Key`:
+a retry (signed anew) with the same key and body gets the first answer again.
+Bodies are limited to 16 KiB (413); each client is rate-limited (429, `Retry-After`).
+
+### Errors
+Every error is `{"error": code, "message": text}`; `invalid_request` adds `fields`.
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before the application reads them.
+
+    The body is read here (it is small by definition) and handed on whole, so a client that
+    announces no length or lies about it is refused as well.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        if scope.get("path", "").startswith("/api/"):
+            response: Response = JSONResponse(
+                {"error": "body_too_large", "message": f"The body is limited to {self.limit} bytes."}, 413)
+        else:
+            response = PlainTextResponse("Requête trop volumineuse.", 413)
+        await response(scope, _drain, send)
+
+
+async def _drain() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class Services:
+    """What the routes share: the runtime, the clients' secrets, the signing key, metrics, limits."""
+
+    def __init__(self, rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[str, bytes] | None,
+                 rate_per_second: float | None, burst: float, skew_seconds: float,
+                 monotonic: Callable[[], float], own_runtime: bool):
+        self._rt = rt_or_factory if isinstance(rt_or_factory, Runtime) else None
+        self._factory = None if isinstance(rt_or_factory, Runtime) else rt_or_factory
+        self._own = own_runtime or self._rt is None
+        self._lock = threading.Lock()
+        self._clients = clients
+        self.skew_seconds = skew_seconds
+        self.buckets = auth.TokenBuckets(rate_per_second, burst, monotonic)
+        self.metrics = WebMetrics(lambda: self.rt.engine, lambda: self.now())
+        self._next_purge: datetime | None = None
+        self._ready: tuple[float, int, dict[str, str]] | None = None
+        self._write_lock = threading.RLock()
+
+    def writing(self):
+        """Held around each write transaction on SQLite: this process's threads queue here, in order.
+
+        SQLite has one writer at a time; without this, concurrent requests wait in SQLite's busy
+        handler, which sleeps in growing steps (up to 100 ms) and makes a long latency tail.
+        PostgreSQL needs no such thing.
+        """
+        return self._write_lock if self.rt.engine.dialect.name == "sqlite" else nullcontext()
+
+    @property
+    def rt(self) -> Runtime:
+        if self._rt is None:
+            with self._lock:
+                if self._rt is None:
+                    assert self._factory is not None
+                    self._rt = self._factory()
+        return self._rt
+
+    @property
+    def clients(self) -> dict[str, bytes]:
+        if self._clients is None:
+            self._clients = auth.load_clients(self.rt.settings)
+        return self._clients
+
+    @property
+    def signing_key(self) -> str | None:
+        return links.signing_key(self.rt.settings.web)
+
+    def now(self) -> datetime:
+        return self.rt.clock()
+
+    def start(self) -> None:
+        rt = self.rt
+        key = self.signing_key
+        if key is not None and len(key) < links.MIN_KEY_LENGTH:
+            raise ConfigError(f"web.signing_key must be at least {links.MIN_KEY_LENGTH} characters")
+        if key is None:
+            log.warning("web_links_disabled", reason="web.signing_key is not set: decision links are not served")
+        if not self.clients:
+            log.warning("web_api_no_client", reason="no API client is configured (SYNCD_WEB__CLIENTS): "
+                                                    "every /api/v1 request will be refused")
+        log.info("web_started", clients=sorted(self.clients), links=key is not None, base_url=rt.settings.web.base_url)
+
+    def close(self) -> None:
+        if self._own and self._rt is not None:
+            self._rt.close()
+
+    # --- used by the API -------------------------------------------------------------------------
+
+    def claim_nonce(self, who: auth.Verified, now: datetime) -> bool:
+        """Record the request's nonce (False if seen before); now and then, forget expired markers."""
+        expires = datetime.fromtimestamp(who.timestamp, tz=now.tzinfo) + timedelta(seconds=2 * self.skew_seconds)
+        with self.writing(), transaction(self.rt.engine) as conn:
+            fresh = tokens.claim(conn, f"nonce:{who.client}:{who.nonce}", now, max(expires, now))
+            if fresh and (self._next_purge is None or now >= self._next_purge):
+                self._next_purge = now + PURGE_EVERY
+                purged = tokens.purge(conn, now)
+                if purged:
+                    log.debug("used_tokens_purged", count=purged)
+        return fresh
+
+    # --- readiness ---------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[int, dict[str, str]]:
+        cached = self._ready
+        if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
+            return cached[1], cached[2]
+        checks: dict[str, str] = {}
+        try:
+            with transaction(self.rt.engine, readonly=True) as conn:
+                conn.execute(text("select 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the probe
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            self.rt.directory.ping()
+            checks["ldap"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["ldap"] = f"unavailable: {type(exc).__name__}"
+        status = 200 if all(v == "ok" for v in checks.values()) else 503
+        self._ready = (time.monotonic(), status, checks)
+        return status, checks
+
+
+def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[str, bytes] | None = None,
+               rate_per_second: float | None = RATE_PER_SECOND, burst: float = RATE_BURST,
+               skew_seconds: float = CLOCK_SKEW_SECONDS, max_body_bytes: int = MAX_BODY_BYTES,
+               monotonic: Callable[[], float] = time.monotonic, own_runtime: bool = False) -> FastAPI:
+    """The web app around one runtime (or a factory called once, at start-up or first use).
+
+    ``clients`` (name -> secret) defaults to ``SYNCD_WEB__CLIENTS`` / ``SYNCD_WEB__CLIENTS_FILE``.
+    ``rate_per_second=None`` turns the per-client rate limit off. ``own_runtime``: close the
+    runtime when the app shuts down (always so for one made by a factory).
+    """
+    svc = Services(rt_or_factory, clients=clients, rate_per_second=rate_per_second, burst=burst,
+                   skew_seconds=skew_seconds, monotonic=monotonic, own_runtime=own_runtime)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await run_in_threadpool(svc.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(svc.close)
+
+    app = FastAPI(title="syncd web hook", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.syncd = svc
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        if request.url.path.startswith("/decide/"):
+            return pages.message(400, "Requête invalide", "Le formulaire envoyé est incomplet.", kind="error")
+        return api.validation_error(exc).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if request.url.path.startswith("/decide/"):
+            return pages.message(exc.status_code, "Page introuvable" if exc.status_code == 404 else "Requête refusée",
+                                 "Cette adresse ne correspond à aucune page.", kind="error")
+        return api.http_error(exc).response()
+
+    @app.exception_handler(TemporaryError)
+    async def _temporary(request: Request, exc: TemporaryError):
+        return api.unavailable(exc).response()
+
+    @app.get("/healthz", response_model=Health, tags=["health"], operation_id="healthz",
+             summary="The process is alive")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"], operation_id="readyz",
+             summary="The database and LDAP answer", responses={503: {"model": Health,
+                                                                      "description": "Not ready"}})
+    async def readyz() -> Any:
+        status, checks = await run_in_threadpool(svc.readiness)
+        body = Health(status="ok" if status == 200 else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=status)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        data = await run_in_threadpool(generate_latest, svc.metrics.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(Observe, metrics=svc.metrics)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)   # added last: the outermost layer
+    return app
+
+
+class Observe:
+    """Count each answer and time it, labelled by route template (never by the path: it holds tokens)."""
+
+    def __init__(self, app: ASGIApp, metrics: WebMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.http_duration.labels(template).observe(time.perf_counter() - started)
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with our error shape instead of its 422, and the HMAC scheme."""
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["syncdHmac"] = {
+        "type": "apiKey", "in": "header", "name": auth.HEADER_SIGNATURE,
+        "description": "HMAC-SHA256 request signature, with X-Syncd-Client, X-Syncd-Timestamp and X-Syncd-Nonce "
+                       "(see the description above).",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                responses.pop("422")   # validation errors are 400 here, in the Error shape
+            if path.startswith("/api/"):
+                operation["security"] = [{"syncdHmac": []}]
+    schemas = components.get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return schema

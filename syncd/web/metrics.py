@@ -1,0 +1,135 @@
+"""Prometheus metrics of the web process, on ``/metrics``.
+
+Two kinds:
+
+* counted by this process: HTTP requests by route and status, their duration, decisions taken
+  through the web (by verdict and channel), refused authentications;
+* read from the database at each scrape, so that every process shows the same numbers: requests
+  per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
+  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures.
+  LDAP write latency and errors belong to the daemon, which does the writes: the web process
+  only shows what the database records of them (``syncd_requests_failing``, job failures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from syncd.core.model import Status
+from syncd.store.db import transaction
+from syncd.store.tables import REQUEST_STATUSES, job_runs, outbox, requests
+
+log = structlog.get_logger(__name__)
+
+OPEN = (Status.NEW.value, Status.PENDING.value)
+GRANTED = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database at scrape time (a handful of indexed or small queries)."""
+
+    def __init__(self, engine_of: Callable[[], Engine], clock: Callable[[], datetime]):
+        self.engine_of = engine_of
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []   # not known without a query: collected on each scrape only
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("syncd_database_up", "1 if the web process could read the database at this scrape")
+        try:
+            families = list(self._read())
+        except Exception as exc:   # a scrape must answer even when the database is down
+            log.warning("metrics_database_unreadable", error=str(exc))
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _read(self) -> Iterator[Metric]:
+        now = self.clock()
+        with transaction(self.engine_of(), readonly=True) as conn:
+            counts = dict(conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status)).all())
+            oldest = conn.execute(select(func.min(requests.c.submitted_at))
+                                  .where(requests.c.status.in_(OPEN))).scalar()
+            not_applied = conn.execute(select(func.count()).select_from(requests).where(
+                requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None))).scalar() or 0
+            failing = conn.execute(select(func.count()).select_from(requests).where(
+                requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None),
+                requests.c.last_error.is_not(None))).scalar() or 0
+            outbox_pending = conn.execute(select(func.count()).select_from(outbox)
+                                          .where(outbox.c.status == "pending")).scalar() or 0
+            outbox_failed = conn.execute(select(func.count()).select_from(outbox)
+                                         .where(outbox.c.status == "failed")).scalar() or 0
+            outbox_oldest = conn.execute(select(func.min(outbox.c.created_at))
+                                         .where(outbox.c.status == "pending")).scalar()
+            jobs = list(conn.execute(select(job_runs.c.job, job_runs.c.consecutive_failures,
+                                            job_runs.c.last_ok_at)).all())
+
+        per_status = GaugeMetricFamily("syncd_requests", "Requests in the queue table, by status",
+                                       labels=["status"])
+        for status in REQUEST_STATUSES:
+            per_status.add_metric([status], counts.get(status, 0))
+        yield per_status
+        yield GaugeMetricFamily("syncd_oldest_open_request_age_seconds",
+                                "Age of the oldest request still new or pending (0 when none)",
+                                value=max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
+        yield CounterMetricFamily("syncd_tacit_acceptances", "Requests accepted tacitly, ever (from the database)",
+                                  value=counts.get(Status.ACCEPTED_TACITLY.value, 0))
+        yield GaugeMetricFamily("syncd_requests_accepted_not_applied",
+                                "Accepted requests whose account or membership is not in LDAP yet",
+                                value=not_applied)
+        yield GaugeMetricFamily("syncd_requests_failing",
+                                "Accepted requests whose LDAP write failed and waits for a retry", value=failing)
+        yield GaugeMetricFamily("syncd_outbox_pending", "Mails waiting to be sent", value=outbox_pending)
+        yield GaugeMetricFamily("syncd_outbox_failed", "Mails given up on", value=outbox_failed)
+        yield GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds",
+                                "Age of the oldest mail waiting to be sent (0 when none)",
+                                value=max((now - _aware(outbox_oldest)).total_seconds(), 0.0) if outbox_oldest
+                                else 0.0)
+        failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
+                                     labels=["job"])
+        last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",
+                                    "When each daemon job last ran without error (Unix time)", labels=["job"])
+        for job, count, ok_at in jobs:
+            failures.add_metric([job], count)
+            if ok_at is not None:
+                last_ok.add_metric([job], _aware(ok_at).timestamp())
+        yield failures
+        yield last_ok
+
+
+def _aware(value: datetime) -> datetime:
+    from syncd.store.repo import aware
+    return aware(value)
+
+
+class WebMetrics:
+    """The metrics of one app, in a registry of its own (several apps can live in one process)."""
+
+    def __init__(self, engine_of: Callable[[], Engine], clock: Callable[[], datetime]):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter("syncd_web_http_requests", "HTTP requests answered, by route and status",
+                                     ["method", "route", "status"], registry=self.registry)
+        self.http_duration = Histogram("syncd_web_http_request_duration_seconds", "Time to answer, by route",
+                                       ["route"], registry=self.registry,
+                                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.decisions = Counter("syncd_web_decisions", "Decisions recorded through this web process",
+                                 ["verdict", "channel"], registry=self.registry)
+        self.decisions_refused = Counter("syncd_web_decisions_refused", "Decisions refused, by code",
+                                         ["code", "channel"], registry=self.registry)
+        self.auth_failures = Counter("syncd_web_auth_failures", "API requests refused authentication, by reason",
+                                     ["reason"], registry=self.registry)
+        self.rate_limited = Counter("syncd_web_rate_limited", "API requests refused by the rate limit",
+                                    ["client"], registry=self.registry)
+        self.registry.register(DatabaseCollector(engine_of, clock))

@@ -1,0 +1,220 @@
+"""The API's request and response bodies (they are the OpenAPI document's schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+# No control characters in one-line values; a comment may hold line breaks and tabs. (PostgreSQL
+# refuses NUL in text, and a value printed in a mail or a log must not carry control codes.)
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+EMAIL = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
+CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+KEY = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+REF = r"^[^\x00-\x1f\x7f/]+$"
+MAX_ID = 2**63 - 1
+
+AccountRef = Annotated[str, Field(min_length=1, max_length=254, pattern=REF,
+                                  description="An account id, or the account's professional e-mail.")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(BaseModel):
+    error: str = Field(description="A stable, machine-readable code, e.g. `not_authorised`.")
+    message: str
+    fields: list["FieldError"] | None = Field(default=None, description="Set for `invalid_request`.")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+# --- decisions --------------------------------------------------------------------------------------
+
+class DecisionIn(_In):
+    verdict: Literal["accept", "refuse"]
+    decider: str = Field(min_length=1, max_length=254, pattern=ONE_LINE,
+                         description="The decider's account id or e-mail: on whose behalf the client decides.")
+    comment: str | None = Field(default=None, max_length=2000, pattern=MULTI_LINE,
+                                description="Required to refuse (it is sent to the requester).")
+
+
+class DecisionOut(BaseModel):
+    request_id: int
+    status: Literal["accepted", "refused"]
+    status_label: str
+    decided_at: datetime
+    decided_by: str
+    comment: str | None = None
+
+
+# --- history, synthesis, contacts --------------------------------------------------------------------
+
+class HistoryItemOut(BaseModel):
+    request_id: int
+    kind: str
+    date: datetime = Field(description="When the request was submitted.")
+    description: str = Field(description="The role's label as users see it, or « Création de compte ».")
+    status: str
+    status_label: str
+    role_key: str | None = None
+    application_label: str | None = None
+    deadline: datetime | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+    reason: str | None = None
+    applied_at: datetime | None = None
+
+
+class HistoryOut(BaseModel):
+    account_id: str | None
+    items: list[HistoryItemOut]
+
+
+class GrantedRoleOut(BaseModel):
+    role_key: str
+    label: str
+    granted_at: datetime
+    state: Literal["accepted", "applied"]
+    accepted_tacitly: bool
+    applied_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class ApplicationRightsOut(BaseModel):
+    application_key: str | None
+    application_label: str
+    roles: list[GrantedRoleOut]
+
+
+class RightsOut(BaseModel):
+    account_id: str
+    applications: list[ApplicationRightsOut]
+
+
+class ContactOut(BaseModel):
+    name: str
+    email: str
+
+
+class ContactsOut(BaseModel):
+    account_id: str
+    organisation_code: str | None
+    organisation_name: str | None
+    central: bool = Field(description="True: the organisation has no correspondent; these are the central "
+                                      "administrators.")
+    contacts: list[ContactOut]
+
+
+class PendingItemOut(BaseModel):
+    request_id: int
+    kind: str
+    description: str
+    requester_name: str
+    requester_email: str
+    organisation_code: str | None
+    role_key: str | None
+    submitted_at: datetime
+    deadline: datetime | None
+
+
+class PendingOut(BaseModel):
+    decider_id: str
+    items: list[PendingItemOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class RequestOut(BaseModel):
+    request_id: int
+    kind: str
+    status: str
+    status_label: str
+    description: str
+    requester_name: str
+    requester_email: str
+    requester_account_id: str | None
+    internal: bool | None
+    organisation_code: str | None
+    organisation_name: str | None
+    role_key: str | None
+    role_label: str | None
+    application_label: str | None
+    submitted_at: datetime
+    deadline: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    comment: str | None
+    reason: str | None
+    applied_at: datetime | None
+
+
+# --- submitting a request ------------------------------------------------------------------------------
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValueError("out of range once converted to UTC") from None
+
+
+class _RequestIn(_In):
+    email: str = Field(max_length=254, pattern=EMAIL, description="The requester's professional e-mail.")
+    portal_ref: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE,
+                                   description="The portal's id of the request: an idempotency key (unique).")
+    submitted_at: AwareDatetime | None = Field(default=None, description="When the person submitted the form "
+                                                                         "(default: now). Not in the future.")
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+
+class AccountRequestIn(_RequestIn):
+    """« Demande de création de compte » (docs/queue.md §1.1)."""
+
+    kind: Literal["account"]
+    civility: Literal["M.", "Mme"] | None = None
+    given_name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
+    family_name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
+    internal: bool = Field(description="« Je travaille à la Sécu ? »: true for staff of the institution.")
+    organisation_code: str = Field(pattern=CODE)
+    terms_accepted: bool
+    terms_version: str = Field(min_length=1, max_length=20, pattern=ONE_LINE)
+
+
+class HabilitationRequestIn(_RequestIn):
+    """« Demande d'habilitation » for an existing account (docs/queue.md §1.2)."""
+
+    kind: Literal["habilitation"]
+    role_key: str = Field(pattern=KEY)
+
+
+SubmitIn = Annotated[AccountRequestIn | HabilitationRequestIn, Field(discriminator="kind")]
+
+
+class SubmittedOut(BaseModel):
+    request_id: int
+    status: str
+    status_label: str
+    portal_ref: str | None
+    created: bool = Field(description="False: a request with this portal_ref already existed; it is returned.")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+Error.model_rebuild()
