@@ -117,6 +117,11 @@ def raise_for_result(result: Mapping[str, Any] | None, *, operation: str, dn: st
     raise error_for_result(result, operation=operation, dn=dn)
 
 
+# How ldap3 words a refused certificate when it wraps the socket for LDAPS (it raises the same
+# LDAPSocketOpenError as for a closed port, so the message is all there is to go on).
+_CERTIFICATE_REFUSALS = ("certificate verify failed", "doesn't match any name", "hostname mismatch")
+
+
 def error_for_exception(exc: BaseException, *, operation: str, dn: str | None = None) -> SyncdError:
     """The syncd error for an exception raised by ldap3 (or the socket under it)."""
     if isinstance(exc, SyncdError):
@@ -126,8 +131,8 @@ def error_for_exception(exc: BaseException, *, operation: str, dn: str | None = 
     if isinstance(exc, lx.LDAPOperationResult):
         return error_for_result({"result": exc.result, "description": exc.description,
                                  "message": exc.message}, operation=operation, dn=dn)
-    if isinstance(exc, lx.LDAPStartTLSError) or "certificate verify failed" in detail.lower():
-        # A certificate the client does not trust: waiting will not fix it.
+    if isinstance(exc, lx.LDAPStartTLSError) or any(m in detail.lower() for m in _CERTIFICATE_REFUSALS):
+        # A certificate the client does not trust, or one for another host: waiting will not fix it.
         return _error(DirectoryRejected, f"{where} failed: TLS negotiation refused: {detail}",
                       code=None, operation=operation, dn=dn)
     if isinstance(exc, _TEMPORARY_EXCEPTIONS):
