@@ -18,7 +18,7 @@ demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd
 
 demo: $(STAMP) demo-packages
 	$(BIN)/syncd demo

@@ -5,6 +5,8 @@
 - Between scheduled runs the loop probes the database every ``wake_poll_seconds`` (indexed,
   ``LIMIT 1`` queries) and runs intake, apply or delivery at once when they have work, so a
   request written by the portal or a decision taken on the web reaches LDAP within a second.
+- On PostgreSQL a decision also sends NOTIFY, which wakes every daemon at once; the sweeps
+  (``SINGLETON_JOBS``) run in one daemon at a time under an advisory lock.
 - SIGTERM / SIGINT: the job in flight finishes, then the loop exits. SIGUSR1: wake up now.
 - SIGHUP: reload and validate the mappings between two jobs; invalid ones are logged problem by
   problem and the daemon carries on with the mappings it had.
@@ -24,10 +26,14 @@ import structlog
 
 from syncd.errors import ConfigError, TemporaryError
 from syncd.jobs.runtime import Runtime
-from syncd.store import repo
+from syncd.store import leadership, repo
 from syncd.store.db import transaction
 
 log = structlog.get_logger(__name__)
+
+# Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
+# the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
+SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts"})
 
 
 @dataclass
@@ -74,7 +80,14 @@ class Daemon:
         error = None
         bound = log.bind(job=name)
         try:
-            job.last_count = job.run(self.rt)
+            if name in SINGLETON_JOBS:
+                with leadership.singleton(self.rt.engine, name, self.rt.worker_id) as leader:
+                    if not leader:
+                        bound.debug("job_skipped_other_daemon_runs_it")
+                        return 0
+                    job.last_count = job.run(self.rt)
+            else:
+                job.last_count = job.run(self.rt)
             job.failures = 0
             if job.last_count:
                 bound.debug("job_done", count=job.last_count)
@@ -99,6 +112,8 @@ class Daemon:
     def run_forever(self) -> None:
         self._install_signals()
         log.info("daemon_started", worker=self.rt.worker_id, jobs=sorted(self.jobs))
+        if self.rt.engine.dialect.name == "postgresql":
+            threading.Thread(target=self._listen, name="syncd-listen", daemon=True).start()
         self.run_once()
         for job in self.jobs.values():
             self.scheduler.every(job.interval_seconds).seconds.do(self.run_job, job.name)
@@ -134,6 +149,18 @@ class Daemon:
                  organisations=len(mappings.organisations))
         self.run_job("provision")   # new roles and organisations get their entries now
         return True
+
+    def _listen(self) -> None:
+        """Wake the loop when a NOTIFY arrives (a hint: the probe's polling stays the guarantee)."""
+        while not self.stopping.is_set():
+            try:
+                with leadership.listen(self.rt.engine, leadership.WAKE_CHANNEL) as listener:
+                    while not self.stopping.is_set():
+                        if listener.wait(timeout=1.0):
+                            self.wake.set()
+            except TemporaryError as exc:
+                log.debug("listen_failed", error=str(exc))
+                self.stopping.wait(5)
 
     def stop(self, *_args) -> None:
         self.stopping.set()

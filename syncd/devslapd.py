@@ -12,6 +12,21 @@ The ``deploy/`` and ``schema/`` folders are read from the source tree syncd is i
 from (an editable install, the usual case for development). From a wheel they are not
 there: set ``SYNCD_SOURCE_DIR`` to a syncd checkout, or you get an error that says so.
 
+Options beyond the shipped configuration (all off by default, for the operations tests):
+
+* ``config_changes``: LDIF change records (``changetype: modify`` / ``add`` / ``delete``, the format
+  ``ldapmodify`` takes) applied to the rendered configuration *before* ``slapadd -n0``,
+  e.g. the production ACLs of ``deploy/openldap/production/``;
+* ``tls=TlsFiles(cert, key, ca)``: ``olcTLSCertificateFile`` / ``KeyFile`` /
+  ``CACertificateFile`` (StartTLS on the plain port), and ``ldaps=True`` (or a port) for an
+  ``ldaps://`` listener too (``ldaps_url``);
+* ``server_id`` and ``providers``: multi-provider replication (``syncprov`` overlay,
+  ``olcSyncrepl`` towards each other provider's URL, ``olcMultiProvider``), the providers
+  binding to each other as the root DN: give them the same ``root_password``;
+* ``ldapi=True``: a local ``ldapi://`` socket too (``ldapi_url``), on which root may change
+  ``cn=config`` with ``ldapmodify -Y EXTERNAL``;
+* ``kill()``: SIGKILL, as a crash (``stop()`` is a clean SIGTERM).
+
 Binaries and system folders are found on their usual Debian/RHEL/source-build paths and can
 be overridden with ``SYNCD_SLAPD`` (the slapd binary; slapadd is looked up next to it),
 ``SYNCD_SLAPD_MODULEDIR`` and ``SYNCD_SLAPD_SCHEMADIR``.
@@ -28,6 +43,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -115,18 +132,198 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for slapd's TLS: its certificate, its private key, and the CA it trusts."""
+
+    cert: Path | str
+    key: Path | str
+    ca: Path | str | None = None
+
+
+# --- LDIF change records applied to a configuration text, offline ---------------------------
+
+def _unfold(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if line.startswith(" ") and out:
+            out[-1] += line[1:]
+        else:
+            out.append(line)
+    return out
+
+
+def _attr_of(line: str) -> str | None:
+    if line.startswith("#") or ":" not in line:
+        return None
+    return line.split(":", 1)[0].strip().lower()
+
+
+def _value_of(line: str) -> str:
+    value = line.split(":", 1)[1]
+    return value[1:].strip() if value.startswith(":") else value.strip()
+
+
+def parse_change_records(text: str) -> list[tuple[str, str, list]]:
+    """LDIF change records → ``[(dn, "add", [lines]) | (dn, "modify", [(op, attr, [lines])])]``.
+
+    Comments are dropped and folded lines joined. Only what ``ldapmodify`` takes for
+    ``cn=config`` is understood: ``changetype: add``, ``delete``, and ``modify`` with
+    ``add`` / ``replace`` / ``delete``.
+    """
+    records: list[tuple[str, str, list]] = []
+    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+        lines = _unfold([l for l in block.split("\n") if l.strip() and not l.startswith("#")])
+        if not lines:
+            continue
+        if not lines[0].lower().startswith("dn:"):
+            raise DevSlapdError(f"an LDIF change record must start with dn:, got {lines[0]!r}")
+        dn = _value_of(lines[0])
+        rest = lines[1:]
+        kind = "add"
+        if rest and _attr_of(rest[0]) == "changetype":
+            kind = _value_of(rest[0]).lower()
+            rest = rest[1:]
+        if kind in ("add", "delete"):
+            records.append((dn, kind, rest))
+            continue
+        if kind != "modify":
+            raise DevSlapdError(f"{dn}: changetype {kind!r} is not supported here (add, modify, delete)")
+        ops: list[tuple[str, str, list[str]]] = []
+        current: tuple[str, str, list[str]] | None = None
+        for line in rest:
+            if line.strip() == "-":
+                current = None
+                continue
+            attr = _attr_of(line)
+            if current is None:
+                if attr not in ("add", "replace", "delete"):
+                    raise DevSlapdError(f"{dn}: expected add:/replace:/delete:, got {line!r}")
+                current = (attr, _value_of(line).lower(), [])
+                ops.append(current)
+            else:
+                if attr != current[1]:
+                    raise DevSlapdError(f"{dn}: {line!r} does not belong to '{current[0]}: {current[1]}'")
+                current[2].append(line)
+        records.append((dn, "modify", ops))
+    return records
+
+
+def apply_ldif_changes(config: str, changes: str) -> str:
+    """``config`` (an LDIF for ``slapadd``) with the change records of ``changes`` applied.
+
+    New entries are appended at the end (after their parents, which must come first).
+    Modified attributes are written at the end of their entry, in the order given (so
+    ``replace: olcAccess`` with ``{0}``, ``{1}``… values keeps its order); an added value
+    already present is skipped, as ``ldapmodify -c`` carries on past it, and one added
+    without ``{n}`` to an ordered attribute goes last, as slapd does live. Comments and
+    ``include:`` lines of ``config`` are kept.
+    """
+    blocks = [b.split("\n") for b in re.split(r"\n[ \t]*\n", config.strip("\n"))]
+
+    def norm(dn: str) -> str:
+        return ",".join(part.strip().lower() for part in dn.split(","))
+
+    index: dict[str, list[str]] = {}
+    for lines in blocks:
+        for line in lines:
+            if line.lower().startswith("dn:"):
+                index[norm(_value_of(line))] = lines
+                break
+    for dn, kind, body in parse_change_records(changes):
+        if kind == "add":
+            if norm(dn) in index:
+                raise DevSlapdError(f"cannot add {dn}: the configuration already has it")
+            lines = [f"dn: {dn}", *body]
+            blocks.append(lines)
+            index[norm(dn)] = lines
+            continue
+        lines = index.get(norm(dn))
+        if lines is None:
+            raise DevSlapdError(f"cannot {kind} {dn}: no such entry in the configuration")
+        if kind == "delete":
+            blocks.remove(lines)
+            del index[norm(dn)]
+            continue
+        lines[:] = _unfold(lines)
+        for op, attr, values in body:
+            if op in ("replace", "delete"):
+                drop = {_value_of(v) for v in values} if op == "delete" and values else None
+                lines[:] = [line for line in lines
+                            if not (_attr_of(line) == attr and (drop is None or _value_of(line) in drop))]
+            if op == "add":
+                indexed = [m for line in lines if _attr_of(line) == attr
+                           for m in [re.match(r"\{(\d+)\}", _value_of(line))] if m]
+                following = max((int(m.group(1)) for m in indexed), default=-1) + 1
+                present = {re.sub(r"^\{\d+\}", "", _value_of(line)) for line in lines if _attr_of(line) == attr}
+                for value in values:
+                    if re.sub(r"^\{\d+\}", "", _value_of(value)) in present:
+                        continue        # already there: skipped, as `ldapmodify -c` carries on
+                    if indexed and not re.match(r"\{\d+\}", _value_of(value)):
+                        value = f"{value.split(':', 1)[0]}: {{{following}}}{_value_of(value)}"
+                        following += 1
+                    lines.append(value)
+            elif op == "replace":
+                lines.extend(values)
+    return "\n\n".join("\n".join(lines) for lines in blocks) + "\n"
+
+
+def replication_changes(*, server_id: int, providers: Sequence[str], suffix: str, root_dn: str,
+                        root_password: str, retry: str = "1 +", overlay_index: int = 2) -> str:
+    """LDIF change records that make a DevSlapd one provider of a multi-provider set."""
+    rules = []
+    for i, url in enumerate(providers):
+        rules.append(
+            f"olcSyncrepl: {{{i}}}rid={100 + i:03d} provider={url} bindmethod=simple "
+            f'binddn="{root_dn}" credentials={root_password} searchbase="{suffix}" '
+            f'type=refreshAndPersist retry="{retry}" timeout=1 network-timeout=1 keepalive=30:3:5')
+    return "\n".join([
+        "dn: cn=config", "changetype: modify", "replace: olcServerID", f"olcServerID: {server_id}", "",
+        "dn: cn=module{0},cn=config", "changetype: modify", "add: olcModuleLoad", "olcModuleLoad: syncprov", "",
+        "dn: olcDatabase={1}mdb,cn=config", "changetype: modify", "add: olcSyncrepl", *rules, "-",
+        "replace: olcMultiProvider", "olcMultiProvider: TRUE", "",
+        f"dn: olcOverlay={{{overlay_index}}}syncprov,olcDatabase={{1}}mdb,cn=config", "changetype: add",
+        "objectClass: olcOverlayConfig", "objectClass: olcSyncProvConfig", f"olcOverlay: {{{overlay_index}}}syncprov",
+        "olcSpCheckpoint: 100 1", "olcSpSessionLog: 10000", "",
+    ])
+
+
+def tls_changes(tls: TlsFiles) -> str:
+    lines = ["dn: cn=config", "changetype: modify",
+             "replace: olcTLSCertificateFile", f"olcTLSCertificateFile: {Path(tls.cert).resolve()}", "-",
+             "replace: olcTLSCertificateKeyFile", f"olcTLSCertificateKeyFile: {Path(tls.key).resolve()}", "-"]
+    if tls.ca:
+        lines += ["replace: olcTLSCACertificateFile", f"olcTLSCACertificateFile: {Path(tls.ca).resolve()}", "-"]
+    return "\n".join(lines) + "\n"
+
+
 class DevSlapd:
     """A private slapd on 127.0.0.1, configured from ``deploy/`` (see the module docstring)."""
 
     START_TIMEOUT = 20.0
 
-    def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None):
+    def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None, *,
+                 root_password: str | None = None, config_changes: Sequence[str] | str = (),
+                 tls: TlsFiles | None = None, ldaps: bool | int = False, ldapi: bool = False,
+                 server_id: int | None = None, providers: Sequence[str] = ()):
         self.workdir = Path(workdir)
         self.suffix = suffix
         self._fixed_port = port
         self.port: int | None = port
         self.root_dn = f"cn=admin,{suffix}"
-        self.root_password = secrets.token_urlsafe(18)
+        self.root_password = root_password or secrets.token_urlsafe(18)
+        self.config_changes = [config_changes] if isinstance(config_changes, str) else list(config_changes)
+        self.tls = tls
+        if ldaps and tls is None:
+            raise DevSlapdError("an ldaps:// listener needs tls=TlsFiles(cert, key, ca)")
+        self._fixed_ldaps_port = ldaps if isinstance(ldaps, int) and not isinstance(ldaps, bool) else None
+        self._wants_ldaps = bool(ldaps)
+        self.ldaps_port: int | None = self._fixed_ldaps_port
+        self.ldapi = ldapi
+        if providers and server_id is None:
+            raise DevSlapdError("a replicating provider needs its own server_id")
+        self.server_id = server_id
+        self.providers = list(providers)
         self._proc: subprocess.Popen[bytes] | None = None
         self._configured = False
         self._slapd: Path | None = None
@@ -151,6 +348,30 @@ class DevSlapd:
         if self.port is None:
             raise DevSlapdError("slapd has not been started: no port yet")
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        if self.ldaps_port is None:
+            raise DevSlapdError("no ldaps:// listener: create the DevSlapd with tls=… and ldaps=True")
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
+    @property
+    def ldapi_path(self) -> Path:
+        return (self.workdir / "ldapi").resolve()
+
+    @property
+    def ldapi_url(self) -> str:
+        if not self.ldapi:
+            raise DevSlapdError("no ldapi:// listener: create the DevSlapd with ldapi=True")
+        return "ldapi://" + quote(str(self.ldapi_path), safe="")
+
+    def _listeners(self) -> str:
+        urls = [self.url + "/"]
+        if self.ldaps_port is not None:
+            urls.append(self.ldaps_url + "/")
+        if self.ldapi:
+            urls.append(self.ldapi_url)
+        return " ".join(urls)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -184,6 +405,15 @@ class DevSlapd:
                            for m in re.findall(r"@[A-Z_]+@", line)})
         if leftover:
             raise DevSlapdError(f"slapd.ldif.in has placeholders DevSlapd does not fill: {leftover}")
+        changes = list(self.config_changes)
+        if self.tls is not None:
+            changes.append(tls_changes(self.tls))
+        if self.providers:
+            changes.append(replication_changes(server_id=self.server_id or 1, providers=self.providers,
+                                               suffix=self.suffix, root_dn=self.root_dn,
+                                               root_password=self.root_password))
+        for change in changes:
+            template = apply_ldif_changes(template, change)
         return template
 
     def _configure(self) -> None:
@@ -217,6 +447,8 @@ class DevSlapd:
         for _ in range(attempts):
             if self.port is None:
                 self.port = free_port()
+            if self._wants_ldaps and self.ldaps_port is None:
+                self.ldaps_port = free_port()
             try:
                 self._launch()
                 log.info("devslapd_started", url=self.url, workdir=str(self.workdir))
@@ -226,6 +458,7 @@ class DevSlapd:
                 if self._fixed_port:
                     break
                 self.port = None   # maybe the port was taken in between: try another
+                self.ldaps_port = self._fixed_ldaps_port
         assert last_error is not None
         raise last_error
 
@@ -234,7 +467,7 @@ class DevSlapd:
         logf = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                [str(slapd), "-h", self.url + "/", "-F", str(self.config_dir), "-d", "0"],
+                [str(slapd), "-h", self._listeners(), "-F", str(self.config_dir), "-d", "0"],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=str(self.workdir),
             )
@@ -279,6 +512,15 @@ class DevSlapd:
             proc.kill()
             proc.wait(timeout=5)
         log.info("devslapd_stopped", url=self.url)
+
+    def kill(self) -> None:
+        """Kill slapd with SIGKILL, as a crash would (the work folder and the port are kept)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        proc.wait(timeout=10)
+        log.info("devslapd_killed", url=self.url)
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -19,7 +19,7 @@ from syncd.errors import DecisionRefused
 from syncd.jobs import notify
 from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
-from syncd.store import audit, repo
+from syncd.store import audit, leadership, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships
 
@@ -46,6 +46,7 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
             refusal = exc
         else:
             record_transition(conn, rt, row, transition, channel=channel)
+            leadership.notify(conn, leadership.WAKE_CHANNEL, "apply")   # delivered at commit
     if refusal is not None:
         with transaction(rt.engine) as conn:
             detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
