@@ -81,7 +81,7 @@ class DatabaseCollector(Collector):
         for status in REQUEST_STATUSES:
             per_status.add_metric([status], counts.get(status, 0))
         yield per_status
-        yield GaugeMetricFamily("syncd_oldest_open_request_age_seconds",
+        yield GaugeMetricFamily("syncd_oldest_pending_seconds",
                                 "Age of the oldest request still new or pending (0 when none)",
                                 value=max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
         yield CounterMetricFamily("syncd_tacit_acceptances", "Requests accepted tacitly, ever (from the database)",
@@ -91,7 +91,7 @@ class DatabaseCollector(Collector):
                                 value=not_applied)
         yield GaugeMetricFamily("syncd_requests_failing",
                                 "Accepted requests whose LDAP write failed and waits for a retry", value=failing)
-        yield GaugeMetricFamily("syncd_outbox_pending", "Mails waiting to be sent", value=outbox_pending)
+        yield GaugeMetricFamily("syncd_outbox_backlog", "Mails waiting to be sent", value=outbox_pending)
         yield GaugeMetricFamily("syncd_outbox_failed", "Mails given up on", value=outbox_failed)
         yield GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest mail waiting to be sent (0 when none)",
@@ -124,7 +124,7 @@ class WebMetrics:
         self.http_duration = Histogram("syncd_web_http_request_duration_seconds", "Time to answer, by route",
                                        ["route"], registry=self.registry,
                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.decisions = Counter("syncd_web_decisions", "Decisions recorded through this web process",
+        self.decisions = Counter("syncd_decisions", "Decisions recorded through this web process",
                                  ["verdict", "channel"], registry=self.registry)
         self.decisions_refused = Counter("syncd_web_decisions_refused", "Decisions refused, by code",
                                          ["code", "channel"], registry=self.registry)

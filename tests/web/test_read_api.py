@@ -130,7 +130,7 @@ def test_health_readiness_and_metrics(client, api, routed, rt):
     api.decide(routed["request"], "accept", CORRESPONDENT)
     client.post(f"/api/v1/requests/{routed['request']}/decision", json={})
     text = client.get("/metrics").text
-    for line in ('syncd_web_decisions_total{channel="api",verdict="accept"} 1.0',
+    for line in ('syncd_decisions_total{channel="api",verdict="accept"} 1.0',
                  'syncd_web_decisions_refused_total{channel="api",code="already_decided"} 1.0',
                  'syncd_web_auth_failures_total{reason="missing_credentials"} 1.0',
                  'syncd_requests{status="accepted"} 1.0',
