@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
-SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts"})
+SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile"})
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import accounts, apply, deliver, habilitations, intake, provision, routing, tacit
+    from syncd.jobs import accounts, apply, deliver, habilitations, intake, provision, reconcile, routing, tacit
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -59,6 +59,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("apply", apply.apply_accepted, j.apply_seconds),
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),
+        Job("reconcile", reconcile.reconcile, rt.settings.reconcile.interval_seconds),
     ]
 
 

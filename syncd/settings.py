@@ -80,6 +80,18 @@ class JobSettings(_Section):
     max_backoff_seconds: float = Field(default=300, gt=0)
 
 
+class ReconcileSettings(_Section):
+    """The daemon's periodic reconciliation (docs/reconcile.md)."""
+
+    mode: Literal["off", "report", "repair"] = "report"
+    interval_seconds: float = Field(default=3600, gt=0)
+    max_changes: int | None = Field(default=1000, ge=0)      # above: nothing applied without --force
+    max_percent: float | None = Field(default=5.0, ge=0)     # ... nor above this share of the values
+    min_group_for_emptying_guard: int = Field(default=10, ge=1)
+    disable_extra_accounts: bool = False                     # people unknown to the database: report only
+    page_size: int | None = Field(default=None, ge=1)        # None: ldap.page_size
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -111,6 +123,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     web: WebSettings = WebSettings()
     jobs: JobSettings = JobSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     log: LogSettings = LogSettings()
     config_dir: str = "."   # folder of the config file: relative paths resolve against it
 

@@ -1,0 +1,128 @@
+"""The raw limits syncd is compared with: plain ldap3 and OpenLDAP's C client, no syncd code.
+
+* batched member adds: ldap3 ``modify`` with 500 values per request into one new group,
+  the values naming real people (so the memberof overlay does its work, as in production),
+  and the same with values naming no entry (the group's write alone);
+* paged reads with ldap3 exactly as an application would write them (``SAFE_SYNC``,
+  ``search(..., paged_size=1000)``, values decoded by ldap3), of every person with every
+  mapped attribute, and of every group's member list;
+* the same two reads with ``ldapsearch`` (output thrown away).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+from ldap3 import MODIFY_ADD, NONE, SAFE_SYNC, SUBTREE, Connection, Server
+
+from syncd.directory import names
+from syncd.mappings import Mappings
+
+PAGED = "1.2.840.113556.1.4.319"
+
+
+@dataclass
+class Ldap:
+    url: str
+    bind_dn: str
+    password: str
+
+
+def connect(ldap: Ldap) -> Connection:
+    conn = Connection(Server(ldap.url, get_info=NONE), ldap.bind_dn, ldap.password, client_strategy=SAFE_SYNC,
+                      raise_exceptions=False, check_names=False, receive_timeout=120)
+    ok, result, _, _ = conn.bind()
+    if not ok:
+        raise RuntimeError(f"bind failed: {result}")
+    return conn
+
+
+def people_attributes(m: Mappings) -> list[str]:
+    people = m.directory.people
+    return sorted({a.ldap for a in people.attributes.values()} | {"cn", people.disabled_attribute}, key=str.lower)
+
+
+def ldap3_paged_read(ldap: Ldap, base: str, attributes: list[str], page_size: int = 1000) -> tuple[float, int, int]:
+    """(seconds, entries, values) of a plain ldap3 paged search."""
+    conn = connect(ldap)
+    t = time.perf_counter()
+    cookie = None
+    entries = values = 0
+    while True:
+        _, result, response, _ = conn.search(base, "(objectClass=*)", SUBTREE, attributes=attributes,
+                                             paged_size=page_size, paged_cookie=cookie)
+        for item in response or []:
+            if item.get("type") == "searchResEntry":
+                entries += 1
+                values += sum(len(v) if isinstance(v, list) else 1 for v in item["attributes"].values())
+        try:
+            cookie = result["controls"][PAGED]["value"]["cookie"]
+        except (KeyError, TypeError):
+            cookie = None
+        if not cookie:
+            break
+    seconds = time.perf_counter() - t
+    conn.unbind()
+    return seconds, entries, values
+
+
+def ldapsearch_read(ldap: Ldap, base: str, attributes: list[str]) -> float:
+    """Seconds ``ldapsearch`` takes for the same paged read (its LDIF output discarded)."""
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        os.chmod(f.name, 0o600)
+        f.write(ldap.password)
+    try:
+        t = time.perf_counter()
+        subprocess.run(["ldapsearch", "-LLL", "-x", "-H", ldap.url, "-D", ldap.bind_dn, "-y", f.name, "-b", base,
+                        "-E", "pr=1000/noprompt", "(objectClass=*)", *attributes],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+        return time.perf_counter() - t
+    finally:
+        os.unlink(f.name)
+
+
+def batched_member_adds(ldap: Ldap, m: Mappings, dns: list[str], group_name: str,
+                        batch: int = 500) -> tuple[float, int]:
+    """(values per second, values) adding ``dns`` to a new group, ``batch`` values per modify."""
+    layout = m.directory
+    conn = connect(ldap)
+    group = names.group_dn(layout, group_name)
+    placeholder = names.placeholder_dn(layout)
+    _, result, _, _ = conn.add(group, attributes={"objectClass": ["groupOfNames"], "cn": group_name,
+                                                  "member": [placeholder]})
+    if result["result"] not in (0, 68):
+        raise RuntimeError(f"cannot create the raw group: {result}")
+    t = time.perf_counter()
+    for i in range(0, len(dns), batch):
+        _, result, _, _ = conn.modify(group, {"member": [(MODIFY_ADD, dns[i:i + batch])]})
+        if result["result"] != 0:
+            raise RuntimeError(f"batched add failed: {result}")
+    seconds = time.perf_counter() - t
+    conn.unbind()
+    return len(dns) / seconds, len(dns)
+
+
+def raw_limits(ldap: Ldap, m: Mappings, account_ids: list[str], adds: int) -> dict[str, float]:
+    layout = m.directory
+    people = names.branch_dn(layout, "people")
+    groups = names.branch_dn(layout, "groups")
+    attrs = people_attributes(m)
+    out: dict[str, float] = {}
+    out["ldap3_people_s"], out["people"], _ = ldap3_paged_read(ldap, people, attrs)
+    out["ldap3_groups_s"], _, out["member_values"] = ldap3_paged_read(ldap, groups, ["member"], page_size=10)
+    out["ldapsearch_people_s"] = ldapsearch_read(ldap, people, attrs)
+    out["ldapsearch_groups_s"] = ldapsearch_read(ldap, groups, ["member"])
+    out["ldap3_read_s"] = out["ldap3_people_s"] + out["ldap3_groups_s"]
+    out["ldapsearch_read_s"] = out["ldapsearch_people_s"] + out["ldapsearch_groups_s"]
+    # Real people: the memberof overlay writes memberOf on each (one more write, and fsync, per value).
+    out["member_adds_per_s"], out["member_adds"] = batched_member_adds(
+        ldap, m, [names.person_dn(layout, a) for a in account_ids[:adds]], "bench-raw-adds")
+    # Values naming no entry: the group's write alone (what the overlay costs, by difference).
+    people = names.branch_dn(layout, "people")
+    out["dangling_adds_per_s"], _ = batched_member_adds(
+        ldap, m, [f"uid=nobody-{i},{people}" for i in range(adds)], "bench-raw-dangling")
+    return out

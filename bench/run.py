@@ -1,0 +1,425 @@
+"""The benchmark: seed, measure side by side, print one table, write it into bench/README.md.
+
+For each size (accounts: 10k, 50k, 150k by default) and each SQL engine (SQLite, and
+PostgreSQL when it answers), a throwaway slapd is bulk-loaded with ``slapadd`` and a database
+with the same data set (``bench.data``), then, in this order:
+
+1. raw limits (once per size): plain ldap3 and ``ldapsearch`` reads, ldap3 batched adds;
+2. apply: accepted requests → LDAP → marked applied (``syncd.jobs.apply.apply_accepted``);
+3. reconcile with no drift (a process of its own: wall time and peak RSS);
+4. 1% drift made behind syncd's back (``bench.drift``), reconciled (``--force``: it is above
+   the guards);
+5. a dry run that must find nothing left (a check, not a figure);
+6. tacit sweep over 1,000,000 past requests of which 10,000 are due (largest size only by
+   default: it does not depend on the number of accounts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bench import sql as bsql
+from bench.data import NOW, generate, write_ldif
+from bench.drift import make_drift
+from bench.raw import Ldap, raw_limits
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SIZES = (10_000, 50_000, 150_000)
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def say(*parts: Any) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# databases
+
+
+class Databases:
+    def __init__(self, workdir: Path, pg_admin: str | None):
+        self.workdir = workdir
+        self.pg_admin = pg_admin
+        self.created: list[str] = []
+
+    def postgres_available(self) -> str | None:
+        if not self.pg_admin:
+            return "disabled (--no-postgres)"
+        from sqlalchemy import create_engine, text
+        try:
+            eng = create_engine(self.pg_admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+            with eng.connect() as conn:
+                conn.execute(text("select 1"))
+            eng.dispose()
+            return None
+        except Exception as exc:  # noqa: BLE001
+            return f"unreachable ({type(exc).__name__})"
+
+    def new(self, engine: str, label: str) -> str:
+        from syncd.store.migrate import upgrade
+        if engine == "sqlite":
+            url = f"sqlite:///{self.workdir / f'{label}.db'}"
+        else:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+            name = f"syncd_bench_{secrets.token_hex(4)}"
+            admin = create_engine(self.pg_admin, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+            url = make_url(self.pg_admin).set(database=name).render_as_string(hide_password=False)
+            self.created.append(url)
+        upgrade(url)
+        return url
+
+    def drop(self, url: str) -> None:
+        if url.startswith("sqlite"):
+            for suffix in ("", "-wal", "-shm"):
+                Path(url[len("sqlite:///"):] + suffix).unlink(missing_ok=True)
+            return
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        admin = create_engine(self.pg_admin, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
+        self.created.remove(url)
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+def runtime(db_url: str, slapd: Any, data: Any) -> Any:
+    from syncd.jobs.runtime import Runtime
+    from syncd.settings import Settings
+    from syncd.store.db import make_engine
+    settings = Settings(database={"url": db_url}, ldap={"urls": [slapd.url], "bind_dn": slapd.root_dn,
+                                                       "bind_password": slapd.root_password, "timeout_seconds": 120})
+    return Runtime(settings, data.mappings, make_engine(db_url), clock=lambda: NOW, worker_id="bench")
+
+
+def measure_apply(db_url: str, slapd: Any, data: Any, count: int) -> dict[str, float]:
+    from sqlalchemy import func, select
+
+    from syncd.jobs.apply import apply_accepted
+    from syncd.store.tables import requests
+    engine = runtime(db_url, slapd, data)
+    try:
+        bsql.load_accepted(engine.engine, data, count)
+        t = time.perf_counter()
+        applied = 0
+        while True:
+            n = apply_accepted(engine)
+            if not n:
+                break
+            applied += n
+        seconds = time.perf_counter() - t
+        with engine.engine.connect() as conn:
+            left = conn.execute(select(func.count()).select_from(requests).where(
+                requests.c.status == "accepted", requests.c.applied_at.is_(None))).scalar_one()
+    finally:
+        engine.close()
+    if left:
+        raise RuntimeError(f"apply left {left} accepted requests unapplied")
+    return {"requests": applied, "seconds": seconds, "per_s": applied / seconds}
+
+
+def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False) -> dict:
+    env = dict(os.environ, SYNCD_LDAP__BIND_PASSWORD=slapd.root_password, PYTHONPATH=str(HERE.parent))
+    cmd = [sys.executable, "-m", "bench.reconcile_once", db_url, slapd.url, slapd.root_dn]
+    cmd += ["--force"] if force else []
+    cmd += ["--dry-run"] if dry_run else []
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(HERE.parent))
+    if done.returncode != 0:
+        raise RuntimeError(f"reconcile_once failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_tacit(db_url: str, slapd: Any, data: Any, total: int, due: int) -> dict[str, float]:
+    from syncd.jobs.tacit import sweep
+    rt = runtime(db_url, slapd, data)
+    try:
+        t = time.perf_counter()
+        bsql.load_requests(rt.engine, data, total, due)
+        load = time.perf_counter() - t
+        t = time.perf_counter()
+        accepted = sweep(rt)
+        seconds = time.perf_counter() - t
+    finally:
+        rt.close()
+    if accepted != due:
+        raise RuntimeError(f"the sweep accepted {accepted} requests, {due} were due")
+    return {"seconds": seconds, "accepted": accepted, "load_seconds": load}
+
+
+def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args: Any) -> dict[str, Any]:
+    from syncd.devslapd import DevSlapd
+    from syncd.reconcile.config import ReconcileConfig
+    from syncd.reconcile.service import run_reconcile
+
+    out: dict[str, Any] = {"size": size}
+    t = time.perf_counter()
+    data = generate(size)
+    ldif = write_ldif(data, workdir / f"data-{size}.ldif")
+    out["member_values"] = data.active_memberships()
+    out["memberships_rows"] = len(data.memberships)
+    out["biggest_group"] = max(sum(1 for _, r, rv in data.memberships if r == k and not rv) for k in range(4))
+    say(f"{size}: data set and LDIF ready ({time.perf_counter() - t:.1f} s, {out['member_values']} member values)")
+    for engine in engines:
+        slapd = DevSlapd(workdir / f"slapd-{size}-{engine}")
+        t = time.perf_counter()
+        slapd.bulk_load(ldif)
+        slapd.start()
+        out.setdefault("slapadd_s", time.perf_counter() - t)
+        db_url = dbs.new(engine, f"bench-{size}-{engine}")
+        try:
+            from syncd.store.db import make_engine
+            eng = make_engine(db_url)
+            t = time.perf_counter()
+            bsql.load(eng, data)
+            eng.dispose()
+            say(f"{size}/{engine}: slapd and database loaded (database {time.perf_counter() - t:.1f} s)")
+            ldap = Ldap(slapd.url, slapd.root_dn, slapd.root_password)
+            if "raw" not in out:
+                out["raw"] = raw_limits(ldap, data.mappings, [a["id"] for a in data.accounts], min(size, args.raw_adds))
+                say(f"{size}: raw limits {json.dumps({k: round(v, 2) for k, v in out['raw'].items()})}")
+            res: dict[str, Any] = {}
+            apply_count = min(size, args.apply)
+            res["apply"] = measure_apply(db_url, slapd, data, apply_count)
+            say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s")
+            res["clean"] = reconcile_in_subprocess(db_url, slapd)
+            if res["clean"]["state"] != "clean":
+                raise RuntimeError(f"the seeded pair has drift: {res['clean']['totals']}")
+            say(f"{size}/{engine}: reconcile, no drift: {res['clean']['seconds']:.1f} s, "
+                f"{res['clean']['peak_rss_mib']:.0f} MiB {json.dumps({k: round(v, 1) for k, v in res['clean']['phases'].items()})}")
+            eng = make_engine(db_url)
+            res["drift_made"] = make_drift(ldap, eng, data, 0.01, set(bsql.accepted_pairs(data, apply_count)))
+            eng.dispose()
+            res["drift"] = reconcile_in_subprocess(db_url, slapd, force=True)
+            say(f"{size}/{engine}: reconcile, 1% drift: {res['drift']['seconds']:.1f} s, "
+                f"{res['drift']['totals']['changes']} changes, {res['drift']['peak_rss_mib']:.0f} MiB")
+            check = run_reconcile(runtime(db_url, slapd, data), ReconcileConfig(), dry_run=True, record=False)
+            res["after_repair_clean"] = check.plan.clean
+            if not check.plan.clean:
+                say(f"{size}/{engine}: NOT CLEAN after repair: {check.plan.totals()}")
+            if args.tacit_at == "all" or size == max(args.sizes):
+                res["tacit"] = measure_tacit(db_url, slapd, data, args.requests, args.due)
+                say(f"{size}/{engine}: tacit sweep {res['tacit']['seconds']:.2f} s")
+            out[engine] = res
+        finally:
+            slapd.stop()
+            if not args.keep:
+                dbs.drop(db_url)
+                shutil.rmtree(slapd.workdir, ignore_errors=True)
+    if not args.keep:
+        ldif.unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    slapd = subprocess.run(["/usr/sbin/slapd", "-VV"], capture_output=True, text=True).stderr.split("\n")[0] \
+        if Path("/usr/sbin/slapd").exists() else "slapd ?"
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {cpu}, {mem}, {platform.system()} {platform.release()}",
+            "software": f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+                        f"{slapd.replace('@(#) $OpenLDAP: ', 'OpenLDAP ').split(' (')[0].strip()}"}
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, list[str]]]:
+    label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    out: list[tuple[str, list[str]]] = []
+    get = lambda r, *path: _dig(r, path)  # noqa: E731
+    out.append(("accounts / member values / biggest group",
+                [f"{r['size']:,} / {r['member_values']:,} / {r['biggest_group']:,}" for r in results]))
+    out.append(("slapadd bulk load (s)", [_f(r.get("slapadd_s")) for r in results]))
+    out.append(("**raw** ldap3 batched member adds, 500 per modify (values/s): people (memberOf kept) / no entry",
+                [f"{_f(get(r, 'raw', 'member_adds_per_s'), 0)} / {_f(get(r, 'raw', 'dangling_adds_per_s'), 0)}"
+                 for r in results]))
+    out.append(("**raw** ldap3 paged read, people × every mapped attribute (s)",
+                [_f(get(r, "raw", "ldap3_people_s")) for r in results]))
+    out.append(("**raw** ldap3 paged read, all group member lists (s)",
+                [_f(get(r, "raw", "ldap3_groups_s")) for r in results]))
+    out.append(("**raw** ldapsearch, the same two reads (s)",
+                [f"{_f(get(r, 'raw', 'ldapsearch_people_s'))} + {_f(get(r, 'raw', 'ldapsearch_groups_s'), 2)}"
+                 for r in results]))
+    for e in engines:
+        out.append((f"apply, {label[e]}: req/s (requests; % of raw batched)",
+                    [f"{_f(get(r, e, 'apply', 'per_s'), 0)} ({get(r, e, 'apply', 'requests') or 0:,}; "
+                     f"{_pct(get(r, e, 'apply', 'per_s'), get(r, 'raw', 'member_adds_per_s'))})" for r in results]))
+    for e in engines:
+        out.append((f"reconcile, no drift, {label[e]}: s / peak RSS MiB / × ldap3 read / × ldapsearch",
+                    [_reconcile_cell(r, e, "clean") for r in results]))
+    for e in engines:
+        out.append((f"reconcile, 1% drift repaired, {label[e]}: s / peak RSS MiB / × ldap3 read / writes",
+                    [_reconcile_cell(r, e, "drift") for r in results]))
+    for e in engines:
+        out.append((f"tacit sweep, {label[e]}: 1,000,000 requests, 10,000 due (s)",
+                    [_f(get(r, e, "tacit", "seconds"), 2) for r in results]))
+    return out
+
+
+def _dig(r: dict, path: tuple) -> Any:
+    for p in path:
+        if not isinstance(r, dict) or p not in r:
+            return None
+        r = r[p]
+    return r
+
+
+def _pct(a: float | None, b: float | None) -> str:
+    return "—" if not a or not b else f"{100 * a / b:.0f}%"
+
+
+def _reconcile_cell(r: dict, engine: str, which: str) -> str:
+    res = _dig(r, (engine, which))
+    if not res:
+        return "—"
+    raw = r.get("raw", {})
+    ratio = res["seconds"] / raw["ldap3_read_s"] if raw.get("ldap3_read_s") else None
+    cell = f"{res['seconds']:.1f} / {res['peak_rss_mib']:.0f} / {_f(ratio, 2)}"
+    if which == "clean":
+        cell += f" / {_f(res['seconds'] / raw['ldapsearch_read_s'], 1) if raw.get('ldapsearch_read_s') else '—'}"
+    else:
+        applied = res.get("applied") or {}
+        writes = sum(v for k, v in applied.items() if isinstance(v, int) and k != "skipped")
+        cell += f" / {writes:,}"
+    return cell
+
+
+def markdown(results: list[dict[str, Any]], engines: list[str], info: dict[str, str], notes: list[str]) -> str:
+    head = "| measure | " + " | ".join(f"{r['size']:,} accounts" for r in results) + " |"
+    sep = "|---|" + "---|" * len(results)
+    lines = [f"Measured {info['date']} on {info['machine']}; {info['software']}.", "", head, sep]
+    for name, cells in rows(results, engines):
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def print_table(results: list[dict[str, Any]], engines: list[str], info: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"syncd bench — {info['date']} — {info['machine']}", header_style="bold")
+    table.add_column("measure")
+    for r in results:
+        table.add_column(f"{r['size']:,}", justify="right")
+    for name, cells in rows(results, engines):
+        table.add_row(name.replace("**", ""), *cells)
+    Console(width=200).print(table)
+
+
+RESULTS_START = "<!-- bench:results:start -->"
+RESULTS_END = "<!-- bench:results:end -->"
+
+
+def write_readme(text: str) -> None:
+    """Replace the results block of bench/README.md; everything else (``## Web decisions``…) stays."""
+    path = HERE / "README.md"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{RESULTS_START}\n{text}\n{RESULTS_END}"
+    if RESULTS_START in current and RESULTS_END in current:
+        before, rest = current.split(RESULTS_START, 1)
+        _, after = rest.split(RESULTS_END, 1)
+        path.write_text(before + block + after, encoding="utf-8")
+    else:
+        path.write_text((current.rstrip() + "\n\n" if current else "") + "## Results\n\n" + block + "\n",
+                        encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
+                   help="comma-separated account counts (default: %(default)s)")
+    p.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    p.add_argument("--requests", type=int, default=1_000_000, help="past requests for the tacit sweep")
+    p.add_argument("--due", type=int, default=10_000, help="of which due")
+    p.add_argument("--tacit-at", choices=("largest", "all"), default="largest")
+    p.add_argument("--apply", type=int, default=3000, help="accepted requests applied per size and engine")
+    p.add_argument("--raw-adds", type=int, default=5000, help="member values added for the raw rate")
+    p.add_argument("--workdir", help="scratch folder (default: a new temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep slapd folders and databases")
+    p.add_argument("--no-readme", action="store_true", help="print the table only")
+    p.add_argument("--json", metavar="PATH", help="also write every figure measured to this file")
+    args = p.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    # SIGTERM (make, CI, a timeout) unwinds like Ctrl-C: slapd stopped, databases dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    dbs = Databases(workdir, None if args.no_postgres else os.environ.get("SYNCD_BENCH_POSTGRES_URL", PG_ADMIN_URL))
+    notes: list[str] = []
+    engines = ["sqlite"]
+    problem = dbs.postgres_available()
+    if problem is None:
+        engines.append("postgresql")
+    else:
+        notes.append(f"PostgreSQL not measured: {problem}")
+        say(f"PostgreSQL not measured: {problem}")
+    info = machine()
+    started = time.perf_counter()
+    results = []
+    try:
+        for size in args.sizes:
+            results.append(one_size(size, engines, dbs, workdir, args))
+    finally:
+        for url in list(dbs.created):
+            if not args.keep:
+                dbs.drop(url)
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    total = time.perf_counter() - started
+    notes.append(f"whole run: {total / 60:.1f} min (`python -m bench --sizes {','.join(map(str, args.sizes))}`)")
+    for r in results:
+        for e in engines:
+            if _dig(r, (e, "after_repair_clean")) is False:
+                notes.append(f"{r['size']:,}/{e}: a dry run after the repair still found drift")
+    print_table(results, engines, info)
+    if not args.no_readme:
+        write_readme(markdown(results, engines, info, notes))
+        say("bench/README.md updated")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1, default=str))
+    return 0

@@ -1,0 +1,200 @@
+"""Comparing one side with the other cheaply: DN keys, desired attributes, digests.
+
+* **Keys.** Every DN is compared in ``names.normalise_dn`` form. Normalising 950k member
+  values costs seconds, so the DNs syncd writes itself (``uid=<plain id>,<people branch>``,
+  by far the most common) are recognised by a string test and keyed without parsing; any
+  other value goes through ``normalise_dn``. Both paths give the same string.
+* **Digests.** An account is unchanged when the digest of the attributes syncd owns is the
+  same on both sides. The LDAP side keeps only that digest per entry (a few dozen bytes for
+  150k entries), never the entries; the full values are fetched again only for the accounts
+  whose digests differ. Which attributes syncd owns depends on the account (a director's
+  names belong to an external referential): each LDAP entry gets one digest per possible
+  set of owned attributes ("variant"), usually two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from syncd.core.entries import DN_FIELDS, account_attributes
+from syncd.directory import names
+from syncd.directory.adapter import DISABLED
+from syncd.mappings import DirectoryLayout
+
+# Values that need no escaping and normalise by lower-casing alone.
+_PLAIN = re.compile(r"^[A-Za-z0-9._@-]+$")
+_DIGEST_SIZE = 16
+
+
+class Keys:
+    """Comparison keys for the people of one layout (see the module docstring).
+
+    The key of a person named ``<rdn>=<plain id>`` right under the people branch is the id
+    lower-cased (the naming attribute matches ignoring case); the key of any other DN is its
+    ``normalise_dn`` form, which always holds a ``=`` and so never collides with an id.
+    """
+
+    def __init__(self, layout: DirectoryLayout):
+        self.layout = layout
+        self.rdn = layout.people.rdn_attribute
+        self.branch = names.branch_dn(layout, "people")
+        self.branch_norm = names.normalise_dn(self.branch)
+        self._prefix_l = self.rdn.lower() + "="
+        self._suffix = "," + self.branch
+        self._suffix_norm = "," + self.branch_norm
+        self.placeholder = self.of_dn(names.placeholder_dn(layout))
+        # People entries: the layout's structural class (sub-containers of the branch are not people).
+        self.people_filter = names.filter_eq("objectClass", layout.people.object_classes[0])
+
+    def dn(self, account_id: str) -> str:
+        """The DN syncd writes for an account (``names.person_dn``, fast for plain ids)."""
+        if _PLAIN.match(account_id):
+            return f"{self.rdn}={account_id},{self.branch}"
+        return names.person_dn(self.layout, account_id)
+
+    def of_id(self, account_id: str) -> str:
+        """The key of an account's entry."""
+        if _PLAIN.match(account_id):
+            return account_id.lower()
+        return names.normalise_dn(names.person_dn(self.layout, account_id))
+
+    def of_dn(self, dn: str) -> str:
+        """The key of any DN (a member value, an entry's name)."""
+        lp = len(self._prefix_l)
+        if dn.endswith(self._suffix) and dn[:lp].lower() == self._prefix_l:
+            value = dn[lp:-len(self._suffix)]
+            if _PLAIN.match(value):
+                return value.lower()
+        norm = names.normalise_dn(dn)
+        if norm.endswith(self._suffix_norm) and norm.startswith(self._prefix_l):
+            value = norm[lp:-len(self._suffix_norm)]
+            if _PLAIN.match(value):
+                return value
+        return norm
+
+    def filter_of_key(self, key: str) -> str:
+        """An equality filter on the naming attribute that finds the person of ``key``."""
+        if "=" not in key:
+            return names.filter_eq(self.rdn, key)
+        value = names.parse_dn(key)[0][0][1]
+        return names.filter_eq(self.rdn, value if isinstance(value, str) else value.decode("utf-8", "replace"))
+
+    def account_id_of_dn(self, dn: str) -> str | None:
+        """The naming value (account id) of a DN right under the people branch, else None."""
+        lp = len(self._prefix_l)
+        if dn.endswith(self._suffix) and dn[:lp].lower() == self._prefix_l:
+            value = dn[lp:-len(self._suffix)]
+            if _PLAIN.match(value):
+                return value
+        try:
+            rdns = names.parse_dn(dn)
+        except names.InvalidName:
+            return None
+        if len(rdns) < 2 or len(rdns[0]) != 1 or rdns[0][0][0].lower() != self.rdn.lower():
+            return None
+        if names.normalise_dn(names.format_dn(rdns[1:])) != self.branch_norm:
+            return None
+        value = rdns[0][0][1]
+        return value if isinstance(value, str) else None
+
+
+class AccountComparer:
+    """Desired attributes of an account row, and digests of owned attributes on both sides."""
+
+    def __init__(self, layout: DirectoryLayout):
+        self.layout = layout
+        people = layout.people
+        self.people = people
+        self.disabled_attribute = people.disabled_attribute
+        self.status_mapped = "status" in people.attributes
+        self.dn_attributes = frozenset(people.attributes[f].ldap.lower() for f in DN_FIELDS
+                                       if f in people.attributes)
+        self.mail_attributes = frozenset(people.attributes[f].ldap.lower()
+                                         for f in ("email", "given_name", "family_name")
+                                         if f in people.attributes) | {"cn"}
+        self.status_attribute = (people.attributes["status"].ldap.lower() if self.status_mapped
+                                 else people.disabled_attribute.lower())
+        self.org_dn = lru_cache(maxsize=4096)(lambda code: names.organisation_dn(layout, code))
+        self._normalise = lru_cache(maxsize=65536)(names.normalise_dn)
+        # Every attribute the comparison may need, as requested from the server.
+        wanted = {m.ldap for m in people.attributes.values()} | {"cn", people.disabled_attribute}
+        self.read_attributes = sorted(wanted, key=str.lower)
+        # The owned attribute sets, one per (director, disabled) combination that differs.
+        self.variants: list[tuple[str, ...]] = []
+        self._variant_index: dict[tuple[bool, bool], int] = {}
+        for director in (False, True):
+            for disabled in (False, True):
+                sample = {"director": director, "status": "disabled" if disabled else "active"}
+                owned = tuple(sorted(k.lower() for k in self.desired(sample)))
+                if owned not in self.variants:
+                    self.variants.append(owned)
+                self._variant_index[(director, disabled)] = self.variants.index(owned)
+
+    # -- the database side ------------------------------------------------------------------
+
+    def desired(self, row: Mapping[str, Any], *, first_write: bool = False) -> dict[str, list[str]]:
+        """LDAP attribute -> values the entry should hold ([] = no value), owned ones only."""
+        values = dict(row)
+        if values.get("status") == "pending":
+            values["status"] = "active"
+        attrs = account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn)
+        if not self.status_mapped and values.get("status") == DISABLED:
+            attrs[self.disabled_attribute] = [DISABLED]
+        return attrs
+
+    def variant_of(self, row: Mapping[str, Any]) -> int:
+        return self._variant_index[(bool(row.get("director")), row.get("status") == DISABLED)]
+
+    def canonical(self, attribute: str, values: list[str]) -> str:
+        """One attribute's values in comparable form (DN values normalised, order ignored)."""
+        if not values:
+            return ""
+        if attribute in self.dn_attributes:
+            try:
+                values = [self._normalise(v) for v in values]
+            except names.InvalidName:
+                pass
+        if len(values) == 1:
+            return values[0]
+        return "\x01".join(sorted(values))
+
+    @staticmethod
+    def _hash(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=_DIGEST_SIZE).digest()
+
+    def db_digest(self, desired: Mapping[str, list[str]]) -> bytes:
+        """Digest of a row's desired attributes (``desired()``), comparable with ``ldap_digests``."""
+        canonical = self.canonical
+        parts = sorted((a.lower(), v) for a, v in desired.items())
+        return self._hash("\x00".join(f"{a}\x02{canonical(a, v)}" for a, v in parts))
+
+    # -- the LDAP side ----------------------------------------------------------------------
+
+    def ldap_digests(self, attrs: Mapping[str, list[str]]) -> bytes:
+        """The digests of one LDAP entry (lower-cased attribute names), one per variant."""
+        canonical = self.canonical
+        canon = {a: canonical(a, v) for a, v in attrs.items()}
+        get = canon.get
+        return b"".join(self._hash("\x00".join(f"{a}\x02{get(a, '')}" for a in variant))
+                        for variant in self.variants)
+
+    def digest_of_variant(self, digests: bytes, variant: int) -> bytes:
+        return digests[variant * _DIGEST_SIZE:(variant + 1) * _DIGEST_SIZE]
+
+    def is_disabled(self, attrs: Mapping[str, list[str]]) -> bool:
+        values = attrs.get(self.disabled_attribute.lower(), [])
+        return any(v.lower() == DISABLED for v in values)
+
+    def differences(self, desired: Mapping[str, list[str]], attrs: Mapping[str, list[str]]
+                    ) -> dict[str, tuple[list[str], list[str]]]:
+        """Owned attributes whose values differ: attribute -> (in LDAP, wanted)."""
+        out = {}
+        for attr, want in desired.items():
+            have = attrs.get(attr.lower(), [])
+            if self.canonical(attr.lower(), list(have)) != self.canonical(attr.lower(), list(want)):
+                out[attr] = (list(have), list(want))
+        return out

@@ -1,0 +1,114 @@
+"""One reconciliation run: plan, check the guards, apply (or not), record it in ``reconcile_runs``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, update
+
+from syncd.jobs.runtime import Runtime
+from syncd.reconcile import guards
+from syncd.reconcile.applying import ApplyResult, apply_plan
+from syncd.reconcile.config import ReconcileConfig
+from syncd.reconcile.model import Plan
+from syncd.reconcile.planning import Planner, Progress
+from syncd.store.db import transaction
+from syncd.store.tables import reconcile_runs
+
+log = structlog.get_logger(__name__)
+
+SAMPLE = 20     # drift items kept in the run's summary (the rest: --json at the time, or logs)
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    verdict: guards.Verdict
+    dry_run: bool
+    forced: bool
+    applied: ApplyResult | None
+    run_id: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Drift was found, writing was asked for, and a guard stopped it."""
+        return not self.dry_run and self.applied is None and self.plan.changes > 0 and not self.verdict.ok
+
+    @property
+    def state(self) -> str:
+        if self.plan.clean:
+            return "clean"
+        if self.dry_run:
+            return "dry_run"
+        if self.plan.changes == 0:
+            return "reported"           # drift syncd does not write (e.g. entries it does not know)
+        if self.refused:
+            return "refused"
+        return "applied"
+
+    def to_json(self, *, sample: int | None = None) -> dict[str, Any]:
+        plan = self.plan.to_json()
+        if sample is not None:
+            plan["accounts"] = plan["accounts"][:sample]
+            plan["groups"] = [dict(g, add=g["add"][:sample], remove=g["remove"][:sample])
+                              for g in plan["groups"][:sample]]
+        return {
+            "run_id": self.run_id,
+            "state": self.state,
+            "dry_run": self.dry_run,
+            "guard": {"ok": self.verdict.ok, "reason": self.verdict.reason, "forceable": self.verdict.forceable,
+                      "forced": self.forced and not self.verdict.ok},
+            "applied": self.applied.to_json() if self.applied else None,
+            **plan,
+        }
+
+
+def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False, force: bool = False,
+                  account: str | None = None, group: str | None = None,
+                  progress: Progress | None = None, record: bool = True) -> Outcome:
+    """Plan (full, one account or one group), check the guards, apply unless told not to."""
+    started = rt.clock()
+    run_id = _start(rt, "dry_run" if dry_run else "apply", started) if record else None
+    try:
+        planner = Planner(rt, config, progress)
+        if account:
+            plan = planner.plan_account(account)
+        elif group:
+            plan = planner.plan_group(group)
+        else:
+            plan = planner.plan_full()
+        verdict = guards.check(plan, config)
+        applied = None
+        if not dry_run and plan.changes and (verdict.ok or (force and verdict.forceable)):
+            applied = apply_plan(rt, plan, progress)
+        outcome = Outcome(plan, verdict, dry_run, force, applied, run_id)
+    except BaseException as exc:
+        if run_id is not None:
+            _finish(rt, run_id, None, f"{type(exc).__name__}: {exc}")
+        raise
+    log_event = {"clean": "reconcile_clean", "dry_run": "reconcile_drift_found", "reported": "reconcile_drift_found",
+                 "refused": "reconcile_refused", "applied": "reconcile_applied"}[outcome.state]
+    (log.warning if outcome.state == "refused" else log.info)(
+        log_event, scope=plan.scope, reason=verdict.reason, **plan.totals(),
+        seconds=round(sum(plan.seconds.values()), 2))
+    if run_id is not None:
+        error = verdict.reason if outcome.refused else (
+            "; ".join(applied.errors[:5]) if applied and applied.errors else None)
+        _finish(rt, run_id, outcome.to_json(sample=SAMPLE), error)
+    return outcome
+
+
+def _start(rt: Runtime, mode: str, now: Any) -> int:
+    with transaction(rt.engine) as conn:
+        return conn.execute(insert(reconcile_runs).values(started_at=now, mode=mode)).inserted_primary_key[0]
+
+
+def _finish(rt: Runtime, run_id: int, summary: dict | None, error: str | None) -> None:
+    try:
+        with transaction(rt.engine) as conn:
+            conn.execute(update(reconcile_runs).where(reconcile_runs.c.id == run_id)
+                         .values(finished_at=rt.clock(), summary=summary, error=error[:4000] if error else None))
+    except Exception as exc:  # noqa: BLE001 - the database may be what failed; the run's outcome stands
+        log.warning("reconcile_run_not_recorded", run_id=run_id, error=str(exc))
