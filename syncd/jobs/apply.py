@@ -95,15 +95,23 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
     rt.directory.upsert_account(account["id"], attrs, layout.people.object_classes)
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        # Record the version written: a change committed meanwhile keeps the account behind.
-        conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(ldap_synced_at=now, ldap_version=account["version"]))
-        conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
-                     .values(status="active"))
+        mark_account_written(conn, account, now)
         audit.record(conn, at=now, actor="syncd", action="ldap_account_written",
                      target=names.person_dn(layout, account["id"]),
                      detail={"attributes": sorted(attrs), "version": account["version"]})
     log.info("account_written", account_id=account["id"])
+
+
+def mark_account_written(conn, account: RowMapping, now: datetime) -> None:
+    """Record that LDAP has this version of the account; a pending account becomes active.
+
+    The version recorded is the one read before the write: a change committed meanwhile keeps
+    the account behind, so it is written again.
+    """
+    conn.execute(update(accounts).where(accounts.c.id == account["id"])
+                 .values(ldap_synced_at=now, ldap_version=account["version"]))
+    conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
+                 .values(status="active"))
 
 
 def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:

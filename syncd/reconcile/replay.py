@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import PermanentError
+from syncd.jobs.apply import mark_account_written
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
 from syncd.store import audit, repo
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
+from syncd.store.tables import memberships
 
 log = structlog.get_logger(__name__)
 
@@ -116,11 +117,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
 
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        # The version written (as push_account records it); a pending account becomes active.
-        conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(ldap_synced_at=now, ldap_version=account["version"]))
-        conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
-                     .values(status="active"))
+        mark_account_written(conn, account, now)
         if written != "unchanged":
             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written", request_id=request_id,
                          target=dn, detail={"version": account["version"], "replay": True})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 
@@ -11,7 +10,7 @@ from syncd.jobs.runtime import Runtime
 from syncd.mappings import Mappings
 from syncd.settings import Settings
 from syncd.store.db import make_engine
-from tests.factories import T0, mappings as sample_mappings
+from tests.factories import mappings as sample_mappings
 
 SHARED_ROLE = "annuaire-commun-lecture"
 SHARED_GROUP = "app-annuaire-commun-lecture"
@@ -25,22 +24,6 @@ def reconcile_mappings(base_dn: str) -> Mappings:
     data["applications"].append({"key": "annuaire-commun", "label": "Annuaire commun", "management": "central", "roles": [
         {"key": SHARED_ROLE, "label": "Annuaire - partagé", "group": SHARED_GROUP, "ownership": "shared"}]})
     return Mappings.model_validate(data)
-
-
-class Clock:
-    def __init__(self, now=T0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 def make_runtime(db_url, ldap_settings, ldap_layout, clock) -> Runtime:
