@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import structlog
+import tenacity
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -34,7 +35,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from syncd.errors import StoreRejected
+from syncd.errors import StoreRejected, StoreUnavailable
 from syncd.store.db import _parse_url, is_sqlite, make_engine, transaction, translate_errors
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,18 @@ def head_revision() -> str:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """See ``_upgrade_once``; a temporary failure (another process held the database's write lock
+    longer than the busy timeout, a dropped connection) is retried: a migration that finds the
+    database already at its target does nothing, so trying again is safe."""
+    retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(StoreUnavailable),
+                                 stop=tenacity.stop_after_attempt(3),
+                                 wait=tenacity.wait_random_exponential(multiplier=0.5, max=5), reraise=True)
+    for attempt in retrying:
+        with attempt:
+            _upgrade_once(url, revision)
+
+
+def _upgrade_once(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` up to ``revision`` (default: the latest). Idempotent.
 
     Creates the SQLite file (and its folder) if missing. Safe against another *process*
