@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=1_000_000, help="past requests for the tacit sweep")
     p.add_argument("--due", type=int, default=10_000, help="of which due")
     p.add_argument("--tacit-at", choices=("largest", "all"), default="largest")
-    p.add_argument("--apply", type=int, default=3000, help="accepted requests applied per size and engine")
+    p.add_argument("--apply", type=int, default=2000, help="accepted requests applied per size and engine")
     p.add_argument("--raw-adds", type=int, default=5000, help="member values added for the raw rate")
     p.add_argument("--workdir", help="scratch folder (default: a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep slapd folders and databases")

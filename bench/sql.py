@@ -79,7 +79,14 @@ def load(engine: Engine, data: DataSet) -> None:
             for o in data.mappings.organisations]
     bulk_insert(engine, "organisations", ("code", "name", "branch", "active", "updated_at"), orgs)
     bulk_insert(engine, "accounts", ACCOUNT_COLUMNS, account_rows(data))
+    from syncd.store.tables import memberships
+    with engine.begin() as conn:            # built once afterwards: faster than row by row
+        for index in memberships.indexes:
+            index.drop(conn)
     bulk_insert(engine, "memberships", MEMBERSHIP_COLUMNS, membership_rows(data))
+    with engine.begin() as conn:
+        for index in memberships.indexes:
+            index.create(conn)
     analyze(engine)
 
 

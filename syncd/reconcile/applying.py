@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import PermanentError
+from syncd.jobs.apply import mark_account_written
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.model import Plan
@@ -121,10 +122,9 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
                 now = rt.clock()
                 with transaction(rt.engine) as conn:
                     for row, outcome, attrs, kind in written:
-                        # The version written: a change committed meanwhile keeps the account
-                        # behind (the accounts job writes it next), as ``push_account`` does.
-                        conn.execute(update(accounts).where(accounts.c.id == row["id"])
-                                     .values(ldap_synced_at=now, ldap_version=row["version"]))
+                        # The version read before the write: a change committed meanwhile keeps
+                        # the account behind (the accounts job writes it next).
+                        mark_account_written(conn, row, now)
                         if outcome != "unchanged":
                             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written",
                                          target=names.person_dn(layout, row["id"]),

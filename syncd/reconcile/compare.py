@@ -125,22 +125,24 @@ class AccountComparer:
         self.read_attributes = sorted(wanted, key=str.lower)
         # The owned attribute sets, one per (director, disabled) combination that differs.
         self.variants: list[tuple[str, ...]] = []
+        self._orders: list[list[tuple[str, str]]] = []      # per variant: (lower-cased, as in desired())
         self._variant_index: dict[tuple[bool, bool], int] = {}
         for director in (False, True):
             for disabled in (False, True):
-                sample = {"director": director, "status": "disabled" if disabled else "active"}
-                owned = tuple(sorted(k.lower() for k in self.desired(sample)))
+                sample = self.desired({"director": director, "status": "disabled" if disabled else "active"})
+                owned = tuple(sorted(k.lower() for k in sample))
                 if owned not in self.variants:
                     self.variants.append(owned)
+                    self._orders.append(sorted((k.lower(), k) for k in sample))
                 self._variant_index[(director, disabled)] = self.variants.index(owned)
 
     # -- the database side ------------------------------------------------------------------
 
     def desired(self, row: Mapping[str, Any], *, first_write: bool = False) -> dict[str, list[str]]:
         """LDAP attribute -> values the entry should hold ([] = no value), owned ones only."""
-        values = dict(row)
-        if values.get("status") == "pending":
-            values["status"] = "active"
+        values = row
+        if row.get("status") == "pending":      # written as active, as push_account does
+            values = dict(row, status="active")
         attrs = account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn)
         if not self.status_mapped and values.get("status") == DISABLED:
             attrs[self.disabled_attribute] = [DISABLED]
@@ -166,11 +168,20 @@ class AccountComparer:
     def _hash(text: str) -> bytes:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=_DIGEST_SIZE).digest()
 
-    def db_digest(self, desired: Mapping[str, list[str]]) -> bytes:
-        """Digest of a row's desired attributes (``desired()``), comparable with ``ldap_digests``."""
-        canonical = self.canonical
-        parts = sorted((a.lower(), v) for a, v in desired.items())
-        return self._hash("\x00".join(f"{a}\x02{canonical(a, v)}" for a, v in parts))
+    def db_digest(self, desired: Mapping[str, list[str]], variant: int) -> bytes:
+        """Digest of a row's desired attributes (``desired()``), comparable with variant
+        ``variant`` (``variant_of(row)``) of ``ldap_digests``."""
+        canonical, dn_attributes = self.canonical, self.dn_attributes
+        parts = []
+        for low, name in self._orders[variant]:
+            values = desired[name]
+            if not values:
+                parts.append(low + "\x02")
+            elif len(values) == 1 and low not in dn_attributes:
+                parts.append(f"{low}\x02{values[0]}")
+            else:
+                parts.append(f"{low}\x02{canonical(low, values)}")
+        return self._hash("\x00".join(parts))
 
     # -- the LDAP side ----------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ class Planner:
                 continue
             desired = comparer.desired(row)
             variant = comparer.variant_of(row)
-            if comparer.digest_of_variant(have[0], variant) != comparer.db_digest(desired):
+            if comparer.digest_of_variant(have[0], variant) != comparer.db_digest(desired, variant):
                 suspects[key] = (dict(row), desired)
         self.progress.advance(n % 1000)
         return suspects
