@@ -24,14 +24,7 @@ EXTENSIONS = ("syncd.lifecycle_commands", "syncd.plan_commands", "syncd.web.comm
 
 def _extensions():
     import importlib
-    found = []
-    for name in EXTENSIONS:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if not (name == exc.name or name.startswith(f"{exc.name}.")):
-                raise   # the module exists but something it imports is missing
-    return found
+    return [importlib.import_module(name) for name in EXTENSIONS]
 
 
 def _parser() -> argparse.ArgumentParser:
