@@ -99,20 +99,7 @@ def release(
 
     Rows another worker holds now (our lease ran out and was taken over) are left alone.
     """
-    _check_table(table)
-    _check_worker(worker_id)
-    ids = sorted(set(ids))
-    if not ids:
-        return []
-    with _tx(conn_or_engine) as conn:
-        ours = _still_ours(conn, table, ids, worker_id)
-        for chunk in _chunks(ours):
-            conn.execute(
-                update(table)
-                .where(table.c.id.in_(chunk), table.c.claimed_by == worker_id)
-                .values(claimed_by=None, claimed_until=None)
-            )
-    return ours
+    return _update_own_claims(conn_or_engine, table, ids, worker_id, claimed_by=None, claimed_until=None)
 
 
 def extend_lease(
@@ -129,21 +116,8 @@ def extend_lease(
     Returns the ids still held, ascending; an id missing from the answer was lost to another
     worker (our lease had run out) and must not be worked on any more.
     """
-    _check_table(table)
-    _check_worker(worker_id)
-    until = _lease_end(now, lease_seconds)
-    ids = sorted(set(ids))
-    if not ids:
-        return []
-    with _tx(conn_or_engine) as conn:
-        ours = _still_ours(conn, table, ids, worker_id)
-        for chunk in _chunks(ours):
-            conn.execute(
-                update(table)
-                .where(table.c.id.in_(chunk), table.c.claimed_by == worker_id)
-                .values(claimed_until=until)
-            )
-    return ours
+    return _update_own_claims(conn_or_engine, table, ids, worker_id,
+                              claimed_until=_lease_end(now, lease_seconds))
 
 
 # --------------------------------------------------------------------------- the common part
@@ -187,6 +161,21 @@ def _claim(
                 update(table).where(c.id.in_(chunk)).values(claimed_by=worker_id, claimed_until=until)
             )
     return ids
+
+
+def _update_own_claims(conn_or_engine: Engine | Connection, table: Table, ids: Iterable[int], worker_id: str,
+                       **values: object) -> list[int]:
+    """Set ``values`` on those of ``ids`` still claimed by ``worker_id``; return them, ascending."""
+    _check_table(table)
+    _check_worker(worker_id)
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    with _tx(conn_or_engine) as conn:
+        ours = _still_ours(conn, table, ids, worker_id)
+        for chunk in _chunks(ours):
+            conn.execute(update(table).where(table.c.id.in_(chunk), table.c.claimed_by == worker_id).values(**values))
+    return ours
 
 
 def _still_ours(conn: Connection, table: Table, ids: list[int], worker_id: str) -> list[int]:
