@@ -180,7 +180,8 @@ def _environment(language: str) -> jinja2.Environment:
     env = _environments.get(language)
     if env is None:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATE_DIR / language),
+            # The language's folder first, then what all languages share (the HTML layout).
+            loader=jinja2.FileSystemLoader([TEMPLATE_DIR / language, TEMPLATE_DIR]),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             finalize=_finalize,
@@ -191,6 +192,7 @@ def _environment(language: str) -> jinja2.Environment:
         env.filters["datetime"] = format_datetime
         env.filters["date"] = format_date
         env.globals["fail"] = _fail
+        env.globals["language"] = language
         _environments[language] = env
     return env
 
