@@ -7,7 +7,8 @@ So a mail is never sent for a change that rolled back, and never lost for one th
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -50,18 +51,8 @@ def enqueue(
     not one address, or a context value JSON cannot hold; ``StoreUnavailable`` /
     ``StoreRejected`` when the database fails.
     """
-    _check(recipient, template, context)
-    values = {
-        "created_at": _utc(now),
-        "recipient": recipient.strip(),
-        "template": template,
-        "language": supported_language(language),
-        "context": _jsonable(dict(context)),
-        "request_id": request_id,
-        "dedupe_key": dedupe_key,
-        "status": "pending",
-        "attempts": 0,
-    }
+    values = _row(recipient=recipient, template=template, context=context, now=now, request_id=request_id,
+                  dedupe_key=dedupe_key, language=language)
     bound = log.bind(template=template, request_id=request_id, dedupe_key=dedupe_key)
     with translate_store_errors("enqueue a mail"):
         insert = _DIALECT_INSERTS.get(conn.dialect.name)
@@ -75,6 +66,53 @@ def enqueue(
         return None
     bound.info("outbox_enqueued", outbox_id=outbox_id)
     return outbox_id
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One mail for ``enqueue_many``; the fields mean what ``enqueue``'s arguments do."""
+    recipient: str
+    template: str
+    context: Mapping[str, Any]
+    request_id: int | None = None
+    dedupe_key: str | None = None
+    language: str = "fr"
+
+
+def enqueue_many(conn: Connection, mails: Sequence[Mail], now: datetime) -> None:
+    """Add many mails in one multi-row statement; a dedupe key already there skips that mail.
+
+    For jobs that change requests by the batch (apply, the tacit sweep). Checks every mail as
+    ``enqueue`` does, before writing any.
+    """
+    rows = [_row(recipient=m.recipient, template=m.template, context=m.context, now=now, request_id=m.request_id,
+                 dedupe_key=m.dedupe_key, language=m.language) for m in mails]
+    if not rows:
+        return
+    with translate_store_errors("enqueue mails"):
+        insert = _DIALECT_INSERTS.get(conn.dialect.name)
+        if insert is None:
+            for values in rows:
+                _insert_with_savepoint(conn, values)
+        else:
+            conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    log.info("outbox_enqueued_many", count=len(rows))
+
+
+def _row(*, recipient: str, template: str, context: Mapping[str, Any], now: datetime, request_id: int | None,
+         dedupe_key: str | None, language: str) -> dict[str, Any]:
+    _check(recipient, template, context)
+    return {
+        "created_at": _utc(now),
+        "recipient": recipient.strip(),
+        "template": template,
+        "language": supported_language(language),
+        "context": _jsonable(dict(context)),
+        "request_id": request_id,
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "attempts": 0,
+    }
 
 
 def pending_count(conn: Connection) -> int:

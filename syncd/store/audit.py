@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,17 +36,43 @@ def _digest(prev_hash: str | None, row: dict[str, Any]) -> str:
 def record(conn: Connection, *, at: datetime, actor: str, action: str, request_id: int | None = None,
            target: str | None = None, detail: dict[str, Any] | None = None) -> str:
     """Append one row; return its hash."""
+    return record_many(conn, [Entry(at=at, actor=actor, action=action, request_id=request_id, target=target,
+                                    detail=detail)])
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit row to append."""
+    at: datetime
+    actor: str
+    action: str
+    request_id: int | None = None
+    target: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def record_many(conn: Connection, entries: Sequence[Entry]) -> str | None:
+    """Append rows in order, chained to the current head; return the last hash.
+
+    One lock, one read of the head and one multi-row insert for the whole batch: the chain is
+    computed here, so a job that changes a thousand requests does not read the head a thousand
+    times.
+    """
+    if not entries:
+        return None
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
-    at = at.astimezone(timezone.utc)
-    row = {"at": at.isoformat(), "actor": actor, "action": action, "request_id": request_id,
-           "target": target, "detail": detail}
-    digest = _digest(prev, row)
-    conn.execute(insert(audit_log).values(at=at, actor=actor[:100], action=action[:40], request_id=request_id,
-                                          target=target[:1000] if target else None, detail=detail,
-                                          prev_hash=prev, hash=digest))
-    return digest
+    values = []
+    for e in entries:
+        # Truncated before hashing: the chain must cover what is stored, or verify() would fail.
+        row = {"at": e.at.astimezone(timezone.utc), "actor": e.actor[:100], "action": e.action[:40],
+               "request_id": e.request_id, "target": e.target[:1000] if e.target else None, "detail": e.detail}
+        digest = _digest(prev, row | {"at": row["at"].isoformat()})
+        values.append(row | {"prev_hash": prev, "hash": digest})
+        prev = digest
+    conn.execute(insert(audit_log), values)
+    return prev
 
 
 def rows(conn: Connection, since_id: int = 0) -> Iterator[dict[str, Any]]:

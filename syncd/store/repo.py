@@ -84,6 +84,13 @@ def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor
                                                detail=detail))
 
 
+def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Many history events in one statement; each dict has ``request_id``, ``event``, ``at``
+    and optionally ``actor`` and ``detail``."""
+    if events:
+        conn.execute(insert(request_events), [{"actor": None, "detail": None} | e for e in events])
+
+
 def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
     return list(conn.execute(select(request_events).where(request_events.c.request_id == request_id)
                              .order_by(request_events.c.id)).mappings())

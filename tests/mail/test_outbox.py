@@ -118,3 +118,27 @@ def test_created_at_is_stored_in_utc_whatever_the_zone_of_now(sqlite_engine):
         outbox_id = _enqueue(conn, paris_now)
         created = conn.execute(select(outbox.c.created_at).where(outbox.c.id == outbox_id)).scalar_one()
     assert created.replace(tzinfo=timezone.utc) == datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def test_mails_enqueued_by_the_batch_skip_dedupe_keys_already_there(mail_engine, now):
+    from syncd.mail.outbox import Mail, enqueue_many
+    mail = dict(recipient="a.charenne@lassuranceretraite.fr", template="request_accepted",
+                context=SAMPLE_CONTEXTS["request_accepted"])
+    with mail_engine.begin() as conn:
+        _enqueue(conn, now, dedupe_key="request:1:accepted")
+        enqueue_many(conn, [Mail(**mail, dedupe_key=f"request:{n}:accepted") for n in (1, 2, 3)]
+                     + [Mail(**mail, dedupe_key="request:3:accepted")], now)
+    with mail_engine.connect() as conn:
+        keys = sorted(r.dedupe_key for r in conn.execute(select(outbox)))
+    assert keys == ["request:1:accepted", "request:2:accepted", "request:3:accepted"]
+
+
+def test_a_bad_mail_in_a_batch_writes_none_of_it(sqlite_engine, now):
+    from syncd.mail.outbox import Mail, enqueue_many
+    good = Mail(recipient="a@b.fr", template="request_accepted", context=SAMPLE_CONTEXTS["request_accepted"])
+    with pytest.raises(ValueError, match="not a single e-mail address"):
+        with sqlite_engine.begin() as conn:
+            enqueue_many(conn, [good, Mail(recipient="a@b.fr, c@d.fr", template="request_accepted",
+                                           context=SAMPLE_CONTEXTS["request_accepted"])], now)
+    with sqlite_engine.connect() as conn:
+        assert pending_count(conn) == 0

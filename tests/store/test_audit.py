@@ -67,3 +67,22 @@ def test_concurrent_writers_never_fork_the_chain(db_url):
         assert audit.verify(conn) is None
     for e in engines:
         e.dispose()
+
+
+def test_a_batch_of_rows_is_chained_in_order_onto_the_existing_trail(engine):
+    fill(engine, 2)
+    with transaction(engine) as conn:
+        last = audit.record_many(conn, [audit.Entry(at=T, actor="syncd", action="ldap_member_added", request_id=n,
+                                                    detail={"member": f"uid={n}"}) for n in range(10, 15)])
+    with transaction(engine) as conn:
+        trail = list(audit.rows(conn))
+        assert audit.verify(conn) is None
+    assert [r["request_id"] for r in trail] == [0, 1, 10, 11, 12, 13, 14]
+    assert trail[2]["prev_hash"] == trail[1]["hash"] and trail[-1]["hash"] == last
+
+
+def test_values_cut_to_their_column_size_still_verify(engine):
+    with transaction(engine) as conn:
+        audit.record(conn, at=T, actor="x" * 300, action="decided", target="t" * 3000)
+    with transaction(engine) as conn:
+        assert audit.verify(conn) is None
