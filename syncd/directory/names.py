@@ -21,6 +21,8 @@ DN or a filter by hand.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import unicodedata
 from typing import Literal
@@ -296,16 +298,30 @@ def rdn(attribute: str, value: str) -> str:
     return f"{validate_attribute_name(attribute)}={escape_rdn_value(value)}"
 
 
+def _checked(dn: str) -> str:
+    """``dn`` once ``parse_dn`` accepts it. Cached: the same few bases and branches are the
+    parents of every DN built, and parsing them each time cost more than the rest of a batch."""
+    if not isinstance(dn, str):
+        parse_dn(dn)    # raises the InvalidName a caller expects (and a list is not hashable)
+    return _checked_text(dn)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_text(dn: str) -> str:
+    parse_dn(dn)
+    return dn
+
+
 def child_dn(attribute: str, value: str, parent: str) -> str:
     """The DN of the entry named ``attribute=value`` right under ``parent``."""
-    parse_dn(parent)  # refuse a malformed parent early
+    _checked(parent)  # refuse a malformed parent early
     return f"{rdn(attribute, value)},{parent}" if parent.strip() else rdn(attribute, value)
 
 
 def _join(relative: str, base: str) -> str:
     relative = relative.strip()
-    parse_dn(relative)
-    parse_dn(base)
+    _checked(relative)
+    _checked(base)
     return f"{relative},{base.strip()}" if relative else base.strip()
 
 

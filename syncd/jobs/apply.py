@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 
 from syncd.core.entries import account_attributes
@@ -21,6 +21,7 @@ from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError, TemporaryError
 from syncd.jobs import notify, passwords
 from syncd.jobs.runtime import Runtime
+from syncd.mail.outbox import enqueue_many
 from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_requests
@@ -39,7 +40,7 @@ def apply_accepted(rt: Runtime) -> int:
     """Write one batch of accepted, unapplied requests to LDAP; return how many were applied."""
     now = rt.clock()
     ids = claim_requests(rt.engine, statuses=ACCEPTED, worker_id=rt.worker_id, now=now,
-                         lease_seconds=rt.settings.database.lease_seconds, limit=rt.settings.jobs.batch_size,
+                         lease_seconds=rt.settings.database.lease_seconds, limit=rt.settings.jobs.apply_batch_size,
                          unapplied_only=True)
     if not ids:
         return 0
@@ -139,34 +140,72 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
 def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, tuple[str, bool]],
             by_id: dict[int, RowMapping]) -> None:
     now = rt.clock()
-    ceiling = rt.settings.jobs.max_backoff_seconds
     with transaction(rt.engine) as conn:
-        for row in applied:
-            repo.update_request(conn, row["id"], now, applied_at=now, last_error=None, next_attempt_at=None,
-                                claimed_by=None, claimed_until=None)
-            repo.add_event(conn, row["id"], "applied", now)
-            if row["kind"] != RequestKind.ACCOUNT.value:
-                role = rt.mappings.role(row["role_key"])
-                audit.record(conn, at=now, actor="syncd", action="ldap_member_added", request_id=row["id"],
-                             target=names.group_dn(rt.mappings.directory, role.group),
-                             detail={"member": names.person_dn(rt.mappings.directory, row["account_id"])})
-            if row["kind"] == RequestKind.ACCOUNT.value:
-                passwords.issue_reset(conn, rt, row["account_id"], now, template="account_created_set_password")
-            else:
-                conn.execute(update(memberships).where(memberships.c.account_id == row["account_id"],
-                                                       memberships.c.role_key == row["role_key"])
-                             .values(applied_at=now))
-                template = "request_accepted_tacitly" if row["status"] == Status.ACCEPTED_TACITLY.value \
-                    else "request_accepted"
-                notify.to_requester(conn, repo.get_request(conn, row["id"]), template, rt.mappings,
-                                    rt.settings.web.base_url, now)
-        for request_id, (error, retry_helps) in failed.items():
-            attempts = by_id[request_id]["attempts"] + 1
-            # A permanent failure needs a person to fix something: retry rarely, but retry.
-            delay = backoff_seconds(attempts, ceiling) if retry_helps else ceiling
-            repo.update_request(conn, request_id, now, attempts=attempts, last_error=error[:2000],
-                                next_attempt_at=now + timedelta(seconds=delay), claimed_by=None, claimed_until=None)
-            log.warning("request_apply_failed", request_id=request_id, attempt=attempts, retry_in=delay,
-                        error=error[:200], temporary=retry_helps)
+        for start in range(0, len(applied), _CHUNK):
+            _record_applied(conn, rt, applied[start:start + _CHUNK], now)
+        _record_failed(conn, rt, failed, by_id, now)
     if applied:
         log.info("requests_applied", count=len(applied))
+
+
+# Rows per statement: well under SQLite's 32,766 bound parameters, and statements PostgreSQL
+# plans once per batch rather than once per request.
+_CHUNK = 1000
+
+_MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
+                 .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
+                         next_attempt_at=None, claimed_by=None, claimed_until=None))
+# The account_id test is redundant but lets SQLite use the primary key: it scans the whole
+# table for a row-value IN list alone.
+_MEMBERSHIP_APPLIED = (update(memberships)
+                       .where(memberships.c.account_id.in_(bindparam("accounts", expanding=True)),
+                              tuple_(memberships.c.account_id, memberships.c.role_key)
+                              .in_(bindparam("pairs", expanding=True)))
+                       .values(applied_at=bindparam("now")))
+
+
+def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+    """Mark a batch applied: a handful of set-based statements, not a handful per request.
+
+    Each request gets its "applied" event, each membership its ``applied_at``, each member
+    added its audit row, and each requester the mail that says the request is granted.
+    """
+    layout = rt.mappings.directory
+    conn.execute(_MARK_APPLIED, {"ids": [r["id"] for r in rows], "now": now})
+    repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
+    habilitations = [r for r in rows if r["kind"] != RequestKind.ACCOUNT.value]
+    group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
+                 for key in {r["role_key"] for r in habilitations}}
+    audit.record_many(conn, [
+        audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
+                    target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
+        for r in habilitations])
+    if habilitations:
+        conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({r["account_id"] for r in habilitations}),
+                                           "pairs": [(r["account_id"], r["role_key"]) for r in habilitations],
+                                           "now": now})
+        owners = {a["id"]: a for a in conn.execute(select(accounts).where(
+            accounts.c.id.in_({r["account_id"] for r in habilitations}))).mappings()}
+        mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
+                                       rt.settings.web.base_url) for r in habilitations]
+        enqueue_many(conn, [m for m in mails if m is not None], now)
+    for r in rows:
+        if r["kind"] == RequestKind.ACCOUNT.value:
+            passwords.issue_reset(conn, rt, r["account_id"], now, template="account_created_set_password")
+
+
+def _accepted_template(row: RowMapping) -> str:
+    return "request_accepted_tacitly" if row["status"] == Status.ACCEPTED_TACITLY.value else "request_accepted"
+
+
+def _record_failed(conn, rt: Runtime, failed: dict[int, tuple[str, bool]], by_id: dict[int, RowMapping],
+                   now: datetime) -> None:
+    ceiling = rt.settings.jobs.max_backoff_seconds
+    for request_id, (error, retry_helps) in failed.items():
+        attempts = by_id[request_id]["attempts"] + 1
+        # A permanent failure needs a person to fix something: retry rarely, but retry.
+        delay = backoff_seconds(attempts, ceiling) if retry_helps else ceiling
+        repo.update_request(conn, request_id, now, attempts=attempts, last_error=error[:2000],
+                            next_attempt_at=now + timedelta(seconds=delay), claimed_by=None, claimed_until=None)
+        log.warning("request_apply_failed", request_id=request_id, attempt=attempts, retry_in=delay,
+                    error=error[:200], temporary=retry_helps)

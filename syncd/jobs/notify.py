@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import RequestKind
-from syncd.mail.outbox import enqueue
+from syncd.mail.outbox import Mail, enqueue
 from syncd.mappings import Mappings
 from syncd.settings import WebSettings
 from syncd.store import repo
@@ -21,14 +21,19 @@ from syncd.store import repo
 def request_context(conn: Connection, row: RowMapping, mappings: Mappings, base_url: str) -> dict[str, Any]:
     """What every template may show about one request."""
     account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
+    return context_of(row, account, mappings, base_url)
+
+
+def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, base_url: str) -> dict[str, Any]:
+    """``request_context`` from values already read: the request and its account, if any."""
     given = account["given_name"] if account else row["given_name"]
     family = account["family_name"] if account else row["family_name"]
     org_code = row["organisation_code"] or (account["primary_organisation"] if account else None)
     org = mappings.organisation(org_code) if org_code else None
     role = mappings.role(row["role_key"]) if row["role_key"] else None
     app = mappings.application_of(row["role_key"]) if row["role_key"] else None
-    deadline = repo.aware(row["deadline_at"])
-    submitted = repo.aware(row["submitted_at"])
+    deadline = row["deadline_at"]
+    submitted = row["submitted_at"]
     return {
         "request_id": row["id"],
         "kind": row["kind"],
@@ -44,6 +49,16 @@ def request_context(conn: Connection, row: RowMapping, mappings: Mappings, base_
         "comment": row["comment"],
         "reason": row["reason"],
     }
+
+
+def requester_mail(row: RowMapping, account: RowMapping | None, template: str, mappings: Mappings,
+                   base_url: str) -> Mail | None:
+    """The mail ``to_requester`` would enqueue, for jobs that enqueue by the batch; None without an address."""
+    context = context_of(row, account, mappings, base_url)
+    if not context["requester_email"]:
+        return None
+    return Mail(recipient=context["requester_email"], template=template, context=context, request_id=row["id"],
+                dedupe_key=f"request:{row['id']}:{template}")
 
 
 def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Mappings, base_url: str,

@@ -55,7 +55,8 @@ ROLES = ("accords-locaux-acces", "opim-local", "greve-declaration")
 ORG = "CARSAT-RA"
 DOMAIN = "lassuranceretraite.fr"
 DEFAULT_JOBS = {"intake_seconds": 1, "apply_seconds": 1, "tacit_seconds": 2, "outbox_seconds": 1,
-                "provision_seconds": 5, "wake_poll_seconds": 0.2, "batch_size": 20, "max_backoff_seconds": 4}
+                "provision_seconds": 5, "wake_poll_seconds": 0.2, "batch_size": 20, "apply_batch_size": 20,
+                "max_backoff_seconds": 4}
 
 
 def wait_for(predicate, timeout: float, step: float = 0.1, what: str = "condition"):

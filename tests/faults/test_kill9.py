@@ -67,7 +67,7 @@ def _cycles(world, zygote, rng, kills: int) -> Counter:
 
 
 def test_kill_9_at_random_points_loses_nothing(make_world, slapd, sqlite_engine, zygote, rng, smtp_server):
-    world = make_world(str(sqlite_engine.url), slapd, name="k", jobs={"batch_size": 8}, lease_seconds=5)
+    world = make_world(str(sqlite_engine.url), slapd, name="k", jobs={"batch_size": 8, "apply_batch_size": 8}, lease_seconds=5)
     world.seed(90, rng)
     world.submit(habilitations=25, new_accounts=3, invalid=1)
     started = time.monotonic()

@@ -31,7 +31,7 @@ N = int(os.environ.get("SYNCD_FAULT_TWO_DAEMONS_N", "600"))
 
 def test_two_daemons_apply_each_request_once_and_send_each_mail_once(make_world, slapd, postgres_url, rng,
                                                                     smtp_server):
-    world = make_world(postgres_url, slapd, name="t", jobs={"batch_size": 100, "tacit_seconds": 1})
+    world = make_world(postgres_url, slapd, name="t", jobs={"batch_size": 100, "apply_batch_size": 100, "tacit_seconds": 1})
     world.seed(N // 3 + 1, rng)
     now = system_clock()
     late = N * 9 // 10

@@ -82,7 +82,7 @@ def _accepted_requests(rt, daemon, how_many: int) -> list[str]:
 def test_writes_carry_on_against_the_second_provider_and_the_first_catches_up(providers, make_rt, smtp_server):
     first, second = providers
     ldap = first.ldap_settings(urls=[first.url, second.url], timeout_seconds=3)
-    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=5)
+    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=5, apply_batch_size=5)
     group = rt.mappings.role(ROLE).group
     on_first = Directory(first.ldap_settings(), rt.mappings.directory)
     on_second = Directory(second.ldap_settings(), rt.mappings.directory)
@@ -128,7 +128,7 @@ def test_writes_carry_on_against_the_second_provider_and_the_first_catches_up(pr
 def test_a_provider_killed_while_a_batch_is_written_loses_nothing(providers, make_rt, smtp_server):
     first, second = providers
     ldap = first.ldap_settings(urls=[first.url, second.url], timeout_seconds=3)
-    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=2)
+    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=2, apply_batch_size=2)
     group = rt.mappings.role(ROLE).group
     daemon = Daemon(rt)
     on_second = Directory(second.ldap_settings(), rt.mappings.directory)

@@ -212,3 +212,47 @@ def test_the_audit_trail_records_the_decision_and_the_ldap_change_with_the_reque
         trail = [(r["action"], r["request_id"]) for r in audit.rows(conn) if r["request_id"] == request_id]
         assert audit.verify(conn) is None
     assert trail == [("decided", request_id), ("ldap_member_added", request_id)]
+
+
+def test_a_pass_over_many_groups_marks_each_request_applied_once_with_its_event_audit_row_and_mail(
+        rt, daemon, clock, smtp_server):
+    from sqlalchemy import select
+
+    from syncd import operator
+    from syncd.store import audit
+    from syncd.store.db import transaction
+    from syncd.store.tables import memberships, outbox
+    ids = people(rt)
+    others = [operator.add_account(rt, f"agent{n}@lassuranceretraite.fr", "Agent", f"N{n}", "CARSAT-RA")
+              for n in range(3)]
+    roles = ("accords-locaux-acces", "opim-local", "greve-declaration")
+    asked = [(habilitation(rt, role, f"agent{n}@lassuranceretraite.fr"), role) for n in range(3) for role in roles[:2]]
+    daemon.run_job("intake")
+    for request_id, role in asked:      # opim-local is centrally managed
+        decide_request(rt, request_id, ADMIN if role == "opim-local" else CORRESPONDENT, Verdict.ACCEPT)
+    explicit = [request_id for request_id, _ in asked]
+    tacit = [habilitation(rt, roles[2], f"agent{n}@lassuranceretraite.fr") for n in range(3)]
+    daemon.run_job("intake")
+    clock.advance(days=11)
+    daemon.run_job("tacit")
+
+    assert daemon.run_job("apply") == 9, "one pass applies the whole backlog"
+    assert daemon.run_job("apply") == 0
+    for n, account_id in enumerate(others):
+        for role in roles:
+            assert person(rt, account_id) in member_dns(rt, role)
+    with transaction(rt.engine) as conn:
+        assert audit.verify(conn) is None
+        added = [r["request_id"] for r in audit.rows(conn) if r["action"] == "ldap_member_added"]
+        granted = list(conn.execute(select(memberships.c.applied_at).where(memberships.c.account_id.in_(others))))
+        mails = sorted((r.request_id, r.template) for r in conn.execute(select(outbox).where(
+            outbox.c.template.like("request_accepted%"))))
+    assert sorted(added) == sorted(explicit + tacit)
+    assert len(granted) == 9 and all(g.applied_at == rt.clock() for g in granted)
+    assert mails == sorted([(i, "request_accepted") for i in explicit] +
+                           [(i, "request_accepted_tacitly") for i in tacit])
+    for request_id in explicit + tacit:
+        row = request_row(rt, request_id)
+        assert row["applied_at"] == rt.clock() and row["claimed_by"] is None and row["last_error"] is None
+        assert events(rt, request_id).count("applied") == 1
+    assert ids["requester"] not in others
