@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import schedule
 import structlog
+from prometheus_client import Counter, Histogram, start_http_server
 
+from syncd.directory import metrics as ldap_metrics  # noqa: F401  (registers the LDAP write series at start)
 from syncd.errors import ConfigError, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store import leadership, repo
@@ -34,6 +36,23 @@ log = structlog.get_logger(__name__)
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
 SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile"})
+
+
+# The daemon's own series, served on settings.metrics.listen (the web process serves the
+# database-wide ones); the LDAP write series are in syncd.directory.metrics.
+JOB_SECONDS = Histogram("syncd_job_seconds", "Duration of one run of a daemon job", ["job"],
+                        buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300))
+JOB_ITEMS = Counter("syncd_job_items", "Items a daemon job handled (requests applied, mails sent, ...)", ["job"])
+JOB_FAILURES = Counter("syncd_job_failures", "Daemon job runs that ended in an error", ["job"])
+
+
+def serve_metrics(listen: str | None) -> None:
+    """Serve prometheus_client's default registry over HTTP on ``host:port`` (off when None)."""
+    if not listen:
+        return
+    host, _, port = listen.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1")
+    log.info("metrics_serving", listen=listen)
 
 
 @dataclass
@@ -78,6 +97,7 @@ class Daemon:
         if time.monotonic() < job.paused_until:
             return None
         started = self.rt.clock()
+        timer = time.perf_counter()
         error = None
         bound = log.bind(job=name)
         try:
@@ -102,6 +122,10 @@ class Daemon:
             job.failures += 1
             error = f"{type(exc).__name__}: {exc}"
             bound.exception("job_failed", attempt=job.failures)
+        JOB_SECONDS.labels(name).observe(time.perf_counter() - timer)
+        JOB_ITEMS.labels(name).inc(job.last_count if error is None else 0)
+        if error is not None:
+            JOB_FAILURES.labels(name).inc()
         self._remember(name, started, error)
         return job.last_count if error is None else None
 
@@ -113,6 +137,7 @@ class Daemon:
     def run_forever(self) -> None:
         self._install_signals()
         log.info("daemon_started", worker=self.rt.worker_id, jobs=sorted(self.jobs))
+        serve_metrics(self.rt.settings.metrics.listen)
         if self.rt.engine.dialect.name == "postgresql":
             threading.Thread(target=self._listen, name="syncd-listen", daemon=True).start()
         self.run_once()

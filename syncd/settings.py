@@ -95,6 +95,12 @@ class ReconcileSettings(_Section):
     page_size: int | None = Field(default=None, ge=1)        # None: ldap.page_size
 
 
+class MetricsSettings(_Section):
+    # host:port where `syncd run` serves Prometheus /metrics (LDAP write latency and errors,
+    # job runs); off when unset. The web process serves its own on its /metrics.
+    listen: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$")
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -127,6 +133,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     jobs: JobSettings = JobSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
     config_dir: str = "."   # folder of the config file: relative paths resolve against it
 

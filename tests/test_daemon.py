@@ -139,3 +139,35 @@ def test_the_signal_itself_triggers_the_reload_between_jobs(rt, tmp_path):
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert any(e["event"] == "mappings_reloaded" for e in logs)
+
+
+def test_the_daemon_serves_its_job_and_ldap_write_series_for_prometheus(rt):
+    import socket
+    import urllib.request
+
+    from prometheus_client import REGISTRY
+
+    from syncd.daemon import serve_metrics
+
+    def sample(name, job):
+        return REGISTRY.get_sample_value(name, {"job": job}) or 0
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve_metrics(f"127.0.0.1:{port}")
+
+    def boom(_rt):
+        raise RuntimeError("a bug")
+    daemon = Daemon(rt, [Job("metrics-ok", lambda _rt: 3, 5), Job("metrics-bug", boom, 5)])
+    before = (sample("syncd_job_items_total", "metrics-ok"), sample("syncd_job_failures_total", "metrics-bug"),
+              sample("syncd_job_seconds_count", "metrics-ok"))
+    daemon.run_job("metrics-ok")
+    daemon.run_job("metrics-bug")
+    after = (sample("syncd_job_items_total", "metrics-ok"), sample("syncd_job_failures_total", "metrics-bug"),
+             sample("syncd_job_seconds_count", "metrics-ok"))
+    assert [a - b for a, b in zip(after, before)] == [3, 1, 1]
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert f'syncd_job_items_total{{job="metrics-ok"}} {after[0]}' in page
+    assert "# TYPE syncd_ldap_write_seconds histogram" in page
+    assert "# TYPE syncd_ldap_write_errors_total counter" in page

@@ -49,6 +49,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,7 +59,7 @@ import structlog
 from ldap3 import BASE, LEVEL, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
-from syncd.directory import names
+from syncd.directory import metrics, names
 from syncd.directory.connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -89,6 +90,9 @@ Upsert = Literal["created", "updated", "unchanged"]
 AttrValue = str | bool | int | datetime | None
 AttrValues = AttrValue | Sequence[AttrValue]
 T = TypeVar("T")
+
+# Operations that change the directory: timed and counted in syncd.directory.metrics.
+_WRITES = frozenset({"modify", "add", "delete", "password modify"})
 
 # Object classes for the entries ensure_branches creates, by naming attribute.
 _CONTAINER_CLASSES = {
@@ -238,7 +242,29 @@ class Directory:
         safe_close(conn)
 
     def _run(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
-        """Run ``call`` on this thread's connection; reconnect once if it had gone stale."""
+        """Run ``call`` on this thread's connection; reconnect once if it had gone stale.
+
+        Writes are timed and their failures counted (``syncd.directory.metrics``).
+        """
+        if operation not in _WRITES:
+            return self._run_on_connection(operation, dn, call)
+        started = time.perf_counter()
+        try:
+            result = self._run_on_connection(operation, dn, call)
+        except DirectoryUnavailable:
+            metrics.WRITE_ERRORS.labels(operation, "unavailable").inc()
+            raise
+        except Exception:
+            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
+            raise
+        finally:
+            metrics.WRITE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        code = result.get("result") if isinstance(result, dict) else None
+        if code not in (None, 0) and code not in metrics.SETTLED_RESULTS:
+            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
+        return result
+
+    def _run_on_connection(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
         for attempt in (1, 2):
             try:
                 conn, fresh = self._connection()
@@ -319,8 +345,10 @@ class Directory:
         if PERMISSIVE_MODIFY_OID in controls:
             return True
         probe = names.child_dn("cn", "syncd-permissive-modify-probe", self.layout.base_dn)
-        result = self._modify(probe, {"description": [(MODIFY_REPLACE, ["probe"])]},
-                              controls=[(PERMISSIVE_MODIFY_OID, True, None)])
+        # A question, not a write: its refusals are answers, kept out of the write metrics.
+        result = self._run("probe", probe, lambda conn: conn.modify(
+            probe, {"description": [(MODIFY_REPLACE, ["probe"])]},
+            controls=[(PERMISSIVE_MODIFY_OID, True, None)])[1])
         return result.get("result") != UNAVAILABLE_CRITICAL_EXTENSION
 
     # -- tree -------------------------------------------------------------------------------
