@@ -1,5 +1,7 @@
 """The long-running loop: ``schedule`` runs each job at its interval, a cheap probe wakes work early.
 
+- Jobs that write to LDAP run in a thread (a "lane") of their own, the others in the main thread,
+  so a slow directory does not hold up intake, the tacit sweep or mail, nor mail the next apply.
 - Every job runs in isolation: a ``TemporaryError`` (LDAP or database down) backs that job off
   exponentially; any other error is logged with its traceback. Nothing kills the loop.
 - Between scheduled runs the loop probes the database every ``wake_poll_seconds`` (indexed,
@@ -32,6 +34,11 @@ from syncd.store import leadership, repo
 from syncd.store.db import transaction
 
 log = structlog.get_logger(__name__)
+
+# Jobs that write to LDAP run in a lane (a thread) of their own, the others in the main one: a
+# slow or frozen directory does not hold up intake, the tacit sweep or mail, and a long mail
+# delivery does not delay the next apply.
+DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile"})
 
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
@@ -87,9 +94,9 @@ class Daemon:
         self.rt = rt
         self.jobs = {job.name: job for job in (jobs or default_jobs(rt))}
         self.stopping = threading.Event()
-        self.wake = threading.Event()
         self.reload_requested = threading.Event()
-        self.scheduler = schedule.Scheduler()
+        self._lanes_lock = threading.Lock()
+        self._lane_wakes: list[threading.Event] = []
 
     # --- one pass ----------------------------------------------------------------------------
     def run_job(self, name: str) -> int | None:
@@ -135,28 +142,73 @@ class Daemon:
 
     # --- the loop ----------------------------------------------------------------------------
     def run_forever(self) -> None:
+        """Run each lane's jobs once, then at their intervals until stopped; return when every lane has."""
         self._install_signals()
         log.info("daemon_started", worker=self.rt.worker_id, jobs=sorted(self.jobs))
         serve_metrics(self.rt.settings.metrics.listen)
         if self.rt.engine.dialect.name == "postgresql":
             threading.Thread(target=self._listen, name="syncd-listen", daemon=True).start()
-        self.run_once()
-        for job in self.jobs.values():
-            self.scheduler.every(job.interval_seconds).seconds.do(self.run_job, job.name)
+        lanes = [names for names in ([n for n in self.jobs if n in DIRECTORY_JOBS],
+                                     [n for n in self.jobs if n not in DIRECTORY_JOBS]) if names] or [[]]
+        failures: list[Exception] = []
+        others = [threading.Thread(target=self._run_lane_in_thread, args=(names, failures),
+                                   name=f"syncd-lane-{names[0]}") for names in lanes[1:]]
+        for thread in others:
+            thread.start()
+        try:
+            # The main thread (the one signals reach) runs the first lane, and reloads the mappings.
+            self._run_lane(lanes[0], True)
+        except Exception:
+            log.exception("daemon_lane_failed", jobs=lanes[0])
+            raise
+        finally:
+            self.stop()
+            for thread in others:
+                thread.join()
+        if failures:
+            raise failures[0]     # as if the main loop had failed: the process exits non-zero
+        log.info("daemon_stopped", worker=self.rt.worker_id)
+
+    def _run_lane_in_thread(self, names: list[str], failures: list[Exception]) -> None:
+        try:
+            self._run_lane(names, False)
+        except Exception as exc:    # stop everything rather than run on with a dead lane
+            log.exception("daemon_lane_failed", jobs=names)
+            failures.append(exc)
+            self.stop()
+
+    def _run_lane(self, names: list[str], reloads: bool) -> None:
+        """Run these jobs at their intervals, and early when the probe finds work for them;
+        with ``reloads``, also reload the mappings on request, between two jobs."""
+        scheduler = schedule.Scheduler()
+        for name in names:
+            scheduler.every(self.jobs[name].interval_seconds).seconds.do(self.run_job, name)
+        wake = threading.Event()
+        with self._lanes_lock:
+            self._lane_wakes.append(wake)
         poll = self.rt.settings.jobs.wake_poll_seconds
+        for name in names:              # every job once at start, in dependency order
+            if self.stopping.is_set():
+                return
+            self.run_job(name)
         while not self.stopping.is_set():
-            if self.reload_requested.is_set():
+            if reloads and self.reload_requested.is_set():
                 self.reload_mappings()
-            self.scheduler.run_pending()
+            scheduler.run_pending()
             if self.stopping.is_set():
                 break
-            for name in self._probe():
+            for name in self._probe(names):
                 if self.stopping.is_set():
                     break
                 self.run_job(name)
-            self.wake.wait(timeout=poll)
-            self.wake.clear()
-        log.info("daemon_stopped", worker=self.rt.worker_id)
+            wake.wait(timeout=poll)
+            wake.clear()
+
+    def wake_up(self) -> None:
+        """Make every lane look for work now (a NOTIFY, SIGUSR1, the demo)."""
+        with self._lanes_lock:
+            for wake in self._lane_wakes:
+                wake.set()
 
     def reload_mappings(self) -> bool:
         """Swap in freshly validated mappings; keep the current ones if the new ones are invalid."""
@@ -183,23 +235,27 @@ class Daemon:
                 with leadership.listen(self.rt.engine, leadership.WAKE_CHANNEL) as listener:
                     while not self.stopping.is_set():
                         if listener.wait(timeout=1.0):
-                            self.wake.set()
+                            self.wake_up()
             except TemporaryError as exc:
                 log.debug("listen_failed", error=str(exc))
                 self.stopping.wait(5)
 
     def stop(self, *_args) -> None:
         self.stopping.set()
-        self.wake.set()
+        self.wake_up()
 
-    def _probe(self) -> list[str]:
+    def _probe(self, names: list[str]) -> list[str]:
+        """Which of these jobs have work waiting now (the early-start jobs only)."""
+        candidates = [name for name in ("intake", "apply", "deliver") if name in names]
+        if not candidates:
+            return []
         try:
             with transaction(self.rt.engine) as conn:
                 found = repo.waiting_work(conn, self.rt.clock())
         except TemporaryError as exc:
             log.debug("probe_failed", error=str(exc))
             return []
-        return [name for name in ("intake", "apply", "deliver") if name in found and name in self.jobs]
+        return [name for name in candidates if name in found]
 
     def _remember(self, name: str, started, error: str | None) -> None:
         try:
@@ -214,10 +270,10 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         if hasattr(signal, "SIGUSR1"):
-            signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+            signal.signal(signal.SIGUSR1, lambda *_: self.wake_up())
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, self._on_hangup)
 
     def _on_hangup(self, *_args) -> None:
         self.reload_requested.set()
-        self.wake.set()
+        self.wake_up()

@@ -163,7 +163,7 @@ syncd demo is up.
                 time.sleep(0.2)
             print(f"[scenario] request {request_id} is pending; the correspondent accepts it")
             decide_request(rt, request_id, CORRESPONDENT[0], Verdict.ACCEPT, channel="demo")
-            daemon.wake.set()
+            daemon.wake_up()
             started = time.monotonic()
             for _ in range(100):
                 with transaction(rt.engine) as conn:

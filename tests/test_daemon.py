@@ -171,3 +171,44 @@ def test_the_daemon_serves_its_job_and_ldap_write_series_for_prometheus(rt):
     assert f'syncd_job_items_total{{job="metrics-ok"}} {after[0]}' in page
     assert "# TYPE syncd_ldap_write_seconds histogram" in page
     assert "# TYPE syncd_ldap_write_errors_total counter" in page
+
+
+def test_a_directory_job_stuck_on_ldap_does_not_hold_up_intake_or_mail(rt):
+    released = threading.Event()
+    runs = []
+
+    def stuck_apply(_rt):
+        released.wait(5)            # LDAP hangs until its timeout
+        return 0
+
+    def intake(_rt):
+        runs.append(time.monotonic())
+        return 0
+    daemon = Daemon(rt, [Job("apply", stuck_apply, 0.05), Job("intake", intake, 0.05)])
+    thread = threading.Thread(target=daemon.run_forever)
+    try:
+        thread.start()
+        time.sleep(0.3)
+        first_pass_over = len(runs)
+        time.sleep(0.7)
+        assert len(runs) - first_pass_over >= 5, "intake keeps its interval while apply is stuck"
+    finally:
+        released.set()
+        daemon.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("lane", ["apply", "intake"])   # the main thread's lane, the other thread's
+def test_a_lane_that_dies_stops_the_daemon_with_its_error(rt, monkeypatch, lane):
+    daemon = Daemon(rt, [Job("apply", lambda _rt: 0, 0.05), Job("intake", lambda _rt: 0, 0.05)])
+    real_probe = daemon._probe
+
+    def probe(names):
+        if lane in names:
+            raise ValueError("a bug in a lane")
+        return real_probe(names)
+    monkeypatch.setattr(daemon, "_probe", probe)
+    with capture_logs() as logs, pytest.raises(ValueError, match="a bug in a lane"):
+        daemon.run_forever()
+    assert any(e["event"] == "daemon_lane_failed" for e in logs)
