@@ -93,6 +93,20 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("uvicorn did not start in 30 s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far; NaN off Linux.
+
+        Less sensitive than decisions/s to other work on a shared machine."""
+        def own_and_children(pid: int) -> float:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except (OSError, ValueError, IndexError):
+                return float("nan")
+            return used + sum(own_and_children(int(c)) for c in children)
+        return own_and_children(self.proc.pid)
+
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
         try:
@@ -232,8 +246,10 @@ def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int)
                 ctx = multiprocessing.get_context("spawn")
                 queue = ctx.Queue()
                 proc = ctx.Process(target=_load, args=(server.base, ids, concurrency, queue))
+                cpu_before = server.cpu_seconds()
                 proc.start()
                 result = queue.get(timeout=MAX_SECONDS + 60)
+                cpu = server.cpu_seconds() - cpu_before
                 proc.join(timeout=30)
         finally:
             db.drop()
@@ -246,7 +262,8 @@ def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int)
             "rate": len(steady) / steady_time if steady_time else 0.0,
             "overall_rate": len(lat) / result["elapsed"],
             "p50": percentile(steady, 50) * 1000, "p99": percentile(steady, 99) * 1000,
-            "ok": result["statuses"].get(200, 0), "statuses": result["statuses"]}
+            "ok": result["statuses"].get(200, 0), "statuses": result["statuses"],
+            "cpu_ms": cpu * 1000 / len(lat) if lat else float("nan")}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -408,15 +425,16 @@ def main(argv: list[str] | None = None) -> int:
         engines.remove("postgresql")
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    print("\n| engine | uvicorn workers | in flight | decisions | decisions/s | p50 ms | p99 ms | non-200 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| engine | uvicorn workers | in flight | decisions | decisions/s | p50 ms | p99 ms | server CPU ms "
+          "per decision | non-200 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for engine in engines:
         for workers in (int(w) for w in args.workers.split(",")):
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 r = measure_throughput(engine, workers, concurrency, args.decisions)
                 bad = {k: v for k, v in r["statuses"].items() if k != 200}
                 print(f"| {engine} | {workers} | {concurrency} | {r['decisions']} | {r['rate']:.0f} | "
-                      f"{r['p50']:.1f} | {r['p99']:.1f} | {bad or 0} |", flush=True)
+                      f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_ms']:.1f} | {bad or 0} |", flush=True)
     if args.no_ldap:
         return 0
     print("\n| engine | decision -> member in LDAP | samples | p50 s | p95 s | max s |")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from dateutil.relativedelta import relativedelta
+
 from syncd.core.model import Decision, RequestView, Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused
@@ -88,3 +90,20 @@ def tacit_acceptance(request: RequestView, *, now: datetime) -> Transition | Non
 def needs_applying(request: RequestView) -> bool:
     """Accepted (explicitly or tacitly) and not yet in LDAP."""
     return request.status.is_accepted and request.applied_at is None
+
+
+def validity_end(kind: str, now: datetime, months: int | None, held_until: datetime | None,
+                 held_revoked: bool) -> datetime | None:
+    """When a habilitation granted now ends: ``months`` calendar months after it starts (None:
+    it does not end).
+
+    It starts now, except that a renewal of a habilitation still held (not revoked, with an end)
+    starts at that end, if later: renewing early extends the validity, it never cuts it. Month
+    arithmetic is the calendar's: 31 January + 1 month is 28 (or 29) February.
+    """
+    if not months:
+        return None
+    start = now
+    if kind == "renewal" and held_until is not None and not held_revoked:
+        start = max(now, held_until)
+    return start + relativedelta(months=months)

@@ -7,7 +7,8 @@ job, which is what ``applied_at`` records.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -27,33 +28,49 @@ log = structlog.get_logger(__name__)
 
 
 def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verdict,
-                   comment: str | None = None, channel: str = "cli") -> lifecycle.Transition:
-    """Take one decision, or raise ``DecisionRefused`` (recorded in the history as an attempt)."""
+                   comment: str | None = None, channel: str = "cli", *,
+                   single_use: Callable[[Connection, DecisionRefused | None], None] | None = None
+                   ) -> lifecycle.Transition:
+    """Take one decision, or raise ``DecisionRefused`` (recorded in the history as an attempt).
+
+    One write transaction either way. ``single_use`` is called in it once the outcome is known
+    (None: the decision stands), before anything is written: the web hook records there the
+    call's nonce or the decision link, so that the marker and the decision commit together, and
+    it raises to write nothing (a replay).
+    """
     now = rt.clock()
     refusal: DecisionRefused | None = None
+    decider_id: str = decider_ref
     with transaction(rt.engine) as conn:
-        row = repo.get_request(conn, request_id, for_update=True)
+        row = repo.lock_request(conn, request_id)
         if row is None:
-            raise DecisionRefused("not_found", f"There is no request {request_id}.")
-        decider = repo.find_account(conn, decider_ref)
-        decider_id = decider["id"] if decider else decider_ref
-        authorised = decider is not None and decider["status"] == "active" and \
-            decider_id in current_route(conn, rt, row).decider_ids
-        try:
-            transition = lifecycle.decide(repo.request_view(row), Decision(request_id, verdict, decider_id, comment),
-                                          now=now, authorised=authorised)
-        except DecisionRefused as exc:
-            refusal = exc
+            refusal = DecisionRefused("not_found", f"There is no request {request_id}.")
         else:
-            record_transition(conn, rt, row, transition, channel=channel)
+            decider, deciders = repo.decider_and_rivals(conn, decider_ref, row["organisation_code"] or "",
+                                                         row["account_id"])
+            decider_id = decider["id"] if decider else decider_ref
+            authorised = decider is not None and decider["status"] == "active" and \
+                decider_id in current_route(conn, rt, row, deciders).decider_ids
+            try:
+                transition = lifecycle.decide(repo.request_view(row),
+                                              Decision(request_id, verdict, decider_id, comment),
+                                              now=now, authorised=authorised)
+            except DecisionRefused as exc:
+                refusal = exc
+        if single_use is not None:
+            single_use(conn, refusal)
+        if refusal is None:
             leadership.notify(conn, leadership.WAKE_CHANNEL, "apply")   # delivered at commit
-    if refusal is not None:
-        with transaction(rt.engine) as conn:
+            record_transition(conn, rt, row, transition, channel=channel)
+        else:
             detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
-            if refusal.code != "not_found":
+            known = refusal.code != "not_found"     # an attempt on no request is audited all the same
+            if known:
                 repo.add_event(conn, request_id, "decision_refused", now, actor=decider_id, detail=detail)
+            # Last: on PostgreSQL the audit chain's lock is held from here to the commit.
             audit.record(conn, at=now, actor=str(decider_id)[:100], action="decision_refused",
-                         request_id=request_id if refusal.code != "not_found" else None, detail=detail)
+                         request_id=request_id if known else None, detail=detail)
+    if refusal is not None:
         log.info("decision_refused", request_id=request_id, code=refusal.code, channel=channel)
         raise refusal
     log.info("request_decided", request_id=request_id, status=transition.to_status.value, channel=channel)
@@ -62,21 +79,27 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
 
 def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecycle.Transition,
                       channel: str | None = None) -> None:
-    repo.update_request(conn, row["id"], t.at, status=t.to_status.value, decided_at=t.at,
-                        decided_by=t.decided_by, comment=t.comment)
+    """Write one transition of a request locked in ``conn``'s transaction; the audit row comes last.
+
+    On PostgreSQL the audit row takes the chain's lock, held until the commit: every statement
+    written after it would keep other decisions waiting.
+    """
+    repo.record_decision(conn, row["id"], t.to_status.value, t.at, t.decided_by, t.comment)
     detail = {"status": t.to_status.value}
     if channel:
         detail["channel"] = channel
     if t.comment:
         detail["comment"] = t.comment
     repo.add_event(conn, row["id"], t.event, t.at, actor=t.decided_by, detail=detail)
-    audit.record(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
-                 target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
     if t.to_status.is_accepted:
         grant(conn, rt, row, t.at)
     elif t.to_status is Status.REFUSED:
-        fresh = repo.get_request(conn, row["id"])
-        notify.to_requester(conn, fresh, "request_refused", rt.mappings, rt.settings.web.base_url, t.at)
+        # The row as the update above left it, without reading it back.
+        decided = dict(row) | {"status": t.to_status.value, "decided_at": t.at, "decided_by": t.decided_by,
+                               "comment": t.comment, "updated_at": t.at}
+        notify.to_requester(conn, decided, "request_refused", rt.mappings, rt.settings.web.base_url, t.at)
+    audit.record(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
+                 target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
 
 
 def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime) -> None:
@@ -97,13 +120,41 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime) -> None
     months = role.validity_months if role else None
     key = (memberships.c.account_id == row["account_id"]) & (memberships.c.role_key == row["role_key"])
     current = conn.execute(select(memberships).where(key)).mappings().first()
-    start = now
-    if row["kind"] == RequestKind.RENEWAL.value and current and current["expires_at"] and not current["revoked_at"]:
-        start = max(now, current["expires_at"])   # a renewal extends the validity, it does not cut it
-    expires_at = start + timedelta(days=30 * months) if months else None
+    expires_at = lifecycle.validity_end(row["kind"], now, months, current["expires_at"] if current else None,
+                                        bool(current and current["revoked_at"]))
     values = dict(granted_by_request=row["id"], granted_at=now, expires_at=expires_at, revoked_at=None,
                   applied_at=None)
     if current:
         conn.execute(update(memberships).where(key).values(**values))
     else:
         conn.execute(insert(memberships).values(account_id=row["account_id"], role_key=row["role_key"], **values))
+
+
+def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+    """``grant`` for many accepted requests: one read of their memberships, then bulk writes.
+
+    The rows are taken in order, so a request sees what an earlier one in the same call granted
+    (a renewal right after a habilitation extends it), as calling ``grant`` on each would. New
+    accounts still go through ``grant`` one at a time: account requests are rare.
+    """
+    found = repo.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
+                                       if r["kind"] != RequestKind.ACCOUNT.value))
+    held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}
+    granted: dict[tuple[str, str], dict] = {}
+    months_of: dict[str, int | None] = {}
+    for row in rows:
+        if row["kind"] == RequestKind.ACCOUNT.value:
+            grant(conn, rt, row, now)
+            continue
+        key = (row["account_id"], row["role_key"])
+        if key[1] not in months_of:
+            role = rt.mappings.role(key[1])
+            months_of[key[1]] = role.validity_months if role else None
+        months = months_of[key[1]]
+        held_until, held_revoked = held.get(key, (None, None))
+        expires_at = lifecycle.validity_end(row["kind"], now, months, held_until, bool(held_revoked))
+        held[key] = (expires_at, None)
+        granted[key] = dict(account_id=key[0], role_key=key[1], granted_by_request=row["id"], granted_at=now,
+                            expires_at=expires_at)
+    repo.grant_memberships(conn, new=[v for k, v in granted.items() if k not in found],
+                           existing=[v for k, v in granted.items() if k in found])

@@ -9,9 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import (ARRAY, Integer, String, and_, bindparam, delete, func, insert, null, or_, select,
+                        tuple_, update)
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.intake import ExistingAccount, IntakeFacts
@@ -78,22 +80,66 @@ def update_request(conn: Connection, request_id: int, now: datetime, **values: A
     conn.execute(update(requests).where(requests.c.id == request_id).values(updated_at=now, **values))
 
 
+_INSERT_EVENT = insert(request_events)   # built once: values as parameters
+
+
 def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor: str | None = None,
               detail: dict | None = None) -> None:
-    conn.execute(insert(request_events).values(request_id=request_id, event=event, at=at, actor=actor,
-                                               detail=detail))
+    conn.execute(_INSERT_EVENT, {"request_id": request_id, "event": event, "at": at, "actor": actor,
+                                 "detail": detail})
 
 
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """Many history events in one statement; each dict has ``request_id``, ``event``, ``at``
     and optionally ``actor`` and ``detail``."""
     if events:
-        conn.execute(insert(request_events), [{"actor": None, "detail": None} | e for e in events])
+        conn.execute(insert(request_events),
+                     [{"actor": None, "detail": None} | e for e in events])
 
 
 def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
     return list(conn.execute(select(request_events).where(request_events.c.request_id == request_id)
                              .order_by(request_events.c.id)).mappings())
+
+
+# Built once: the batch statements run for every batch of every sweep, and expanding ``IN``
+# parameters keep one compiled form whatever the batch's length.
+_DUE_PENDING = (select(requests)
+                .where(requests.c.status == Status.PENDING.value, requests.c.deadline_at <= bindparam("now"))
+                .order_by(requests.c.deadline_at, requests.c.id)
+                .limit(bindparam("limit", type_=Integer))
+                .with_for_update(skip_locked=True))
+
+_MOVE_STATUS = (update(requests)
+                .where(requests.c.id.in_(bindparam("ids", expanding=True)),
+                       requests.c.status == bindparam("from_status"))
+                .values(status=bindparam("to_status"), decided_at=bindparam("at"), decided_by=bindparam("decided_by"),
+                        comment=bindparam("comment"), updated_at=bindparam("at"))
+                .returning(requests.c.id))
+
+
+def claim_due_pending(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
+    """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked.
+
+    On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
+    sweeping at once take disjoint requests, and a request a decider is deciding right now is
+    left to that decision. SQLite's write transaction is exclusive, which covers it.
+    """
+    return list(conn.execute(_DUE_PENDING, {"now": now, "limit": limit}).mappings())
+
+
+def move_requests(conn: Connection, ids: Iterable[int], *, from_status: str, to_status: str, at: datetime,
+                  decided_by: str | None, comment: str | None = None) -> set[int]:
+    """Record one decision (status, decided_at, decided_by, comment, updated_at) on many requests;
+    return the ids moved.
+
+    Only the requests still in ``from_status`` move: one decided meanwhile keeps its decision.
+    """
+    ids = list(ids)
+    if not ids:
+        return set()
+    return set(conn.execute(_MOVE_STATUS, {"ids": ids, "from_status": from_status, "to_status": to_status,
+                                           "at": at, "decided_by": decided_by, "comment": comment}).scalars())
 
 
 # --- accounts and deciders -----------------------------------------------------------------------
@@ -124,6 +170,97 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
                               deciders.c.organisation_code == organisation_code))
     rows = conn.execute(stmt)
     return [Decider(r.account_id, r.email, DeciderScope(r.scope), r.organisation_code) for r in rows]
+
+
+# --- one decision ---------------------------------------------------------------------------------
+
+# Built once: the web hook runs these for every decision, and building a statement costs more
+# than running it on an indexed row.
+_LOCK_REQUEST = select(requests).where(requests.c.id == bindparam("request_id")).with_for_update()
+
+# An account (by id, or by its e-mail as stored: both indexed) and its decider roles that can
+# matter for one organisation: central, or correspondent of that organisation.
+_ACCOUNT_ROLES = (
+    select(accounts.c.id, accounts.c.email, accounts.c.status, deciders.c.scope, deciders.c.organisation_code)
+    .select_from(accounts.outerjoin(deciders, and_(
+        deciders.c.account_id == accounts.c.id,
+        or_(deciders.c.scope == DeciderScope.CENTRAL.value,
+            deciders.c.organisation_code == bindparam("organisation_code"))))))
+_ROLES_BY_REF = _ACCOUNT_ROLES.where(or_(accounts.c.id == bindparam("ref"), accounts.c.email == bindparam("email")))
+_ROLES_BY_ANY_CASE = _ACCOUNT_ROLES.where(func.lower(accounts.c.email) == bindparam("email"))
+
+
+def _local_rival(besides_requester: bool):
+    # Correlated rather than joined: SQLite would otherwise scan every account to find the few
+    # deciders of one organisation.
+    email = (select(accounts.c.email).where(accounts.c.id == deciders.c.account_id, accounts.c.status == "active")
+             .scalar_subquery())
+    stmt = (select(deciders.c.account_id, email.label("email"), deciders.c.organisation_code)
+            .where(deciders.c.scope == DeciderScope.CORRESPONDENT.value,
+                   deciders.c.organisation_code == bindparam("organisation_code"),
+                   deciders.c.account_id != bindparam("decider"), email.is_not(None)))
+    if besides_requester:   # two statements: a NULL parameter would need a type PostgreSQL cannot infer
+        stmt = stmt.where(deciders.c.account_id != bindparam("requester"))
+    return stmt.limit(1)
+
+
+_LOCAL_RIVAL = {True: _local_rival(True), False: _local_rival(False)}
+
+_RECORD_DECISION = (update(requests).where(requests.c.id == bindparam("request_id"))
+                    .values(status=bindparam("new_status"), decided_at=bindparam("at"),
+                            decided_by=bindparam("by"), comment=bindparam("why"), updated_at=bindparam("at")))
+
+
+def lock_request(conn: Connection, request_id: int) -> RowMapping | None:
+    """``get_request(conn, request_id, for_update=True)``, from a statement built once."""
+    return conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first()
+
+
+def decider_and_rivals(conn: Connection, ref: str, organisation_code: str,
+                       requester_account_id: str | None) -> tuple[RowMapping | None, list[Decider]]:
+    """``find_account(ref)``, and the deciders ``current_route`` needs to tell whether that account
+    decides a request of ``organisation_code`` made by ``requester_account_id``: one or two indexed
+    queries instead of reading every decider of the organisation.
+
+    The list holds the account's own roles that can matter for the organisation (central, or
+    correspondent of that organisation) if the account is active, and, when it is not itself a
+    correspondent of the organisation, one other active correspondent of it who is not the
+    requester, if there is one: whether there is one is what sends a local request to the
+    organisation's correspondents rather than to the central administrators. The route computed
+    from this list holds the account exactly when the route computed from ``current_deciders``
+    does (the same roles of the account, the same answer to "has the organisation a
+    correspondent besides the requester").
+    """
+    email = ref.lower()
+    params = {"ref": ref, "email": email, "organisation_code": organisation_code}
+    rows = conn.execute(_ROLES_BY_REF, params).mappings().all()
+    # find_account: the id first, then the e-mail; e-mails are stored in lower case, so the
+    # case-blind scan is only for a row that was not.
+    rows = [r for r in rows if r["id"] == ref] or rows
+    if not rows:
+        rows = conn.execute(_ROLES_BY_ANY_CASE, params).mappings().all()
+    if not rows:
+        return None, []
+    account = rows[0]
+    mine = [r for r in rows if r["id"] == account["id"] and r["scope"] is not None]
+    if account["status"] != "active":
+        return account, []
+    roles = [Decider(r["id"], r["email"], DeciderScope(r["scope"]), r["organisation_code"]) for r in mine]
+    if not roles or any(d.scope is DeciderScope.CORRESPONDENT for d in roles):
+        return account, roles
+    rival = conn.execute(_LOCAL_RIVAL[requester_account_id is not None],
+                         {"organisation_code": organisation_code, "decider": account["id"],
+                          "requester": requester_account_id}).first()
+    if rival is not None:
+        roles.append(Decider(rival.account_id, rival.email, DeciderScope.CORRESPONDENT, rival.organisation_code))
+    return account, roles
+
+
+def record_decision(conn: Connection, request_id: int, status: str, at: datetime, decided_by: str | None,
+                    comment: str | None) -> None:
+    """``update_request`` with a decision's values, from a statement built once."""
+    conn.execute(_RECORD_DECISION, {"request_id": request_id, "new_status": status, "at": at, "by": decided_by,
+                                    "why": comment})
 
 
 def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key: str | None) -> IntakeFacts:
@@ -176,6 +313,60 @@ def upsert_organisations(conn: Connection, orgs: Iterable[Any], now: datetime) -
                          .values(active=False, updated_at=now))
             changed += 1
     return changed
+
+
+# --- memberships ---------------------------------------------------------------------------------
+
+_HELD = (memberships.c.account_id, memberships.c.role_key, memberships.c.expires_at, memberships.c.revoked_at)
+# Each engine looks pairs up its own way. SQLite uses no index for a row-value IN list (it
+# scans the table): the redundant account_id test lets it search the primary key. PostgreSQL
+# plans a long IN list as one OR branch per pair, slowly: it joins the pairs unnested instead.
+_MEMBERSHIPS_AT_SQLITE = (select(*_HELD)
+                          .where(memberships.c.account_id.in_(bindparam("account_ids", expanding=True)),
+                                 tuple_(memberships.c.account_id, memberships.c.role_key)
+                                 .in_(bindparam("keys", expanding=True))))
+_PAIRS = func.unnest(bindparam("account_ids", type_=ARRAY(String)), bindparam("role_keys", type_=ARRAY(String))) \
+    .table_valued("account_id", "role_key").render_derived(name="pairs")
+_MEMBERSHIPS_AT_POSTGRESQL = select(*_HELD).select_from(_PAIRS.join(
+    memberships, and_(memberships.c.account_id == _PAIRS.c.account_id, memberships.c.role_key == _PAIRS.c.role_key)))
+_INSERT_MEMBERSHIPS = insert(memberships)
+# A grant lifts any revocation and leaves LDAP to catch up: constant, so not bound row by row.
+_GRANT_AGAIN = (update(memberships)
+                .where(memberships.c.account_id == bindparam("key_account_id"),
+                       memberships.c.role_key == bindparam("key_role_key"))
+                .values(revoked_at=null(), applied_at=null()))
+
+
+def memberships_at(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RowMapping]:
+    """The memberships among these (account id, role key) pairs that exist, by pair: their
+    ``expires_at`` and ``revoked_at``."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(_MEMBERSHIPS_AT_POSTGRESQL, {"account_ids": [a for a, _ in keys],
+                                                          "role_keys": [r for _, r in keys]})
+    else:
+        found = conn.execute(_MEMBERSHIPS_AT_SQLITE, {"account_ids": sorted({a for a, _ in keys}), "keys": keys})
+    return {(r["account_id"], r["role_key"]): r for r in found.mappings()}
+
+
+def grant_memberships(conn: Connection, new: list[dict[str, Any]], existing: list[dict[str, Any]]) -> None:
+    """Write granted memberships: insert the ``new`` pairs, overwrite the ``existing`` ones.
+
+    Each dict holds ``account_id``, ``role_key``, ``granted_by_request``, ``granted_at`` and
+    ``expires_at``; either way the membership ends up not revoked and not applied yet. Rows are
+    written in key order, so two transactions writing overlapping sets lock them in the same
+    order and wait for each other instead of deadlocking.
+    """
+    key = itemgetter("account_id", "role_key")
+    if new:
+        conn.execute(_INSERT_MEMBERSHIPS, sorted(new, key=key))
+    if existing:
+        conn.execute(_GRANT_AGAIN, [
+            {"key_account_id": r["account_id"], "key_role_key": r["role_key"], "granted_by_request":
+             r["granted_by_request"], "granted_at": r["granted_at"], "expires_at": r["expires_at"]}
+            for r in sorted(existing, key=key)])
 
 
 # --- status --------------------------------------------------------------------------------------

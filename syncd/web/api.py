@@ -4,7 +4,10 @@ Every route goes through ``SignedRoute``, which, before the body is parsed:
 
 1. checks the signature headers (``syncd.web.auth``): 401 when missing, stale or wrong;
 2. applies the client's rate limit: 429 with ``Retry-After``;
-3. records the nonce in ``used_tokens``: a replayed request is 401 ``replayed_nonce``;
+3. records the nonce in ``used_tokens``: a replayed request is 401 ``replayed_nonce``. A decision
+   records it later, in the decision's own transaction (``records_nonce``), so that a decision is
+   one write; when such a call stops before that write (a body that is not valid, an error), its
+   nonce is recorded on its own afterwards;
 4. honours ``Idempotency-Key`` on POST: the first answer (2xx or 4xx) is stored and returned again,
    with ``Idempotent-Replayed: true``, to a retry with the same key and the same body; the same key
    with another body is 422 ``idempotency_key_reused``; while the first call runs, 409.
@@ -15,6 +18,7 @@ probe (every ``jobs.wake_poll_seconds``, 0.5 s by default) applies them within a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -100,11 +104,54 @@ def request_target(scope: dict) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
+class NonceReplayed(Exception):
+    """Raised in the transaction that found the call's nonce recorded already: it writes nothing."""
+
+
+class CallNonce:
+    """The nonce of one signed call, recorded by the first write transaction the call makes."""
+
+    def __init__(self, svc: "Services", who: Verified, now):
+        self.svc, self.who, self.now = svc, who, now
+        self.recorded = False     # set by the caller once the transaction that recorded it committed
+        self.replayed = False
+
+    def record_in(self, conn, _refusal=None) -> None:
+        """Record it in ``conn``'s transaction, or raise ``NonceReplayed`` (the shape of
+        ``decide_request``'s ``single_use``)."""
+        if self.recorded:
+            return
+        if not self.svc.record_nonce(conn, self.who, self.now):
+            self.replayed = True
+            raise NonceReplayed()
+
+    def record_alone(self) -> bool:
+        """Record it in a transaction of its own; False if it was recorded before."""
+        fresh = self.svc.claim_nonce(self.who, self.now)
+        self.recorded, self.replayed = fresh, not fresh
+        return fresh
+
+
+def records_nonce(endpoint):
+    """Mark an endpoint that records the call's nonce in its own write transaction
+    (``request.state.nonce.record_in``) instead of in one of the nonce's own before it runs."""
+    endpoint.records_nonce = True
+    return endpoint
+
+
+def replayed(svc: "Services", who: Verified, request: Request) -> Response:
+    svc.metrics.auth_failures.labels("replayed_nonce").inc()
+    log.warning("api_replay_refused", client=who.client, path=request.url.path)
+    return ApiError(401, "replayed_nonce", "This nonce was used already: sign each request anew.",
+                    headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+
+
 class SignedRoute(APIRoute):
     """A route that authenticates, rate-limits, de-duplicates and converts errors before the endpoint runs."""
 
     def get_route_handler(self):
         endpoint = super().get_route_handler()
+        nonce_inside = getattr(self.endpoint, "records_nonce", False)
 
         async def handler(request: Request) -> Response:
             svc: Services = request.app.state.syncd
@@ -122,26 +169,45 @@ class SignedRoute(APIRoute):
                 svc.metrics.rate_limited.labels(who.client).inc()
                 return ApiError(429, "rate_limited", "Too many requests: slow down.",
                                 headers={"Retry-After": str(max(1, math.ceil(wait)))}).response()
-            try:
-                fresh = await run_in_threadpool(svc.claim_nonce, who, now)
-            except TemporaryError as exc:
-                return unavailable(exc).response()
-            if not fresh:
-                svc.metrics.auth_failures.labels("replayed_nonce").inc()
-                log.warning("api_replay_refused", client=who.client, path=request.url.path)
-                return ApiError(401, "replayed_nonce", "This nonce was used already: sign each request anew.",
-                                headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+            nonce = CallNonce(svc, who, now)
+            if not nonce_inside:
+                try:
+                    if not await run_in_threadpool(nonce.record_alone):
+                        return replayed(svc, who, request)
+                except TemporaryError as exc:
+                    return unavailable(exc).response()
             request.state.client = who.client
-            idem = request.headers.get("idempotency-key")
-            if idem is None or request.method != "POST":
-                return await self._run(endpoint, request)
-            return await self._idempotent(endpoint, request, svc, who, idem, body, now)
+            request.state.nonce = nonce
+            try:
+                idem = request.headers.get("idempotency-key")
+                if idem is None or request.method != "POST":
+                    response = await self._run(endpoint, request)
+                else:
+                    response = await self._idempotent(endpoint, request, svc, who, idem, body, now)
+            except Exception:
+                if not nonce.recorded and not nonce.replayed:
+                    with contextlib.suppress(Exception):
+                        await run_in_threadpool(nonce.record_alone)
+                raise
+            if nonce.replayed:
+                return replayed(svc, who, request)
+            if not nonce.recorded:
+                # The endpoint did not get as far as its write (a body that is not valid, an
+                # error): the nonce is used up all the same, and a replay is refused as such.
+                try:
+                    if not await run_in_threadpool(nonce.record_alone):
+                        return replayed(svc, who, request)
+                except TemporaryError as exc:
+                    return unavailable(exc).response()
+            return response
 
         return handler
 
     async def _run(self, endpoint, request: Request) -> Response:
         try:
             return await endpoint(request)
+        except NonceReplayed:
+            return Response(status_code=401)   # replaced by the handler, which knows who replayed
         except ApiError as exc:
             return exc.response()
         except RequestValidationError as exc:
@@ -161,14 +227,22 @@ class SignedRoute(APIRoute):
         fingerprint = hashlib.sha256(body).hexdigest()
         expires = now + timedelta(days=IDEMPOTENCY_DAYS)
 
+        nonce: CallNonce = request.state.nonce
+
         def first_or_stored():
             with svc.writing(), transaction(svc.rt.engine) as conn:
+                nonce.record_in(conn)
                 if tokens.claim(conn, key, now, expires, {"fingerprint": fingerprint}):
-                    return None
-                return tokens.result_of(conn, key)[1] or {}
+                    stored = None
+                else:
+                    stored = tokens.result_of(conn, key)[1] or {}
+            nonce.recorded = True
+            return stored
 
         try:
             stored = await run_in_threadpool(first_or_stored)
+        except NonceReplayed:
+            return Response(status_code=401)   # replaced by the handler
         except TemporaryError as exc:
             return unavailable(exc).response()
         if stored is not None:
@@ -258,19 +332,29 @@ def _account(conn, ref: str):
 @router.post("/requests/{request_id}/decision", response_model=DecisionOut, operation_id="decide",
              summary="Accept or refuse a pending request on behalf of a decider",
              responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
-def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-           idempotency_key: IdempotencyKey = None) -> DecisionOut:
+@records_nonce
+async def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                 idempotency_key: IdempotencyKey = None) -> DecisionOut:
+    # A coroutine that hands the database work to the thread pool itself: FastAPI runs a plain
+    # function there, and then the validation of its answer as well, a second trip per call.
     from syncd.jobs.decisions import decide_request
     svc = _svc(request)
     client = request.state.client
+    nonce: CallNonce = request.state.nonce
     verdict = Verdict(decision.verdict)
-    try:
+
+    def decided():
         with svc.writing():
-            t = decide_request(svc.rt, request_id, decision.decider, verdict, decision.comment,
-                               channel=f"api:{client}")
+            return decide_request(svc.rt, request_id, decision.decider, verdict, decision.comment,
+                                  channel=f"api:{client}", single_use=nonce.record_in)
+
+    try:
+        t = await run_in_threadpool(decided)
     except DecisionRefused as exc:
+        nonce.recorded = True   # with the refused attempt
         svc.metrics.decisions_refused.labels(exc.code, "api").inc()
         raise ApiError(DECISION_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
+    nonce.recorded = True
     svc.metrics.decisions.labels(verdict.value, "api").inc()
     log.info("api_decision", request_id=request_id, client=client, status=t.to_status.value)
     return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(

@@ -7,8 +7,9 @@
 * ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
-Endpoints that touch the database are plain functions, run in the server's thread pool; the
-web process never writes to LDAP (it only pings it for ``/readyz``).
+Endpoints do their database work in the server's thread pool (plain functions, which FastAPI
+runs there, or coroutines that hand it over themselves); the web process never writes to LDAP
+(it only pings it for ``/readyz``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -197,17 +199,22 @@ class Services:
 
     # --- used by the API -------------------------------------------------------------------------
 
-    def claim_nonce(self, who: auth.Verified, now: datetime) -> bool:
-        """Record the request's nonce (False if seen before); now and then, forget expired markers."""
+    def record_nonce(self, conn: Connection, who: auth.Verified, now: datetime) -> bool:
+        """Record the request's nonce in ``conn``'s transaction (False if seen before); now and
+        then, forget expired markers."""
         expires = datetime.fromtimestamp(who.timestamp, tz=now.tzinfo) + timedelta(seconds=2 * self.skew_seconds)
-        with self.writing(), transaction(self.rt.engine) as conn:
-            fresh = tokens.claim(conn, f"nonce:{who.client}:{who.nonce}", now, max(expires, now))
-            if fresh and (self._next_purge is None or now >= self._next_purge):
-                self._next_purge = now + PURGE_EVERY
-                purged = tokens.purge(conn, now)
-                if purged:
-                    log.debug("used_tokens_purged", count=purged)
+        fresh = tokens.claim(conn, f"nonce:{who.client}:{who.nonce}", now, max(expires, now))
+        if fresh and (self._next_purge is None or now >= self._next_purge):
+            self._next_purge = now + PURGE_EVERY
+            purged = tokens.purge(conn, now)
+            if purged:
+                log.debug("used_tokens_purged", count=purged)
         return fresh
+
+    def claim_nonce(self, who: auth.Verified, now: datetime) -> bool:
+        """``record_nonce`` in a write transaction of its own."""
+        with self.writing(), transaction(self.rt.engine) as conn:
+            return self.record_nonce(conn, who, now)
 
     # --- readiness ---------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 ``GET /decide/{token}`` shows the request and two forms; it changes nothing (mail scanners and
 link previews open links). ``POST /decide/{token}`` takes the decision: the form carries a
 signed token bound to the link (``syncd.web.links.form_token``), a refusal needs a comment, and
-the link is consumed - recorded in ``used_tokens`` - only when a decision is recorded. A
-refused attempt (no comment, not authorised any more, already decided) leaves it usable.
+the link is consumed - recorded in ``used_tokens``, in the decision's own transaction - only when
+a decision is recorded. A refused attempt (no comment, not authorised any more, already decided)
+leaves it usable.
 """
 
 from __future__ import annotations
@@ -260,8 +261,12 @@ async def decide(request: Request, token: str,
     return _closed(state, DECISION_STATUS.get(refused.code, 409))
 
 
+class _LinkUsed(Exception):
+    """Raised in the decision's transaction when a decision used the link already: it writes nothing."""
+
+
 def _decide(svc: "Services", claims: links.LinkClaims, verdict: Verdict, comment: str, now: datetime):
-    """Consume the link and decide; give the link back if no decision was recorded."""
+    """Decide, consuming the link in the decision's own transaction if the decision stands."""
     with svc.writing():
         return _decide_now(svc, claims, verdict, comment, now)
 
@@ -269,21 +274,22 @@ def _decide(svc: "Services", claims: links.LinkClaims, verdict: Verdict, comment
 def _decide_now(svc: "Services", claims: links.LinkClaims, verdict: Verdict, comment: str, now: datetime):
     from syncd.jobs.decisions import decide_request
     rt = svc.rt
-    with transaction(rt.engine) as conn:
-        fresh = tokens.claim(conn, claims.used_key, now, claims.expires_at + links.LINK_GRACE)
-    if not fresh:
-        return _used(_state(svc, claims))
+
+    def use_up(conn, refusal: DecisionRefused | None) -> None:
+        if refusal is None:
+            if not tokens.claim(conn, claims.used_key, now, claims.expires_at + links.LINK_GRACE):
+                raise _LinkUsed()
+        elif tokens.is_used(conn, claims.used_key):
+            raise _LinkUsed()   # a used link says so, rather than why this attempt would be refused
+
     try:
-        decide_request(rt, claims.request_id, claims.decider_id, verdict, comment or None, channel="link")
+        decide_request(rt, claims.request_id, claims.decider_id, verdict, comment or None, channel="link",
+                       single_use=use_up)
+    except _LinkUsed:
+        return _used(_state(svc, claims))
     except DecisionRefused as exc:
-        with transaction(rt.engine) as conn:
-            tokens.release(conn, claims.used_key)
         svc.metrics.decisions_refused.labels(exc.code, "link").inc()
         return _state(svc, claims), exc
-    except BaseException:
-        with transaction(rt.engine) as conn:
-            tokens.release(conn, claims.used_key)
-        raise
     svc.metrics.decisions.labels(verdict.value, "link").inc()
     log.info("link_decision", request_id=claims.request_id, decider=claims.decider_id, verdict=verdict.value)
     return _state(svc, claims), None

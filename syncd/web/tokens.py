@@ -17,15 +17,15 @@ from sqlalchemy.engine import Connection
 
 from syncd.store.tables import used_tokens
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# Built once per dialect (every API call claims its nonce); the values come as parameters.
+_CLAIMS = {name: insert(used_tokens).on_conflict_do_nothing(index_elements=["key"]).returning(used_tokens.c.key)
+           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 
 
 def claim(conn: Connection, key: str, now: datetime, expires_at: datetime, result: Any = None) -> bool:
     """Record ``key``; True if it was new, False if someone had recorded it already."""
     values = dict(key=key, created_at=now, expires_at=expires_at, result=result)
-    insert = _INSERTS[conn.dialect.name]
-    stmt = insert(used_tokens).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    return conn.execute(stmt.returning(used_tokens.c.key)).scalar_one_or_none() is not None
+    return conn.execute(_CLAIMS[conn.dialect.name], values).scalar_one_or_none() is not None
 
 
 def result_of(conn: Connection, key: str) -> tuple[bool, Any]:

@@ -130,3 +130,23 @@ def test_no_sequence_of_events_decides_twice_applies_unaccepted_or_leaves_a_term
     first_terminal = next((i for i, s in enumerate(history) if s.is_terminal), None)
     if first_terminal is not None:
         assert len(set(history[first_terminal:])) == 1
+
+
+def test_a_validity_counts_calendar_months_from_now():
+    from datetime import datetime, timezone
+
+    from syncd.core.lifecycle import validity_end
+    jan31 = datetime(2027, 1, 31, 9, tzinfo=timezone.utc)
+    assert validity_end("habilitation", jan31, 1, None, False) == datetime(2027, 2, 28, 9, tzinfo=timezone.utc)
+    assert validity_end("habilitation", T0, 12, None, False) == T0.replace(year=T0.year + 1)
+    assert validity_end("habilitation", T0, None, None, False) is None, "a role without validity never ends"
+
+
+def test_a_renewal_extends_from_the_current_end_but_never_cuts_it_and_a_revoked_one_starts_again():
+    from syncd.core.lifecycle import validity_end
+    later = T0 + timedelta(days=20)
+    assert validity_end("renewal", T0, 12, later, False) == later.replace(year=later.year + 1)
+    assert validity_end("renewal", T0, 12, T0 - timedelta(days=5), False) == T0.replace(year=T0.year + 1)
+    assert validity_end("renewal", T0, 12, later, True) == T0.replace(year=T0.year + 1)
+    assert validity_end("habilitation", T0, 12, later, False) == T0.replace(year=T0.year + 1), \
+        "a new grant (not a renewal) starts now"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dateutil.relativedelta import relativedelta
 import pytest
 from sqlalchemy import select
 
@@ -93,7 +94,7 @@ def test_a_habilitation_with_a_validity_is_renewed_when_its_renewal_is_accepted(
     ids = people(rt)
     granted(rt, daemon, role="annuaire-redacteur")
     first_end = membership(rt, ids["requester"], "annuaire-redacteur")["expires_at"]
-    assert first_end == clock() + timedelta(days=360)
+    assert first_end == clock() + relativedelta(months=12)          # calendar months
     clock.now = first_end - timedelta(days=29)
     daemon.run_job("expiry")
     daemon.run_job("expiry")                              # idempotent: one renewal only
@@ -104,7 +105,7 @@ def test_a_habilitation_with_a_validity_is_renewed_when_its_renewal_is_accepted(
     assert any("échéance" in m["Subject"] for m in mails_to(smtp_server, REQUESTER))
     decide_request(rt, renewals[0]["id"], CORRESPONDENT, Verdict.ACCEPT)
     daemon.run_job("apply")
-    assert membership(rt, ids["requester"], "annuaire-redacteur")["expires_at"] == first_end + timedelta(days=360)
+    assert membership(rt, ids["requester"], "annuaire-redacteur")["expires_at"] == first_end + relativedelta(months=12)
     clock.now = first_end + timedelta(days=1)
     daemon.run_job("expiry")
     daemon.run_job("accounts")

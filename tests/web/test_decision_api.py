@@ -213,3 +213,73 @@ def test_a_get_never_decides(api, client, routed, rt):
     assert client.get(path).status_code == 405
     assert api.get(path + "?verdict=accept&decider=" + CORRESPONDENT).status_code == 405
     assert_untouched(rt, routed["request"])
+
+
+# --- the nonce, written with the decision ----------------------------------------------------------------
+
+def used_keys(rt) -> set[str]:
+    from sqlalchemy import select
+
+    from syncd.store.db import transaction
+    from syncd.store.tables import used_tokens
+    with transaction(rt.engine) as conn:
+        return set(conn.execute(select(used_tokens.c.key)).scalars())
+
+
+def test_a_decision_and_its_nonce_are_one_write_transaction(api, routed, rt):
+    from sqlalchemy import event
+    commits = []
+
+    def committed(conn):
+        commits.append(conn)
+
+    path = decision_path(routed["request"])
+    headers = api.headers("POST", path, body_of()) | {"Content-Type": "application/json"}
+    event.listen(rt.engine, "commit", committed)
+    try:
+        response = api.client.post(path, content=body_of(), headers=headers)
+    finally:
+        event.remove(rt.engine, "commit", committed)
+    assert response.status_code == 200, response.text
+    assert len(commits) == 1
+    assert f"nonce:portal:{headers['X-Syncd-Nonce']}" in used_keys(rt)
+
+
+def test_a_replayed_decision_that_was_accepted_is_refused_as_a_replay_and_records_nothing(api, client, routed, rt):
+    path = decision_path(routed["request"])
+    headers = api.headers("POST", path, body_of()) | {"Content-Type": "application/json"}
+    assert client.post(path, content=body_of(), headers=headers).status_code == 200
+    replay = client.post(path, content=body_of(), headers=headers)
+    assert (replay.status_code, replay.json()["error"]) == (401, "replayed_nonce")
+    assert "decision_refused" not in events(rt, routed["request"]), "not an attempt at deciding again"
+
+
+@SQLITE_ONLY
+def test_a_call_that_never_reaches_the_decision_still_uses_its_nonce_up(api, client, routed, rt):
+    path = decision_path(routed["request"])
+    for body in (b"{not json", json.dumps({"verdict": "maybe", "decider": CORRESPONDENT}).encode()):
+        headers = api.headers("POST", path, body) | {"Content-Type": "application/json"}
+        assert client.post(path, content=body, headers=headers).status_code == 400
+        replay = client.post(path, content=body, headers=headers)
+        assert (replay.status_code, replay.json()["error"]) == (401, "replayed_nonce")
+    assert_untouched(rt, routed["request"])
+
+
+@SQLITE_ONLY
+def test_a_decision_on_an_unknown_request_uses_its_nonce_up(api, client, routed, rt):
+    path = decision_path(987654)
+    headers = api.headers("POST", path, body_of()) | {"Content-Type": "application/json"}
+    assert client.post(path, content=body_of(), headers=headers).status_code == 404
+    replay = client.post(path, content=body_of(), headers=headers)
+    assert (replay.status_code, replay.json()["error"]) == (401, "replayed_nonce")
+
+
+@SQLITE_ONLY
+def test_a_retry_with_an_idempotency_key_and_a_used_nonce_is_a_replay(api, client, routed, rt):
+    path = decision_path(routed["request"])
+    headers = api.headers("POST", path, body_of()) | {"Content-Type": "application/json",
+                                                      "Idempotency-Key": "portal-decision-0002"}
+    assert client.post(path, content=body_of(), headers=headers).status_code == 200
+    replay = client.post(path, content=body_of(), headers=headers)
+    assert (replay.status_code, replay.json()["error"]) == (401, "replayed_nonce")
+    assert events(rt, routed["request"]).count("decided") == 1
