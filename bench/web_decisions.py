@@ -7,7 +7,8 @@
    loopback port, over a database seeded with N pending habilitation requests routed to one
    correspondent. A closed-loop client (asyncio + httpx, ``C`` requests in flight, in another
    process) signs each call (HMAC) and accepts one request per call; the latency of each call is
-   measured at the client. The first 5 % are warm-up and left out. Rate limit off.
+   measured at the client. The first 5 % are warm-up and left out. Rate limit off. The server
+   processes' CPU time (user + system, from ``/proc``) is shown per decision.
 2. **Decision -> LDAP.** A real slapd (``DevSlapd``), the daemon in a thread (its wake-up probe
    polls every ``jobs.wake_poll_seconds``, 0.5 s by default), the web server in its process: a
    decision is posted, then the group's ``member`` is compared every 5 ms until it holds the

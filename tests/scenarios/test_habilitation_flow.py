@@ -256,3 +256,16 @@ def test_a_pass_over_many_groups_marks_each_request_applied_once_with_its_event_
         assert row["applied_at"] == rt.clock() and row["claimed_by"] is None and row["last_error"] is None
         assert events(rt, request_id).count("applied") == 1
     assert ids["requester"] not in others
+
+
+def test_a_decision_on_a_request_that_does_not_exist_is_refused_and_audited(rt, daemon):
+    from syncd.store import audit
+    from syncd.store.db import transaction
+    people(rt)
+    with pytest.raises(DecisionRefused) as refused:
+        decide_request(rt, 987654, CORRESPONDENT, Verdict.ACCEPT, channel="api")
+    assert refused.value.code == "not_found"
+    with transaction(rt.engine) as conn:
+        trail = [r for r in audit.rows(conn) if r["action"] == "decision_refused"]
+        assert audit.verify(conn) is None
+    assert [(r["request_id"], r["detail"]["code"], r["detail"]["channel"]) for r in trail] == [(None, "not_found", "api")]
