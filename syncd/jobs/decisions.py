@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import lifecycle
@@ -22,7 +22,7 @@ from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, leadership, repo
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
+from syncd.store.tables import accounts
 
 log = structlog.get_logger(__name__)
 
@@ -116,18 +116,9 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime) -> None
                 created_at=now, updated_at=now))
         repo.update_request(conn, row["id"], now, account_id=account_id)
         return
-    role = rt.mappings.role(row["role_key"])
-    months = role.validity_months if role else None
-    key = (memberships.c.account_id == row["account_id"]) & (memberships.c.role_key == row["role_key"])
-    current = conn.execute(select(memberships).where(key)).mappings().first()
-    expires_at = lifecycle.validity_end(row["kind"], now, months, current["expires_at"] if current else None,
-                                        bool(current and current["revoked_at"]))
-    values = dict(granted_by_request=row["id"], granted_at=now, expires_at=expires_at, revoked_at=None,
-                  applied_at=None)
-    if current:
-        conn.execute(update(memberships).where(key).values(**values))
-    else:
-        conn.execute(insert(memberships).values(account_id=row["account_id"], role_key=row["role_key"], **values))
+    # One membership is a batch of one: the batch writer's statements are built once, and the
+    # rule (validity, renewal) is written in one place.
+    grant_many(conn, rt, [row], now)
 
 
 def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
