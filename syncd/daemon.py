@@ -95,6 +95,7 @@ class Daemon:
         self.jobs = {job.name: job for job in (jobs or default_jobs(rt))}
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
+        self._provisioned = threading.Event()
         self._lanes_lock = threading.Lock()
         self._lane_wakes: list[threading.Event] = []
 
@@ -102,6 +103,11 @@ class Daemon:
     def run_job(self, name: str) -> int | None:
         job = self.jobs[name]
         if time.monotonic() < job.paused_until:
+            return None
+        if name in DIRECTORY_JOBS and name != "provision" and "provision" in self.jobs \
+                and not self._provisioned.is_set() and self.run_job("provision") is None:
+            # Until provisioning has run once, the groups may not exist, and a member write to a
+            # missing group fails for good (noSuchObject): wait for it rather than give up requests.
             return None
         started = self.rt.clock()
         timer = time.perf_counter()
@@ -134,6 +140,8 @@ class Daemon:
         if error is not None:
             JOB_FAILURES.labels(name).inc()
         self._remember(name, started, error)
+        if name == "provision" and error is None:
+            self._provisioned.set()
         return job.last_count if error is None else None
 
     def run_once(self) -> dict[str, int | None]:

@@ -212,3 +212,29 @@ def test_a_lane_that_dies_stops_the_daemon_with_its_error(rt, monkeypatch, lane)
     with capture_logs() as logs, pytest.raises(ValueError, match="a bug in a lane"):
         daemon.run_forever()
     assert any(e["event"] == "daemon_lane_failed" for e in logs)
+
+
+def test_no_directory_job_runs_before_provisioning_has_succeeded_once(rt):
+    ran = []
+    ldap_up = []
+
+    def provision(_rt):
+        if not ldap_up:
+            raise DirectoryUnavailable("connection refused")
+        ran.append("provision")
+        return 0
+
+    def apply(_rt):
+        ran.append("apply")
+        return 0
+    daemon = Daemon(rt, [Job("provision", provision, 3600), Job("apply", apply, 1)])
+    assert daemon.run_job("provision") is None
+    daemon.jobs["provision"].paused_until = 0          # its back-off ran out
+    assert daemon.run_job("apply") is None, "groups may be missing: apply waits"
+    assert ran == []
+    daemon.jobs["provision"].paused_until = 0
+    ldap_up.append(True)
+    assert daemon.run_job("apply") == 0
+    assert ran == ["provision", "apply"], "provisioning runs first, then apply"
+    daemon.run_job("apply")
+    assert ran == ["provision", "apply", "apply"], "and only once"
