@@ -45,7 +45,7 @@ from syncd.mappings import load_mappings
 from syncd.settings import load_settings
 from syncd.store import repo
 from syncd.store.db import make_engine, transaction
-from syncd.store.tables import accounts, deciders, outbox, request_events, requests
+from syncd.store.tables import accounts, deciders, job_runs, outbox, request_events, requests
 from tests.factories import mappings
 
 HERE = Path(__file__).resolve().parent
@@ -487,8 +487,16 @@ def start_with_work(world: World, rng: random.Random, mode: str = "exec", zygote
     daemon = world.spawn(mode, zygote)
     wait_for(daemon.started, 30, what="the daemon to start")
     wait_for(lambda: world.counts().get("requests_pending", 0) >= 20, 20, what="the intake")
+    # As in production, the groups exist before a fault: until provisioning has run once, the
+    # daemon holds its directory jobs back and there would be no apply to disturb.
+    wait_for(lambda: _provisioned(world), 20, what="the first provisioning")
     world.decide_pending(rng)
     return daemon
+
+
+def _provisioned(world: World) -> bool:
+    with transaction(world.rt.engine) as conn:
+        return conn.execute(select(job_runs.c.last_ok_at).where(job_runs.c.job == "provision")).scalar() is not None
 
 
 def load_during(world: World, rng: random.Random, seconds: float, *, tolerate=()) -> int:
