@@ -42,15 +42,16 @@ DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile"})
 
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
-SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile"})
+SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile",
+                            "audit_seal"})
 
 
 # The daemon's own series, served on settings.metrics.listen (the web process serves the
 # database-wide ones); the LDAP write series are in syncd.directory.metrics.
-JOB_SECONDS = Histogram("syncd_job_seconds", "Duration of one run of a daemon job", ["job"],
+JOB_SECONDS = Histogram("syncd_job_seconds", "Duration of one run of a daemon job", ["job_name"],
                         buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300))
-JOB_ITEMS = Counter("syncd_job_items", "Items a daemon job handled (requests applied, mails sent, ...)", ["job"])
-JOB_FAILURES = Counter("syncd_job_failures", "Daemon job runs that ended in an error", ["job"])
+JOB_ITEMS = Counter("syncd_job_items", "Items a daemon job handled (requests applied, mails sent, ...)", ["job_name"])
+JOB_FAILURES = Counter("syncd_job_failures", "Daemon job runs that ended in an error", ["job_name"])
 
 
 def serve_metrics(listen: str | None) -> None:
@@ -73,7 +74,8 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import accounts, apply, deliver, habilitations, intake, provision, reconcile, routing, tacit
+    from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, reconcile,
+                            routing, tacit)
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -86,6 +88,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),
         Job("reconcile", reconcile.reconcile, rt.settings.reconcile.interval_seconds),
+        Job("audit_seal", audit_seal.seal_audit, j.audit_seal_seconds),   # last: `once` seals what it wrote
     ]
 
 
@@ -105,7 +108,7 @@ class Daemon:
         if time.monotonic() < job.paused_until:
             return None
         if name in DIRECTORY_JOBS and name != "provision" and "provision" in self.jobs \
-                and not self._provisioned.is_set() and self.run_job("provision") is None:
+                and not self._directory_provisioned():
             # Until provisioning has run once, the groups may not exist, and a member write to a
             # missing group fails for good (noSuchObject): wait for it rather than give up requests.
             return None
@@ -143,6 +146,25 @@ class Daemon:
         if name == "provision" and error is None:
             self._provisioned.set()
         return job.last_count if error is None else None
+
+    def _directory_provisioned(self) -> bool:
+        """Whether the branches and groups exist: provisioned by this daemon, or by another one.
+
+        Provisioning is a singleton job: while another daemon holds it, this one runs nothing and
+        must look at that daemon's recorded success instead of taking the skip for one.
+        """
+        if self._provisioned.is_set():
+            return True
+        if self.run_job("provision") is None:
+            return False
+        if not self._provisioned.is_set():
+            try:
+                with transaction(self.rt.engine, readonly=True) as conn:
+                    if repo.job_succeeded_once(conn, "provision"):
+                        self._provisioned.set()
+            except Exception as exc:  # the database may be the thing that is down: try again next pass
+                log.debug("provisioning_state_unknown", error=str(exc))
+        return self._provisioned.is_set()
 
     def run_once(self) -> dict[str, int | None]:
         """Every job once, in dependency order (``syncd once``)."""

@@ -67,3 +67,20 @@ def daemon(rt):
     d = Daemon(rt)
     d.run_job("provision")
     return d
+
+
+@pytest.fixture
+def cli_config(tmp_path, monkeypatch):
+    """A config file for the command line run in-process: the shipped mappings, an SQLite file,
+    and no ``SYNCD_*`` variable of the environment leaking in."""
+    import os
+    import shutil
+    from pathlib import Path
+    shutil.copytree(Path(__file__).resolve().parents[1] / "mappings", tmp_path / "mappings")
+    path = tmp_path / "syncd.yaml"
+    path.write_text("mappings: mappings\ndatabase:\n  url: sqlite:///syncd.db\nlog:\n  level: warning\n")
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("SYNCD_"):
+            monkeypatch.delenv(name)
+    return path

@@ -150,7 +150,7 @@ def test_the_daemon_serves_its_job_and_ldap_write_series_for_prometheus(rt):
     from syncd.daemon import serve_metrics
 
     def sample(name, job):
-        return REGISTRY.get_sample_value(name, {"job": job}) or 0
+        return REGISTRY.get_sample_value(name, {"job_name": job}) or 0
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,7 +168,7 @@ def test_the_daemon_serves_its_job_and_ldap_write_series_for_prometheus(rt):
              sample("syncd_job_seconds_count", "metrics-ok"))
     assert [a - b for a, b in zip(after, before)] == [3, 1, 1]
     page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert f'syncd_job_items_total{{job="metrics-ok"}} {after[0]}' in page
+    assert f'syncd_job_items_total{{job_name="metrics-ok"}} {after[0]}' in page
     assert "# TYPE syncd_ldap_write_seconds histogram" in page
     assert "# TYPE syncd_ldap_write_errors_total counter" in page
 
@@ -238,3 +238,28 @@ def test_no_directory_job_runs_before_provisioning_has_succeeded_once(rt):
     assert ran == ["provision", "apply"], "provisioning runs first, then apply"
     daemon.run_job("apply")
     assert ran == ["provision", "apply", "apply"], "and only once"
+
+
+@pytest.mark.postgres
+def test_while_another_daemon_provisions_no_directory_job_runs_until_its_success_is_recorded(postgres_url):
+    from datetime import datetime, timezone
+
+    from syncd.store.leadership import singleton
+    settings = Settings(database={"url": postgres_url})
+    engines = [make_engine(postgres_url), make_engine(postgres_url)]
+    ran = []
+    daemon = Daemon(Runtime(settings, mappings(), engines[0], worker_id="second"),
+                    [Job("provision", lambda _rt: ran.append("provision") or 0, 3600),
+                     Job("apply", lambda _rt: ran.append("apply") or 0, 1)])
+    try:
+        with singleton(engines[1], "provision", "first") as first:
+            assert first
+            assert daemon.run_job("apply") is None, "the other daemon is still creating the branches"
+            assert ran == []
+            with transaction(engines[1]) as conn:
+                repo.record_job_run(conn, "provision", "first", datetime.now(timezone.utc), None)
+            assert daemon.run_job("apply") == 0, "the other daemon's success counts"
+            assert ran == ["apply"]
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -1,10 +1,15 @@
 """The append-only audit trail: every decision and every LDAP change, with who, why and which request.
 
-Rows are hash-chained: each row's ``hash`` is SHA-256 over the previous row's hash and this row's
-canonical content, so a row changed or deleted afterwards breaks the chain (``verify``). Writers
-are serialised so two daemons never fork the chain: PostgreSQL takes a transaction-scoped
-advisory lock, SQLite has one writer anyway. Rows are written in the caller's transaction, with
-the change they describe.
+A row is written in the caller's transaction, with the change it describes, and arrives unsealed.
+The sealing job (``seal``, run by the daemon every few seconds) then chains sealed rows: each takes
+the next ``seq``, and its ``hash`` is SHA-256 over the previous row's hash and its own canonical
+content, so a sealed row changed or deleted afterwards breaks the chain (``verify``).
+
+Why sealing is a job of its own: chaining inside each writer's transaction meant every writer
+(every decision of the web hook) read the chain's head under one lock held until its commit, so
+writers queued behind each other. The sealer is the only one to take that lock (PostgreSQL: a
+transaction-scoped advisory lock; SQLite has one writer anyway), so two daemons never fork the
+chain. The price: a row is open to an undetected change for the seconds before it is sealed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from syncd.store.tables import audit_log
@@ -34,10 +39,10 @@ def _digest(prev_hash: str | None, row: dict[str, Any]) -> str:
 
 
 def record(conn: Connection, *, at: datetime, actor: str, action: str, request_id: int | None = None,
-           target: str | None = None, detail: dict[str, Any] | None = None) -> str:
-    """Append one row; return its hash."""
-    return record_many(conn, [Entry(at=at, actor=actor, action=action, request_id=request_id, target=target,
-                                    detail=detail)])
+           target: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Append one row, to be sealed into the chain by ``seal``."""
+    record_many(conn, [Entry(at=at, actor=actor, action=action, request_id=request_id, target=target,
+                             detail=detail)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,51 +56,89 @@ class Entry:
     detail: dict[str, Any] | None = None
 
 
-def record_many(conn: Connection, entries: Sequence[Entry]) -> str | None:
-    """Append rows in order, chained to the current head; return the last hash.
-
-    One lock, one read of the head and one multi-row insert for the whole batch: the chain is
-    computed here, so a job that changes a thousand requests does not read the head a thousand
-    times.
-    """
+def record_many(conn: Connection, entries: Sequence[Entry]) -> None:
+    """Append rows, unsealed, in one multi-row insert; they are sealed in this order."""
     if not entries:
-        return None
+        return
+    # Truncated here, to the columns' sizes, so that what is stored is what the seal covers.
+    conn.execute(insert(audit_log), [
+        {"at": e.at.astimezone(timezone.utc), "actor": e.actor[:100], "action": e.action[:40],
+         "request_id": e.request_id, "target": e.target[:1000] if e.target else None, "detail": e.detail}
+        for e in entries])
+
+
+_SEAL = (update(audit_log).where(audit_log.c.id == bindparam("row_id"))
+         .values(seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"), hash=bindparam("new_hash")))
+
+
+def seal(conn: Connection, limit: int = 10_000) -> int:
+    """Chain up to ``limit`` unsealed rows, oldest ``id`` first, onto the sealed head; return how many.
+
+    A row whose transaction commits after a pass is sealed by a later pass, after rows with a
+    higher ``id``: the chain's order is ``seq``, the order rows were sealed in.
+    """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
-    values = []
-    for e in entries:
-        # Truncated before hashing: the chain must cover what is stored, or verify() would fail.
-        row = {"at": e.at.astimezone(timezone.utc), "actor": e.actor[:100], "action": e.action[:40],
-               "request_id": e.request_id, "target": e.target[:1000] if e.target else None, "detail": e.detail}
-        digest = _digest(prev, row | {"at": row["at"].isoformat()})
-        values.append(row | {"prev_hash": prev, "hash": digest})
+    seq, prev = head(conn) or (0, None)
+    pending = conn.execute(select(audit_log).where(audit_log.c.seq.is_(None)).order_by(audit_log.c.id)
+                           .limit(limit)).mappings().all()
+    sealed = []
+    for r in pending:
+        seq += 1
+        digest = _digest(prev, _content(r))
+        sealed.append({"row_id": r["id"], "new_seq": seq, "new_prev": prev, "new_hash": digest})
         prev = digest
-    conn.execute(insert(audit_log), values)
-    return prev
+    if sealed:
+        conn.execute(_SEAL, sealed)
+    return len(sealed)
 
 
-def rows(conn: Connection, since_id: int = 0) -> Iterator[dict[str, Any]]:
-    for r in conn.execute(select(audit_log).where(audit_log.c.id > since_id).order_by(audit_log.c.id)).mappings():
+def head(conn: Connection) -> tuple[int, str] | None:
+    """The last sealed row's ``(seq, hash)``: what an operator keeps outside the database, since
+    removing the newest rows is the one change the chain cannot show by itself."""
+    row = conn.execute(select(audit_log.c.seq, audit_log.c.hash).where(audit_log.c.seq.is_not(None))
+                       .order_by(audit_log.c.seq.desc()).limit(1)).first()
+    return (row.seq, row.hash) if row else None
+
+
+def _content(r) -> dict[str, Any]:
+    return {"at": r["at"].astimezone(timezone.utc).isoformat(), "actor": r["actor"], "action": r["action"],
+            "request_id": r["request_id"], "target": r["target"], "detail": r["detail"]}
+
+
+def rows(conn: Connection, since_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """Sealed rows in chain order, after ``since_seq``."""
+    for r in conn.execute(select(audit_log).where(audit_log.c.seq > since_seq)
+                          .order_by(audit_log.c.seq)).mappings():
         yield dict(r)
 
 
-def export_json_lines(conn: Connection, since_id: int = 0) -> Iterator[str]:
-    for r in rows(conn, since_id):
+def unsealed_rows(conn: Connection) -> Iterator[dict[str, Any]]:
+    """Rows written but not sealed yet, in the order they will be sealed."""
+    for r in conn.execute(select(audit_log).where(audit_log.c.seq.is_(None)).order_by(audit_log.c.id)).mappings():
+        yield dict(r)
+
+
+def export_json_lines(conn: Connection, since_seq: int = 0) -> Iterator[str]:
+    """Sealed rows as JSON lines; ``since_seq`` resumes an export where the last one ended."""
+    for r in rows(conn, since_seq):
         r["at"] = r["at"].isoformat()
         yield json.dumps(r, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def verify(conn: Connection) -> int | None:
-    """The id of the first row that does not match its chain, or None when the trail is intact."""
-    prev = None
+    """The id of the first sealed row that does not match its chain, or None when the trail is intact."""
+    prev, seq = None, 0
     for r in rows(conn):
-        content = {"at": r["at"].astimezone(timezone.utc).isoformat(), "actor": r["actor"], "action": r["action"],
-                   "request_id": r["request_id"], "target": r["target"], "detail": r["detail"]}
-        if r["prev_hash"] != prev or r["hash"] != _digest(prev, content):
+        seq += 1
+        if r["seq"] != seq or r["prev_hash"] != prev or r["hash"] != _digest(prev, _content(r)):
             return r["id"]
         prev = r["hash"]
     return None
+
+
+def unsealed(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.seq.is_(None))).scalar() or 0
 
 
 def count(conn: Connection) -> int:

@@ -426,5 +426,10 @@ def record_job_run(conn: Connection, job: str, worker: str, started_at: datetime
     return failures
 
 
+def job_succeeded_once(conn: Connection, job: str) -> bool:
+    """Whether any daemon has ever run ``job`` without error."""
+    return conn.execute(select(job_runs.c.last_ok_at).where(job_runs.c.job == job)).scalar() is not None
+
+
 def job_health(conn: Connection) -> list[RowMapping]:
     return list(conn.execute(select(job_runs).order_by(job_runs.c.job)).mappings())

@@ -269,8 +269,8 @@ used_tokens = Table(
 )
 Index("ix_used_tokens_expires_at", used_tokens.c.expires_at)
 
-# Append-only audit trail: every decision and every LDAP change, hash-chained so that a row
-# changed or removed afterwards breaks the chain.
+# Append-only audit trail: every decision and every LDAP change, hash-chained (once sealed) so
+# that a row changed or removed afterwards breaks the chain.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -281,9 +281,14 @@ audit_log = Table(
     Column("request_id", BigId, nullable=True),
     Column("target", String(1000), nullable=True),
     Column("detail", JSON, nullable=True),
+    # Chain position, previous and own hash: NULL until the sealing job chains the row (audit.seal).
+    Column("seq", BigId, nullable=True, unique=True),
     Column("prev_hash", String(64), nullable=True),
-    Column("hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=True, unique=True),
 )
+# The rows still to seal, found without scanning years of sealed ones.
+Index("ix_audit_log_unsealed", audit_log.c.id, sqlite_where=audit_log.c.seq.is_(None),
+      postgresql_where=audit_log.c.seq.is_(None))
 
 # One row per reconciliation run: what it found and what it did.
 reconcile_runs = Table(

@@ -98,9 +98,9 @@ class DatabaseCollector(Collector):
                                 value=max((now - _aware(outbox_oldest)).total_seconds(), 0.0) if outbox_oldest
                                 else 0.0)
         failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
-                                     labels=["job"])
+                                     labels=["job_name"])
         last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",
-                                    "When each daemon job last ran without error (Unix time)", labels=["job"])
+                                    "When each daemon job last ran without error (Unix time)", labels=["job_name"])
         for job, count, ok_at in jobs:
             failures.add_metric([job], count)
             if ok_at is not None:

@@ -1,4 +1,4 @@
-"""What one decision reads and writes: authorisation without the whole route, the audit row last.
+"""What one decision reads and writes: authorisation without the whole route, an audit row sealed later.
 
 No LDAP here: a decision only changes the store, so the runtime is built on the test's database
 alone.
@@ -124,19 +124,21 @@ def statements_of(rt, action) -> list[str]:
 
 
 @pytest.mark.parametrize("verdict, comment", [(Verdict.ACCEPT, None), (Verdict.REFUSE, "Poste sans lien")])
-def test_a_decision_writes_its_audit_row_last_and_the_chain_still_verifies(rt, verdict, comment):
+def test_a_decision_writes_its_audit_row_without_waiting_for_the_chain_and_sealing_chains_it(rt, verdict, comment):
     given_people(rt)
     request_id = pending(rt, account_id="u-req")
     seen = statements_of(rt, lambda: decide_request(rt, request_id, "u-cor@lassuranceretraite.fr", verdict, comment))
-    assert seen[-1].startswith("INSERT INTO audit_log"), seen
-    writes = [i for i, s in enumerate(seen) if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
-    chain = [i for i, s in enumerate(seen) if "audit_log" in s or "pg_advisory_xact_lock" in s]
-    assert min(chain) > max(i for i in writes if i not in chain), "the chain is taken after every other write"
+    assert any(s.startswith("INSERT INTO audit_log") for s in seen), seen
+    assert not any("pg_advisory" in s or ("audit_log" in s and s.startswith("SELECT")) for s in seen), \
+        "a decision neither locks nor reads the chain: the sealing job does"
     assert sum(s.startswith("SELECT requests.") for s in seen) == 1, "the request is read once, not read back"
     with transaction(rt.engine) as conn:
         assert repo.get_request(conn, request_id)["status"] == ("accepted" if verdict is Verdict.ACCEPT
                                                                  else "refused")
+        assert audit.unsealed(conn) == 1
+        assert audit.seal(conn) == 1
         assert audit.verify(conn) is None
+        assert [r["request_id"] for r in audit.rows(conn)] == [request_id]
 
 
 def test_a_refused_attempt_is_recorded_in_the_same_single_transaction(rt):
@@ -156,7 +158,7 @@ def test_a_refused_attempt_is_recorded_in_the_same_single_transaction(rt):
     assert refused.value.code == "not_authorised" and len(commits) == 1
     with transaction(rt.engine) as conn:
         assert [e["event"] for e in repo.events_of(conn, request_id)] == ["decision_refused"]
-        assert audit.count(conn) == 1 and audit.verify(conn) is None
+        assert audit.count(conn) == 1 and audit.seal(conn) == 1 and audit.verify(conn) is None
 
 
 def test_what_single_use_raises_writes_nothing_at_all(rt):

@@ -223,7 +223,7 @@ def test_a_request_decided_between_its_claim_and_the_write_is_not_touched(make_r
         row = repo.get_request(conn, decided)
         assert (row["status"], row["decided_by"], row["comment"]) == ("refused", "u-claire", "Non")
         assert [e["event"] for e in repo.events_of(conn, decided)] == ["routed"]
-        assert [r["request_id"] for r in audit.rows(conn)] == [other]
+        assert audit.seal(conn) == 1 and [r["request_id"] for r in audit.rows(conn)] == [other]
         assert set(memberships_of(conn)) == {("u-ann", "annuaire-redacteur")}
 
 
@@ -238,7 +238,7 @@ def test_the_audit_chain_still_verifies_after_a_sweep_over_several_batches(make_
 
     assert tacit.sweep(rt) == 6
     with transaction(rt.engine) as conn:
-        assert audit.verify(conn) is None
+        assert audit.seal(conn) == 7 and audit.verify(conn) is None
         written = list(audit.rows(conn))[1:]
     assert [r["request_id"] for r in written] == ids[::-1]            # oldest deadline first
     assert all((r["actor"], r["action"], r["detail"]) == ("tacit", "tacitly_accepted", {"status": "accepted_tacitly"})
@@ -266,7 +266,7 @@ def accepted_once(rt, ids: list[int]) -> None:
                               .where(request_events.c.event == "tacitly_accepted")).scalars().all()
         audited = conn.execute(select(audit_log.c.request_id)).scalars().all()
         granted = conn.execute(select(memberships.c.granted_by_request)).scalars().all()
-        assert audit.verify(conn) is None
+        assert audit.seal(conn) == len(audited) and audit.verify(conn) is None
     assert set(statuses.values()) == {"accepted_tacitly"}
     assert sorted(events) == sorted(audited) == sorted(granted) == sorted(ids)
 

@@ -152,3 +152,32 @@ def test_two_upgrades_started_at_once_by_two_processes_both_succeed(empty_db_url
     assert [p.returncode for p in procs] == [0, 0], "\n---\n".join(tails)
     assert is_up_to_date(empty_db_url)
     assert _diff(empty_db_url) == []
+
+
+def test_an_audit_trail_chained_before_sealing_existed_still_verifies_after_the_upgrade(empty_db_url):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    from syncd.store import audit
+    from syncd.store.db import make_engine, transaction
+    upgrade(empty_db_url, "0003")
+    engine = make_engine(empty_db_url)
+    prev = None
+    with transaction(engine) as conn:   # rows as revision 0003 wrote them: chained in id order
+        for i in range(3):
+            row = {"at": datetime(2026, 11, 20, 9, i, tzinfo=timezone.utc).isoformat(), "actor": "u-claire",
+                   "action": "decided", "request_id": i, "target": None, "detail": {"status": "accepted"}}
+            digest = audit._digest(prev, row)
+            conn.execute(text("INSERT INTO audit_log (at, actor, action, request_id, detail, prev_hash, hash) "
+                              "VALUES (:at, :actor, :action, :request_id, :detail, :prev, :hash)"),
+                         row | {"at": datetime(2026, 11, 20, 9, i, tzinfo=timezone.utc),
+                                "detail": '{"status": "accepted"}', "prev": prev, "hash": digest})
+            prev = digest
+    upgrade(empty_db_url)
+    with transaction(engine) as conn:
+        audit.record(conn, at=datetime(2026, 11, 27, tzinfo=timezone.utc), actor="syncd", action="expired")
+        assert audit.seal(conn) == 1
+        assert audit.verify(conn) is None
+        assert [r["seq"] for r in audit.rows(conn)] == [1, 2, 3, 4] and audit.head(conn)[0] == 4
+    engine.dispose()
