@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "syncd needs Python 3.11 or newer"; exit 1; }
+	@# A fresh Debian/Ubuntu ships Python without ensurepip: venv needs the pythonX.Y-venv package.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || sh deploy/dev/ensure-packages.sh \
+		"$$($(PYTHON) -c 'import sys; print(f"python3.{sys.version_info.minor}-venv")')"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

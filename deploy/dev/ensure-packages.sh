@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages named as arguments when they are missing.
-# Used by `make demo` (slapd ldap-utils) and `make test` (the same, plus chromium).
+# Used by `make demo` (slapd ldap-utils), `make test` (the same, plus chromium) and the venv step.
 set -eu
 missing=""
 for pkg in "$@"; do
