@@ -100,6 +100,7 @@ class Daemon:
         self.reload_requested = threading.Event()
         self._provisioned = threading.Event()
         self._lanes_lock = threading.Lock()
+        self._unrecorded: dict[str, tuple] = {}    # job -> its last failure the database could not take
         self._lane_wakes: list[threading.Event] = []
 
     # --- one pass ----------------------------------------------------------------------------
@@ -290,8 +291,15 @@ class Daemon:
     def _remember(self, name: str, started, error: str | None) -> None:
         try:
             with transaction(self.rt.engine) as conn:
+                if name in self._unrecorded:
+                    # Failed while the database was down: record it late, so that `syncd status`
+                    # shows the outage after the fact and not a clean history.
+                    repo.record_job_run(conn, name, self.rt.worker_id, *self._unrecorded[name])
                 repo.record_job_run(conn, name, self.rt.worker_id, started, error)
+            self._unrecorded.pop(name, None)
         except Exception as exc:  # the database may be the thing that is down
+            if error is not None:
+                self._unrecorded[name] = (started, error)
             log.debug("job_run_not_recorded", job=name, error=str(exc))
 
     def _install_signals(self) -> None:

@@ -54,6 +54,8 @@ def format_status(report: dict[str, Any]) -> str:
     lines.append("jobs:")
     for j in report["jobs"]:
         state = "ok" if j["consecutive_failures"] == 0 else f"FAILING x{j['consecutive_failures']}: {j['last_error']}"
+        if j["consecutive_failures"] == 0 and j["last_error_at"] is not None:
+            state += f" (last failed {j['last_error_at']}: {j['last_error']})"
         lines.append(f"  {j['job']:10} last ok {j['last_ok_at'] or '-'}  {state}")
     lines.append("health: " + ("ok" if report["healthy"] else "DEGRADED (see failing jobs above)"))
     return "\n".join(lines)

@@ -263,3 +263,34 @@ def test_while_another_daemon_provisions_no_directory_job_runs_until_its_success
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_failures_during_a_database_outage_are_recorded_for_status_once_it_is_back(rt, monkeypatch):
+    from syncd import daemon as daemon_module
+    from syncd.errors import StoreUnavailable
+    real_transaction = daemon_module.transaction
+    database_up = []
+
+    def store(_rt):
+        if not database_up:
+            raise StoreUnavailable("connection refused")
+        return 1
+
+    def transaction_while_down(*args, **kwargs):
+        if not database_up:
+            raise StoreUnavailable("connection refused")
+        return real_transaction(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "transaction", transaction_while_down)
+    daemon = Daemon(rt, [Job("intake", store, 5)])
+    assert daemon.run_job("intake") is None
+    database_up.append(True)
+    daemon.jobs["intake"].paused_until = 0
+    assert daemon.run_job("intake") == 1
+    with transaction(rt.engine) as conn:
+        [health] = repo.job_health(conn)
+    assert health["consecutive_failures"] == 0 and health["last_ok_at"] is not None
+    assert "connection refused" in health["last_error"] and health["last_error_at"] is not None
+    from syncd import operator
+    shown = operator.format_status(operator.status_report(rt))
+    assert "intake" in shown and "ok (last failed" in shown and "connection refused" in shown
