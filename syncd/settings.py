@@ -61,6 +61,8 @@ class SmtpSettings(_Section):
     password: SecretStr | None = None
     sender: str = "syncd <no-reply@example.org>"
     timeout_seconds: float = 10
+    # The language of the notifications (templates in syncd/mail/templates/<language>/).
+    language: Literal["fr", "en"] = "fr"
 
 
 class WebSettings(_Section):
@@ -75,10 +77,10 @@ class JobSettings(_Section):
     tacit_seconds: float = Field(default=60, gt=0)
     outbox_seconds: float = Field(default=10, gt=0)
     provision_seconds: float = Field(default=300, gt=0)
-    wake_poll_seconds: float = Field(default=0.5, gt=0)  # how often to look for new work
-    batch_size: int = Field(default=500, ge=1)
     # How often new audit rows are sealed into the hash chain (syncd.store.audit).
     audit_seal_seconds: float = Field(default=5, gt=0)
+    wake_poll_seconds: float = Field(default=0.5, gt=0)  # how often to look for new work
+    batch_size: int = Field(default=500, ge=1)
     # Requests claimed per apply pass: the more per pass, the more values per group modify
     # (a modify costs ~2 ms whatever its size, a value ~0.6 ms with memberOf kept).
     apply_batch_size: int = Field(default=5000, ge=1)

@@ -186,8 +186,9 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
                                            "now": now})
         owners = {a["id"]: a for a in conn.execute(select(accounts).where(
             accounts.c.id.in_({r["account_id"] for r in habilitations}))).mappings()}
+        language = notify.language_of(rt.settings)
         mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
-                                       rt.settings.web.base_url) for r in habilitations]
+                                       rt.settings.web.base_url, language=language) for r in habilitations]
         enqueue_many(conn, [m for m in mails if m is not None], now)
     for r in rows:
         if r["kind"] == RequestKind.ACCOUNT.value:

@@ -97,7 +97,8 @@ def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecyc
         # The row as the update above left it, without reading it back.
         decided = dict(row) | {"status": t.to_status.value, "decided_at": t.at, "decided_by": t.decided_by,
                                "comment": t.comment, "updated_at": t.at}
-        notify.to_requester(conn, decided, "request_refused", rt.mappings, rt.settings.web.base_url, t.at)
+        notify.to_requester(conn, decided, "request_refused", rt.mappings, rt.settings.web.base_url, t.at,
+                            language=notify.language_of(rt.settings))
     audit.record(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
                  target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
 

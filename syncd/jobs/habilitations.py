@@ -63,7 +63,7 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
         if row["granted_by_request"]:
             repo.add_event(conn, row["granted_by_request"], "revoked", now, actor=actor["id"],
                            detail={"reason": reason} if reason else None)
-        enqueue(conn, recipient=account["email"], template="habilitation_revoked", now=now,
+        enqueue(conn, recipient=account["email"], template="habilitation_revoked", now=now, language=notify.language_of(rt.settings),
                 dedupe_key=f"revoked:{account['id']}:{role_key}:{now.isoformat()}",
                 context=_habilitation_context(rt, account, role_key) | {"revoked_at": now, "reason": reason})
     log.info("habilitation_revoked", account_id=account["id"], role=role_key, by=actor["id"])
@@ -137,7 +137,7 @@ def _open_renewal(conn, rt: Runtime, m, account, now) -> None:
     row = repo.get_request(conn, request_id)
     route_and_schedule(conn, rt, row, kind=RequestKind.RENEWAL, account_id=account["id"],
                        organisation_code=account["primary_organisation"], role_key=m["role_key"])
-    enqueue(conn, recipient=account["email"], template="habilitation_expiring", now=now,
+    enqueue(conn, recipient=account["email"], template="habilitation_expiring", now=now, language=notify.language_of(rt.settings),
             dedupe_key=f"expiring:{account['id']}:{m['role_key']}:{m['expires_at'].isoformat()}",
             request_id=request_id,
             context=_habilitation_context(rt, account, m["role_key"]) | {"expires_at": m["expires_at"]})
@@ -152,7 +152,7 @@ def _expire(conn, rt: Runtime, m, account, now) -> None:
         repo.add_event(conn, m["granted_by_request"], "expired", now)
     audit.record(conn, at=now, actor="syncd", action="expired", request_id=m["granted_by_request"],
                  target=f"{account['id']}:{m['role_key']}")
-    enqueue(conn, recipient=account["email"], template="habilitation_expired", now=now,
+    enqueue(conn, recipient=account["email"], template="habilitation_expired", now=now, language=notify.language_of(rt.settings),
             dedupe_key=f"expired:{account['id']}:{m['role_key']}:{m['expires_at'].isoformat()}",
             context=_habilitation_context(rt, account, m["role_key"]) | {"expired_at": m["expires_at"]})
     log.info("habilitation_expired", account_id=account["id"], role=m["role_key"])

@@ -69,7 +69,7 @@ def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: 
         "deciders": sorted(route.decider_ids), "reason": route.reason.value, "deadline_at": deadline_at.isoformat()})
     fresh = repo.get_request(conn, row["id"])
     notify.to_deciders(conn, fresh, sorted(route.decider_ids), "request_to_decide", m, rt.settings.web,
-                       now, purpose="to_decide")
+                       now, purpose="to_decide", language=notify.language_of(rt.settings))
     if not route.deciders:
         log.warning("request_has_no_decider", request_id=row["id"], organisation=organisation_code)
     return route
@@ -111,7 +111,8 @@ def _reject(conn: Connection, rt: Runtime, row: RowMapping, code: str, reason: s
     if email:
         fresh = dict(repo.get_request(conn, row["id"]))
         fresh["email"] = email
-        notify.to_requester(conn, fresh, "request_rejected", rt.mappings, rt.settings.web.base_url, now)
+        notify.to_requester(conn, fresh, "request_rejected", rt.mappings, rt.settings.web.base_url, now,
+                            language=notify.language_of(rt.settings))
 
 
 def _record_failure(rt: Runtime, request_id: int, exc: Exception) -> None:

@@ -2,6 +2,10 @@
 
 Every mail gets a dedupe key naming its request and purpose, so a job that runs twice after a
 crash, or two daemons racing, enqueue it once.
+
+Mails are written in the language of the ``smtp.language`` setting (``SYNCD_SMTP__LANGUAGE``,
+French by default): callers pass ``language=language_of(rt.settings)``; a caller that passes
+none gets French. The language is stored on the outbox row, and delivery renders with it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,15 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import RequestKind
 from syncd.mail.outbox import Mail, enqueue
+from syncd.mail.render import DEFAULT_LANGUAGE
 from syncd.mappings import Mappings
-from syncd.settings import WebSettings
+from syncd.settings import Settings, WebSettings
 from syncd.store import repo
+
+
+def language_of(settings: Settings) -> str:
+    """The language notifications are written in: the ``smtp.language`` setting."""
+    return settings.smtp.language
 
 
 def request_context(conn: Connection, row: RowMapping, mappings: Mappings, base_url: str) -> dict[str, Any]:
@@ -52,26 +62,27 @@ def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, 
 
 
 def requester_mail(row: RowMapping, account: RowMapping | None, template: str, mappings: Mappings,
-                   base_url: str) -> Mail | None:
+                   base_url: str, *, language: str = DEFAULT_LANGUAGE) -> Mail | None:
     """The mail ``to_requester`` would enqueue, for jobs that enqueue by the batch; None without an address."""
     context = context_of(row, account, mappings, base_url)
     if not context["requester_email"]:
         return None
     return Mail(recipient=context["requester_email"], template=template, context=context, request_id=row["id"],
-                dedupe_key=f"request:{row['id']}:{template}")
+                dedupe_key=f"request:{row['id']}:{template}", language=language)
 
 
 def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Mappings, base_url: str,
-                 now: datetime, **extra: Any) -> None:
+                 now: datetime, *, language: str = DEFAULT_LANGUAGE, **extra: Any) -> None:
     context = request_context(conn, row, mappings, base_url) | extra
     recipient = context["requester_email"]
     if recipient:
         enqueue(conn, recipient=recipient, template=template, context=context, now=now,
-                request_id=row["id"], dedupe_key=f"request:{row['id']}:{template}")
+                request_id=row["id"], dedupe_key=f"request:{row['id']}:{template}", language=language)
 
 
 def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] | list[str], template: str,
-                mappings: Mappings, web: WebSettings, now: datetime, purpose: str, **extra: Any) -> int:
+                mappings: Mappings, web: WebSettings, now: datetime, purpose: str, *,
+                language: str = DEFAULT_LANGUAGE, **extra: Any) -> int:
     """Mail each decider; with a signing key, each gets a signed, single-use decision link of their own.
 
     The key is ``web.signing_key``; without one the mail carries the plain URL. A signed link is
@@ -91,7 +102,7 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
         if key and expires_at:
             personal["decide_url"] = links.decision_url(base_url, key, row["id"], decider_id, expires_at)
             personal["secret_keys"] = sorted(set(context.get("secret_keys") or []) | {"decide_url"})
-        enqueue(conn, recipient=decider["email"], template=template, context=context | personal,
-                now=now, request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}")
+        enqueue(conn, recipient=decider["email"], template=template, context=context | personal, now=now,
+                request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}", language=language)
         sent += 1
     return sent

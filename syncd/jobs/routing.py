@@ -48,7 +48,7 @@ def reroute_pending(rt: Runtime) -> int:
                 "deciders": sorted(route.decider_ids), "previous": sorted(before), "reason": route.reason.value})
             newcomers = sorted(set(route.decider_ids) - before)
             notify.to_deciders(conn, row, newcomers, "request_to_decide", rt.mappings, rt.settings.web,
-                               now, purpose="to_decide")
+                               now, purpose="to_decide", language=notify.language_of(rt.settings))
             log.info("request_rerouted", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
             changed += 1
     return changed

@@ -11,7 +11,7 @@ history, their audit rows and the memberships a few statements per batch. Only r
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 from sqlalchemy import select
@@ -88,8 +88,10 @@ def remind(rt: Runtime) -> int:
     days = tuple(rt.mappings.policy.reminder_days_before)
     if not days:
         return 0
+    # D-n is counted in the deadline's calendar: under business_days_fr, D-1 is the business day before.
+    calendar = rt.mappings.policy.calendar
     now = rt.clock()
-    horizon = now + timedelta(days=max(days))
+    horizon = tacit.reminder_horizon(now, days, calendar)
     sent = 0
     with transaction(rt.engine) as conn:
         rows = list(conn.execute(select(requests).where(
@@ -106,10 +108,11 @@ def remind(rt: Runtime) -> int:
                     select(request_events.c.detail).where(request_events.c.request_id == row["id"],
                                                           request_events.c.event == "reminded")).mappings()
                 if d["detail"] and "days_before" in d["detail"])
-            for n in tacit.reminders_due(repo.aware(row["deadline_at"]), now, days, done):
+            for n in tacit.reminders_due(repo.aware(row["deadline_at"]), now, days, done, calendar):
                 deciders = repo.routed_to(conn, row["id"])
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
-                                   now, purpose=f"reminder_d{n}", days_before=n)
+                                   now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings),
+                                   days_before=n, business_days=calendar == "business_days_fr")
                 repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1
     if sent:

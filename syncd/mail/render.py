@@ -61,6 +61,7 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
     "request_rejected": _REQUEST | {"reason"},
     "account_created_set_password": _ACCOUNT_HOLDER,
     "password_reset": _ACCOUNT_HOLDER,
+    "password_changed": frozenset({"requester_name", "email", "changed_at"}),
     "habilitation_revoked": _HABILITATION | {"revoked_at"},
     "habilitation_expiring": _HABILITATION | {"expires_at"},
     "habilitation_expired": _HABILITATION | {"expired_at"},
@@ -69,13 +70,14 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
 # Keys a template shows when present (other keys are ignored).
 OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
     "request_to_decide": frozenset({"internal"}),
-    "decision_reminder": frozenset({"internal"}),
+    "decision_reminder": frozenset({"internal", "business_days"}),   # business_days: "3 jours ouvrés"
     "request_accepted": frozenset({"decided_at"}),
     "request_accepted_tacitly": frozenset({"decided_at"}),
     "request_refused": frozenset({"decided_at", "decider_name"}),
     "request_rejected": frozenset(),
     "account_created_set_password": frozenset({"login"}),
     "password_reset": frozenset(),
+    "password_changed": frozenset(),
     "habilitation_revoked": frozenset({"reason"}),
     "habilitation_expiring": frozenset({"renew_url"}),
     "habilitation_expired": frozenset(),
