@@ -4,12 +4,14 @@
 
 * ``/api/v1/…``         the HMAC-signed JSON API (``syncd.web.api``), described by ``/openapi.json``;
 * ``/decide/{token}``   the decision page of the signed links in the deciders' mails (``syncd.web.pages``);
+* ``/password/reset``   the page behind the « mot de passe oublié » and first-password links (same module);
 * ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
 Endpoints do their database work in the server's thread pool (plain functions, which FastAPI
-runs there, or coroutines that hand it over themselves); the web process never writes to LDAP
-(it only pings it for ``/readyz``).
+runs there, or coroutines that hand it over themselves). The web process writes one thing to
+LDAP, a password chosen on ``/password/reset`` (the user is waiting for it to work); everything
+else reaches the directory through the daemon, and ``/readyz`` only pings it.
 """
 
 from __future__ import annotations
@@ -260,6 +262,8 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
         finally:
             await run_in_threadpool(svc.close)
 
+    # People, not programs, use these pages: their errors are French pages, not JSON.
+    HTML_PREFIXES = ("/decide/", "/password/")
     app = FastAPI(title="syncd web hook", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.syncd = svc
@@ -268,13 +272,13 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        if request.url.path.startswith("/decide/"):
+        if request.url.path.startswith(HTML_PREFIXES):
             return pages.message(400, "Requête invalide", "Le formulaire envoyé est incomplet.", kind="error")
         return api.validation_error(exc).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        if request.url.path.startswith("/decide/"):
+        if request.url.path.startswith(HTML_PREFIXES):
             return pages.message(exc.status_code, "Page introuvable" if exc.status_code == 404 else "Requête refusée",
                                  "Cette adresse ne correspond à aucune page.", kind="error")
         return api.http_error(exc).response()

@@ -1,4 +1,7 @@
-"""The decision page a correspondent reaches from the link in their mail (French, no JavaScript).
+"""The pages people reach from the links in their mails (French, no JavaScript).
+
+The decision page, for correspondents; the page to choose a new password, for everyone (below,
+``/password/reset``).
 
 ``GET /decide/{token}`` shows the request and two forms; it changes nothing (mail scanners and
 link previews open links). ``POST /decide/{token}`` takes the decision: the form carries a
@@ -12,6 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import re
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,7 +35,8 @@ from sqlalchemy import select
 from syncd import queries
 from syncd.core.model import Status, Verdict
 from syncd.core.tacit import is_due
-from syncd.errors import DecisionRefused, TemporaryError
+from syncd.errors import DecisionRefused, DirectoryRejected, TemporaryError
+from syncd.jobs import passwords
 from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts
@@ -53,11 +62,11 @@ dl.request{display:grid;gap:.25rem;margin:1rem 0 1.5rem}dl.request div{display:g
 dt{font-weight:700}dd{margin:0}
 section{border-top:1px solid #ddd;padding-top:.5rem;margin-bottom:1rem}
 label{display:block;font-weight:700}.hint{margin:.25rem 0;color:#3a3a3a;font-size:.9rem}
-textarea{display:block;width:100%;box-sizing:border-box;font:inherit;padding:.5rem;border:1px solid #3a3a3a;margin:.25rem 0 1rem}
-textarea[aria-invalid=true]{border:2px solid #ce0500}
+textarea,input[type=password]{display:block;width:100%;box-sizing:border-box;font:inherit;padding:.5rem;border:1px solid #3a3a3a;margin:.25rem 0 1rem}
+textarea[aria-invalid=true],input[aria-invalid=true]{border:2px solid #ce0500}
 button{font:inherit;font-weight:700;padding:.6rem 1.2rem;border:0;border-radius:4px;cursor:pointer;color:#fff}
-button.accept{background:#18753c}button.refuse{background:#ce0500}
-button:focus-visible,textarea:focus-visible,a:focus-visible{outline:3px solid #0a76f6;outline-offset:2px}
+button.accept{background:#18753c}button.refuse{background:#ce0500}button.primary{background:#000091}
+button:focus-visible,textarea:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #0a76f6;outline-offset:2px}
 .error,.field-error{color:#ce0500}.error{border-left:4px solid #ce0500;padding:.25rem 1rem;margin-bottom:1rem}
 .success{border-left:4px solid #18753c;padding:.25rem 1rem}.info{border-left:4px solid #000091;padding:.25rem 1rem}
 @media (max-width:40rem){dl.request div{grid-template-columns:1fr}main{padding:1rem}}
@@ -326,3 +335,236 @@ async def plain_link(request_id: str) -> HTMLResponse:
     return message(200, "Décider d'une demande",
                    "Les liens de validation directe ne sont pas activés sur ce service. Connectez-vous au portail "
                    "des habilitations pour accepter ou refuser cette demande.")
+
+
+# --- choosing a new password: the link of the « mot de passe oublié » and first-password mails -----
+#
+# ``GET /password/reset?token=…`` shows the form, or says the link cannot be used; it changes
+# nothing (mail scanners open links). ``POST /password/reset`` carries the token in its body
+# (never in the address, so it is in no log and no Referer), with a signed form token bound to it
+# like the decision form's; the token is consumed - in ``syncd.jobs.passwords.reset_password``,
+# in the transaction that sets the password in LDAP - only when LDAP has accepted the password.
+
+RESET_PATH = "/password/reset"
+RESET_FORM_SALT = b"syncd.password-reset-form.v1\0"
+_RESET_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,200}")   # secrets.token_urlsafe(32): 43 of these
+# Failed attempts (a token that is unknown, used, expired or malformed; a form token that is not
+# genuine) allowed per client address and process: a burst, then one more every so many seconds.
+# Tokens are 256-bit random values, stored hashed; this only keeps guessing from being free.
+RESET_FAILURE_BURST = 20
+RESET_FAILURE_REFILL_SECONDS = 30.0
+LDAP_CONSTRAINT_VIOLATION = 19        # what ppolicy answers a password it refuses
+
+PASSWORD_ERRORS_FR = {
+    "empty": "Saisissez votre nouveau mot de passe.",
+    "too_short": f"Le mot de passe doit comporter au moins {passwords.MIN_PASSWORD_LENGTH} caractères.",
+    "too_long": f"Le mot de passe ne peut dépasser {passwords.MAX_PASSWORD_LENGTH} caractères.",
+    "characters": "Le mot de passe contient un caractère non autorisé (tabulation, retour à la ligne, caractère "
+                  "invisible ou de contrôle).",
+    "too_simple": "Ce mot de passe est trop simple : un même caractère répété ou une suite comme « 123456789012 » "
+                  "ou « azertyuiopqs ». Choisissez-en un plus difficile à deviner.",
+    "common": "Ce mot de passe fait partie des plus courants, même avec des chiffres ou des symboles ajoutés. "
+              "Choisissez-en un autre.",
+    "personal": "Le mot de passe ne doit contenir ni votre prénom, ni votre nom, ni votre adresse e-mail.",
+    "directory": "L'annuaire a refusé ce mot de passe : il ne respecte pas les règles de sécurité en vigueur. "
+                 "Choisissez-en un autre.",
+    "history": "Vous avez déjà utilisé ce mot de passe : choisissez-en un nouveau.",
+}
+CONFIRMATION_EMPTY = "Saisissez une seconde fois votre nouveau mot de passe."
+CONFIRMATION_MISMATCH = "Les deux saisies ne sont pas identiques : saisissez deux fois le même mot de passe."
+NEW_LINK_FR = ("Pour recevoir un nouveau lien : sur la page de connexion du portail des habilitations, saisissez "
+               "votre adresse e-mail professionnelle, cliquez sur « Se connecter », puis sur « Vous avez oublié "
+               "votre mot de passe ? ».")
+
+
+class FailureLimit:
+    """Failed attempts per client address, in this process's memory: a token bucket that only
+    failures drain. ``wait(who)`` is 0 while ``who`` may try again, else the seconds to wait."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, burst: float = RESET_FAILURE_BURST, refill_seconds: float = RESET_FAILURE_REFILL_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.burst, self.refill_seconds, self.monotonic = burst, refill_seconds, monotonic
+        self._entries: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _level(self, who: str, now: float) -> float:
+        left, then = self._entries.get(who, (self.burst, now))
+        return min(self.burst, left + (now - then) / self.refill_seconds)
+
+    def wait(self, who: str) -> float:
+        with self._lock:
+            level = self._level(who, self.monotonic())
+        return 0.0 if level >= 1 else (1 - level) * self.refill_seconds
+
+    def failed(self, who: str) -> None:
+        now = self.monotonic()
+        with self._lock:
+            self._entries[who] = (max(self._level(who, now) - 1, 0.0), now)
+            if len(self._entries) > self.MAX_ENTRIES:   # forget those back to a full bucket
+                self._entries = {k: v for k, v in self._entries.items() if self._level(k, now) < self.burst}
+
+
+def _failure_limit(request: Request) -> FailureLimit:
+    """The app's ``FailureLimit`` (``app.state.password_reset_limit``), made on first use."""
+    limit = getattr(request.app.state, "password_reset_limit", None)
+    if limit is None:
+        limit = request.app.state.password_reset_limit = FailureLimit()
+    return limit
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _reset_binding(key: str, token: str) -> str:
+    """What the form token is bound to: derived from the reset token, which it does not reveal."""
+    return "pw:" + hmac.new(key.encode(), RESET_FORM_SALT + token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _reset_disabled() -> HTMLResponse:
+    return message(404, "Page introuvable", "Le changement de mot de passe en ligne n'est pas activé sur ce service. "
+                   "Contactez l'assistance du portail des habilitations.", kind="error")
+
+
+def _reset_link_refused() -> HTMLResponse:
+    """One answer for a token unknown, used, expired or malformed: it says nothing about an account."""
+    return message(410, "Ce lien n'est plus valable",
+                   "Ce lien de changement de mot de passe ne peut pas être utilisé : il a expiré (il est valable "
+                   "24 heures, ou 7 jours pour le premier mot de passe d'un nouveau compte), il a déjà servi, ou "
+                   "il est incomplet (vérifiez qu'il a été copié en entier).",
+                   "Si vous venez de choisir votre mot de passe avec ce lien, il est bien enregistré : "
+                   "connectez-vous avec.", NEW_LINK_FR, kind="error")
+
+
+def _too_many(wait: float) -> HTMLResponse:
+    response = message(429, "Trop de tentatives",
+                       "Trop de liens non valables ont été présentés depuis votre connexion. Patientez quelques "
+                       "minutes, puis rouvrez le lien reçu par courriel.", NEW_LINK_FR, kind="error", alert=True)
+    response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+    return response
+
+
+def _reset_unavailable(text: str) -> HTMLResponse:
+    response = message(503, "Service momentanément indisponible", text, "Votre lien reste valable : réessayez dans "
+                       "quelques minutes.", kind="error", alert=True)
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def _reset_form(svc: "Services", token: str, status: int = 200,
+                errors: dict[str, str] | None = None) -> HTMLResponse:
+    key = svc.signing_key
+    assert key is not None
+    return render("password_reset.html", status, title="Choisir un nouveau mot de passe", action=RESET_PATH,
+                  token=token, csrf=links.form_token(key, _reset_binding(key, token), svc.now()),
+                  errors=errors or {}, min_length=passwords.MIN_PASSWORD_LENGTH)
+
+
+def _password_errors(password: str, confirmation: str) -> dict[str, str]:
+    """The form's errors by field (``password``, ``confirmation``), before asking LDAP anything."""
+    errors: dict[str, str] = {}
+    if not password:
+        errors["password"] = PASSWORD_ERRORS_FR["empty"]
+    else:
+        try:
+            passwords.check_password(password)
+        except passwords.WeakPassword as exc:
+            errors["password"] = PASSWORD_ERRORS_FR[exc.code]
+    if not confirmation:
+        errors["confirmation"] = CONFIRMATION_EMPTY
+    elif not hmac.compare_digest(password.encode(), confirmation.encode()):
+        errors["confirmation"] = CONFIRMATION_MISMATCH
+    return errors
+
+
+def _directory_refusal(exc: DirectoryRejected) -> str | None:
+    """The form error for a password the directory refused (ppolicy), or None for another failure."""
+    if getattr(exc, "result_code", None) != LDAP_CONSTRAINT_VIOLATION:
+        return None
+    return PASSWORD_ERRORS_FR["history" if "history" in str(exc).lower() else "directory"]
+
+
+def _set_password(svc: "Services", token: str, password: str) -> str:
+    with svc.writing():
+        return passwords.reset_password(svc.rt, token, password)
+
+
+@router.api_route(RESET_PATH, methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def reset_form(request: Request, token: str = "") -> HTMLResponse:
+    svc: Services = request.app.state.syncd
+    if svc.signing_key is None:
+        return _reset_disabled()
+    limit, who = _failure_limit(request), _client(request)
+    wait = limit.wait(who)
+    if wait:
+        return _too_many(wait)
+    try:
+        usable = bool(_RESET_TOKEN.fullmatch(token)) and await run_in_threadpool(
+            passwords.reset_is_usable, svc.rt, token)
+    except TemporaryError:
+        return _reset_unavailable("La page ne peut pas s'afficher pour le moment.")
+    if not usable:
+        limit.failed(who)
+        log.info("password_reset_link_refused", client=who, method=request.method)
+        return _reset_link_refused()
+    return _reset_form(svc, token)
+
+
+@router.post(RESET_PATH, response_class=HTMLResponse)
+async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
+                password: Annotated[str, Form()] = "", confirmation: Annotated[str, Form()] = "") -> HTMLResponse:
+    svc: Services = request.app.state.syncd
+    key = svc.signing_key
+    if key is None:
+        return _reset_disabled()
+    limit, who = _failure_limit(request), _client(request)
+    wait = limit.wait(who)
+    if wait:
+        return _too_many(wait)
+    if not _RESET_TOKEN.fullmatch(token):
+        limit.failed(who)
+        log.info("password_reset_link_refused", client=who, method="POST")
+        return _reset_link_refused()
+    try:
+        links.check_form_token(key, csrf, _reset_binding(key, token), svc.now())
+    except links.LinkRefused:
+        limit.failed(who)
+        log.info("password_reset_form_refused", client=who)
+        return message(403, "Formulaire expiré",
+                       "Pour des raisons de sécurité, le formulaire n'est plus valable. Rouvrez le lien reçu par "
+                       "courriel puis recommencez.", kind="error", alert=True)
+    unavailable = "Votre mot de passe n'a pas pu être enregistré pour le moment."
+    try:
+        usable = await run_in_threadpool(passwords.reset_is_usable, svc.rt, token)
+    except TemporaryError:
+        return _reset_unavailable(unavailable)
+    if not usable:
+        limit.failed(who)
+        log.info("password_reset_link_refused", client=who, method="POST")
+        return _reset_link_refused()
+    errors = _password_errors(password, confirmation)
+    if errors:
+        return _reset_form(svc, token, 400, errors)
+    try:
+        await run_in_threadpool(_set_password, svc, token, password)
+    except passwords.WeakPassword as exc:         # e.g. it holds the person's name
+        return _reset_form(svc, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
+    except passwords.ResetRefused:                # used a moment ago, through another tab
+        return _reset_link_refused()
+    except TemporaryError:                        # LDAP or the database: rolled back, the link stays good
+        return _reset_unavailable(unavailable)
+    except DirectoryRejected as exc:
+        refusal = _directory_refusal(exc)
+        if refusal is not None:
+            log.info("password_refused_by_directory", result_code=getattr(exc, "result_code", None))
+            return _reset_form(svc, token, 400, {"password": refusal})
+        log.error("password_reset_failed", error=str(exc))
+        return message(500, "Votre mot de passe n'a pas pu être enregistré",
+                       "Une erreur empêche d'enregistrer votre mot de passe. Votre lien reste valable ; si le problème "
+                       "persiste, contactez l'assistance du portail des habilitations.", kind="error", alert=True)
+    return message(200, "Votre mot de passe a été enregistré",
+                   "Vous pouvez dès maintenant vous connecter au portail des habilitations avec votre adresse e-mail "
+                   "professionnelle et ce nouveau mot de passe.",
+                   "Ce lien a servi : il ne peut plus être utilisé.", kind="success")

@@ -47,6 +47,8 @@ SAMPLE_CONTEXTS: dict[str, dict] = {
         "reset_url": "https://habilitations.example.org/password/reset?token=xyz",
         "expires_at": EXPIRES,
     },
+    "password_changed": {"requester_name": "Aristide Charenne", "email": "a.charenne@lassuranceretraite.fr",
+                         "changed_at": DECIDED},
     "habilitation_revoked": {"requester_name": "Aristide Charenne", **HABILITATION, "revoked_at": DECIDED,
                              "reason": "Changement de poste."},
     "habilitation_expiring": {"requester_name": "Aristide Charenne", **HABILITATION, "expires_at": EXPIRES},

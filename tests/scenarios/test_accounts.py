@@ -51,13 +51,41 @@ def test_an_accepted_account_request_creates_the_ldap_entry_and_the_user_sets_a_
 
 def test_an_expired_reset_link_is_refused(rt, daemon, smtp_server, clock):
     people(rt)
-    passwords.request_reset(rt, "a.charenne@lassuranceretraite.fr")
-    daemon.run_job("deliver")
-    mail = mails_to(smtp_server, "a.charenne@lassuranceretraite.fr")[-1]
-    token = re.search(r"token=([A-Za-z0-9_\-]+)", mail.get_body(("plain",)).get_content()).group(1)
+    token = reset_link(rt, daemon, smtp_server)
     clock.advance(hours=25)
     with pytest.raises(passwords.ResetRefused):
         passwords.reset_password(rt, token, "un mot de passe solide")
+
+
+def reset_link(rt, daemon, smtp_server, email="a.charenne@lassuranceretraite.fr") -> str:
+    passwords.request_reset(rt, email)
+    daemon.run_job("deliver")
+    mail = mails_to(smtp_server, email)[-1]
+    return re.search(r"token=([A-Za-z0-9_\-]+)", mail.get_body(("plain",)).get_content()).group(1)
+
+
+def test_setting_a_password_closes_every_other_open_link_and_tells_the_holder_by_mail(rt, daemon, smtp_server):
+    people(rt)
+    older, newer = reset_link(rt, daemon, smtp_server), reset_link(rt, daemon, smtp_server)
+    passwords.reset_password(rt, newer, "un mot de passe solide")
+    with pytest.raises(passwords.ResetRefused):
+        passwords.reset_password(rt, older, "un autre mot de passe solide")
+    daemon.run_job("deliver")
+    told = mails_to(smtp_server, "a.charenne@lassuranceretraite.fr")[-1]
+    assert told["Subject"] == "Votre mot de passe a été changé"
+    assert "a.charenne@lassuranceretraite.fr" in told.get_body(("plain",)).get_content()
+
+
+def test_an_account_disabled_after_the_link_was_sent_cannot_set_a_password_with_it(rt, daemon, smtp_server):
+    from syncd.jobs import habilitations
+    ids = people(rt)
+    token = reset_link(rt, daemon, smtp_server)
+    assert passwords.reset_is_usable(rt, token)
+    habilitations.set_account_status(rt, ids["requester"], "disabled")
+    assert not passwords.reset_is_usable(rt, token), "the page says the link cannot be used"
+    with pytest.raises(passwords.ResetRefused):
+        passwords.reset_password(rt, token, "un mot de passe solide")
+    assert not rt.directory.can_bind(person(rt, ids["requester"]), "un mot de passe solide")
 
 
 def test_an_internal_account_request_from_a_foreign_domain_is_rejected(rt, daemon):
