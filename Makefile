@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-# System packages from the distribution (Debian/Ubuntu): OpenLDAP for both, Chromium for the page tests.
+# System packages from the distribution (Debian/Ubuntu): OpenLDAP for both; for the tests, Chromium
+# (pages), systemd (unit checks) and prometheus (promtool checks the alert rules).
 demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus
 
 demo: $(STAMP) demo-packages
 	$(BIN)/syncd demo

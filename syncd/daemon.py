@@ -1,7 +1,8 @@
 """The long-running loop: ``schedule`` runs each job at its interval, a cheap probe wakes work early.
 
-- Jobs that write to LDAP run in a thread (a "lane") of their own, the others in the main thread,
-  so a slow directory does not hold up intake, the tacit sweep or mail, nor mail the next apply.
+- The jobs that write to LDAP run in one lane (the main thread, which signals reach) and the
+  others in a second lane (a thread), so a slow directory does not hold up intake, the tacit
+  sweep or mail, nor mail the next apply.
 - Every job runs in isolation: a ``TemporaryError`` (LDAP or database down) backs that job off
   exponentially; any other error is logged with its traceback. Nothing kills the loop.
 - Between scheduled runs the loop probes the database every ``wake_poll_seconds`` (indexed,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -68,3 +70,82 @@ def test_once_with_ldap_down_reports_the_failed_jobs_and_exits_with_the_temporar
     assert "provision  failed" in out and "intake     0" in out
     assert main(["-c", str(config), "status", "--json"]) == 0
     assert '"healthy": false' in capsys.readouterr().out
+
+
+# -- syncd plan, against a real slapd -----------------------------------------------------------------
+
+@pytest.fixture
+def granted(config, slapd, ldap_layout, smtp_server, monkeypatch, capsys):
+    """The shipped mappings provisioned in this test's own LDAP subtree, with one person holding
+    two roles (one of them the only role of nobody else), all through the command line."""
+    directory = config.parent / "mappings" / "directory.yaml"
+    directory.write_text(directory.read_text().replace("dc=example,dc=org", ldap_layout.base_dn))
+    smtp = smtp_server.settings()
+    with config.open("a") as f:
+        f.write(f"ldap:\n  urls: ['{slapd.url}']\n  bind_dn: '{slapd.root_dn}'\n"
+                f"smtp:\n  host: '{smtp.host}'\n  port: {smtp.port}\n")
+    monkeypatch.setenv("SYNCD_LDAP__BIND_PASSWORD", slapd.root_password)
+
+    def syncd(*argv) -> str:
+        assert main(["-c", str(config), *argv]) == 0, capsys.readouterr()
+        return capsys.readouterr().out.strip()
+
+    syncd("db", "upgrade")
+    syncd("once")                                   # provisioning: branches, groups, organisations
+    syncd("account", "add", "a.charenne@lassuranceretraite.fr", "--given-name", "Aristide",
+          "--family-name", "Charenne", "--organisation", "CARSAT-RA")
+    syncd("account", "add", "admin@ucanss.fr", "--given-name", "Alice", "--family-name", "Admin",
+          "--organisation", "UCANSS")
+    syncd("decider", "add", "admin@ucanss.fr", "--central")
+    ids = [syncd("submit", "habilitation", "a.charenne@lassuranceretraite.fr", role)
+           for role in ("egap-guides-administration", "egap-guide-paie-lecteur")]
+    syncd("once")                                   # intake: routed to the central administrator
+    for request_id in ids:
+        assert syncd("decide", request_id, "--accept", "--as", "admin@ucanss.fr").endswith("accepted")
+    syncd("once")                                   # apply: both memberships in LDAP
+    assert syncd("plan") == "no change in LDAP"
+    return syncd
+
+
+def _next_mappings(config, change) -> Path:
+    folder = config.parent / "mappings-next"
+    shutil.copytree(config.parent / "mappings", folder)
+    apps = folder / "applications.yaml"
+    apps.write_text(change(apps.read_text()))
+    return folder
+
+
+@pytest.mark.slapd
+def test_plan_says_a_renamed_group_is_created_with_its_members_and_the_old_one_left(config, granted):
+    def rename(text: str) -> str:
+        assert text.count("group: app-egap-guides-administration\n") == 1
+        return text.replace("group: app-egap-guides-administration\n", "group: app-egap-guides-administration-v2\n")
+
+    folder = _next_mappings(config, rename)
+    out = granted("plan", "--mappings", str(folder))
+    assert len(out.splitlines()) == 1, out
+    kind, key, detail = out.split(None, 2)
+    assert (kind, key) == ("group_renamed", "egap-guides-administration")
+    assert "'app-egap-guides-administration' becomes 'app-egap-guides-administration-v2'" in detail
+    assert "its 1 members" in detail and "left in place" in detail
+    changes = json.loads(granted("plan", "--mappings", str(folder), "--json"))
+    assert [(c["kind"], c["key"], c["members"]) for c in changes] == [("group_renamed", "egap-guides-administration", 1)]
+    assert granted("plan") == "no change in LDAP", "plan only reads: nothing was applied"
+
+
+@pytest.mark.slapd
+def test_plan_says_a_removed_role_leaves_its_group_and_members_in_ldap(config, granted):
+    def remove(text: str) -> str:
+        removed = re.sub(r"      - key: egap-guide-paie-lecteur\n(        .*\n)+", "", text)
+        assert removed != text and "egap-guide-paie-lecteur" not in removed
+        return removed
+
+    folder = _next_mappings(config, remove)
+    out = granted("plan", "--mappings", str(folder))
+    assert len(out.splitlines()) == 1, out
+    kind, key, detail = out.split(None, 2)
+    assert (kind, key) == ("role_removed", "egap-guide-paie-lecteur")
+    assert "group 'app-egap-guide-paie-lecteur' and its 1 members stay in LDAP" in detail
+    changes = json.loads(granted("plan", "--mappings", str(folder), "--json"))
+    assert [(c["kind"], c["key"], c["members"]) for c in changes] == [("role_removed", "egap-guide-paie-lecteur", 1)]
+    assert "no longer managed" in changes[0]["detail"]

@@ -8,7 +8,9 @@ no container engine), so each file is parsed and held to what it promises.
   mount exists, every command is a real ``syncd`` command, secrets are files.
 * LDIFs (OpenLDAP production, 389-DS) parse as change records, with only documented
   placeholders.
-* the Grafana dashboard and the alert rules use exactly the metric names syncd exports.
+* the Grafana dashboard and the alert rules use only metric names and labels syncd exports
+  (collected from the code's prometheus_client registries, not listed here), the operations
+  guide's metric table matches them, and ``promtool`` checks the rules when it is installed.
 """
 
 from __future__ import annotations
@@ -29,18 +31,6 @@ from syncd.devslapd import parse_change_records
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 UNITS = ("syncd.service", "syncd-web.service")
-
-# The metric names of the /metrics endpoint (issue #6). Histograms expose _bucket/_sum/_count.
-METRICS = {
-    "syncd_requests": "gauge",
-    "syncd_oldest_pending_seconds": "gauge",
-    "syncd_decisions_total": "counter",
-    "syncd_tacit_acceptances_total": "counter",
-    "syncd_outbox_backlog": "gauge",
-    "syncd_ldap_write_errors_total": "counter",
-    "syncd_ldap_write_seconds": "histogram",
-}
-
 
 def _syncd_commands() -> set[str]:
     from syncd.cli import _parser
@@ -77,7 +67,10 @@ def test_units_run_real_syncd_commands(name):
         argv = shlex.split(line)
         assert argv[0] == "/opt/syncd/bin/syncd", line
         assert argv[1] in commands, f"{name}: `syncd {argv[1]}` is not a syncd command"
-    assert unit["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    if name == "syncd.service":
+        assert unit["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"], "SIGHUP reloads the mappings"
+    else:
+        assert "Service.ExecReload" not in unit, "uvicorn exits on SIGHUP: syncd web has no reload"
 
 
 @pytest.mark.parametrize("name", UNITS)
@@ -261,43 +254,187 @@ def test_the_389ds_plugins_are_the_memberof_and_referential_integrity_ones():
 
 # -- Grafana and Prometheus -----------------------------------------------------------------------------
 
-def _metric_names(expr: str) -> set[str]:
-    names = set(re.findall(r"\b(syncd_[a-z_]+)", expr))
+# Labels every series gets from Prometheus itself, whatever the code exports.
+TARGET_LABELS = {"job", "instance"}
+
+
+def _exported_metrics(tmp_path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """Every series name syncd exports → (kind, label names), found in the code itself.
+
+    The daemon's series are module-level prometheus_client metrics (default registry): every
+    ``syncd`` module is imported and its metrics collected. The web process's are in a
+    ``WebMetrics`` registry, whose database gauges are collected from an SQLite database with one
+    job run recorded (so that the per-job gauges carry their labels). A counter ``x`` is exposed
+    as ``x_total``; a histogram as ``x_bucket``, ``x_sum`` and ``x_count`` (named ``x`` here).
+    """
+    import importlib
+    import pkgutil
+    from datetime import datetime, timezone
+
+    from prometheus_client import REGISTRY
+    from prometheus_client.metrics import MetricWrapperBase
+    from sqlalchemy import insert
+
+    import syncd
+    from syncd.store.db import make_engine
+    from syncd.store.tables import job_runs, metadata
+    from syncd.web.metrics import WebMetrics
+
+    def exposed(name: str, kind: str) -> str:
+        return f"{name}_total" if kind == "counter" else name
+
+    found: dict[str, tuple[str, frozenset[str]]] = {}
+    modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(syncd.__path__, "syncd.")
+               if ".migrations" not in m.name and not m.name.endswith("__main__")]
+    wrappers = [v for module in modules for v in vars(module).values() if isinstance(v, MetricWrapperBase)]
+
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    engine = make_engine(f"sqlite:///{tmp_path / 'metrics.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(job_runs).values(job="tacit", worker="w", last_started_at=now, last_ok_at=now,
+                                             consecutive_failures=0))
+    web = WebMetrics(lambda: engine, lambda: now)
+    wrappers += [v for v in vars(web).values() if isinstance(v, MetricWrapperBase)]
+    for w in wrappers:
+        found[exposed(w._name, w._type)] = (w._type, frozenset(w._labelnames))
+    for family in web.registry.collect():
+        if exposed(family.name, family.type) not in found:
+            labels = {k for s in family.samples for k in s.labels} - {"le"}
+            found[exposed(family.name, family.type)] = (family.type, frozenset(labels))
+    engine.dispose()
+    registered = {exposed(f.name, f.type) for f in REGISTRY.collect() if f.name.startswith("syncd_")}
+    assert registered <= set(found), f"registered but not found as module metrics: {registered - set(found)}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, tuple[str, frozenset[str]]]:
+    metrics = _exported_metrics(tmp_path_factory.mktemp("metrics"))
+    # What the code is known to export (a sanity check of the collection above, not the list).
+    assert {"syncd_job_seconds", "syncd_job_items_total", "syncd_ldap_write_seconds", "syncd_requests",
+            "syncd_database_up", "syncd_job_consecutive_failures"} <= set(metrics)
+    return metrics
+
+
+def _metric_names(expr: str, exported: dict) -> set[str]:
     base = set()
-    for name in names:
+    for name in re.findall(r"\b(syncd_[a-z_]+)", expr):
         for suffix in ("_bucket", "_sum", "_count"):
-            if name.endswith(suffix) and name[: -len(suffix)] in METRICS:
+            if name.endswith(suffix) and exported.get(name[: -len(suffix)], ("",))[0] == "histogram":
                 name = name[: -len(suffix)]
         base.add(name)
     return base
 
 
-def test_the_grafana_dashboard_shows_every_metric_and_only_known_ones():
-    dashboard = json.loads((DEPLOY / "grafana" / "syncd.json").read_text())
+def _check_expr(expr: str, exported: dict) -> set[str]:
+    """Assert an expression names only exported series and labels; return the series' names."""
+    names = _metric_names(expr, exported)
+    unknown = names - set(exported)
+    assert not unknown, f"not exported by syncd: {sorted(unknown)} in {expr}"
+    assert expr.count("(") == expr.count(")"), expr
+    labels = set().union(*(exported[n][1] for n in names)) if names else set()
+    for selector in re.finditer(r"\b(syncd_[a-z_]+)\{([^}]*)\}", expr):
+        metric = _metric_names(selector.group(1), exported).pop()
+        for label in re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", selector.group(2)):
+            assert label in exported[metric][1] | TARGET_LABELS, f"{metric} has no label {label!r}: {expr}"
+    for clause in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        for label in filter(None, (part.strip() for part in clause.split(","))):
+            # Never the scrape job: syncd's own per-job label is job_name.
+            assert label in labels | {"le", "instance"}, f"by ({label}): not a label of {sorted(names)}: {expr}"
+    for name in names:
+        kind = exported[name][0]
+        if kind == "counter":
+            assert re.search(rf"(rate|increase)\({name}", expr), f"a counter is rated: {expr}"
+        if kind == "histogram":
+            assert f"{name}_bucket" in expr or f"{name}_count" in expr, expr
+    return names
+
+
+def _dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana" / "syncd.json").read_text())
+
+
+def _alerts() -> list[dict]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "syncd-alerts.yaml").read_text())
+    return [r for g in rules["groups"] for r in g["rules"]]
+
+
+def _operations_guide_metrics() -> dict[str, set[str]]:
+    """The metric table of docs/operations.md, section 12: series name → the labels it shows."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    section = text[text.index("## 12."):]
+    section = section[: section.index("\n## ", 1)]
+    table = {}
+    for row in section.splitlines():
+        cells = row.split("|")
+        if len(cells) > 2 and "syncd_" in cells[1]:
+            for name, labels in re.findall(r"`(syncd_[a-z_]+)(?:\{([a-z_,]*)\})?`", cells[1]):
+                table[name] = set(filter(None, labels.split(",")))
+    assert table, "the metric table of docs/operations.md section 12"
+    return table
+
+
+def test_the_grafana_dashboard_uses_only_exported_metrics_and_labels(exported):
+    dashboard = _dashboard()
     assert dashboard["uid"] and dashboard["title"] == "syncd"
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    used = set().union(*(_metric_names(e) for e in exprs))
-    assert used == set(METRICS), f"unknown: {used - set(METRICS)}, missing: {set(METRICS) - used}"
+    exprs += [v["query"] for v in dashboard["templating"]["list"] if "syncd_" in str(v.get("query", ""))]
+    used = set().union(*(_check_expr(e, exported) for e in exprs))
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
-    for expr in exprs:
-        assert expr.count("(") == expr.count(")"), expr
-        for name in _metric_names(expr):
-            if METRICS[name] == "counter":
-                assert re.search(rf"(rate|increase)\({name}", expr), f"a counter is rated: {expr}"
-            if METRICS[name] == "histogram":
-                assert f"{name}_bucket" in expr or f"{name}_count" in expr, expr
+    # The daemon's per-job series, as the operations guide says the dashboard shows them.
+    for name in ("syncd_job_seconds", "syncd_job_items_total", "syncd_job_failures_total"):
+        assert name in used, f"the dashboard does not show {name}"
+        assert any(name in e and "by (job_name" in e for e in exprs), f"{name} is not shown per job_name"
 
 
-def test_the_alert_rules_use_known_metrics():
-    rules = yaml.safe_load((DEPLOY / "prometheus" / "syncd-alerts.yaml").read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"]]
-    assert {"SyncdTacitSweepLate", "SyncdLdapWriteErrors", "SyncdOutboxBacklog"} <= {a["alert"] for a in alerts}
+def test_the_alert_rules_use_only_exported_metrics_and_labels(exported):
+    alerts = _alerts()
+    names = {a["alert"] for a in alerts}
+    assert {"SyncdTacitSweepLate", "SyncdLdapWriteErrors", "SyncdOutboxBacklog", "SyncdMailsFailed",
+            "SyncdDatabaseUnreachable", "SyncdJobFailing"} <= names
+    assert len(names) == len(alerts), "alert names are unique"
     for alert in alerts:
-        assert _metric_names(alert["expr"]) <= set(METRICS), alert["alert"]
+        _check_expr(alert["expr"], exported)
         assert alert["labels"]["severity"] in ("critical", "warning", "info")
-    promtool = shutil.which("promtool")
-    if promtool:
-        done = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus" / "syncd-alerts.yaml")],
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+        kept = {label.strip() for clause in re.findall(r"\bby\s*\(([^)]*)\)", alert["expr"])
+                for label in clause.split(",")}
+        for label in re.findall(r"\$labels\.(\w+)", json.dumps(alert["annotations"])):
+            assert label in kept, f"{alert['alert']}: $labels.{label} does not survive the aggregation"
+
+
+def test_the_operations_guide_lists_exported_metrics_and_the_dashboard_or_alerts_use_them(exported):
+    used = set()
+    for expr in [t["expr"] for p in _dashboard()["panels"] for t in p["targets"]] + [a["expr"] for a in _alerts()]:
+        used |= _metric_names(expr, exported)
+    for name, labels in _operations_guide_metrics().items():
+        assert name in exported, f"docs/operations.md lists {name}, which syncd does not export"
+        assert labels == set(exported[name][1]), f"{name}: the guide says {{{sorted(labels)}}}, " \
+                                                 f"the code {sorted(exported[name][1])}"
+        assert name in used, f"docs/operations.md says the dashboard and alerts use {name}; they do not"
+
+
+def _promtool() -> str:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    return tool
+
+
+def test_promtool_checks_the_alert_rules():
+    done = subprocess.run([_promtool(), "check", "rules", str(DEPLOY / "prometheus" / "syncd-alerts.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_parses_every_dashboard_expression(tmp_path):
+    tool = _promtool()
+    rules = [{"record": f"dashboard:panel{p['id']}:{t['refId']}",
+              "expr": t["expr"].replace("$__rate_interval", "5m").replace("$job", ".*")}
+             for p in _dashboard()["panels"] for t in p["targets"]]
+    path = tmp_path / "dashboard-rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    done = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
