@@ -11,19 +11,10 @@ import pytest
 
 from syncd.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
-def config(tmp_path, monkeypatch):
-    shutil.copytree(REPO / "mappings", tmp_path / "mappings")
-    path = tmp_path / "syncd.yaml"
-    path.write_text("mappings: mappings\ndatabase:\n  url: sqlite:///syncd.db\nlog:\n  level: warning\n")
-    monkeypatch.chdir(tmp_path)
-    for name in list(__import__("os").environ):
-        if name.startswith("SYNCD_"):
-            monkeypatch.delenv(name)
-    return path
+def config(cli_config):
+    return cli_config
 
 
 def test_check_config_accepts_the_shipped_mappings(config, capsys):
