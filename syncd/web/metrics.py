@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from syncd.core.model import Status
 from syncd.store.db import transaction
-from syncd.store.tables import REQUEST_STATUSES, job_runs, outbox, requests
+from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +73,9 @@ class DatabaseCollector(Collector):
                                          .where(outbox.c.status == "failed")).scalar() or 0
             outbox_oldest = conn.execute(select(func.min(outbox.c.created_at))
                                          .where(outbox.c.status == "pending")).scalar()
+            # Both through the partial index on unsealed rows: a handful of rows, not the whole trail.
+            unsealed = conn.execute(select(func.count(), func.min(audit_log.c.at))
+                                    .where(audit_log.c.seq.is_(None))).one()
             jobs = list(conn.execute(select(job_runs.c.job, job_runs.c.consecutive_failures,
                                             job_runs.c.last_ok_at)).all())
 
@@ -97,6 +100,11 @@ class DatabaseCollector(Collector):
                                 "Age of the oldest mail waiting to be sent (0 when none)",
                                 value=max((now - _aware(outbox_oldest)).total_seconds(), 0.0) if outbox_oldest
                                 else 0.0)
+        yield GaugeMetricFamily("syncd_audit_unsealed", "Audit rows written but not sealed into the hash chain yet",
+                                value=unsealed[0])
+        yield GaugeMetricFamily("syncd_audit_oldest_unsealed_age_seconds",
+                                "Age of the oldest audit row waiting for the sealing job (0 when none)",
+                                value=max((now - _aware(unsealed[1])).total_seconds(), 0.0) if unsealed[1] else 0.0)
         failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
                                      labels=["job_name"])
         last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",

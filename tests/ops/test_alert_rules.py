@@ -19,6 +19,13 @@ RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "syncd-a
 WEB = 'job="syncd", instance="web1:8080"'
 
 CASES = [
+    {"name": "audit rows stop being sealed: the oldest unsealed row ages past ten minutes",
+     "interval": "1m",
+     "input_series": [{"series": f"syncd_audit_oldest_unsealed_age_seconds{{{WEB}}}", "values": "0+60x30"}],
+     "alert_rule_test": [
+         {"eval_time": "12m", "alertname": "SyncdAuditSealingStalled", "exp_alerts": []},
+         {"eval_time": "17m", "alertname": "SyncdAuditSealingStalled",
+          "exp_alerts": [{"exp_labels": {"severity": "warning"}}]}]},
     {"name": "the oldest open request passes 10 days + 1 h at 11 min, held 15 min",
      "interval": "1m",
      "input_series": [{"series": f"syncd_oldest_pending_seconds{{{WEB}}}", "values": "867000+60x40"}],

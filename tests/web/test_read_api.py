@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -139,6 +140,14 @@ def test_health_readiness_and_metrics(client, api, routed, rt):
                  'route="/api/v1/requests/{request_id}/decision",status="200"'):
         assert line in text, line
     assert "/decide/" not in text.replace("/decide/{token}", ""), "no token in a label"
+    from syncd.store import audit
+    from syncd.store.db import transaction
+    with transaction(rt.engine) as conn:
+        waiting = audit.unsealed(conn)
+    assert waiting >= 2, "the decision and the refused second one, among others, wait for the sealing job"
+    assert re.search(r"^syncd_audit_unsealed (\S+)$", text, re.M).group(1) == f"{waiting:.1f}"
+
+
 @SQLITE_ONLY
 def test_readiness_fails_when_ldap_is_down(rt, routed):
     from starlette.testclient import TestClient
