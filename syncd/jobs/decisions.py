@@ -67,7 +67,6 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
             known = refusal.code != "not_found"     # an attempt on no request is audited all the same
             if known:
                 repo.add_event(conn, request_id, "decision_refused", now, actor=decider_id, detail=detail)
-            # Last: on PostgreSQL the audit chain's lock is held from here to the commit.
             audit.record(conn, at=now, actor=str(decider_id)[:100], action="decision_refused",
                          request_id=request_id if known else None, detail=detail)
     if refusal is not None:
@@ -79,11 +78,8 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
 
 def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecycle.Transition,
                       channel: str | None = None) -> None:
-    """Write one transition of a request locked in ``conn``'s transaction; the audit row comes last.
-
-    On PostgreSQL the audit row takes the chain's lock, held until the commit: every statement
-    written after it would keep other decisions waiting.
-    """
+    """Write one transition of a request locked in ``conn``'s transaction, with its audit row
+    (unsealed: it neither locks nor reads the chain, so concurrent decisions do not wait for each other)."""
     repo.record_decision(conn, row["id"], t.to_status.value, t.at, t.decided_by, t.comment)
     detail = {"status": t.to_status.value}
     if channel:

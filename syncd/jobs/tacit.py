@@ -77,8 +77,6 @@ def accept_batch(conn: Connection, rt: Runtime, rows: list[RowMapping], now: dat
                                    target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail))
     repo.add_events(conn, events)
     grant_many(conn, rt, [row for row, t in done if t.to_status.is_accepted], now)
-    # Last: on PostgreSQL the audit chain's lock is held from here to the commit, and every
-    # decision taken meanwhile waits for it.
     audit.record_many(conn, entries)
     return len(done)
 
