@@ -215,10 +215,57 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str]
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(
-            [f"{where}setting {'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        )
+        raise ConfigError([_locate(e, path, environ) for e in exc.errors()])
     except SettingsError as exc:   # a SYNCD_* variable that is not valid JSON where a list is expected
         raise ConfigError(f"{where}{exc}: lists and mappings are written as JSON, e.g. '[\"ldap://a\"]'")
     finally:
         _ENVIRON.reset(token)
+
+
+def _locate(error: dict[str, Any], path: str | os.PathLike | None, environ: dict[str, str]) -> str:
+    """One validation error, said where the operator can fix it: the environment variable that
+    set the value, or the config file's line."""
+    loc = [str(x) for x in error["loc"]]
+    setting = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        error = error | {"msg": _unknown(loc)}
+    variable = ENV_PREFIX + "__".join(loc).upper()
+    for name in (variable, variable + "_FILE"):
+        if name in {k.upper() for k in environ}:
+            return f"environment variable {name}: setting {setting}: {error['msg']}"
+    if not path:
+        return f"setting {setting}: {error['msg']}"
+    line = _line_of(Path(path), loc)
+    return f"{path}:{line}: setting {setting}: {error['msg']}" if line else f"{path}: setting {setting}: {error['msg']}"
+
+
+def _unknown(loc: list[str]) -> str:
+    """"unknown setting", with the closest known name when there is one."""
+    import difflib
+    model: Any = Settings
+    for key in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(key)
+        model = field.annotation if field is not None else None
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    return "unknown setting" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _line_of(path: Path, loc: list[str]) -> int | None:
+    """The line of the key at ``loc`` in the YAML file (1-based), or of the deepest parent found."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                line, node = key_node.start_mark.line + 1, value_node
+                break
+        else:
+            break
+    return line
+

@@ -60,6 +60,22 @@ def test_unknown_keys_and_wrong_types_are_each_reported_with_their_path(tmp_path
     assert "ldap.page_sise" in text and "jobs.apply_seconds" in text
 
 
+def test_each_problem_in_the_file_names_its_line_and_an_unknown_setting_its_closest_name(tmp_path):
+    path = write(tmp_path, "ldap:\n  page_sise: 10\njobs:\n  apply_seconds: soon\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(path, {})
+    assert f"{path}:2: setting ldap.page_sise: unknown setting (did you mean 'page_size'?)" in e.value.problems
+    assert any(p.startswith(f"{path}:4: setting jobs.apply_seconds: ") for p in e.value.problems)
+
+
+def test_a_bad_value_from_the_environment_is_blamed_on_its_variable_not_on_the_file(tmp_path):
+    path = write(tmp_path, "jobs:\n  apply_seconds: 5\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(path, {"SYNCD_JOBS__APPLY_SECONDS": "soon"})
+    [problem] = e.value.problems
+    assert problem.startswith("environment variable SYNCD_JOBS__APPLY_SECONDS: setting jobs.apply_seconds: ")
+
+
 def test_a_relative_sqlite_path_resolves_against_the_config_folder(tmp_path):
     path = write(tmp_path, "database:\n  url: sqlite:///data/syncd.db\n")
     assert load_settings(path, {}).database_url == f"sqlite:///{tmp_path}/data/syncd.db"
