@@ -1,16 +1,28 @@
-"""Deliver the outbox: pick due mails, claim each one, render, send, record the outcome.
+"""Deliver the outbox: claim a batch of due mails, then render, send and record each one.
 
-Claiming (provisional; ``syncd.store.queue.claim_outbox`` can replace it): one optimistic
-``UPDATE outbox SET attempts = attempts + 1, claimed_by = :worker, claimed_until = now + lease
-WHERE id = ? AND status = 'pending' AND attempts = ? AND (claimed_until IS NULL OR claimed_until
-<= now)`` per row, just before sending it. The worker whose update hits the row owns it; the
-others skip it. It honours the same ``claimed_by`` / ``claimed_until`` lease columns as
-``syncd.store.queue``, so both can run side by side. Because the claim itself counts the
-attempt, a worker that dies between claim and outcome leaves a row that is taken again when the
-lease runs out: nothing is lost, the mail is sent again (at-least-once; the SMTP sender gives it
-the same Message-ID), and a mail that crashes the process every time still runs out of
-attempts. Each claim and each outcome is its own short transaction: no transaction stays open
-while talking to the SMTP server.
+Claiming, in two steps:
+
+1. **The batch**: ``syncd.store.queue.claim_outbox`` leases up to ``limit`` due mails to this
+   worker in one short transaction (``claimed_by`` = the worker, ``claimed_until`` = now +
+   ``lease_seconds``). On PostgreSQL it selects with ``FOR UPDATE SKIP LOCKED``: two daemons
+   delivering at once take disjoint batches instead of queueing behind each other or racing
+   for the same rows (with the former one-row-at-a-time optimistic claim, about half of all
+   claims were lost to the other daemon). On SQLite the claimers take turns on the write lock.
+2. **Each mail**, just before it is sent: one ``UPDATE outbox SET attempts = attempts + 1,
+   claimed_until = now + lease WHERE id = ? AND status = 'pending' AND attempts = ? AND
+   claimed_by = :worker``. It counts the attempt and renews the lease from the moment of
+   sending (``clock``), so a long batch does not send its last mails on an old lease. If the
+   batch's lease ran out meanwhile and another worker re-claimed the mail, ``claimed_by`` is
+   no longer ours: the mail is left to it (``mail_claimed_elsewhere``).
+
+Because the attempt is counted before sending, a worker that dies between that and the outcome
+leaves a row that is taken again when the lease runs out: nothing is lost, the mail is sent
+again (at-least-once; the SMTP sender gives it the same Message-ID and ``X-Syncd-Outbox-Id``,
+which receivers and the tests deduplicate on), and a mail that crashes the process every time
+still runs out of attempts. Mails claimed in the batch but not tried (the run paused, or the
+database failed half-way) are released at the end of the run, their attempts unspent; if even
+that fails, their lease runs out by itself. Each claim and each outcome is its own short
+transaction: no transaction stays open while talking to the SMTP server.
 
 Outcomes: sent → ``status='sent'``, ``sent_at``; ``MailUnavailable`` (or an unexpected error) →
 ``next_attempt_at = now + backoff(attempts)``, or ``failed`` once ``attempts`` reaches
@@ -19,8 +31,8 @@ failure keeps its reason in ``last_error``. Once a mail is sent or failed, the c
 its ``secret_keys`` list names (a password link) are erased from the row.
 
 One bad mail never stops the others; only when the server itself seems down
-(``pause_after_unavailable`` temporary failures in a row) does the run stop early, leaving the
-remaining mails untouched (their attempts are not spent) for the next run.
+(``pause_after_unavailable`` temporary failures in a row) does the run stop early, releasing the
+remaining mails (their attempts are not spent) for the next run.
 """
 
 from __future__ import annotations
@@ -32,12 +44,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from syncd.errors import MailRejected, MailUnavailable
 from syncd.mail._store_errors import translate_store_errors
 from syncd.mail.render import MailTemplateError, RenderedMail, render
+from syncd.store.queue import claim_outbox, release
 from syncd.store.tables import outbox
 
 log = structlog.get_logger(__name__)
@@ -56,7 +69,7 @@ class DeliveryReport:
     sent: int = 0
     retried: int = 0      # temporary failure: pending again, with a later next_attempt_at
     failed: int = 0       # given up: rejected, unrenderable, or out of attempts
-    deferred: int = 0     # due but not tried in this run (claimed elsewhere, or run paused)
+    deferred: int = 0     # claimed but not tried in this run (taken over elsewhere, or run paused)
 
 
 def exponential_backoff(
@@ -89,46 +102,45 @@ def deliver_pending(
     backoff: Callable[[int], float] = default_backoff,
     lease_seconds: float = 600.0,
     pause_after_unavailable: int = 3,
+    clock: Callable[[], datetime] | None = None,
 ) -> DeliveryReport:
     """Send up to ``limit`` due mails; return what happened. See the module docstring.
+
+    ``now`` is when the batch is claimed; ``clock`` (default: always ``now``) gives the time of
+    each attempt, from which its lease, ``sent_at`` and its retry time are counted.
 
     Raises ``StoreUnavailable`` / ``StoreRejected`` only when the database fails (mails sent
     before that are sent again later: at-least-once).
     """
     now = _utc(now)
+    moment_of = (lambda: _utc(clock())) if clock is not None else (lambda: now)
     bound = log.bind(worker_id=worker_id)
     sent = retried = failed = deferred = 0
     in_a_row_unavailable = 0
-
-    with translate_store_errors("select due mails"), engine.begin() as conn:
-        rows = conn.execute(
-            select(
-                outbox.c.id,
-                outbox.c.attempts,
-                outbox.c.recipient,
-                outbox.c.template,
-                outbox.c.language,
-                outbox.c.context,
-                outbox.c.request_id,
-            )
-            .where(
-                outbox.c.status == "pending",
-                or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now),
-            )
-            .order_by(func.coalesce(outbox.c.next_attempt_at, outbox.c.created_at), outbox.c.id)
-            .limit(limit)
-        ).all()
+    rows: list[Any] = []
+    untried: list[int] = []     # claimed in the batch, not tried yet: released at the end
 
     try:
+        ids = claim_outbox(engine, worker_id=worker_id, now=now, lease_seconds=lease_seconds, limit=limit)
+        if ids:
+            untried = list(ids)
+            with translate_store_errors("read the claimed mails"), engine.begin() as conn:
+                rows = conn.execute(
+                    select(outbox.c.id, outbox.c.attempts, outbox.c.recipient, outbox.c.template,
+                           outbox.c.language, outbox.c.context, outbox.c.request_id)
+                    .where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker_id)
+                    .order_by(outbox.c.id)
+                ).all()
         for index, row in enumerate(rows):
             if in_a_row_unavailable >= pause_after_unavailable:
                 deferred += len(rows) - index
                 bound.warning("mail_delivery_paused", left_for_next_run=len(rows) - index,
                               temporary_failures_in_a_row=in_a_row_unavailable)
                 break
+            untried.remove(row.id)
             attempt = row.attempts + 1
-            if not _claim(engine, row.id, row.attempts, worker_id, now, lease_seconds):
+            moment = moment_of()
+            if not _claim(engine, row.id, row.attempts, worker_id, moment, lease_seconds):
                 deferred += 1
                 bound.info("mail_claimed_elsewhere", outbox_id=row.id)
                 continue
@@ -158,7 +170,7 @@ def deliver_pending(
                             last_error=_clip(reason), **_erase_secrets(row.context))
                 else:
                     retried += 1
-                    next_at = now + timedelta(seconds=max(0.0, float(backoff(attempt))))
+                    next_at = moment + timedelta(seconds=max(0.0, float(backoff(attempt))))
                     mlog.warning("mail_retry_scheduled", reason=reason, next_attempt_at=next_at.isoformat())
                     _finish(engine, row.id, attempt, mlog, status="pending", next_attempt_at=next_at,
                             last_error=_clip(reason))
@@ -166,12 +178,16 @@ def deliver_pending(
                 in_a_row_unavailable = 0
                 sent += 1
                 mlog.info("mail_sent")
-                _finish(engine, row.id, attempt, mlog, status="sent", sent_at=now, next_attempt_at=None,
+                _finish(engine, row.id, attempt, mlog, status="sent", sent_at=moment, next_attempt_at=None,
                         last_error=None, **_erase_secrets(row.context))
     finally:
-        close = getattr(sender, "close", None)
-        if callable(close):
-            close()
+        try:
+            if untried:
+                _release(engine, untried, worker_id, bound)
+        finally:
+            close = getattr(sender, "close", None)
+            if callable(close):
+                close()
 
     report = DeliveryReport(sent=sent, retried=retried, failed=failed, deferred=deferred)
     if rows:
@@ -184,6 +200,7 @@ def deliver_pending(
 
 def _claim(engine: Engine, outbox_id: int, seen_attempts: int, worker_id: str, now: datetime,
            lease_seconds: float) -> bool:
+    """Start one attempt on a mail of our batch: count it and renew the lease, if still ours."""
     with translate_store_errors("claim a mail"), engine.begin() as conn:
         result = conn.execute(
             outbox.update()
@@ -191,12 +208,20 @@ def _claim(engine: Engine, outbox_id: int, seen_attempts: int, worker_id: str, n
                 outbox.c.id == outbox_id,
                 outbox.c.status == "pending",
                 outbox.c.attempts == seen_attempts,
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now),
+                outbox.c.claimed_by == worker_id,
             )
-            .values(attempts=seen_attempts + 1, claimed_by=worker_id,
-                    claimed_until=now + timedelta(seconds=lease_seconds))
+            .values(attempts=seen_attempts + 1, claimed_until=now + timedelta(seconds=lease_seconds))
         )
         return result.rowcount == 1
+
+
+def _release(engine: Engine, ids: list[int], worker_id: str, bound) -> None:
+    """Give back mails claimed but not tried (their attempts unspent); best effort: the lease
+    runs out by itself if the database is gone."""
+    try:
+        release(engine, ids, worker_id, table=outbox)
+    except Exception as exc:  # noqa: BLE001 - never hide the run's own outcome or error
+        bound.warning("mail_release_failed", mails=len(ids), error=f"{type(exc).__name__}: {exc}")
 
 
 def _finish(engine: Engine, outbox_id: int, attempt: int, mlog, **values: Any) -> None:
