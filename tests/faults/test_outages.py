@@ -4,9 +4,9 @@ The daemon (``syncd run``, exec'd) keeps working while the test writes requests 
 them; the server goes away; nothing may be given up for good, the daemon may not die or hang,
 and once the server is back the backlog drains and ``World.verify`` holds.
 
-Shortened for the suite's time budget: slapd is stopped for 10 s (not 30 s), and the daemon
-runs with ``jobs.max_backoff_seconds: 4`` (the default is 300 s: in production the backlog
-drains within 5 minutes of the directory's return, not seconds).
+slapd is stopped (and, in the second test, frozen) for ``SYNCD_FAULT_OUTAGE_SECONDS``, 30 s by
+default as the issue asks. The daemon runs with ``jobs.max_backoff_seconds: 4`` (the default is
+300 s: in production the backlog drains within 5 minutes of the directory's return, not seconds).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from syncd.jobs.runtime import system_clock
 from syncd.store.db import transaction
@@ -26,9 +26,12 @@ from tests.faults.harness import given_up, load_during, start_with_work, wait_fo
 
 pytestmark = pytest.mark.slapd
 
-OUTAGE_SECONDS = float(os.environ.get("SYNCD_FAULT_OUTAGE_SECONDS", "10"))
+OUTAGE_SECONDS = float(os.environ.get("SYNCD_FAULT_OUTAGE_SECONDS", "30"))
+# start-up (up to 70 s when the machine is slow), the outage, the drain (up to 60 s), the checks
+SLAPD_FAULT_TIMEOUT = pytest.mark.timeout(int(OUTAGE_SECONDS) + 180)
 
 
+@SLAPD_FAULT_TIMEOUT
 def test_slapd_stopped_under_load_nothing_fails_for_good_and_the_backlog_drains(make_world, own_slapd, sqlite_engine,
                                                                                 rng):
     world = make_world(str(sqlite_engine.url), own_slapd, name="o")
@@ -52,27 +55,47 @@ def test_slapd_stopped_under_load_nothing_fails_for_good_and_the_backlog_drains(
           f"{len(backoffs)} job back-offs; drained {drained_in:.1f} s after its return; {figures}")
 
 
+@SLAPD_FAULT_TIMEOUT
 def test_slapd_frozen_under_load_the_daemon_times_out_instead_of_hanging(make_world, own_slapd, sqlite_engine, rng):
-    """SIGSTOP: the server accepts connections (the kernel does) but never answers."""
+    """SIGSTOP: the server accepts connections (the kernel does) but never answers.
+
+    The LDAP jobs (provision, apply, accounts, reconcile) run in a thread of their own, intake,
+    the sweeps and mail in the main one: while the directory jobs wait on the frozen server (up
+    to 2 x ``ldap.timeout_seconds`` per operation: the operation, then one reconnect), requests
+    are still taken in and mail still goes out.
+    """
     world = make_world(str(sqlite_engine.url), own_slapd, name="z")
     daemon = start_with_work(world, rng)
+    last_before = _last_request_id(world)
+    sent_before = world.counts().get("mail_sent", 0)
     pid = own_slapd._proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
         written = load_during(world, rng, OUTAGE_SECONDS)
         assert daemon.alive()
-        # Measured, not asserted: the daemon runs its jobs one after the other in one thread, so
-        # a job waiting on the frozen server (up to 2 x ldap.timeout_seconds: the operation, then
-        # one reconnect) holds intake and mail back meanwhile; they are delayed, not lost.
-        sent_while_frozen = world.counts().get("mail_sent", 0)
+        # (read while still frozen)
+        sent_while_frozen = world.counts().get("mail_sent", 0) - sent_before
+        with transaction(world.rt.engine, readonly=True) as conn:
+            taken_in = conn.execute(select(func.count()).select_from(requests).where(
+                requests.c.id > last_before, requests.c.status != "new")).scalar()
+            applied_while_frozen = conn.execute(select(func.count()).select_from(requests).where(
+                requests.c.id > last_before, requests.c.applied_at.is_not(None))).scalar()
     finally:
         os.kill(pid, signal.SIGCONT)
+    assert applied_while_frozen == 0, "the directory was really frozen"
+    assert taken_in >= written // 2, f"intake kept taking requests in: {taken_in} of {written}"
+    assert sent_while_frozen > 0, "mail kept flowing while the directory was frozen"
     drained_in = world.drain(rng, timeout=60)
     assert daemon.terminate() == 0
     assert given_up(daemon) == []
     figures = world.verify()
-    print(f"\nslapd frozen {OUTAGE_SECONDS:.0f} s, {written} requests written meanwhile, {sent_while_frozen} mails "
-          f"sent by then; drained {drained_in:.1f} s after; {figures}")
+    print(f"\nslapd frozen {OUTAGE_SECONDS:.0f} s, {written} requests written meanwhile, {taken_in} of them taken in "
+          f"and {sent_while_frozen} mails sent while frozen; drained {drained_in:.1f} s after; {figures}")
+
+
+def _last_request_id(world) -> int:
+    with transaction(world.rt.engine, readonly=True) as conn:
+        return conn.execute(select(func.max(requests.c.id))).scalar() or 0
 
 
 def test_smtp_down_the_outbox_keeps_the_mail_and_delivers_it_later(make_world, slapd, sqlite_engine, rng,
