@@ -43,7 +43,7 @@ from syncd.jobs.decisions import decide_request
 from syncd.jobs.runtime import Runtime, system_clock
 from syncd.mappings import load_mappings
 from syncd.settings import load_settings
-from syncd.store import repo
+from syncd.store import audit, repo
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import accounts, deciders, job_runs, outbox, request_events, requests
 from tests.factories import mappings
@@ -467,9 +467,23 @@ class World:
         welcome = Counter(m["recipient"] for m in mails if m["template"] == "account_created_set_password")
         for r in new_accounts:
             assert welcome[people[r["account_id"]]["email"]] == 1, f"account request {r['id']}: welcome mails"
+
+        # 4. audit: the chain seals and verifies whatever was killed mid-way (sealing included);
+        #    each decision and each applied membership is in it exactly once
+        with transaction(rt.engine) as conn:
+            audit.seal(conn)
+            assert audit.verify(conn) is None, "the audit chain is broken"
+            trail = Counter((r["action"], r["request_id"]) for r in audit.rows(conn))
+        for request_id, row in rows.items():
+            if row["status"] in ("accepted", "refused", "accepted_tacitly"):
+                event = "tacitly_accepted" if row["status"] == "accepted_tacitly" else "decided"
+                assert trail[(event, request_id)] == 1, f"request {request_id}: {trail[(event, request_id)]} audit rows"
+            if row["kind"] == "habilitation" and row["status"] in ("accepted", "accepted_tacitly"):
+                assert trail[("ldap_member_added", request_id)] == 1, f"request {request_id}: member write audited " \
+                    f"{trail[('ldap_member_added', request_id)]} times"
         return {"requests": len(rows), "by_status": dict(Counter(r["status"] for r in rows.values())),
                 "mails": len(mails), "mail_duplicates": sum(n - 1 for n in received.values()),
-                "ldap_members": sum(len(d) for d in wanted.values())}
+                "ldap_members": sum(len(d) for d in wanted.values()), "audit_rows": sum(trail.values())}
 
 
 def _outbox_id(message) -> int:
