@@ -55,6 +55,7 @@ MAX_SECONDS = 120          # no phase runs longer than this
 def make_app():
     """Built in each uvicorn worker from the environment the bench sets."""
     from syncd.jobs.runtime import Runtime
+    from syncd.logs import configure_logging
     from syncd.mappings import load_mappings
     from syncd.settings import Settings
     from syncd.store.db import make_engine
@@ -62,6 +63,9 @@ def make_app():
     url = os.environ["BENCH_DB_URL"]
     settings = Settings(database={"url": url}, web={"base_url": os.environ["BENCH_BASE_URL"],
                                                     "signing_key": SIGNING_KEY})
+    # As `syncd web` does: JSON lines at the configured level (one `api_decision` line a call at
+    # info, the default), to a file here, where the CLI writes to stderr.
+    configure_logging(settings.log.level, "json", stream=open(os.environ["BENCH_LOG"], "a", buffering=1))
     rt = Runtime(settings, load_mappings(REPO / "mappings"), make_engine(url, pool_size=10, max_overflow=10),
                  worker_id=f"bench-web-{os.getpid()}")
     return create_app(rt, clients={CLIENT: SECRET.encode()}, rate_per_second=None, own_runtime=True)
@@ -74,8 +78,9 @@ class Server:
         from syncd.devslapd import free_port
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkstemp(prefix="syncd-bench-web-", suffix=".log")[1])
         env = dict(os.environ, BENCH_DB_URL=db_url, BENCH_BASE_URL=self.base, PYTHONPATH=str(REPO),
-                   SYNCD_LOG__LEVEL="warning")
+                   BENCH_LOG=str(self.log), SYNCD_LOG__LEVEL="info")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.web_decisions:make_app", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
@@ -114,6 +119,7 @@ class Server:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.unlink(missing_ok=True)
 
 
 # --- databases -----------------------------------------------------------------------------------
