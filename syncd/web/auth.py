@@ -152,8 +152,10 @@ def verify(clients: Mapping[str, bytes], headers: Mapping[str, str], method: str
 
 @dataclass
 class TokenBuckets:
-    """One token bucket per client, in this process's memory: ``rate`` requests/s, bursts of ``burst``.
+    """One token bucket per key, in this process's memory: ``rate`` tokens/s, bursts of ``burst``.
 
+    Keys are API clients (the rate limit), or client addresses (the password page's failed
+    attempts): past ``max_entries`` keys, those whose bucket is full again are forgotten.
     With several web processes each has its own buckets (the limit is per process).
     ``rate=None`` disables the limit.
     """
@@ -161,19 +163,30 @@ class TokenBuckets:
     rate: float | None = 50.0
     burst: float = 100.0
     monotonic: Callable[[], float] = time.monotonic
+    max_entries: int = 10_000
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self, client: str) -> float:
-        """0 if the request may go on, else the seconds to wait before one more is allowed."""
+    def _level(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
+    def peek(self, key: str) -> float:
+        """0 if one more would be allowed now, else the seconds to wait; takes nothing."""
+        if self.rate is None:
+            return 0.0
+        with self._lock:
+            tokens = self._level(key, self.monotonic())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def take(self, key: str) -> float:
+        """0 if the request may go on (a token is taken), else the seconds to wait before one more is allowed."""
         if self.rate is None:
             return 0.0
         now = self.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
+            tokens = self._level(key, now)
+            self._buckets[key] = (tokens - 1 if tokens >= 1 else tokens, now)
+            if len(self._buckets) > self.max_entries:
+                self._buckets = {k: v for k, v in self._buckets.items() if self._level(k, now) < self.burst}
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -41,6 +40,7 @@ from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts
 from syncd.web import links, tokens
+from syncd.web.auth import TokenBuckets
 
 if TYPE_CHECKING:
     from syncd.web.app import Services
@@ -378,32 +378,18 @@ NEW_LINK_FR = ("Pour recevoir un nouveau lien : sur la page de connexion du port
 
 
 class FailureLimit:
-    """Failed attempts per client address, in this process's memory: a token bucket that only
+    """Failed attempts per client address: a token bucket (``auth.TokenBuckets``) that only
     failures drain. ``wait(who)`` is 0 while ``who`` may try again, else the seconds to wait."""
-
-    MAX_ENTRIES = 10_000
 
     def __init__(self, burst: float = RESET_FAILURE_BURST, refill_seconds: float = RESET_FAILURE_REFILL_SECONDS,
                  monotonic: Callable[[], float] = time.monotonic):
-        self.burst, self.refill_seconds, self.monotonic = burst, refill_seconds, monotonic
-        self._entries: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def _level(self, who: str, now: float) -> float:
-        left, then = self._entries.get(who, (self.burst, now))
-        return min(self.burst, left + (now - then) / self.refill_seconds)
+        self._buckets = TokenBuckets(rate=1 / refill_seconds, burst=burst, monotonic=monotonic)
 
     def wait(self, who: str) -> float:
-        with self._lock:
-            level = self._level(who, self.monotonic())
-        return 0.0 if level >= 1 else (1 - level) * self.refill_seconds
+        return self._buckets.peek(who)
 
     def failed(self, who: str) -> None:
-        now = self.monotonic()
-        with self._lock:
-            self._entries[who] = (max(self._level(who, now) - 1, 0.0), now)
-            if len(self._entries) > self.MAX_ENTRIES:   # forget those back to a full bucket
-                self._entries = {k: v for k, v in self._entries.items() if self._level(k, now) < self.burst}
+        self._buckets.take(who)
 
 
 def _failure_limit(request: Request) -> FailureLimit:
