@@ -11,7 +11,7 @@ from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
 from syncd.store import repo
-from syncd.store.db import transaction
+from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
 
 
@@ -96,13 +96,12 @@ def _decider_key(conn, rt: Runtime, email: str, organisation: str | None):
 def add_decider(rt: Runtime, email: str, organisation: str | None) -> None:
     with transaction(rt.engine) as conn:
         account_id, scope = _decider_key(conn, rt, email, organisation)
-        exists = conn.execute(select(deciders.c.id).where(
-            deciders.c.account_id == account_id, deciders.c.scope == scope,
-            deciders.c.organisation_code.is_(None) if organisation is None
-            else deciders.c.organisation_code == organisation)).first()
-        if not exists:
-            conn.execute(insert(deciders).values(account_id=account_id, scope=scope,
-                                                 organisation_code=organisation, created_at=rt.clock()))
+        # Idempotent, and safe when two run at once: the unique key, or for a central
+        # administrator the partial unique index, turns the second insert into nothing.
+        insert_or_nothing = DIALECT_INSERTS[conn.dialect.name]
+        conn.execute(insert_or_nothing(deciders).values(
+            account_id=account_id, scope=scope, organisation_code=organisation, created_at=rt.clock()
+        ).on_conflict_do_nothing())
 
 
 def remove_decider(rt: Runtime, email: str, organisation: str | None) -> None:

@@ -15,17 +15,14 @@ from typing import Any
 import structlog
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from syncd.mail._store_errors import translate_store_errors
 from syncd.mail.render import TEMPLATES, supported_language
+from syncd.store.db import DIALECT_INSERTS
 from syncd.store.tables import outbox
 
 log = structlog.get_logger(__name__)
-
-_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def enqueue(
     conn: Connection,
@@ -55,7 +52,7 @@ def enqueue(
                   dedupe_key=dedupe_key, language=language)
     bound = log.bind(template=template, request_id=request_id, dedupe_key=dedupe_key)
     with translate_store_errors("enqueue a mail"):
-        insert = _DIALECT_INSERTS.get(conn.dialect.name)
+        insert = DIALECT_INSERTS.get(conn.dialect.name)
         if insert is not None:
             stmt = insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
             outbox_id = conn.execute(stmt.returning(outbox.c.id)).scalar_one_or_none()
@@ -90,7 +87,7 @@ def enqueue_many(conn: Connection, mails: Sequence[Mail], now: datetime) -> None
     if not rows:
         return
     with translate_store_errors("enqueue mails"):
-        insert = _DIALECT_INSERTS.get(conn.dialect.name)
+        insert = DIALECT_INSERTS.get(conn.dialect.name)
         if insert is None:
             for values in rows:
                 _insert_with_savepoint(conn, values)

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import event, exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.engine.url import URL
 
@@ -166,6 +167,10 @@ def _make_postgresql_engine(url: URL, echo: bool, pool_size: int, max_overflow: 
         pool_recycle=1800,       # stay under idle-connection cut-offs of proxies and firewalls
         connect_args=connect_args,
     )
+
+
+# The INSERT constructs that know ON CONFLICT DO NOTHING, per dialect (both engines syncd runs on).
+DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:

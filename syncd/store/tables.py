@@ -134,6 +134,11 @@ deciders = Table(
         name="scope",
     ),
 )
+# The unique key above treats NULL organisations as distinct, so it does not stop an account
+# being made central administrator twice (two concurrent `decider add`): this index does.
+Index("ix_deciders_one_central_role_per_account", deciders.c.account_id, unique=True,
+      sqlite_where=deciders.c.organisation_code.is_(None), postgresql_where=deciders.c.organisation_code.is_(None))
+
 
 requests = Table(
     "requests",
