@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from syncd.mail._store_errors import translate_store_errors
@@ -127,6 +127,38 @@ def oldest_pending_age(conn: Connection, now: datetime) -> float | None:
     if oldest is None:
         return None
     return max((_utc(now) - _utc(oldest)).total_seconds(), 0.0)
+
+
+def failed(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The mails given up on, newest first: what ``syncd outbox failed`` lists."""
+    with translate_store_errors("list failed mails"):
+        rows = conn.execute(select(outbox.c.id, outbox.c.created_at, outbox.c.recipient, outbox.c.template,
+                                   outbox.c.attempts, outbox.c.last_error, outbox.c.context)
+                            .where(outbox.c.status == "failed").order_by(outbox.c.id.desc()).limit(limit)).mappings()
+        return [dict(r) | {"resendable": not _secret_erased(r["context"])} for r in rows]
+
+
+def retry_failed(conn: Connection, ids: Sequence[int] | None, now: datetime) -> tuple[list[int], list[int]]:
+    """Put failed mails back in the queue with their attempts reset (``ids``, or every one when
+    None); return (queued again, left failed).
+
+    A mail whose secret link was erased once it failed (a password link) cannot be sent again:
+    it is left failed, and the person needs a new link.
+    """
+    with translate_store_errors("retry failed mails"):
+        query = select(outbox.c.id, outbox.c.context).where(outbox.c.status == "failed")
+        if ids is not None:
+            query = query.where(outbox.c.id.in_(list(ids)))
+        rows = conn.execute(query.order_by(outbox.c.id)).all()
+        again = [r.id for r in rows if not _secret_erased(r.context)]
+        if again:
+            conn.execute(update(outbox).where(outbox.c.id.in_(again), outbox.c.status == "failed").values(
+                status="pending", attempts=0, next_attempt_at=_utc(now), claimed_by=None, claimed_until=None))
+    return again, [r.id for r in rows if r.id not in set(again)]
+
+
+def _secret_erased(context: Any) -> bool:
+    return isinstance(context, dict) and any(context.get(k) is None for k in context.get("secret_keys") or ())
 
 
 # ---------------------------------------------------------------------------------------------
