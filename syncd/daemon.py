@@ -31,7 +31,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from syncd.directory import metrics as ldap_metrics  # noqa: F401  (registers the LDAP write series at start)
 from syncd.errors import ConfigError, TemporaryError
 from syncd.jobs.runtime import Runtime
-from syncd.store import leadership, repo
+from syncd.store import health, leadership
 from syncd.store.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -162,7 +162,7 @@ class Daemon:
         if not self._provisioned.is_set():
             try:
                 with transaction(self.rt.engine, readonly=True) as conn:
-                    if repo.job_succeeded_once(conn, "provision"):
+                    if health.job_succeeded_once(conn, "provision"):
                         self._provisioned.set()
             except Exception as exc:  # the database may be the thing that is down: try again next pass
                 log.debug("provisioning_state_unknown", error=str(exc))
@@ -283,7 +283,7 @@ class Daemon:
             return []
         try:
             with transaction(self.rt.engine) as conn:
-                found = repo.waiting_work(conn, self.rt.clock())
+                found = health.waiting_work(conn, self.rt.clock())
         except TemporaryError as exc:
             log.debug("probe_failed", error=str(exc))
             return []
@@ -295,8 +295,8 @@ class Daemon:
                 if name in self._unrecorded:
                     # Failed while the database was down: record it late, so that `syncd status`
                     # shows the outage after the fact and not a clean history.
-                    repo.record_job_run(conn, name, self.rt.worker_id, *self._unrecorded[name])
-                repo.record_job_run(conn, name, self.rt.worker_id, started, error)
+                    health.record_job_run(conn, name, self.rt.worker_id, *self._unrecorded[name])
+                health.record_job_run(conn, name, self.rt.worker_id, started, error)
             self._unrecorded.pop(name, None)
         except Exception as exc:  # the database may be the thing that is down
             if error is not None:

@@ -10,7 +10,7 @@ from syncd.core.intake import normalise_email
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
-from syncd.store import repo
+from syncd.store import health, repo
 from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
 
@@ -18,16 +18,16 @@ from syncd.store.tables import accounts, deciders, requests
 def status_report(rt: Runtime) -> dict[str, Any]:
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        counts = repo.status_counts(conn)
-        oldest = repo.oldest_open_submitted_at(conn)
+        counts = health.status_counts(conn)
+        oldest = health.oldest_open_submitted_at(conn)
         report = {
             "requests": counts,
             "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest else None,
-            "accepted_not_applied": repo.unapplied_count(conn),
-            "failing_requests": [dict(r) for r in repo.failing_requests(conn)],
+            "accepted_not_applied": health.unapplied_count(conn),
+            "failing_requests": [dict(r) for r in health.failing_requests(conn)],
             "outbox_pending": pending_count(conn),
             "outbox_oldest_pending_age_seconds": oldest_pending_age(conn, now),
-            "jobs": [dict(r) for r in repo.job_health(conn)],
+            "jobs": [dict(r) for r in health.job_health(conn)],
         }
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report

@@ -14,9 +14,8 @@ from syncd.daemon import Daemon, Job
 from syncd.errors import DirectoryUnavailable
 from syncd.jobs.runtime import Runtime
 from syncd.settings import Settings
-from syncd.store.db import make_engine
-from syncd.store import repo
-from syncd.store.db import transaction
+from syncd.store import health
+from syncd.store.db import make_engine, transaction
 from tests.factories import mappings
 
 
@@ -38,8 +37,8 @@ def test_a_temporary_outage_backs_the_job_off_and_is_recorded_for_status(rt):
     assert daemon.run_job("apply") is None   # skipped while backed off
     assert [e["event"] for e in logs] == ["job_backing_off"]
     with transaction(rt.engine) as conn:
-        [health] = repo.job_health(conn)
-    assert health["consecutive_failures"] == 1 and "connection refused" in health["last_error"]
+        [run] = health.job_health(conn)
+    assert run["consecutive_failures"] == 1 and "connection refused" in run["last_error"]
 
 
 def test_a_bug_in_one_job_is_logged_and_the_other_jobs_still_run(rt):
@@ -86,7 +85,7 @@ def test_new_work_in_the_queue_table_starts_within_a_second_whatever_the_interva
     seen = threading.Event()
     def intake(_rt):
         with transaction(rt.engine) as conn:
-            if repo.waiting_work(conn, rt.clock()):
+            if health.waiting_work(conn, rt.clock()):
                 seen.set()
         return 0
     daemon = Daemon(rt, [Job("intake", intake, 3600)])
@@ -257,7 +256,7 @@ def test_while_another_daemon_provisions_no_directory_job_runs_until_its_success
             assert daemon.run_job("apply") is None, "the other daemon is still creating the branches"
             assert ran == []
             with transaction(engines[1]) as conn:
-                repo.record_job_run(conn, "provision", "first", datetime.now(timezone.utc), None)
+                health.record_job_run(conn, "provision", "first", datetime.now(timezone.utc), None)
             assert daemon.run_job("apply") == 0, "the other daemon's success counts"
             assert ran == ["apply"]
     finally:
@@ -288,9 +287,9 @@ def test_failures_during_a_database_outage_are_recorded_for_status_once_it_is_ba
     daemon.jobs["intake"].paused_until = 0
     assert daemon.run_job("intake") == 1
     with transaction(rt.engine) as conn:
-        [health] = repo.job_health(conn)
-    assert health["consecutive_failures"] == 0 and health["last_ok_at"] is not None
-    assert "connection refused" in health["last_error"] and health["last_error_at"] is not None
+        [run] = health.job_health(conn)
+    assert run["consecutive_failures"] == 0 and run["last_ok_at"] is not None
+    assert "connection refused" in run["last_error"] and run["last_error_at"] is not None
     from syncd import operator
     shown = operator.format_status(operator.status_report(rt))
     assert "intake" in shown and "ok (last failed" in shown and "connection refused" in shown

@@ -20,7 +20,7 @@ from syncd.errors import DecisionRefused
 from syncd.jobs import notify
 from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
-from syncd.store import audit, leadership, repo
+from syncd.store import audit, grants, leadership, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts
 
@@ -125,7 +125,7 @@ def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datet
     (a renewal right after a habilitation extends it), as calling ``grant`` on each would. New
     accounts still go through ``grant`` one at a time: account requests are rare.
     """
-    found = repo.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
+    found = grants.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
                                        if r["kind"] != RequestKind.ACCOUNT.value))
     held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}
     granted: dict[tuple[str, str], dict] = {}
@@ -144,5 +144,5 @@ def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datet
         held[key] = (expires_at, None)
         granted[key] = dict(account_id=key[0], role_key=key[1], granted_by_request=row["id"], granted_at=now,
                             expires_at=expires_at)
-    repo.grant_memberships(conn, new=[v for k, v in granted.items() if k not in found],
+    grants.grant_memberships(conn, new=[v for k, v in granted.items() if k not in found],
                            existing=[v for k, v in granted.items() if k in found])

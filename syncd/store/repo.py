@@ -1,5 +1,8 @@
 """Queries the jobs share: reading requests, accounts and deciders, writing history.
 
+Memberships are written through ``syncd.store.grants``; the daemon's own bookkeeping and what
+``syncd status`` reads are in ``syncd.store.health``.
+
 Every function takes a SQLAlchemy ``Connection`` already inside the caller's transaction, so a
 state change, its history event and its outbox mail commit together or not at all.
 """
@@ -9,17 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import (ARRAY, Integer, String, and_, bindparam, delete, func, insert, null, or_, select,
-                        tuple_, update)
+from sqlalchemy import Integer, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.intake import ExistingAccount, IntakeFacts
 from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
-from syncd.store.tables import (accounts, deciders, job_runs, memberships, organisations, outbox,
-                                request_deciders, request_events, requests)
+from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
+                                requests)
 
 OPEN_STATUSES = (Status.NEW.value, Status.PENDING.value)
 GRANTED_STATUSES = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
@@ -313,123 +314,3 @@ def upsert_organisations(conn: Connection, orgs: Iterable[Any], now: datetime) -
                          .values(active=False, updated_at=now))
             changed += 1
     return changed
-
-
-# --- memberships ---------------------------------------------------------------------------------
-
-_HELD = (memberships.c.account_id, memberships.c.role_key, memberships.c.expires_at, memberships.c.revoked_at)
-# Each engine looks pairs up its own way. SQLite uses no index for a row-value IN list (it
-# scans the table): the redundant account_id test lets it search the primary key. PostgreSQL
-# plans a long IN list as one OR branch per pair, slowly: it joins the pairs unnested instead.
-_MEMBERSHIPS_AT_SQLITE = (select(*_HELD)
-                          .where(memberships.c.account_id.in_(bindparam("account_ids", expanding=True)),
-                                 tuple_(memberships.c.account_id, memberships.c.role_key)
-                                 .in_(bindparam("keys", expanding=True))))
-_PAIRS = func.unnest(bindparam("account_ids", type_=ARRAY(String)), bindparam("role_keys", type_=ARRAY(String))) \
-    .table_valued("account_id", "role_key").render_derived(name="pairs")
-_MEMBERSHIPS_AT_POSTGRESQL = select(*_HELD).select_from(_PAIRS.join(
-    memberships, and_(memberships.c.account_id == _PAIRS.c.account_id, memberships.c.role_key == _PAIRS.c.role_key)))
-_INSERT_MEMBERSHIPS = insert(memberships)
-# A grant lifts any revocation and leaves LDAP to catch up: constant, so not bound row by row.
-_GRANT_AGAIN = (update(memberships)
-                .where(memberships.c.account_id == bindparam("key_account_id"),
-                       memberships.c.role_key == bindparam("key_role_key"))
-                .values(revoked_at=null(), applied_at=null()))
-
-
-def memberships_at(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RowMapping]:
-    """The memberships among these (account id, role key) pairs that exist, by pair: their
-    ``expires_at`` and ``revoked_at``."""
-    keys = sorted(set(keys))
-    if not keys:
-        return {}
-    if conn.dialect.name == "postgresql":
-        found = conn.execute(_MEMBERSHIPS_AT_POSTGRESQL, {"account_ids": [a for a, _ in keys],
-                                                          "role_keys": [r for _, r in keys]})
-    else:
-        found = conn.execute(_MEMBERSHIPS_AT_SQLITE, {"account_ids": sorted({a for a, _ in keys}), "keys": keys})
-    return {(r["account_id"], r["role_key"]): r for r in found.mappings()}
-
-
-def grant_memberships(conn: Connection, new: list[dict[str, Any]], existing: list[dict[str, Any]]) -> None:
-    """Write granted memberships: insert the ``new`` pairs, overwrite the ``existing`` ones.
-
-    Each dict holds ``account_id``, ``role_key``, ``granted_by_request``, ``granted_at`` and
-    ``expires_at``; either way the membership ends up not revoked and not applied yet. Rows are
-    written in key order, so two transactions writing overlapping sets lock them in the same
-    order and wait for each other instead of deadlocking.
-    """
-    key = itemgetter("account_id", "role_key")
-    if new:
-        conn.execute(_INSERT_MEMBERSHIPS, sorted(new, key=key))
-    if existing:
-        conn.execute(_GRANT_AGAIN, [
-            {"key_account_id": r["account_id"], "key_role_key": r["role_key"], "granted_by_request":
-             r["granted_by_request"], "granted_at": r["granted_at"], "expires_at": r["expires_at"]}
-            for r in sorted(existing, key=key)])
-
-
-# --- status --------------------------------------------------------------------------------------
-
-def status_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status))
-    return {status: count for status, count in rows}
-
-
-def oldest_open_submitted_at(conn: Connection) -> datetime | None:
-    value = conn.execute(select(func.min(requests.c.submitted_at))
-                         .where(requests.c.status.in_(OPEN_STATUSES))).scalar()
-    return aware(value)
-
-
-def unapplied_count(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(requests).where(
-        requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None))).scalar() or 0
-
-
-def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
-    return list(conn.execute(select(requests.c.id, requests.c.status, requests.c.attempts,
-                                    requests.c.last_error, requests.c.next_attempt_at)
-                             .where(requests.c.last_error.is_not(None), requests.c.applied_at.is_(None),
-                                    requests.c.status.in_(GRANTED_STATUSES))
-                             .order_by(requests.c.id).limit(limit)).mappings())
-
-
-def waiting_work(conn: Connection, now: datetime) -> set[str]:
-    """The cheap wake-up probe: which jobs have work right now (indexed lookups, LIMIT 1 each)."""
-    due = or_(requests.c.next_attempt_at.is_(None), requests.c.next_attempt_at <= now)
-    found = set()
-    if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due).limit(1)).first():
-        found.add("intake")
-    if conn.execute(select(requests.c.id).where(requests.c.status.in_(GRANTED_STATUSES),
-                                                requests.c.applied_at.is_(None), due).limit(1)).first():
-        found.add("apply")
-    out_due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
-    if conn.execute(select(outbox.c.id).where(outbox.c.status == "pending", out_due).limit(1)).first():
-        found.add("deliver")
-    return found
-
-
-def record_job_run(conn: Connection, job: str, worker: str, started_at: datetime, error: str | None) -> int:
-    """Remember how a job's last run went; return its count of consecutive failures."""
-    row = conn.execute(select(job_runs).where(job_runs.c.job == job)).mappings().first()
-    failures = 0 if error is None else (row["consecutive_failures"] + 1 if row else 1)
-    values = dict(worker=worker, last_started_at=started_at, consecutive_failures=failures)
-    if error is None:
-        values.update(last_ok_at=started_at)
-    else:
-        values.update(last_error_at=started_at, last_error=error[:2000])
-    if row is None:
-        conn.execute(insert(job_runs).values(job=job, **values))
-    else:
-        conn.execute(update(job_runs).where(job_runs.c.job == job).values(**values))
-    return failures
-
-
-def job_succeeded_once(conn: Connection, job: str) -> bool:
-    """Whether any daemon has ever run ``job`` without error."""
-    return conn.execute(select(job_runs.c.last_ok_at).where(job_runs.c.job == job)).scalar() is not None
-
-
-def job_health(conn: Connection) -> list[RowMapping]:
-    return list(conn.execute(select(job_runs).order_by(job_runs.c.job)).mappings())

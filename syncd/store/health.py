@@ -1,0 +1,77 @@
+"""What the daemon records of its own runs and reads to decide what to do next, and what
+``syncd status`` shows: requests per status, failing requests, job runs, waiting work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from syncd.core.model import Status
+from syncd.store.repo import GRANTED_STATUSES, OPEN_STATUSES, aware
+from syncd.store.tables import job_runs, outbox, requests
+
+def status_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status))
+    return {status: count for status, count in rows}
+
+
+def oldest_open_submitted_at(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(requests.c.submitted_at))
+                         .where(requests.c.status.in_(OPEN_STATUSES))).scalar()
+    return aware(value)
+
+
+def unapplied_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(requests).where(
+        requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None))).scalar() or 0
+
+
+def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
+    return list(conn.execute(select(requests.c.id, requests.c.status, requests.c.attempts,
+                                    requests.c.last_error, requests.c.next_attempt_at)
+                             .where(requests.c.last_error.is_not(None), requests.c.applied_at.is_(None),
+                                    requests.c.status.in_(GRANTED_STATUSES))
+                             .order_by(requests.c.id).limit(limit)).mappings())
+
+
+def waiting_work(conn: Connection, now: datetime) -> set[str]:
+    """The cheap wake-up probe: which jobs have work right now (indexed lookups, LIMIT 1 each)."""
+    due = or_(requests.c.next_attempt_at.is_(None), requests.c.next_attempt_at <= now)
+    found = set()
+    if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due).limit(1)).first():
+        found.add("intake")
+    if conn.execute(select(requests.c.id).where(requests.c.status.in_(GRANTED_STATUSES),
+                                                requests.c.applied_at.is_(None), due).limit(1)).first():
+        found.add("apply")
+    out_due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
+    if conn.execute(select(outbox.c.id).where(outbox.c.status == "pending", out_due).limit(1)).first():
+        found.add("deliver")
+    return found
+
+
+def record_job_run(conn: Connection, job: str, worker: str, started_at: datetime, error: str | None) -> int:
+    """Remember how a job's last run went; return its count of consecutive failures."""
+    row = conn.execute(select(job_runs).where(job_runs.c.job == job)).mappings().first()
+    failures = 0 if error is None else (row["consecutive_failures"] + 1 if row else 1)
+    values = dict(worker=worker, last_started_at=started_at, consecutive_failures=failures)
+    if error is None:
+        values.update(last_ok_at=started_at)
+    else:
+        values.update(last_error_at=started_at, last_error=error[:2000])
+    if row is None:
+        conn.execute(insert(job_runs).values(job=job, **values))
+    else:
+        conn.execute(update(job_runs).where(job_runs.c.job == job).values(**values))
+    return failures
+
+
+def job_succeeded_once(conn: Connection, job: str) -> bool:
+    """Whether any daemon has ever run ``job`` without error."""
+    return conn.execute(select(job_runs.c.last_ok_at).where(job_runs.c.job == job)).scalar() is not None
+
+
+def job_health(conn: Connection) -> list[RowMapping]:
+    return list(conn.execute(select(job_runs).order_by(job_runs.c.job)).mappings())
