@@ -41,8 +41,11 @@ def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, A
             problems[field] = "Ce champ ne peut pas être modifié."
             continue
         if externally_owned(field, account, mappings):
+            # Directors are sent to their referential's own page (the guide); anyone else's field
+            # owned elsewhere is an operator's choice in the mappings, with no page to point to.
             problems[field] = ("Ce champ est géré dans le Référentiel des Agents de Direction : "
-                               "merci de le modifier depuis votre page « mon profil ».")
+                               "merci de le modifier depuis votre page « mon profil »." if account.get("director")
+                               else "Ce champ est géré par un autre référentiel : il ne peut pas être modifié ici.")
             continue
         value = raw.strip() if isinstance(raw, str) else raw
         if value in (None, ""):

@@ -221,8 +221,10 @@ def test_a_phone_owned_externally_in_the_mappings_is_never_written_for_anybody(r
     dn = person(rt, ids["requester"])
     rt.directory.upsert_account(ids["requester"], {"telephoneNumber": ["04 72 00 00 02"]},
                                 rt.mappings.directory.people.object_classes)
-    with pytest.raises(ProfileRefused):
+    with pytest.raises(ProfileRefused) as refused:
         habilitations.update_profile(rt, REQUESTER, {"phone": "06 00 00 00 00"})
+    assert refused.value.problems["phone"] == ("Ce champ est géré par un autre référentiel : "
+                                               "il ne peut pas être modifié ici."), "not the directors' message"
     with transaction(rt.engine) as conn:
         conn.execute(update(accounts).where(accounts.c.id == ids["requester"]).values(
             phone="06 00 00 00 00", version=accounts.c.version + 1))
