@@ -38,16 +38,24 @@ def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
 
 
 def waiting_work(conn: Connection, now: datetime) -> set[str]:
-    """The cheap wake-up probe: which jobs have work right now (indexed lookups, LIMIT 1 each)."""
+    """The cheap wake-up probe: which jobs have work right now (indexed lookups, LIMIT 1 each).
+
+    Rows another daemon holds under a live lease are not work for this one: counting them made
+    every probe start a run that claimed nothing.
+    """
+    free = or_(requests.c.claimed_until.is_(None), requests.c.claimed_until <= now)
     due = or_(requests.c.next_attempt_at.is_(None), requests.c.next_attempt_at <= now)
     found = set()
-    if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due).limit(1)).first():
+    if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due, free)
+                    .limit(1)).first():
         found.add("intake")
     if conn.execute(select(requests.c.id).where(requests.c.status.in_(GRANTED_STATUSES),
-                                                requests.c.applied_at.is_(None), due).limit(1)).first():
+                                                requests.c.applied_at.is_(None), due, free).limit(1)).first():
         found.add("apply")
-    out_due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
-    if conn.execute(select(outbox.c.id).where(outbox.c.status == "pending", out_due).limit(1)).first():
+    mail_free = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now)
+    mail_due = or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)
+    if conn.execute(select(outbox.c.id).where(outbox.c.status == "pending", mail_due, mail_free)
+                    .limit(1)).first():
         found.add("deliver")
     return found
 
