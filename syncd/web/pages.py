@@ -354,6 +354,9 @@ _RESET_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,200}")   # secrets.token_urlsafe(32
 RESET_FAILURE_BURST = 20
 RESET_FAILURE_REFILL_SECONDS = 30.0
 LDAP_CONSTRAINT_VIOLATION = 19        # what ppolicy answers a password it refuses
+# The links' lifetimes as the refusal page states them, from the durations that set them.
+_RESET_HOURS = int(passwords.RESET_TTL.total_seconds() // 3600)
+_FIRST_PASSWORD_DAYS = passwords.FIRST_PASSWORD_TTL.days
 
 PASSWORD_ERRORS_FR = {
     "empty": "Saisissez votre nouveau mot de passe.",
@@ -418,7 +421,8 @@ def _reset_link_refused() -> HTMLResponse:
     """One answer for a token unknown, used, expired or malformed: it says nothing about an account."""
     return message(410, "Ce lien n'est plus valable",
                    "Ce lien de changement de mot de passe ne peut pas être utilisé : il a expiré (il est valable "
-                   "24 heures, ou 7 jours pour le premier mot de passe d'un nouveau compte), il a déjà servi, ou "
+                   f"{_RESET_HOURS} heures, ou {_FIRST_PASSWORD_DAYS} jours pour le premier mot de passe d'un "
+                   "nouveau compte), il a déjà servi, ou "
                    "il est incomplet (vérifiez qu'il a été copié en entier).",
                    "Si vous venez de choisir votre mot de passe avec ce lien, il est bien enregistré : "
                    "connectez-vous avec.", NEW_LINK_FR, kind="error")
@@ -439,10 +443,9 @@ def _reset_unavailable(text: str) -> HTMLResponse:
     return response
 
 
-def _reset_form(svc: "Services", token: str, status: int = 200,
+def _reset_form(svc: "Services", key: str, token: str, status: int = 200,
                 errors: dict[str, str] | None = None) -> HTMLResponse:
-    key = svc.signing_key
-    assert key is not None
+    """The form; ``key`` is the signing key, which the caller has checked is set."""
     return render("password_reset.html", status, title="Choisir un nouveau mot de passe", action=RESET_PATH,
                   token=token, csrf=links.form_token(key, _reset_binding(key, token), svc.now()),
                   errors=errors or {}, min_length=passwords.MIN_PASSWORD_LENGTH)
@@ -480,7 +483,8 @@ def _set_password(svc: "Services", token: str, password: str) -> str:
 @router.api_route(RESET_PATH, methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def reset_form(request: Request, token: str = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    if svc.signing_key is None:
+    key = svc.signing_key
+    if key is None:
         return _reset_disabled()
     limit, who = _failure_limit(request), _client(request)
     wait = limit.wait(who)
@@ -495,7 +499,7 @@ async def reset_form(request: Request, token: str = "") -> HTMLResponse:
         limit.failed(who)
         log.info("password_reset_link_refused", client=who, method=request.method)
         return _reset_link_refused()
-    return _reset_form(svc, token)
+    return _reset_form(svc, key, token)
 
 
 @router.post(RESET_PATH, response_class=HTMLResponse)
@@ -532,11 +536,11 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
         return _reset_link_refused()
     errors = _password_errors(password, confirmation)
     if errors:
-        return _reset_form(svc, token, 400, errors)
+        return _reset_form(svc, key, token, 400, errors)
     try:
         await run_in_threadpool(_set_password, svc, token, password)
     except passwords.WeakPassword as exc:         # e.g. it holds the person's name
-        return _reset_form(svc, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
+        return _reset_form(svc, key, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
     except passwords.ResetRefused:                # used a moment ago, through another tab
         return _reset_link_refused()
     except TemporaryError:                        # LDAP or the database: rolled back, the link stays good
@@ -545,7 +549,7 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
         refusal = _directory_refusal(exc)
         if refusal is not None:
             log.info("password_refused_by_directory", result_code=getattr(exc, "result_code", None))
-            return _reset_form(svc, token, 400, {"password": refusal})
+            return _reset_form(svc, key, token, 400, {"password": refusal})
         log.error("password_reset_failed", error=str(exc))
         return message(500, "Votre mot de passe n'a pas pu être enregistré",
                        "Une erreur empêche d'enregistrer votre mot de passe. Votre lien reste valable ; si le problème "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,20 @@ def server(rt, port):
     thread.join(timeout=10)
 
 
+@contextmanager
+def french_page_without_javascript(browser, url: str):
+    """A tab of a French browser with JavaScript off, opened on ``url``, which must answer 200 in French."""
+    context = browser.new_context(locale="fr-FR", java_script_enabled=False)
+    page = context.new_page()
+    try:
+        response = page.goto(url)
+        assert response.status == 200
+        assert page.get_attribute("html", "lang") == "fr"
+        yield page
+    finally:
+        context.close()
+
+
 @SQLITE_ONLY
 def test_a_correspondent_refuses_from_the_mail_link_in_a_browser(browser, server, rt, daemon, smtp_server, tmp_path):
     from tests.scenarios.helpers import habilitation, people
@@ -83,12 +98,7 @@ def test_a_correspondent_refuses_from_the_mail_link_in_a_browser(browser, server
     [url] = links_in(mails_to(smtp_server, CORRESPONDENT)[-1])
     assert url.startswith(server + "/decide/")
 
-    context = browser.new_context(locale="fr-FR", java_script_enabled=False)
-    page = context.new_page()
-    try:
-        response = page.goto(url)
-        assert response.status == 200
-        assert page.get_attribute("html", "lang") == "fr"
+    with french_page_without_javascript(browser, url) as page:
         assert page.get_by_role("heading", level=1).inner_text() == "Demande d'habilitation à valider"
         assert page.get_by_text("Accords locaux - Accès organisme").is_visible()
         page.screenshot(path=str(tmp_path / "decide.png"), full_page=True)
@@ -111,8 +121,6 @@ def test_a_correspondent_refuses_from_the_mail_link_in_a_browser(browser, server
         assert nav.value.status == 200
         assert "Votre décision a été enregistrée" in page.get_by_role("heading", level=1).inner_text()
         page.screenshot(path=str(tmp_path / "done.png"), full_page=True)
-    finally:
-        context.close()
 
     row = request_row(rt, request_id)
     assert (row["status"], row["comment"]) == ("refused", "Poste sans lien avec les accords locaux")

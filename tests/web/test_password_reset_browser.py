@@ -18,6 +18,7 @@ from syncd.jobs import passwords
 from tests.scenarios.helpers import REQUESTER, mails_to, people, person
 from tests.web.conftest import SQLITE_ONLY
 from tests.web.test_browser import browser, port, server, web_base_url  # noqa: F401 - fixtures
+from tests.web.test_browser import french_page_without_javascript
 
 pytestmark = pytest.mark.slapd
 
@@ -45,12 +46,7 @@ def test_a_person_sets_a_new_password_from_the_mail_link_in_a_browser(browser, s
     [url] = RESET_LINK.findall(mails_to(smtp_server, REQUESTER)[-1].get_body(("plain",)).get_content())
     assert url.startswith(server + "/password/reset?token=")
 
-    context = browser.new_context(locale="fr-FR", java_script_enabled=False)
-    page = context.new_page()
-    try:
-        response = page.goto(url)
-        assert response.status == 200
-        assert page.get_attribute("html", "lang") == "fr"
+    with french_page_without_javascript(browser, url) as page:
         assert page.get_by_role("heading", level=1).inner_text() == "Choisir un nouveau mot de passe"
         password = page.get_by_label("Nouveau mot de passe (obligatoire)", exact=True)
         confirmation = page.get_by_label("Confirmation du nouveau mot de passe (obligatoire)", exact=True)
@@ -86,8 +82,6 @@ def test_a_person_sets_a_new_password_from_the_mail_link_in_a_browser(browser, s
         # The mail's link now leads nowhere.
         assert page.goto(url).status == 410
         assert "Ce lien n'est plus valable" in page.get_by_role("heading", level=1).inner_text()
-    finally:
-        context.close()
 
     assert simple_bind(ldap_settings, dn, NEW_PASSWORD)
     assert not simple_bind(ldap_settings, dn, NEW_PASSWORD.replace("roux", "noirs"))
