@@ -119,7 +119,7 @@ def _runtime(args, *, require_schema: bool = True):
     from syncd.store.migrate import is_up_to_date
 
     settings, mappings = _load(args)
-    engine = make_engine(settings.database_url, echo=settings.database.echo)
+    engine = make_engine(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size)
     if require_schema and not is_up_to_date(settings.database_url):
         raise ConfigError("the database schema is not up to date: run `syncd db upgrade` first")
     return Runtime(settings, mappings, engine, worker_id=settings.worker_id or default_worker_id())

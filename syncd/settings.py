@@ -33,6 +33,9 @@ class DatabaseSettings(_Section):
     url: str = "sqlite:///var/syncd.db"
     echo: bool = False
     lease_seconds: int = Field(default=300, ge=5)   # how long a claim on a request holds
+    # PostgreSQL connections each process keeps open; `syncd web` also runs at most this many
+    # database calls at once (the others wait their turn in the process).
+    pool_size: int = Field(default=5, ge=1, le=100)
 
 
 class TlsSettings(_Section):

@@ -47,7 +47,9 @@ def make_runtime(db_url, ldap_settings, ldap_layout, smtp_settings, clock):
                   "smtp": smtp_settings.model_dump(), "web": {"base_url": WEB_BASE_URL},
                   "jobs": {"max_backoff_seconds": 60}}
         values.update(sections)
-        runtime = Runtime(Settings(**values), mappings(base_dn=ldap_layout.base_dn), make_engine(db_url),
+        settings = Settings(**values)
+        runtime = Runtime(settings, mappings(base_dn=ldap_layout.base_dn),
+                          make_engine(db_url, pool_size=settings.database.pool_size),
                           clock=clock, worker_id="test-worker")
         made.append(runtime)
         return runtime

@@ -14,11 +14,21 @@ Taking the write lock up front means two writers queue on the busy timeout; with
 BEGIN, a transaction that read first and writes later would fail with "database is locked"
 half-way, where waiting cannot help. Pure readers may ask for a deferred ``BEGIN`` with
 ``transaction(engine, readonly=True)``; in WAL mode they then never wait.
+
+PostgreSQL connections are pinged before use when they sat idle in the pool for more than
+``PING_AFTER_IDLE_SECONDS``, and all of them for ``PING_ALL_AFTER_DISCONNECT_SECONDS`` after the
+engine saw a connection die (``ping_when_in_doubt``). SQLAlchemy's ``pool_pre_ping`` pings on
+every checkout: one round trip more per transaction, a tenth of a web decision's cost. In
+steady use a connection was alive a moment ago; what is left uncovered is a server that went away
+less than a second after a connection's last use, with no error seen yet: the first statement on
+it fails as a disconnect, SQLAlchemy replaces the whole pool, and the caller gets
+``StoreUnavailable`` (retry later), as the transactions in flight at that moment do anyway.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +56,8 @@ SQLITE_BEGIN_OPTION = "syncd_sqlite_begin"
 DEFAULT_SQLITE_BUSY_TIMEOUT = 15.0  # seconds a writer waits for the SQLite write lock
 DEFAULT_PG_CONNECT_TIMEOUT = 10     # seconds
 DEFAULT_PG_LOCK_TIMEOUT_MS = 30_000  # a statement waiting longer for a lock fails (55P03: temporary)
+PING_AFTER_IDLE_SECONDS = 1.0       # a pooled connection idle longer than this is pinged before use
+PING_ALL_AFTER_DISCONNECT_SECONDS = 30.0   # every connection is, this long after one was seen dead
 
 # PostgreSQL SQLSTATEs (and classes) worth retrying.
 _PG_TEMPORARY_SQLSTATES = frozenset({
@@ -157,16 +169,52 @@ def _make_postgresql_engine(url: URL, echo: bool, pool_size: int, max_overflow: 
         connect_args["application_name"] = "syncd"
     if "options" not in url.query:
         connect_args["options"] = f"-c lock_timeout={DEFAULT_PG_LOCK_TIMEOUT_MS}"
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,      # a connection dropped by a restart or a firewall is replaced
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=30,         # waiting longer for a pooled connection raises StoreUnavailable
         pool_recycle=1800,       # stay under idle-connection cut-offs of proxies and firewalls
         connect_args=connect_args,
     )
+    ping_when_in_doubt(engine, PING_AFTER_IDLE_SECONDS, PING_ALL_AFTER_DISCONNECT_SECONDS)
+    return engine
+
+
+def ping_when_in_doubt(engine: Engine, idle_seconds: float, after_disconnect_seconds: float) -> None:
+    """Ping a pooled connection at checkout when it was idle for more than ``idle_seconds``, or
+    when the engine saw a connection die less than ``after_disconnect_seconds`` ago (a restart or
+    a fail-over kills the idle ones too). One that does not answer is replaced: the pool retries
+    with a fresh one (SQLAlchemy's ``DisconnectionError`` protocol of the ``checkout`` event)."""
+    last_disconnect = [float("-inf")]
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        if context.is_disconnect:
+            last_disconnect[0] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["syncd_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("syncd_idle_since", None)
+        now = time.monotonic()
+        if since is None:
+            return   # connected just now
+        if now - since <= idle_seconds and now - last_disconnect[0] > after_disconnect_seconds:
+            return   # in use a moment ago, and no sign of trouble
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure means "do not use this one"
+            last_disconnect[0] = time.monotonic()
+            log.info("store_connection_replaced", reason=_first_line(exc))
+            raise sa_exc.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise sa_exc.DisconnectionError("the connection did not answer the ping")
 
 
 # The INSERT constructs that know ON CONFLICT DO NOTHING, per dialect (both engines syncd runs on).

@@ -356,7 +356,7 @@ async def decide(request: Request, decision: DecisionIn, request_id: Annotated[i
         raise ApiError(DECISION_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
     nonce.recorded = True
     svc.metrics.decisions.labels(verdict.value, "api").inc()
-    log.info("api_decision", request_id=request_id, client=client, status=t.to_status.value)
+    # decide_request logged it (`request_decided`, channel "api:<client>"): one line per decision.
     return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(
         t.to_status.value), decided_at=t.at, decided_by=t.decided_by or "", comment=t.comment)
 

@@ -8,9 +8,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy.pool import NullPool
 
 from syncd.errors import ConfigError, StoreRejected, StoreUnavailable
+from syncd.store import db
 from syncd.store.db import make_engine, transaction, translate_errors
 from syncd.store.tables import accounts, organisations, requests
 
@@ -217,6 +219,82 @@ def test_a_postgresql_lock_timeout_raises_store_unavailable(postgres_url):
                     conn.execute(update(requests).where(requests.c.id == rid).values(attempts=2))
     finally:
         engine.dispose()
+
+
+def _backend_pid(engine) -> int:
+    with transaction(engine) as conn:
+        return conn.execute(text("select pg_backend_pid()")).scalar_one()
+
+
+def _terminate(url: str, pid: int) -> None:
+    killer = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with killer.connect() as conn:
+            assert conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    finally:
+        killer.dispose()
+
+
+@pytest.fixture
+def pg_engine_pinging_after(postgres_url, monkeypatch):
+    """A PostgreSQL engine whose pool pings connections idle for more than the given seconds."""
+    made = []
+
+    def make(idle_seconds: float):
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", idle_seconds)
+        engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(pg_engine_pinging_after, postgres_url):
+    engine = pg_engine_pinging_after(0.05)
+    first = _backend_pid(engine)
+    _terminate(postgres_url, first)
+    time.sleep(0.2)
+    assert _backend_pid(engine) != first      # no error reached the caller
+
+
+@pytest.mark.postgres
+def test_a_connection_in_steady_use_is_not_pinged_but_one_left_idle_is(pg_engine_pinging_after, monkeypatch):
+    engine = pg_engine_pinging_after(0.3)
+    pings = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_conn: pings.append(1) or real_ping(dbapi_conn))
+    for _ in range(20):
+        _backend_pid(engine)
+    assert pings == []
+    time.sleep(0.5)
+    _backend_pid(engine)
+    assert pings == [1]
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_right_after_use_fails_once_as_temporary_and_the_pool_recovers(
+        pg_engine_pinging_after, postgres_url):
+    engine = pg_engine_pinging_after(60)
+    first = _backend_pid(engine)
+    _terminate(postgres_url, first)
+    with pytest.raises(StoreUnavailable):
+        _backend_pid(engine)
+    assert _backend_pid(engine) != first
+
+
+@pytest.mark.postgres
+def test_after_a_connection_died_even_one_used_a_moment_ago_is_pinged(pg_engine_pinging_after, postgres_url):
+    engine = pg_engine_pinging_after(60)
+    _terminate(postgres_url, _backend_pid(engine))
+    with pytest.raises(StoreUnavailable):
+        _backend_pid(engine)
+    # The server is in trouble: the replacement dies too, right after use; this time the ping finds it.
+    second = _backend_pid(engine)
+    _terminate(postgres_url, second)
+    assert _backend_pid(engine) != second
 
 
 def test_translate_errors_also_works_as_a_decorator(engine):
