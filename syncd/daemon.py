@@ -44,7 +44,7 @@ DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile"})
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
 SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile",
-                            "audit_seal"})
+                            "retention", "audit_seal"})
 
 
 # The daemon's own series, served on settings.metrics.listen (the web process serves the
@@ -76,7 +76,7 @@ class Job:
 
 def default_jobs(rt: Runtime) -> list[Job]:
     from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, reconcile,
-                            routing, tacit)
+                            retention, routing, tacit)
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -89,6 +89,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),
         Job("reconcile", reconcile.reconcile, rt.settings.reconcile.interval_seconds),
+        Job("retention", retention.erase_old_mail_content, j.retention_seconds),
         Job("audit_seal", audit_seal.seal_audit, j.audit_seal_seconds),   # last: `once` seals what it wrote
     ]
 

@@ -26,7 +26,9 @@ def dispatch(args, runtime_factory) -> int | None:
             with transaction(rt.engine, readonly=True) as conn:
                 rows = outbox.failed(conn)
             for r in rows:
-                note = "" if r["resendable"] else "  (its link was erased: the person needs a new one)"
+                note = "" if r["resendable"] else (
+                    "  (its content was erased after smtp.keep_content_days: it cannot be sent again)"
+                    if r["content_erased_at"] else "  (its link was erased: the person needs a new one)")
                 print(f"{r['id']:>8}  {r['created_at']:%Y-%m-%d %H:%M}  {r['template']:<28} {r['recipient']}  "
                       f"after {r['attempts']} tries: {r['last_error']}{note}")
             print(f"{len(rows)} failed mails" + (" (the newest 100)" if len(rows) == 100 else ""))
@@ -38,7 +40,7 @@ def dispatch(args, runtime_factory) -> int | None:
             again, left = outbox.retry_failed(conn, None if args.all_failed else args.ids, rt.clock())
         print(f"{len(again)} mails queued again")
         if left:
-            print(f"left failed, their link erased (the person needs a new one): {', '.join(map(str, left))}")
+            print(f"left failed, their link or content erased (they cannot be sent again): {', '.join(map(str, left))}")
         not_failed = sorted(set(args.ids) - set(again) - set(left))
         if not_failed:
             print(f"not failed mails, nothing done: {', '.join(map(str, not_failed))}", file=sys.stderr)

@@ -66,6 +66,9 @@ class SmtpSettings(_Section):
     timeout_seconds: float = 10
     # The language of the notifications (templates in syncd/mail/templates/<language>/).
     language: Literal["fr", "en"] = "fr"
+    # Mails sent or given up on keep what was written into them (names, comments, the reason a
+    # send failed) this many days; then the retention job erases it (syncd.jobs.retention).
+    keep_content_days: int = Field(default=90, ge=1, le=3650)
 
 
 class WebSettings(_Section):
@@ -82,6 +85,7 @@ class JobSettings(_Section):
     provision_seconds: float = Field(default=300, gt=0)
     # How often new audit rows are sealed into the hash chain (syncd.store.audit).
     audit_seal_seconds: float = Field(default=5, gt=0)
+    retention_seconds: float = Field(default=3600, gt=0)   # how often old mail content is erased
     wake_poll_seconds: float = Field(default=0.5, gt=0)  # how often to look for new work
     batch_size: int = Field(default=500, ge=1)
     # Requests claimed per apply pass: the more per pass, the more values per group modify

@@ -133,9 +133,10 @@ def failed(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     """The mails given up on, newest first: what ``syncd outbox failed`` lists."""
     with translate_store_errors("list failed mails"):
         rows = conn.execute(select(outbox.c.id, outbox.c.created_at, outbox.c.recipient, outbox.c.template,
-                                   outbox.c.attempts, outbox.c.last_error, outbox.c.context)
+                                   outbox.c.attempts, outbox.c.last_error, outbox.c.context,
+                                   outbox.c.content_erased_at)
                             .where(outbox.c.status == "failed").order_by(outbox.c.id.desc()).limit(limit)).mappings()
-        return [dict(r) | {"resendable": not _secret_erased(r["context"])} for r in rows]
+        return [dict(r) | {"resendable": _resendable(r)} for r in rows]
 
 
 def retry_failed(conn: Connection, ids: Sequence[int] | None, now: datetime) -> tuple[list[int], list[int]]:
@@ -146,19 +147,37 @@ def retry_failed(conn: Connection, ids: Sequence[int] | None, now: datetime) -> 
     it is left failed, and the person needs a new link.
     """
     with translate_store_errors("retry failed mails"):
-        query = select(outbox.c.id, outbox.c.context).where(outbox.c.status == "failed")
+        query = select(outbox.c.id, outbox.c.context, outbox.c.content_erased_at).where(outbox.c.status == "failed")
         if ids is not None:
             query = query.where(outbox.c.id.in_(list(ids)))
-        rows = conn.execute(query.order_by(outbox.c.id)).all()
-        again = [r.id for r in rows if not _secret_erased(r.context)]
+        rows = conn.execute(query.order_by(outbox.c.id)).mappings().all()
+        again = [r["id"] for r in rows if _resendable(r)]
         if again:
             conn.execute(update(outbox).where(outbox.c.id.in_(again), outbox.c.status == "failed").values(
                 status="pending", attempts=0, next_attempt_at=_utc(now), claimed_by=None, claimed_until=None))
-    return again, [r.id for r in rows if r.id not in set(again)]
+    return again, [r["id"] for r in rows if r["id"] not in set(again)]
 
 
-def _secret_erased(context: Any) -> bool:
-    return isinstance(context, dict) and any(context.get(k) is None for k in context.get("secret_keys") or ())
+def erase_old_content(conn: Connection, *, created_before: datetime, now: datetime, limit: int = 5000) -> int:
+    """Empty the context and last error of up to ``limit`` mails sent or given up on and created
+    before ``created_before``; return how many. Recipient, template, dates, status and dedupe key
+    stay: they say that a mail went out, and the dedupe key still stops it from being queued again.
+    """
+    with translate_store_errors("erase old mail content"):
+        ids = select(outbox.c.id).where(outbox.c.content_erased_at.is_(None), outbox.c.status.in_(("sent", "failed")),
+                                        outbox.c.created_at < _utc(created_before)).order_by(outbox.c.id).limit(limit)
+        done = conn.execute(update(outbox).where(outbox.c.id.in_(ids.scalar_subquery()))
+                            .values(context={}, last_error=None, content_erased_at=_utc(now))).rowcount
+    if done:
+        log.info("outbox_content_erased", count=done)
+    return done
+
+
+def _resendable(row: Mapping[str, Any]) -> bool:
+    """A failed mail can be sent again unless its content or its secret link was erased."""
+    context = row["context"]
+    secret_erased = isinstance(context, dict) and any(context.get(k) is None for k in context.get("secret_keys") or ())
+    return row["content_erased_at"] is None and not secret_erased
 
 
 # ---------------------------------------------------------------------------------------------

@@ -232,9 +232,14 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("claimed_by", String(100), nullable=True),        # worker holding it (syncd.store.queue)
     Column("claimed_until", UtcTime, nullable=True),
+    # When the retention job emptied ``context`` and ``last_error`` (migration 0006).
+    Column("content_erased_at", UtcTime, nullable=True),
     CheckConstraint("status in ('pending','sent','failed')", name="status"),
 )
 Index("ix_outbox_status_next_attempt", outbox.c.status, outbox.c.next_attempt_at)
+# The mails whose content is still kept, by age: what the retention job looks through.
+Index("ix_outbox_content_kept", outbox.c.created_at, sqlite_where=outbox.c.content_erased_at.is_(None),
+      postgresql_where=outbox.c.content_erased_at.is_(None))
 
 password_resets = Table(
     "password_resets",

@@ -47,7 +47,7 @@ def test_retrying_queues_the_mail_again_with_its_tries_from_zero_and_leaves_an_e
     engine, refused, link = given_up
     assert main(["-c", str(cli_config), "outbox", "retry", "--all-failed"]) == 0
     out = capsys.readouterr().out
-    assert "1 mails queued again" in out and f"their link erased (the person needs a new one): {link}" in out
+    assert "1 mails queued again" in out and f"their link or content erased (they cannot be sent again): {link}" in out
     with transaction(engine) as conn:
         rows = {r.id: r for r in conn.execute(select(outbox))}
     assert (rows[refused].status, rows[refused].attempts, rows[refused].last_error) == ("pending", 0,
@@ -67,3 +67,16 @@ def test_retrying_a_mail_that_did_not_fail_says_so_and_exits_non_zero(cli_config
     assert main(["-c", str(cli_config), "outbox", "retry", str(refused), "987654"]) == 1
     captured = capsys.readouterr()
     assert "1 mails queued again" in captured.out and "not failed mails, nothing done: 987654" in captured.err
+
+
+def test_a_failed_mail_emptied_by_the_retention_job_is_listed_as_not_sendable_again(cli_config, given_up, capsys):
+    engine, refused, _ = given_up
+    with transaction(engine) as conn:
+        conn.execute(update(outbox).where(outbox.c.id == refused).values(context={}, last_error=None,
+                                                                         content_erased_at=T))
+    assert main(["-c", str(cli_config), "outbox", "failed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.split()[0] == str(refused) and "content was erased" in line and "cannot be sent again" in line
+               for line in out)
+    assert main(["-c", str(cli_config), "outbox", "retry", str(refused)]) == 0
+    assert f"cannot be sent again): {refused}" in capsys.readouterr().out
