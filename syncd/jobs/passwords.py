@@ -5,7 +5,7 @@ once before ``RESET_TTL``. The new password goes to LDAP through the Password Mo
 operation (RFC 3062), so the server hashes it with its own scheme; syncd never stores it.
 The outbox holds the link only until the mail is sent (delivery erases it).
 
-The web page behind the link (``syncd.web.pages``, ``/password/reset``) checks a token with
+The web page behind the link (``syncd.web.password_page``, ``/password/reset``) checks a token with
 ``reset_is_usable`` (read-only: opening the link consumes nothing) and the new password with
 ``check_password``, then calls ``reset_password``, which checks both again under the token's
 row lock.

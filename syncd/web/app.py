@@ -3,8 +3,9 @@
 ``create_app(rt)`` (or ``create_app(factory)``, called at start-up) returns the app:
 
 * ``/api/v1/…``         the HMAC-signed JSON API (``syncd.web.api``), described by ``/openapi.json``;
-* ``/decide/{token}``   the decision page of the signed links in the deciders' mails (``syncd.web.pages``);
-* ``/password/reset``   the page behind the « mot de passe oublié » and first-password links (same module);
+* ``/decide/{token}``   the decision page of the signed links in the deciders' mails (``syncd.web.decision_page``);
+* ``/password/reset``   the page behind the « mot de passe oublié » and first-password links
+                        (``syncd.web.password_page``); both rendered by ``syncd.web.pages``;
 * ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
@@ -41,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from syncd.errors import ConfigError, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store.db import transaction
-from syncd.web import api, auth, links, pages, tokens
+from syncd.web import api, auth, decision_page, links, pages, password_page, tokens
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -276,7 +277,8 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
                   docs_url=None, redoc_url=None)
     app.state.syncd = svc
     app.include_router(api.router)
-    app.include_router(pages.router)
+    app.include_router(decision_page.router)
+    app.include_router(password_page.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -17,7 +17,7 @@ from syncd.directory.connection import error_for_result
 from syncd.jobs import passwords
 from syncd.store.db import transaction
 from syncd.store.tables import password_resets
-from syncd.web import create_app, links, pages
+from syncd.web import create_app, links, password_page
 from tests.fixtures_smtp import free_port
 from tests.fixtures_runtime import WEB_BASE_URL
 from tests.scenarios.helpers import REQUESTER, mails_to, people, person
@@ -109,7 +109,7 @@ def test_opening_the_link_shows_a_french_form_and_consumes_nothing(link, client,
 def test_two_different_entries_show_the_error_and_keep_the_link(link, client, account, rt):
     refused = client.post(RESET, data=form_of(client, link) | {"password": GOOD, "confirmation": GOOD + "s"})
     assert refused.status_code == 400
-    assert 'role="alert"' in refused.text and pages.CONFIRMATION_MISMATCH in text(refused)
+    assert 'role="alert"' in refused.text and password_page.CONFIRMATION_MISMATCH in text(refused)
     assert re.search(r'id="confirmation"[^>]*aria-invalid="true"[^>]*autofocus', refused.text)
     assert 'aria-describedby="confirmation-error confirmation-hint"' in refused.text
     assert GOOD not in refused.text                 # what was typed is never sent back
@@ -133,7 +133,7 @@ def test_two_different_entries_show_the_error_and_keep_the_link(link, client, ac
 def test_a_password_the_policy_refuses_shows_why_and_keeps_the_link(link, client, account, rt, password, code):
     refused = client.post(RESET, data=form_of(client, link) | {"password": password, "confirmation": password})
     assert refused.status_code == 400
-    assert pages.PASSWORD_ERRORS_FR[code] in text(refused)
+    assert password_page.PASSWORD_ERRORS_FR[code] in text(refused)
     assert re.search(r'id="password"[^>]*aria-invalid="true"[^>]*autofocus', refused.text)
     assert reset_row(rt, token_of(link))["used_at"] is None
     if code != "characters":       # those an LDAP client refuses to send at all
@@ -155,9 +155,9 @@ def test_a_post_without_a_genuine_form_token_is_refused_and_changes_nothing(link
     forged = [
         {},                                                                        # no form token
         {"csrf": "x"},
-        {"csrf": links.form_token("another-key-" + "0" * 32, pages._reset_binding(SIGNING_KEY, token), clock())},
+        {"csrf": links.form_token("another-key-" + "0" * 32, password_page._reset_binding(SIGNING_KEY, token), clock())},
         {"csrf": links.form_token(SIGNING_KEY, "some-decision-link-id", clock())},  # a decision form's
-        {"csrf": links.form_token(SIGNING_KEY, pages._reset_binding(SIGNING_KEY, secrets.token_urlsafe(32)),
+        {"csrf": links.form_token(SIGNING_KEY, password_page._reset_binding(SIGNING_KEY, secrets.token_urlsafe(32)),
                                   clock())},                                       # another reset link's
     ]
     for extra in forged:
@@ -212,7 +212,7 @@ def test_an_unknown_link_gets_the_same_answer_as_a_used_or_expired_one(link, cli
     clock.advance(days=2)
     assert client.get(link).text == unknown.text                    # used and expired
     forged = {"token": secrets.token_urlsafe(32), "password": GOOD, "confirmation": GOOD}
-    forged["csrf"] = links.form_token(SIGNING_KEY, pages._reset_binding(SIGNING_KEY, forged["token"]), clock())
+    forged["csrf"] = links.form_token(SIGNING_KEY, password_page._reset_binding(SIGNING_KEY, forged["token"]), clock())
     response = client.post(RESET, data=forged)
     assert (response.status_code, response.text) == (410, unknown.text)
 
@@ -239,7 +239,7 @@ def test_a_password_the_directory_refuses_is_a_form_error(link, client, account,
                                operation="password modify", dn="uid=x")
     monkeypatch.setattr(rt.directory, "set_password", ppolicy)
     refused = client.post(RESET, data=form_of(client, link) | {"password": GOOD, "confirmation": GOOD})
-    assert refused.status_code == 400 and pages.PASSWORD_ERRORS_FR["history"] in text(refused)
+    assert refused.status_code == 400 and password_page.PASSWORD_ERRORS_FR["history"] in text(refused)
     assert 'aria-invalid="true"' in refused.text
     assert reset_row(rt, token_of(link))["used_at"] is None
 
@@ -255,7 +255,7 @@ def test_a_password_the_directory_refuses_is_a_form_error(link, client, account,
 @SQLITE_ONLY
 def test_failed_attempts_are_rate_limited_per_address(link, client, app, account, rt):
     now = [0.0]
-    app.state.password_reset_limit = pages.FailureLimit(burst=3, refill_seconds=60, monotonic=lambda: now[0])
+    app.state.password_reset_limit = password_page.FailureLimit(burst=3, refill_seconds=60, monotonic=lambda: now[0])
     for _ in range(3):
         assert client.get(f"{RESET}?token={secrets.token_urlsafe(32)}").status_code == 410
     limited = client.get(f"{RESET}?token={secrets.token_urlsafe(32)}")
