@@ -1,235 +1,52 @@
-"""The operator's YAML mappings: directory layout, applications and roles, organisations, domains.
+"""Loading the mappings folder: read each file, merge the sections, validate, report every problem.
 
-The models below are the validated, frozen form every other module uses. ``load_mappings``
-reads every ``*.yaml`` file of the mappings folder, merges their top-level sections and
-reports each problem with its file, line and a plain sentence (see ``syncd check-config``).
+``load_mappings`` reads every ``*.yaml`` file of the folder, checks it with the models and
+with the cross-checks the models cannot make, and raises one ``ConfigError`` listing every
+problem with its file and line (see ``syncd check-config``).
 """
 
 from __future__ import annotations
 
-import functools
-
-import difflib
 import os
-import re
-import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from syncd.core.model import Management
 from syncd.errors import ConfigError
-
-Ownership = Literal["syncd", "external"]
-_KEY = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AttributeMapping(_Frozen):
-    """Where one account field lives in LDAP, and who owns its value."""
-
-    ldap: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
-    owner: Ownership = "syncd"
-    # Owned by an external referential for directors ("ADD") only: syncd writes it for others.
-    external_for_directors: bool = False
-
-
-class BranchLayout(_Frozen):
-    branch: str                       # RDN sequence relative to base_dn, e.g. "ou=people"
-    rdn_attribute: str
-    object_classes: tuple[str, ...]
-
-
-class PeopleLayout(BranchLayout):
-    attributes: dict[str, AttributeMapping]
-    disabled_attribute: str = "syncdAccountStatus"
-
-
-class GroupLayout(BranchLayout):
-    member_attribute: str = "member"
-    # groupOfNames requires one member: this DN is always kept in every role group so a
-    # role with no members left stays a valid entry. It names no person.
-    placeholder_member: str
-
-
-class DirectoryLayout(_Frozen):
-    base_dn: str
-    people: PeopleLayout
-    organisations: BranchLayout
-    groups: GroupLayout
-
-
-class Role(_Frozen):
-    key: str = Field(pattern=_KEY)
-    label: str = Field(min_length=1, max_length=200)
-    group: str = Field(min_length=1, max_length=200)   # value of the group's RDN attribute
-    management: Management | None = None               # None: the application's
-    tacit_delay_days: int | None = Field(default=None, ge=1, le=365)
-    restriction: Literal["internal_only"] | None = None
-    validity_months: int | None = Field(default=None, ge=1, le=120)
-    ownership: Literal["exclusive", "shared"] = "exclusive"
-
-
-class Application(_Frozen):
-    key: str = Field(pattern=_KEY)
-    label: str = Field(min_length=1, max_length=200)
-    management: Management = Management.LOCAL
-    roles: tuple[Role, ...] = Field(min_length=1)
-
-
-class Organisation(_Frozen):
-    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    name: str = Field(min_length=1, max_length=200)
-    branch: str = Field(min_length=1, max_length=64)
-
-
-class Policy(_Frozen):
-    """Workflow delays and defaults; per-role settings override these."""
-
-    tacit_delay_days: int = Field(default=10, ge=1, le=365)
-    account_tacit_delay_days: int = Field(default=10, ge=1, le=365)
-    calendar: Literal["calendar_days", "business_days_fr"] = "calendar_days"
-    reminder_days_before: tuple[int, ...] = (3, 1)
-    terms_version: str = "1"
-
-
-class Mappings(_Frozen):
-    directory: DirectoryLayout
-    applications: tuple[Application, ...]
-    organisations: tuple[Organisation, ...]
-    internal_email_domains: tuple[str, ...]
-    policy: Policy = Policy()
-
-    def role(self, key: str) -> Role | None:
-        return self._roles.get(key)
-
-    def application_of(self, role_key: str) -> Application | None:
-        return self._applications_by_role.get(role_key)
-
-    def management_of(self, role_key: str) -> Management:
-        role = self.role(role_key)
-        app = self.application_of(role_key)
-        if role is None or app is None:
-            raise KeyError(role_key)
-        return role.management or app.management
-
-    def tacit_delay_of(self, role_key: str) -> int:
-        role = self.role(role_key)
-        if role is None:
-            raise KeyError(role_key)
-        return role.tacit_delay_days or self.policy.tacit_delay_days
-
-    def organisation(self, code: str) -> Organisation | None:
-        return self._organisations.get(code)
-
-    # Indexes built once per (immutable) Mappings: jobs look roles up for every request of a
-    # batch, and rebuilding the index each time showed in apply's profile.
-    @functools.cached_property
-    def _roles(self) -> dict[str, Role]:
-        return {r.key: r for app in self.applications for r in app.roles}
-
-    @functools.cached_property
-    def _applications_by_role(self) -> dict[str, Application]:
-        found: dict[str, Application] = {}
-        for app in self.applications:
-            for r in app.roles:
-                found.setdefault(r.key, app)     # the first, as the linear search it replaces
-        return found
-
-    @functools.cached_property
-    def _organisations(self) -> dict[str, Organisation]:
-        found: dict[str, Organisation] = {}
-        for o in self.organisations:
-            found.setdefault(o.code, o)
-        return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading: read the folder, merge the sections, validate, cross-check, report every problem.
-# ---------------------------------------------------------------------------------------------
-
-SECTIONS: tuple[str, ...] = tuple(Mappings.model_fields)
-
-# The account fields a ``directory.people.attributes`` entry may map (columns of ``accounts``).
-ACCOUNT_FIELDS: tuple[str, ...] = (
-    "civility", "given_name", "family_name", "birth_name", "email", "contact_email", "phone",
-    "primary_organisation", "secondary_organisation", "internal", "director",
-    "terms_version", "terms_accepted_at", "status",
+from syncd.mappings.checks import (
+    _LDAP_NAME,
+    _MAX_TERMS_VERSION,
+    ACCOUNT_FIELDS,
+    BRANCHES,
+    REQUIRED_ATTRIBUTES,
+    SECTIONS,
+    _domain_problem,
+    _norm,
+    _parse_dn,
 )
-REQUIRED_ATTRIBUTES: tuple[str, ...] = ("given_name", "family_name", "email")
-
-# The branches ("branches") of the French general social-security scheme an organisation
-# belongs to; ``inter-branches`` is for bodies that serve several (UCANSS, the CGSS overseas).
-BRANCHES: tuple[str, ...] = (
-    "maladie", "at-mp", "retraite", "famille", "recouvrement", "autonomie", "inter-branches",
+from syncd.mappings.models import Mappings
+from syncd.mappings.problems import (
+    Loc,
+    _allowed_keys,
+    _did_you_mean,
+    _display,
+    _kind,
+    _path,
+    _Problem,
+    _sentence,
 )
-
-# A file whose aliases expand to more values than this is refused (an "alias bomb").
-MAX_EXPANDED_VALUES = 200_000
-_MAX_TERMS_VERSION = 20          # accounts.terms_version is a String(20)
-
-_LDAP_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)$")   # descr or numericoid
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-_PATTERN_HINTS = {
-    "key": "use lowercase letters, digits, '_', '.' and '-', starting with a letter or digit, "
-           "at most 64 characters",
-    "code": "use letters, digits, '_', '.' and '-', starting with a letter or digit, "
-            "at most 64 characters",
-    "ldap": "an LDAP attribute name is a letter followed by letters, digits or '-'",
-}
-
-Loc = tuple[Any, ...]
-
-
-class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that reads dates as text and turns constructor crashes into errors.
-
-    No mappings field is a date, and a date-like value (``terms_version: 2026-01-15``) is
-    meant as text. PyYAML's own constructors raise ``ValueError`` or ``AttributeError`` on some
-    inputs (``0x_``, ``!!timestamp x``): those become a ``ConstructorError`` with the line.
-    """
-
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep=deep)
-        except (yaml.YAMLError, RecursionError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a PyYAML constructor crashed on this node
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {_short(node.value)} as {_tag_name(node.tag)} ({exc})",
-                node.start_mark,
-            ) from None
-
-
-def _yaml_reason(exc: yaml.MarkedYAMLError) -> str:
-    """PyYAML's error as one sentence, without its quote of the source."""
-    reason = exc.problem or "unreadable"
-    if "expected <block end>" in reason:
-        reason += "; check the indentation"
-    if exc.context:
-        where = ""
-        if exc.context_mark is not None and exc.context_mark is not exc.problem_mark:
-            where = f" at line {exc.context_mark.line + 1}"
-        reason += f" ({exc.context}{where})"
-    return reason
-
-
-def _tag_name(tag: str) -> str:
-    return tag.rsplit(":", 1)[-1] if tag.startswith("tag:yaml.org,2002:") else tag
+from syncd.mappings.yaml_source import (
+    _MERGE_TAG,
+    MAX_EXPANDED_VALUES,
+    _AliasLoop,
+    _child,
+    _expanded_size,
+    _SafeLoader,
+    _yaml_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -237,16 +54,6 @@ class _Section:
     file: str            # as shown in problems
     line: int            # 1-based line of the section's key
     node: yaml.Node      # the section's value
-
-
-@dataclass(frozen=True)
-class _Problem:
-    file: str
-    line: int | None
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.text}" if self.line else f"{self.file}: {self.text}"
 
 
 def load_mappings(folder: str | os.PathLike[str]) -> Mappings:
@@ -653,215 +460,3 @@ class _MappingsLoader:
                 break
             line, node = step
         return line
-
-
-# -- node-tree helpers ------------------------------------------------------------------------
-
-
-def _child(node: yaml.Node, part: Any) -> tuple[int, yaml.Node] | None:
-    """One step down the node tree: the (1-based line, node) of key or index ``part``.
-
-    Mapping entries give the line of their key; the last of duplicate keys wins, as in PyYAML
-    (whose constructor has by now flattened ``<<`` merges into the node).
-    """
-    if isinstance(node, yaml.MappingNode):
-        for key, value in reversed(node.value):
-            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG and (
-                key.value == part or key.value == str(part)
-            ):
-                return key.start_mark.line + 1, value
-    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and not isinstance(part, bool):
-        if 0 <= part < len(node.value):
-            item = node.value[part]
-            return item.start_mark.line + 1, item
-    return None
-
-
-class _AliasLoop(Exception):
-    def __init__(self, node: yaml.Node):
-        self.node = node
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many values the tree holds once aliases are expanded; raises ``_AliasLoop``."""
-    size: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        children = _children(node)
-        if done:
-            size[id(node)] = 1 + sum(size[id(c)] for c in children)
-            on_path.discard(id(node))
-            if size[id(node)] > MAX_EXPANDED_VALUES:
-                return size[id(node)]
-            continue
-        if id(node) in size:
-            continue
-        if id(node) in on_path:
-            raise _AliasLoop(node)
-        on_path.add(id(node))
-        stack.append((node, True))
-        stack.extend((c, False) for c in children)
-    return size[id(root)]
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-# -- wording helpers --------------------------------------------------------------------------
-
-
-def _display(path: Path) -> str:
-    """The path as shown in problems: relative to the working folder when it lies inside it."""
-    if path.is_absolute():
-        try:
-            return path.relative_to(Path.cwd()).as_posix()
-        except (ValueError, OSError):
-            pass
-    return path.as_posix()
-
-
-def _path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"
-    return out
-
-
-def _did_you_mean(word: Any, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple | set):
-        return "a list"
-    return f"a {type(value).__name__} value"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _parse_dn(dn: str) -> list[tuple[str, str, str]]:
-    """ldap3's pure DN parser (imported here only: the core imports this module, not ldap3).
-
-    Spaces around ``,`` ``+`` and ``=`` are tolerated, as ``syncd.directory.names`` does.
-    """
-    from ldap3.utils.dn import parse_dn
-
-    return parse_dn(dn, escape=False, strip=True)
-
-
-def _norm(dn: str) -> str:
-    return ",".join(f"{a.lower()}={v.lower()}" for a, v, _ in _parse_dn(dn))
-
-
-def _domain_problem(domain: str) -> str | None:
-    if domain.startswith("@"):
-        return f"write the domain {domain[1:]!r} without the '@'"
-    if "*" in domain:
-        return (f"{domain!r}: wildcards are not supported; a domain already covers its "
-                "subdomains (urssaf.fr covers idf.urssaf.fr)")
-    labels = domain.lower().split(".")
-    if (len(domain) > 253 or len(labels) < 2 or not all(_LABEL.match(p) for p in labels)
-            or not _TLD.match(labels[-1])):
-        return f"{domain!r} is not a domain name such as 'urssaf.fr'"
-    return None
-
-
-def _unwrap(tp: Any) -> Any:
-    if get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else tp
-    return tp
-
-
-def _type_at(loc: Loc) -> Any:
-    """The declared type at ``loc`` inside ``Mappings``, or None when the path leaves the models."""
-    tp: Any = Mappings
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(part) if isinstance(part, str) else None
-            if field is None:
-                return None
-            tp = field.annotation
-        elif get_origin(tp) is tuple and isinstance(part, int):
-            tp = get_args(tp)[0]
-        elif get_origin(tp) is dict:
-            tp = get_args(tp)[1]
-        else:
-            return None
-    return _unwrap(tp)
-
-
-def _allowed_keys(loc: Loc) -> tuple[str, ...]:
-    tp = _type_at(loc)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return tuple(tp.model_fields)
-    return ()
-
-
-def _sentence(err: Any, loc: Loc) -> str:
-    """A plain sentence for one pydantic error (the path is added by the caller)."""
-    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    field = loc[-1] if loc else None
-    found = f"{_kind(value)} {_short(value)}" if value is not None else _kind(value)
-    if kind == "string_type":
-        hint = "; put it in quotes" if isinstance(value, bool | int | float) else ""
-        return f"expected text, found {found}{hint}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, found {found}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, found {found}"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected a mapping (key: value lines), found {found}"
-    if kind in ("tuple_type", "list_type", "iterable_type"):
-        return f"expected a list (one '- item' per line), found {found}"
-    if kind == "greater_than_equal":
-        return f"{_short(value)} is too small: it must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"{_short(value)} is too large: it must be at most {ctx.get('le')}"
-    if kind == "string_too_short":
-        n = ctx.get("min_length", 1)
-        return "must not be empty" if n == 1 else f"must be at least {n} characters long"
-    if kind == "string_too_long":
-        return f"is too long: at most {ctx.get('max_length')} characters"
-    if kind == "too_short":
-        n = ctx.get("min_length", 1)
-        return f"must list at least {n} item{'s' if n != 1 else ''}"
-    if kind in ("literal_error", "enum"):
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return (f"{_short(value)} is not allowed{_did_you_mean(value, choices)}; "
-                f"expected {ctx.get('expected')}")
-    if kind == "string_pattern_mismatch":
-        hint = _PATTERN_HINTS.get(field, f"it must match {ctx.get('pattern')}") \
-            if isinstance(field, str) else f"it must match {ctx.get('pattern')}"
-        return f"{_short(value)} is not valid: {hint}"
-    if kind == "recursion_loop":
-        return "this value refers to itself"
-    msg = str(err.get("msg", kind))
-    return msg[:1].lower() + msg[1:]
