@@ -1,5 +1,8 @@
 """The LDAP adapter: names and filters (``names``), connections and error translation
-(``connection``), and the ``Directory`` class every job uses (``adapter``).
+(``connection``), and the ``Directory`` class every job uses (``adapter``), built on
+``base.DirectoryConnection`` (per-thread connections, operations that know no layout), with
+``members`` (batched membership changes), ``values`` (Python values as LDAP values) and
+``paged`` (paged reads).
 
 No ldap3 exception leaves this package: callers see ``DirectoryUnavailable`` (retry later)
 or ``DirectoryRejected`` (will not succeed as is), from ``syncd.errors``.

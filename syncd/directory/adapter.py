@@ -20,14 +20,8 @@ Decisions worth knowing:
   already there, or removing one already gone, is success. With the permissive-modify
   control (1.2.840.113556.1.4.1413) the server itself skips those values. Without it
   (``permissive_modify: off``, or a server that does not support it such as 389-DS), a
-  batch refused with attributeOrValueExists (20) / noSuchAttribute (16) is split in halves
-  and each half retried, recursively, so only the values really in conflict are dropped
-  (k conflicts in a batch of n cost between k and about 2·k·log2(n) extra modifies: each
-  conflict ends up alone in a refused modify). That is cheap for a few conflicts and
-  ruinous for many (24,500 scattered conflicts in a 50k group: ~50,000 modifies, 10
-  minutes), so a refused batch of more than ``SPLIT_LIMIT`` values is instead filtered
-  against one read of the group's members (once per call; later batches of the same call
-  are pre-filtered too), and only what still conflicts after that (a race) is split.
+  refused batch is split, or filtered against one read of the group's members, until only
+  the values really in conflict are dropped (how, and at what cost: ``members``).
   Callers should plan membership changes from ``members_of_group`` (desired vs actual) so
   that conflicts stay rare. Measured on OpenLDAP
   2.5.13: the control makes adding a present value succeed, but deleting an absent value
@@ -48,34 +42,26 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 import structlog
-from ldap3 import BASE, LEVEL, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
-from syncd.directory import metrics, names
+from syncd.directory import names, paged
+from syncd.directory.base import DirectoryConnection, Upsert
 from syncd.directory.connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
-    ENTRY_ALREADY_EXISTS,
     INVALID_CREDENTIALS,
-    NO_SUCH_ATTRIBUTE,
-    NO_SUCH_OBJECT,
-    OBJECT_CLASS_VIOLATION,
     NoSuchEntry,
-    error_for_result,
     open_connection,
     raise_for_result,
     safe_close,
-    server_pool,
-    translated,
 )
-from syncd.errors import DirectoryRejected, DirectoryUnavailable
+from syncd.directory.members import MemberChange, change_members
+from syncd.directory.values import AttrValues, attrs_of, ldap_values, person_attrs
+from syncd.errors import DirectoryRejected
 from syncd.mappings import DirectoryLayout
 from syncd.settings import LdapSettings
 
@@ -86,246 +72,17 @@ UNAVAILABLE_CRITICAL_EXTENSION = 12
 DISABLED = "disabled"
 ACTIVE = "active"
 
-Upsert = Literal["created", "updated", "unchanged"]
-AttrValue = str | bool | int | datetime | None
-AttrValues = AttrValue | Sequence[AttrValue]
-T = TypeVar("T")
 
-# Operations that change the directory: timed and counted in syncd.directory.metrics.
-_WRITES = frozenset({"modify", "add", "delete", "password modify"})
-
-# Object classes for the entries ensure_branches creates, by naming attribute.
-_CONTAINER_CLASSES = {
-    "dc": ["domain"],
-    "ou": ["organizationalUnit"],
-    "o": ["organization"],
-    "c": ["country"],
-    "l": ["locality"],
-}
-
-# A refused batch larger than this is filtered against one read of the group's members;
-# a smaller one is split in halves.
-SPLIT_LIMIT = 16
-
-# Rough BER size of a modify request around its values, and per value.
-_REQUEST_OVERHEAD = 96
-_VALUE_OVERHEAD = 6
-
-
-@dataclass(frozen=True)
-class MemberChange:
-    """What ``add_members`` / ``remove_members`` did to one group."""
-
-    group_dn: str
-    action: Literal["add", "remove"]
-    requested: int      # distinct DNs asked for (the placeholder left out)
-    conflicts: int      # values the server reported already present (add) / absent (remove)
-    operations: int     # modify requests sent, split retries included
-    permissive: bool    # sent with the permissive-modify control
-    member_reads: int = 0   # reads of the group's members (done when a big batch conflicts)
-
-    @property
-    def changed(self) -> int | None:
-        """Values actually changed; None when permissive modify hid the conflicts from us.
-
-        (OpenLDAP 2.5 honours the control for adds only: removals always report conflicts.)
-        """
-        return None if self.permissive and self.action == "add" else self.requested - self.conflicts
-
-
-# ---------------------------------------------------------------------------------------------
-# value helpers
-
-
-def _one_value(value: AttrValue) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise DirectoryRejected(f"a datetime written to LDAP must be timezone-aware: {value!r}")
-        return value.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
-    if isinstance(value, str):
-        return value if value != "" else None
-    raise DirectoryRejected(f"cannot write a {type(value).__name__} to LDAP: {value!r}")
-
-
-def ldap_values(value: AttrValues) -> list[str]:
-    """A Python value as a list of LDAP string values; None, "" and [] give []."""
-    if isinstance(value, (list, tuple, set, frozenset)):
-        out = [_one_value(v) for v in value]
-    else:
-        out = [_one_value(value)]
-    seen: dict[str, None] = {}
-    for v in out:
-        if v is not None:
-            seen.setdefault(v, None)
-    return list(seen)
-
-
-def _chunks(values: list[str], max_values: int, max_bytes: int, fixed: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    size = fixed
-    for v in values:
-        cost = len(v.encode("utf-8")) + _VALUE_OVERHEAD
-        if chunk and (len(chunk) >= max_values or size + cost > max_bytes):
-            yield chunk
-            chunk, size = [], fixed
-        chunk.append(v)
-        size += cost
-    if chunk:
-        yield chunk
-
-
-def _attrs_of(entry: Mapping[str, Any], wanted: Iterable[str]) -> dict[str, list[str]]:
-    got = entry.get("attributes") or {}
-    out: dict[str, list[str]] = {}
-    for name in wanted:
-        if name in ("*", "+", "1.1"):
-            continue
-        value = got.get(name, [])   # ldap3's CaseInsensitiveDict
-        out[name] = list(value) if isinstance(value, (list, tuple)) else [value]
-    if any(w in ("*", "+") for w in wanted):
-        for name, value in got.items():
-            if not any(name.lower() == k.lower() for k in out):
-                out[name] = list(value) if isinstance(value, (list, tuple)) else [value]
-    return out
-
-
-class Directory:
+class Directory(DirectoryConnection):
     """syncd's view of the LDAP directory (see the module docstring)."""
 
     def __init__(self, settings: LdapSettings, layout: DirectoryLayout):
-        self.settings = settings
+        super().__init__(settings)
         self.layout = layout
-        server_pool(settings)   # refuse a bad URL / TLS configuration now, not at first use
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: set[Connection] = set()
         self._permissive: bool | None = None
         self._placeholder_norm = names.normalise_dn(names.placeholder_dn(layout))
 
-    # -- connections ------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close every connection this object opened (in any thread)."""
-        with self._lock:
-            conns, self._connections = self._connections, set()
-        for conn in conns:
-            safe_close(conn)
-        self._local = threading.local()
-
-    def __enter__(self) -> "Directory":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _connection(self) -> tuple[Connection, bool]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
-            return conn, False
-        conn = open_connection(self.settings)
-        self._local.conn = conn
-        with self._lock:
-            self._connections.add(conn)
-        return conn, True
-
-    def _drop(self, conn: Connection) -> None:
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-        with self._lock:
-            self._connections.discard(conn)
-        safe_close(conn)
-
-    def _run(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
-        """Run ``call`` on this thread's connection; reconnect once if it had gone stale.
-
-        Writes are timed and their failures counted (``syncd.directory.metrics``).
-        """
-        if operation not in _WRITES:
-            return self._run_on_connection(operation, dn, call)
-        started = time.perf_counter()
-        try:
-            result = self._run_on_connection(operation, dn, call)
-        except DirectoryUnavailable:
-            metrics.WRITE_ERRORS.labels(operation, "unavailable").inc()
-            raise
-        except Exception:
-            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
-            raise
-        finally:
-            metrics.WRITE_SECONDS.labels(operation).observe(time.perf_counter() - started)
-        code = result.get("result") if isinstance(result, dict) else None
-        if code not in (None, 0) and code not in metrics.SETTLED_RESULTS:
-            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
-        return result
-
-    def _run_on_connection(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
-        for attempt in (1, 2):
-            try:
-                conn, fresh = self._connection()
-            except DirectoryUnavailable as exc:
-                log.warning("ldap_unavailable", operation=operation, dn=dn, attempt=attempt, error=str(exc))
-                raise
-            try:
-                with translated(operation, dn):
-                    return call(conn)
-            except DirectoryUnavailable as exc:
-                self._drop(conn)
-                if fresh or getattr(exc, "result_code", None) is not None or attempt == 2:
-                    log.warning("ldap_unavailable", operation=operation, dn=dn, attempt=attempt, error=str(exc))
-                    raise
-                log.info("ldap_reconnecting", operation=operation, dn=dn, error=str(exc))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    # low-level operations returning the ldap3 result dict --------------------------------
-
-    def _search(self, base: str, flt: str, scope: Any, attributes: Sequence[str],
-                **kwargs: Any) -> tuple[dict, list[dict]]:
-        def call(conn: Connection) -> tuple[dict, list[dict]]:
-            _, result, response, _ = conn.search(base, flt, scope, attributes=list(attributes), **kwargs)
-            return result, [r for r in (response or []) if r.get("type") == "searchResEntry"]
-        return self._run("search", base, call)
-
-    def _modify(self, dn: str, changes: dict, controls: list | None = None) -> dict:
-        def call(conn: Connection) -> dict:
-            _, result, _, _ = conn.modify(dn, changes, controls=controls)
-            return result
-        return self._run("modify", dn, call)
-
-    def _add(self, dn: str, attributes: dict) -> dict:
-        def call(conn: Connection) -> dict:
-            _, result, _, _ = conn.add(dn, attributes=attributes)
-            return result
-        return self._run("add", dn, call)
-
-    def _read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
-        """The named attributes of one entry, or None if it does not exist."""
-        result, entries = self._search(dn, "(objectClass=*)", BASE, attributes or ["1.1"])
-        if result and result.get("result") == NO_SUCH_OBJECT:
-            return None
-        raise_for_result(result, operation="read", dn=dn)
-        if not entries:
-            return None
-        return _attrs_of(entries[0], attributes)
-
-    def _exists(self, dn: str) -> bool:
-        return self._read_entry(dn, ["1.1"]) is not None
-
-    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
-        """One entry's requested attributes (a missing attribute reads as ``[]``), or None."""
-        return self._read_entry(dn, attributes)
-
-    # -- health -----------------------------------------------------------------------------
-
-    def ping(self) -> None:
-        """Bind (if not yet) and read the root DSE; raise DirectoryUnavailable/Rejected if not."""
-        result, _ = self._search("", "(objectClass=*)", BASE, ["1.1"])
-        raise_for_result(result, operation="ping", dn="")
+    # -- permissive modify ------------------------------------------------------------------
 
     def supports_permissive_modify(self) -> bool:
         """Whether membership writes carry the permissive-modify control (decided once)."""
@@ -341,7 +98,7 @@ class Directory:
     def _detect_permissive(self) -> bool:
         result, entries = self._search("", "(objectClass=*)", BASE, ["supportedControl"])
         raise_for_result(result, operation="read root DSE", dn="")
-        controls = _attrs_of(entries[0], ["supportedControl"])["supportedControl"] if entries else []
+        controls = attrs_of(entries[0], ["supportedControl"])["supportedControl"] if entries else []
         if PERMISSIVE_MODIFY_OID in controls:
             return True
         probe = names.child_dn("cn", "syncd-permissive-modify-probe", self.layout.base_dn)
@@ -352,38 +109,6 @@ class Directory:
         return result.get("result") != UNAVAILABLE_CRITICAL_EXTENSION
 
     # -- tree -------------------------------------------------------------------------------
-
-    def _naming_contexts(self) -> list[str]:
-        result, entries = self._search("", "(objectClass=*)", BASE, ["namingContexts"])
-        if result.get("result") != 0 or not entries:
-            return []
-        return _attrs_of(entries[0], ["namingContexts"])["namingContexts"]
-
-    def _ensure_chain(self, dn: str, top: str | None, created: list[str]) -> None:
-        """Create ``dn`` and its missing ancestors below ``top`` (an existing or creatable root)."""
-        rdns = names.parse_dn(dn)
-        depth_top = len(names.parse_dn(top)) if top else len(rdns)
-        for depth in range(depth_top, len(rdns) + 1):
-            sub = names.format_dn(rdns[len(rdns) - depth:])
-            if self._exists(sub):
-                continue
-            attrs: dict[str, Any] = {}
-            classes: list[str] = []
-            for attr, value in rdns[len(rdns) - depth]:
-                kind = _CONTAINER_CLASSES.get(attr.lower())
-                if kind is None or not isinstance(value, str):
-                    raise DirectoryRejected(
-                        f"cannot create {sub!r}: syncd creates containers named by "
-                        f"{', '.join(_CONTAINER_CLASSES)} only; create it yourself")
-                classes += [c for c in kind if c not in classes]
-                attrs[attr] = value
-            attrs["objectClass"] = classes
-            result = self._add(sub, attrs)
-            if result.get("result") == ENTRY_ALREADY_EXISTS:
-                continue
-            raise_for_result(result, operation="add", dn=sub)
-            created.append(sub)
-            log.info("ldap_container_created", dn=sub)
 
     def ensure_branches(self) -> list[str]:
         """Create the base entry (and missing ancestors) and the three branches; idempotent.
@@ -403,63 +128,6 @@ class Directory:
         for which in ("people", "organisations", "groups"):
             self._ensure_chain(names.branch_dn(self.layout, which), base, created)
         return created
-
-    # -- generic upsert ---------------------------------------------------------------------
-
-    def _upsert(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
-                changes: dict[str, list[str]], create_defaults: Callable[[dict[str, list[str]]], None] | None = None
-                ) -> Upsert:
-        wanted = list(dict.fromkeys([*changes, "objectClass"]))
-        current = self._read_entry(dn, wanted)
-        if current is None:
-            entry = {k: v for k, v in changes.items() if v}
-            if not any(k.lower() == rdn_attr.lower() for k in entry):
-                entry[rdn_attr] = [rdn_value]
-            if create_defaults:
-                create_defaults(entry)
-            entry["objectClass"] = list(dict.fromkeys(classes))
-            result = self._add(dn, entry)
-            if result.get("result") != ENTRY_ALREADY_EXISTS:   # else someone was faster: modify
-                raise_for_result(result, operation="add", dn=dn)
-                log.info("ldap_entry_created", dn=dn, attributes=sorted(entry))
-                return "created"
-            current = self._read_entry(dn, wanted)
-            if current is None:
-                raise error_for_result(result, operation="add", dn=dn)
-        modlist: dict[str, list] = {}
-        have_classes = {c.lower() for c in current.get("objectClass", [])}
-        missing = [c for c in classes if c.lower() not in have_classes]
-        if missing:
-            modlist["objectClass"] = [(MODIFY_ADD, missing)]
-        for attr, values in changes.items():
-            now = current.get(attr, [])
-            if attr.lower() == rdn_attr.lower():
-                if {v.lower() for v in values} != {v.lower() for v in now}:
-                    raise DirectoryRejected(f"cannot change the naming attribute {attr} of {dn!r}")
-                continue
-            if not values:
-                if now:
-                    modlist[attr] = [(MODIFY_DELETE, [])]
-            elif sorted(values) != sorted(now):
-                modlist[attr] = [(MODIFY_REPLACE, values)]
-        if not modlist:
-            return "unchanged"
-        result = self._modify(dn, modlist)
-        raise_for_result(result, operation="modify", dn=dn)
-        log.info("ldap_entry_modified", dn=dn, attributes=sorted(modlist))
-        return "updated"
-
-    def _person_attrs(self, attrs: Mapping[str, AttrValues]) -> dict[str, list[str]]:
-        fields = self.layout.people.attributes
-        out: dict[str, list[str]] = {}
-        for key, value in attrs.items():
-            ldap_name = fields[key].ldap if key in fields else names.validate_attribute_name(key)
-            if ldap_name.lower() == "objectclass":
-                raise DirectoryRejected("object classes are passed as object_classes, not as an attribute")
-            if any(k.lower() == ldap_name.lower() for k in out):
-                raise DirectoryRejected(f"attribute {ldap_name} given twice (as {key!r} and another name)")
-            out[ldap_name] = ldap_values(value)
-        return out
 
     # -- organisations ----------------------------------------------------------------------
 
@@ -500,7 +168,7 @@ class Directory:
         """
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        changes = self._person_attrs(attrs)
+        changes = person_attrs(people.attributes, attrs)
         classes = list(object_classes or people.object_classes)
 
         def defaults(entry: dict[str, list[str]]) -> None:
@@ -616,71 +284,15 @@ class Directory:
     def _change_members(self, group_name: str, member_dns: Iterable[str], op: str) -> MemberChange:
         dn = names.group_dn(self.layout, group_name)
         attr = self.layout.groups.member_attribute
-        adding = op == MODIFY_ADD
         values = self._member_values(member_dns)
         permissive = self.supports_permissive_modify() if values else False
         controls = [(PERMISSIVE_MODIFY_OID, False, None)] if permissive else None
-        benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
-        fixed = _REQUEST_OVERHEAD + len(dn.encode("utf-8")) + len(attr)
-        operations = conflicts = reads = 0
-        current: set[str] | None = None    # the group's members, read once if conflicts pile up
-
-        def settled(value: str) -> bool:
-            """Already in the wanted state, as far as the members read say."""
-            assert current is not None
-            return (names.normalise_dn(value) in current) == adding
-
-        def apply(chunk: list[str], *, filtered: bool = False, placeholder_retry: bool = True) -> None:
-            nonlocal operations, conflicts, reads, current
-            result = self._modify(dn, {attr: [(op, chunk)]}, controls=controls)
-            operations += 1
-            code = result.get("result")
-            if code == 0:
-                return
-            if code == benign:
-                if len(chunk) == 1:
-                    conflicts += 1
-                    return
-                if len(chunk) > SPLIT_LIMIT and not filtered:
-                    # Halving costs about two modifies per conflict and level, each one a
-                    # rewrite of the group: with many conflicts one read of the members is
-                    # far cheaper (measured: 24,500 scattered conflicts in a 50k group took
-                    # ~50,000 modifies and 10 minutes by halving alone).
-                    if current is None:
-                        current = self._current_members(dn, attr)
-                        reads += 1
-                    rest = [v for v in chunk if not settled(v)]
-                    conflicts += len(chunk) - len(rest)
-                    if rest:
-                        apply(rest, filtered=True)
-                    return
-                log.debug("ldap_member_batch_split", dn=dn, size=len(chunk))
-                mid = len(chunk) // 2
-                apply(chunk[:mid], filtered=filtered)
-                apply(chunk[mid:], filtered=filtered)
-                return
-            if code == OBJECT_CLASS_VIOLATION and not adding and placeholder_retry:
-                # the group lost its placeholder: removing its last member would empty it
-                self._restore_placeholder(dn)
-                operations += 1
-                apply(chunk, filtered=filtered, placeholder_retry=False)
-                return
-            raise error_for_result(result, operation="add members" if adding else "remove members", dn=dn)
-
-        for chunk in _chunks(values, self.settings.batch_size, self.settings.max_request_bytes, fixed):
-            if current is not None:     # conflicts seen already: skip what is known settled
-                rest = [v for v in chunk if not settled(v)]
-                conflicts += len(chunk) - len(rest)
-                chunk = rest
-            if chunk:
-                apply(chunk, filtered=current is not None)
-        change = MemberChange(dn, "add" if adding else "remove", len(values), conflicts,
-                              operations, permissive, reads)
-        if values:
-            log.info("ldap_members_added" if adding else "ldap_members_removed", dn=dn,
-                     requested=change.requested, conflicts=conflicts, operations=operations,
-                     member_reads=reads, permissive=permissive)
-        return change
+        return change_members(
+            dn, attr, values, adding=op == MODIFY_ADD, permissive=permissive,
+            modify=lambda chunk: self._modify(dn, {attr: [(op, chunk)]}, controls=controls),
+            read_members=lambda: self._current_members(dn, attr),
+            restore_placeholder=lambda: self._restore_placeholder(dn),
+            max_values=self.settings.batch_size, max_bytes=self.settings.max_request_bytes)
 
     def _current_members(self, dn: str, attr: str) -> set[str]:
         current = self._read_entry(dn, [attr])
@@ -737,34 +349,4 @@ class Directory:
         read on a connection of their own, closed when the iteration ends, so the caller
         may use this object in between.
         """
-        for a in attributes:
-            if a not in ("*", "+", "1.1"):
-                names.validate_attribute_name(a)
-        names.parse_dn(base)
-        size = page_size or self.settings.page_size
-        ldap_scope = {"base": BASE, "one": LEVEL, "subtree": SUBTREE}[scope]
-        wanted = list(attributes) or ["1.1"]
-        conn = None
-        try:
-            with translated("connect"):
-                conn = open_connection(self.settings)
-            cookie: bytes | None = None
-            pages = 0
-            while True:
-                with translated("paged search", base):
-                    _, result, response, _ = conn.search(base, filter, ldap_scope, attributes=wanted,
-                                                         paged_size=size, paged_cookie=cookie)
-                raise_for_result(result, operation="paged search", dn=base)
-                pages += 1
-                for item in response or []:
-                    if item.get("type") == "searchResEntry":
-                        yield {"dn": item["dn"], **_attrs_of(item, wanted)}
-                try:
-                    cookie = result["controls"]["1.2.840.113556.1.4.319"]["value"]["cookie"]
-                except (KeyError, TypeError):
-                    cookie = None
-                if not cookie:
-                    break
-            log.debug("ldap_paged_search_done", base=base, pages=pages)
-        finally:
-            safe_close(conn)
+        return paged.iter_entries(self.settings, base, filter, attributes, scope=scope, page_size=page_size)

@@ -1,0 +1,261 @@
+"""The base of ``Directory``: per-thread connections and the operations that know no layout.
+
+``DirectoryConnection(settings)`` gives each thread its own ldap3 connection, opened on first
+use and reopened once if the server dropped it while idle (see ``syncd.directory.adapter``),
+times and counts the writes (``syncd.directory.metrics``), and offers what ``Directory`` is
+built from: search, modify and add returning ldap3's result dict, reading one entry, the
+upsert of one entry (only the attributes passed are compared and written) and the creation
+of a container and its missing ancestors. Entries are named by the caller; nothing here
+knows where syncd keeps people, organisations or groups.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Self, TypeVar
+
+import structlog
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+
+from syncd.directory import metrics, names
+from syncd.directory.connection import (
+    ENTRY_ALREADY_EXISTS,
+    NO_SUCH_OBJECT,
+    error_for_result,
+    open_connection,
+    raise_for_result,
+    safe_close,
+    server_pool,
+    translated,
+)
+from syncd.directory.values import attrs_of
+from syncd.errors import DirectoryRejected, DirectoryUnavailable
+from syncd.settings import LdapSettings
+
+log = structlog.get_logger(__name__)
+
+Upsert = Literal["created", "updated", "unchanged"]
+T = TypeVar("T")
+
+# Operations that change the directory: timed and counted in syncd.directory.metrics.
+_WRITES = frozenset({"modify", "add", "delete", "password modify"})
+
+# Object classes for the entries ensure_branches creates, by naming attribute.
+_CONTAINER_CLASSES = {
+    "dc": ["domain"],
+    "ou": ["organizationalUnit"],
+    "o": ["organization"],
+    "c": ["country"],
+    "l": ["locality"],
+}
+
+
+class DirectoryConnection:
+    """Per-thread ldap3 connections and the generic operations over them (see the module docstring)."""
+
+    def __init__(self, settings: LdapSettings):
+        self.settings = settings
+        server_pool(settings)   # refuse a bad URL / TLS configuration now, not at first use
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: set[Connection] = set()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection this object opened (in any thread)."""
+        with self._lock:
+            conns, self._connections = self._connections, set()
+        for conn in conns:
+            safe_close(conn)
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self) -> tuple[Connection, bool]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn, False
+        conn = open_connection(self.settings)
+        self._local.conn = conn
+        with self._lock:
+            self._connections.add(conn)
+        return conn, True
+
+    def _drop(self, conn: Connection) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._lock:
+            self._connections.discard(conn)
+        safe_close(conn)
+
+    def _run(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
+        """Run ``call`` on this thread's connection; reconnect once if it had gone stale.
+
+        Writes are timed and their failures counted (``syncd.directory.metrics``).
+        """
+        if operation not in _WRITES:
+            return self._run_on_connection(operation, dn, call)
+        started = time.perf_counter()
+        try:
+            result = self._run_on_connection(operation, dn, call)
+        except DirectoryUnavailable:
+            metrics.WRITE_ERRORS.labels(operation, "unavailable").inc()
+            raise
+        except Exception:
+            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
+            raise
+        finally:
+            metrics.WRITE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        code = result.get("result") if isinstance(result, dict) else None
+        if code not in (None, 0) and code not in metrics.SETTLED_RESULTS:
+            metrics.WRITE_ERRORS.labels(operation, "rejected").inc()
+        return result
+
+    def _run_on_connection(self, operation: str, dn: str | None, call: Callable[[Connection], T]) -> T:
+        for attempt in (1, 2):
+            try:
+                conn, fresh = self._connection()
+            except DirectoryUnavailable as exc:
+                log.warning("ldap_unavailable", operation=operation, dn=dn, attempt=attempt, error=str(exc))
+                raise
+            try:
+                with translated(operation, dn):
+                    return call(conn)
+            except DirectoryUnavailable as exc:
+                self._drop(conn)
+                if fresh or getattr(exc, "result_code", None) is not None or attempt == 2:
+                    log.warning("ldap_unavailable", operation=operation, dn=dn, attempt=attempt, error=str(exc))
+                    raise
+                log.info("ldap_reconnecting", operation=operation, dn=dn, error=str(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # low-level operations returning the ldap3 result dict --------------------------------
+
+    def _search(self, base: str, flt: str, scope: Any, attributes: Sequence[str],
+                **kwargs: Any) -> tuple[dict, list[dict]]:
+        def call(conn: Connection) -> tuple[dict, list[dict]]:
+            _, result, response, _ = conn.search(base, flt, scope, attributes=list(attributes), **kwargs)
+            return result, [r for r in (response or []) if r.get("type") == "searchResEntry"]
+        return self._run("search", base, call)
+
+    def _modify(self, dn: str, changes: dict, controls: list | None = None) -> dict:
+        def call(conn: Connection) -> dict:
+            _, result, _, _ = conn.modify(dn, changes, controls=controls)
+            return result
+        return self._run("modify", dn, call)
+
+    def _add(self, dn: str, attributes: dict) -> dict:
+        def call(conn: Connection) -> dict:
+            _, result, _, _ = conn.add(dn, attributes=attributes)
+            return result
+        return self._run("add", dn, call)
+
+    def _read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
+        """The named attributes of one entry, or None if it does not exist."""
+        result, entries = self._search(dn, "(objectClass=*)", BASE, attributes or ["1.1"])
+        if result and result.get("result") == NO_SUCH_OBJECT:
+            return None
+        raise_for_result(result, operation="read", dn=dn)
+        if not entries:
+            return None
+        return attrs_of(entries[0], attributes)
+
+    def _exists(self, dn: str) -> bool:
+        return self._read_entry(dn, ["1.1"]) is not None
+
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
+        """One entry's requested attributes (a missing attribute reads as ``[]``), or None."""
+        return self._read_entry(dn, attributes)
+
+    # -- health -----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Bind (if not yet) and read the root DSE; raise DirectoryUnavailable/Rejected if not."""
+        result, _ = self._search("", "(objectClass=*)", BASE, ["1.1"])
+        raise_for_result(result, operation="ping", dn="")
+
+    # -- tree -------------------------------------------------------------------------------
+
+    def _naming_contexts(self) -> list[str]:
+        result, entries = self._search("", "(objectClass=*)", BASE, ["namingContexts"])
+        if result.get("result") != 0 or not entries:
+            return []
+        return attrs_of(entries[0], ["namingContexts"])["namingContexts"]
+
+    def _ensure_chain(self, dn: str, top: str | None, created: list[str]) -> None:
+        """Create ``dn`` and its missing ancestors below ``top`` (an existing or creatable root)."""
+        rdns = names.parse_dn(dn)
+        depth_top = len(names.parse_dn(top)) if top else len(rdns)
+        for depth in range(depth_top, len(rdns) + 1):
+            sub = names.format_dn(rdns[len(rdns) - depth:])
+            if self._exists(sub):
+                continue
+            attrs: dict[str, Any] = {}
+            classes: list[str] = []
+            for attr, value in rdns[len(rdns) - depth]:
+                kind = _CONTAINER_CLASSES.get(attr.lower())
+                if kind is None or not isinstance(value, str):
+                    raise DirectoryRejected(
+                        f"cannot create {sub!r}: syncd creates containers named by "
+                        f"{', '.join(_CONTAINER_CLASSES)} only; create it yourself")
+                classes += [c for c in kind if c not in classes]
+                attrs[attr] = value
+            attrs["objectClass"] = classes
+            result = self._add(sub, attrs)
+            if result.get("result") == ENTRY_ALREADY_EXISTS:
+                continue
+            raise_for_result(result, operation="add", dn=sub)
+            created.append(sub)
+            log.info("ldap_container_created", dn=sub)
+
+    # -- generic upsert ---------------------------------------------------------------------
+
+    def _upsert(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
+                changes: dict[str, list[str]], create_defaults: Callable[[dict[str, list[str]]], None] | None = None
+                ) -> Upsert:
+        wanted = list(dict.fromkeys([*changes, "objectClass"]))
+        current = self._read_entry(dn, wanted)
+        if current is None:
+            entry = {k: v for k, v in changes.items() if v}
+            if not any(k.lower() == rdn_attr.lower() for k in entry):
+                entry[rdn_attr] = [rdn_value]
+            if create_defaults:
+                create_defaults(entry)
+            entry["objectClass"] = list(dict.fromkeys(classes))
+            result = self._add(dn, entry)
+            if result.get("result") != ENTRY_ALREADY_EXISTS:   # else someone was faster: modify
+                raise_for_result(result, operation="add", dn=dn)
+                log.info("ldap_entry_created", dn=dn, attributes=sorted(entry))
+                return "created"
+            current = self._read_entry(dn, wanted)
+            if current is None:
+                raise error_for_result(result, operation="add", dn=dn)
+        modlist: dict[str, list] = {}
+        have_classes = {c.lower() for c in current.get("objectClass", [])}
+        missing = [c for c in classes if c.lower() not in have_classes]
+        if missing:
+            modlist["objectClass"] = [(MODIFY_ADD, missing)]
+        for attr, values in changes.items():
+            now = current.get(attr, [])
+            if attr.lower() == rdn_attr.lower():
+                if {v.lower() for v in values} != {v.lower() for v in now}:
+                    raise DirectoryRejected(f"cannot change the naming attribute {attr} of {dn!r}")
+                continue
+            if not values:
+                if now:
+                    modlist[attr] = [(MODIFY_DELETE, [])]
+            elif sorted(values) != sorted(now):
+                modlist[attr] = [(MODIFY_REPLACE, values)]
+        if not modlist:
+            return "unchanged"
+        result = self._modify(dn, modlist)
+        raise_for_result(result, operation="modify", dn=dn)
+        log.info("ldap_entry_modified", dn=dn, attributes=sorted(modlist))
+        return "updated"
