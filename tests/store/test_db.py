@@ -262,14 +262,14 @@ def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(pg_engine_
 
 @pytest.mark.postgres
 def test_a_connection_in_steady_use_is_not_pinged_but_one_left_idle_is(pg_engine_pinging_after, monkeypatch):
-    engine = pg_engine_pinging_after(0.3)
+    engine = pg_engine_pinging_after(1.0)   # a pause of a second between two uses would be a stalled machine
     pings = []
     real_ping = engine.dialect.do_ping
     monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_conn: pings.append(1) or real_ping(dbapi_conn))
     for _ in range(20):
         _backend_pid(engine)
     assert pings == []
-    time.sleep(0.5)
+    time.sleep(1.3)
     _backend_pid(engine)
     assert pings == [1]
 
