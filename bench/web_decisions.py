@@ -62,7 +62,9 @@ def make_app():
     from syncd.web import create_app
     url = os.environ["BENCH_DB_URL"]
     settings = Settings(database={"url": url, "pool_size": int(os.environ["BENCH_POOL_SIZE"])},
-                        web={"base_url": os.environ["BENCH_BASE_URL"], "signing_key": SIGNING_KEY})
+                        web={"base_url": os.environ["BENCH_BASE_URL"], "signing_key": SIGNING_KEY,
+                             **({"database_concurrency": int(os.environ["BENCH_DB_CONCURRENCY"])}
+                                if os.environ.get("BENCH_DB_CONCURRENCY") else {})})
     # As `syncd web` does: JSON lines at the configured level (one `request_decided` line a call at
     # info, the default), to a file here, where the CLI writes to stderr.
     configure_logging(settings.log.level, "json", stream=open(os.environ["BENCH_LOG"], "a", buffering=1))
@@ -74,13 +76,14 @@ def make_app():
 class Server:
     """uvicorn serving ``make_app`` in its own process(es), on a free loopback port."""
 
-    def __init__(self, db_url: str, workers: int, pool_size: int = 5):
+    def __init__(self, db_url: str, workers: int, pool_size: int = 5, db_concurrency: int | None = None):
         from syncd.devslapd import free_port
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="syncd-bench-web-", suffix=".log")[1])
         env = dict(os.environ, BENCH_DB_URL=db_url, BENCH_BASE_URL=self.base, PYTHONPATH=str(REPO),
-                   BENCH_LOG=str(self.log), BENCH_POOL_SIZE=str(pool_size), SYNCD_LOG__LEVEL="info")
+                   BENCH_LOG=str(self.log), BENCH_POOL_SIZE=str(pool_size),
+                   BENCH_DB_CONCURRENCY=str(db_concurrency or ""), SYNCD_LOG__LEVEL="info")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.web_decisions:make_app", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
@@ -244,12 +247,13 @@ async def _drive(base: str, ids: list[int], concurrency: int) -> dict:
     return {"latencies": latencies, "statuses": statuses, "elapsed": time.perf_counter() - began}
 
 
-def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int, pool_size: int) -> dict:
+def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int, pool_size: int,
+                       db_concurrency: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as folder:
         db = Database(engine_name, Path(folder))
         try:
             ids, _ = seed(db.url, n)
-            with Server(db.url, workers, pool_size) as server:
+            with Server(db.url, workers, pool_size, db_concurrency) as server:
                 ctx = multiprocessing.get_context("spawn")
                 queue = ctx.Queue()
                 proc = ctx.Process(target=_load, args=(server.base, ids, concurrency, queue))
@@ -419,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", default="16", help="requests in flight, comma-separated")
     p.add_argument("--decisions", type=int, default=4000)
     p.add_argument("--pool-size", type=int, default=5,
-                   help="database.pool_size of each server process (its connections, and its database calls at once)")
+                   help="database.pool_size of each server process")
+    p.add_argument("--database-concurrency", type=int, default=None,
+                   help="web.database_concurrency of each server process (default: the setting's default)")
     p.add_argument("--ldap-samples", type=int, default=60)
     p.add_argument("--bursts", type=int, default=3)
     p.add_argument("--burst-size", type=int, default=50)
@@ -433,14 +439,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PostgreSQL not reachable ({problem}): its rows are left out")
         engines.remove("postgresql")
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, database.pool_size {args.pool_size}")
+          f"Python {platform.python_version()}, database.pool_size {args.pool_size}, web.database_concurrency "
+          f"{args.database_concurrency or 'default'}")
     print("\n| engine | uvicorn workers | in flight | decisions | decisions/s | p50 ms | p99 ms | server CPU ms "
           "per decision | non-200 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for engine in engines:
         for workers in (int(w) for w in args.workers.split(",")):
             for concurrency in (int(c) for c in args.concurrency.split(",")):
-                r = measure_throughput(engine, workers, concurrency, args.decisions, args.pool_size)
+                r = measure_throughput(engine, workers, concurrency, args.decisions, args.pool_size,
+                                       args.database_concurrency)
                 bad = {k: v for k, v in r["statuses"].items() if k != 200}
                 print(f"| {engine} | {workers} | {concurrency} | {r['decisions']} | {r['rate']:.0f} | "
                       f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_ms']:.1f} | {bad or 0} |", flush=True)

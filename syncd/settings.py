@@ -33,8 +33,7 @@ class DatabaseSettings(_Section):
     url: str = "sqlite:///var/syncd.db"
     echo: bool = False
     lease_seconds: int = Field(default=300, ge=5)   # how long a claim on a request holds
-    # PostgreSQL connections each process keeps open; `syncd web` also runs at most this many
-    # database calls at once (the others wait their turn in the process).
+    # PostgreSQL connections each process keeps open (and up to 5 more for bursts).
     pool_size: int = Field(default=5, ge=1, le=100)
 
 
@@ -75,6 +74,10 @@ class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8080"
     signing_key: SecretStr | None = None   # signs one-click decision links
     clients: SecretStr | None = None       # the portal's API clients: JSON {"client id": "secret"}
+    # Requests doing database work at once (never more than database.pool_size); the others wait
+    # their turn in the process. More threads contend for Python's GIL; more only pays when each
+    # round trip to the database is long (a distant server).
+    database_concurrency: int = Field(default=3, ge=1, le=100)
 
 
 class JobSettings(_Section):

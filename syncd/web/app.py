@@ -10,8 +10,8 @@
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
 Endpoints do their database work in the server's thread pool (plain functions, which FastAPI
-runs there, or coroutines that hand it over themselves), sized to the database pool
-(``database.pool_size``). The web process writes one thing to
+runs there, or coroutines that hand it over themselves), ``web.database_concurrency`` threads
+(at most ``database.pool_size``). The web process writes one thing to
 LDAP, a password chosen on ``/password/reset`` (the user is waiting for it to work); everything
 else reaches the directory through the daemon, and ``/readyz`` only pings it.
 """
@@ -260,12 +260,15 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await run_in_threadpool(svc.start)
-        # Every database call of this process runs in the thread pool: at most one per pooled
-        # connection at a time, the others wait here in turn. More threads than connections would
-        # open overflow connections (a new PostgreSQL backend each, closed again after use) and
-        # run more transactions than there are cores, which only queue on locks: p99 at 16 calls
-        # in flight fell from ~100 ms to ~50 ms in bench/web_decisions.py.
-        to_thread.current_default_thread_limiter().total_tokens = svc.rt.settings.database.pool_size
+        # Every database call of this process runs in the thread pool: web.database_concurrency at
+        # a time, never more than the pooled connections; the others wait here in turn. More
+        # threads than connections would open overflow connections (a new PostgreSQL backend
+        # each, closed again after use); more threads at all contend for the GIL (CPU per
+        # decision on PostgreSQL: 1.5 ms with 3, 1.8-2.0 with 5, 2.0-2.1 with 8) and run more
+        # transactions than there are cores. p99 at 16 calls in flight fell from ~100 ms to ~40 ms (bench/web_decisions.py).
+        settings = svc.rt.settings
+        to_thread.current_default_thread_limiter().total_tokens = min(settings.web.database_concurrency,
+                                                                      settings.database.pool_size)
         try:
             yield
         finally:

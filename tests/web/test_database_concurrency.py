@@ -1,4 +1,5 @@
-"""The web process runs at most ``database.pool_size`` database calls at once.
+"""The web process runs at most ``web.database_concurrency`` database calls at once, and never
+more than ``database.pool_size``.
 
 Calls beyond that wait their turn in the process: they neither open connections past the pool
 (a new PostgreSQL backend each) nor fail. Connections are slowed down on purpose (each checkout
@@ -21,7 +22,6 @@ from tests.web.conftest import CLIENTS, SIGNING_KEY, SignedClient
 pytestmark = pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)],
                                      indirect=True)
 
-POOL_SIZE = 2
 CALLS = 12
 
 
@@ -50,9 +50,15 @@ class Usage:
             self.out -= 1
 
 
-def test_calls_beyond_the_pool_wait_their_turn_instead_of_opening_connections(make_runtime, routed, clock, db_url):
-    rt = make_runtime(database={"url": db_url, "pool_size": POOL_SIZE},
-                      web={"base_url": "https://habilitations.example.org", "signing_key": SIGNING_KEY})
+@pytest.mark.parametrize(("pool_size", "concurrency", "at_once"), [
+    pytest.param(5, 2, 2, id="the-concurrency-setting"),
+    pytest.param(2, 3, 2, id="never-more-than-the-pool"),
+])
+def test_calls_beyond_the_limit_wait_their_turn_instead_of_opening_connections(make_runtime, routed, clock, db_url,
+                                                                               pool_size, concurrency, at_once):
+    rt = make_runtime(database={"url": db_url, "pool_size": pool_size},
+                      web={"base_url": "https://habilitations.example.org", "signing_key": SIGNING_KEY,
+                           "database_concurrency": concurrency})
     usage = Usage(rt.engine)
     app = create_app(rt, clients=CLIENTS, rate_per_second=None)
     with TestClient(app, base_url="https://habilitations.example.org") as client:
@@ -61,5 +67,5 @@ def test_calls_beyond_the_pool_wait_their_turn_instead_of_opening_connections(ma
             answers = list(pool.map(lambda _: api.get(f"/api/v1/requests/{routed['request']}").status_code,
                                     range(CALLS)))
     assert answers == [200] * CALLS
-    assert usage.most_out <= POOL_SIZE
-    assert usage.opened <= POOL_SIZE
+    assert usage.most_out == at_once     # they did overlap, up to the limit
+    assert usage.opened == at_once
