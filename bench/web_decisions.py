@@ -9,10 +9,13 @@
    process) signs each call (HMAC) and accepts one request per call; the latency of each call is
    measured at the client. The first 5 % are warm-up and left out. Rate limit off. The server
    processes' CPU time (user + system, from ``/proc``) is shown per decision.
-2. **Decision -> LDAP.** A real slapd (``DevSlapd``), the daemon in a thread (its wake-up probe
-   polls every ``jobs.wake_poll_seconds``, 0.5 s by default), the web server in its process: a
-   decision is posted, then the group's ``member`` is compared every 5 ms until it holds the
-   requester. One decision at a time, then bursts of 50 at once.
+2. **With the daemon.** The same load while the daemon (in a thread, with a real slapd,
+   ``DevSlapd``, and a mail sink) applies every decision to LDAP and mails the requester, all on
+   this machine; then how long LDAP takes to catch up once the last decision is answered.
+3. **Decision -> LDAP.** The same set-up (the daemon's wake-up probe polls every
+   ``jobs.wake_poll_seconds``, 0.5 s by default): a decision is posted, then the group's
+   ``member`` is compared every 5 ms until it holds the requester. One decision at a time, then
+   bursts of 50 at once.
 
 PostgreSQL: ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` (override with
 ``SYNCD_BENCH_POSTGRES_URL``); a throwaway database is created and dropped. Every request goes to
@@ -265,16 +268,20 @@ def measure_throughput(engine_name: str, workers: int, concurrency: int, n: int,
         finally:
             db.drop()
     lat = result["latencies"]
-    warm = max(1, len(lat) // 20)
-    steady = sorted(lat[warm:])
-    # decisions/s over the steady part: its calls took this much wall time, C at a time
-    steady_time = sum(lat[warm:]) / concurrency
     return {"engine": engine_name, "workers": workers, "concurrency": concurrency, "decisions": len(lat),
-            "rate": len(steady) / steady_time if steady_time else 0.0,
-            "overall_rate": len(lat) / result["elapsed"],
-            "p50": percentile(steady, 50) * 1000, "p99": percentile(steady, 99) * 1000,
+            **steady_state(lat, concurrency), "overall_rate": len(lat) / result["elapsed"],
             "ok": result["statuses"].get(200, 0), "statuses": result["statuses"],
             "cpu_ms": cpu * 1000 / len(lat) if lat else float("nan")}
+
+
+def steady_state(latencies: list[float], concurrency: int) -> dict:
+    """Decisions/s, p50 and p99 (ms) once the first 5 % of the calls (warm-up) are left out."""
+    warm = max(1, len(latencies) // 20)
+    steady = sorted(latencies[warm:])
+    # decisions/s over the steady part: its calls took this much wall time, C at a time
+    steady_time = sum(steady) / concurrency
+    return {"rate": len(steady) / steady_time if steady_time else 0.0,
+            "p50": percentile(steady, 50) * 1000, "p99": percentile(steady, 99) * 1000}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -288,97 +295,147 @@ def percentile(values: list[float], p: float) -> float:
 
 # --- decision -> LDAP ---------------------------------------------------------------------------------
 
+class DaemonWorld:
+    """A private slapd, a database, a mail sink, ``n`` pending requests routed to the
+    correspondent, and the daemon running in a thread (as `syncd run` would), until ``close``.
+
+    Requester ``i`` asks for role ``ROLES[i // n_requesters]``: every request is for a distinct
+    (person, role), so each acceptance is a new member of a group.
+    """
+
+    def __init__(self, engine_name: str, n: int):
+        from sqlalchemy import insert
+
+        from syncd import operator
+        from syncd.daemon import Daemon
+        from syncd.devslapd import DevSlapd
+        from syncd.jobs.runtime import Runtime
+        from syncd.mappings import load_mappings
+        from syncd.settings import Settings
+        from syncd.store.db import make_engine, transaction
+        from syncd.store.tables import request_deciders, requests
+
+        self._folder = tempfile.TemporaryDirectory(prefix="syncd-bench-ldap-")
+        folder = Path(self._folder.name)
+        self.slapd = DevSlapd(folder / "slapd").start()
+        self.db = Database(engine_name, folder)
+        self.sink = _MailSink()
+        settings = Settings(database={"url": self.db.url}, ldap=self.slapd.ldap_settings().model_dump(),
+                            smtp={"host": "127.0.0.1", "port": self.sink.port},
+                            web={"base_url": "http://127.0.0.1", "signing_key": SIGNING_KEY})
+        self.rt = Runtime(settings, load_mappings(REPO / "mappings"), make_engine(self.db.url),
+                          worker_id="bench-daemon")
+        self.daemon = Daemon(self.rt)
+        self.daemon.run_job("provision")
+        n_requesters = -(-n // len(ROLES))
+        people = [operator.add_account(self.rt, f"agent{i:05d}@lassuranceretraite.fr", "Agent", f"N{i:05d}", ORG)
+                  for i in range(n_requesters)]
+        correspondent = operator.add_account(self.rt, CORRESPONDENT, "Claire", "Martin", ORG)
+        operator.add_decider(self.rt, CORRESPONDENT, ORG)
+        #: (request id, requester's account id, role key), in the order decisions are posted
+        self.requests: list[tuple[int, str, str]] = []
+        with transaction(self.rt.engine) as conn:
+            for i in range(n):
+                account_id, role_key = people[i % n_requesters], ROLES[i // n_requesters]
+                rid = conn.execute(insert(requests).values(
+                    kind="habilitation", submitted_at=T0, email="x@lassuranceretraite.fr", account_id=account_id,
+                    organisation_code=ORG, role_key=role_key, status="pending",
+                    deadline_at=T0 + timedelta(days=10))).inserted_primary_key[0]
+                self.requests.append((rid, account_id, role_key))
+            conn.execute(insert(request_deciders), [{"request_id": rid, "account_id": correspondent}
+                                                     for rid, _, _ in self.requests])
+        self.daemon.run_once()
+        self._thread = threading.Thread(target=self.daemon.run_forever, name="daemon", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        try:
+            self.daemon.stop()
+            self._thread.join(timeout=30)
+            self.rt.close()
+        finally:
+            self.sink.stop()
+            self.db.drop()
+            self.slapd.stop()
+            self._folder.cleanup()
+
+
 def measure_ldap(engine_name: str, samples: int, bursts: int, burst_size: int) -> dict:
     import httpx
-    from sqlalchemy import insert
 
-    from syncd import operator
-    from syncd.daemon import Daemon
-    from syncd.devslapd import DevSlapd
     from syncd.directory import names
     from syncd.directory.connection import open_connection, safe_close
-    from syncd.jobs.runtime import Runtime
-    from syncd.mappings import load_mappings
-    from syncd.settings import Settings
-    from syncd.store.db import make_engine, transaction
-    from syncd.store.tables import request_deciders, requests
     from syncd.web.auth import signed_headers
 
-    with tempfile.TemporaryDirectory(prefix="syncd-bench-ldap-") as folder:
-        slapd = DevSlapd(Path(folder) / "slapd").start()
-        db = Database(engine_name, Path(folder))
-        sink = _MailSink()
-        try:
-            settings = Settings(database={"url": db.url}, ldap=slapd.ldap_settings().model_dump(),
-                                smtp={"host": "127.0.0.1", "port": sink.port},
-                                web={"base_url": "http://127.0.0.1", "signing_key": SIGNING_KEY})
-            rt = Runtime(settings, load_mappings(REPO / "mappings"), make_engine(db.url), worker_id="bench-daemon")
-            daemon = Daemon(rt)
-            daemon.run_job("provision")
-            n = samples + bursts * burst_size
-            requesters = [operator.add_account(rt, f"agent{i:04d}@lassuranceretraite.fr", "Agent", f"N{i:04d}", ORG)
-                          for i in range(n)]
-            correspondent = operator.add_account(rt, CORRESPONDENT, "Claire", "Martin", ORG)
-            operator.add_decider(rt, CORRESPONDENT, ORG)
-            role = rt.mappings.role(ROLES[0])
-            with transaction(rt.engine) as conn:
-                ids = []
-                for account_id in requesters:
-                    rid = conn.execute(insert(requests).values(
-                        kind="habilitation", submitted_at=T0, email="x@lassuranceretraite.fr", account_id=account_id,
-                        organisation_code=ORG, role_key=role.key, status="pending",
-                        deadline_at=T0 + timedelta(days=10))).inserted_primary_key[0]
-                    conn.execute(insert(request_deciders).values(request_id=rid, account_id=correspondent))
-                    ids.append(rid)
-            daemon.run_once()
-            thread = threading.Thread(target=daemon.run_forever, name="daemon", daemon=True)
-            thread.start()
-            group = names.group_dn(rt.mappings.directory, role.group)
-            ldap = open_connection(slapd.ldap_settings())
+    world = DaemonWorld(engine_name, samples + bursts * burst_size)
+    try:
+        rt = world.rt
+        ldap = open_connection(world.slapd.ldap_settings())
 
-            def visible(account_id: str) -> bool:
-                person = names.person_dn(rt.mappings.directory, account_id)
-                _, result, _, _ = ldap.compare(group, "member", person)
-                return result["result"] == 6   # compareTrue
+        def visible(account_id: str, role_key: str) -> bool:
+            group = names.group_dn(rt.mappings.directory, rt.mappings.role(role_key).group)
+            person = names.person_dn(rt.mappings.directory, account_id)
+            _, result, _, _ = ldap.compare(group, "member", person)
+            return result["result"] == 6   # compareTrue
 
-            body = json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
-            single, burst = [], []
-            with Server(db.url, 1) as server, httpx.Client(base_url=server.base, timeout=30) as client:
-                def decide(rid: int) -> float:
-                    target = f"/api/v1/requests/{rid}/decision"
-                    r = client.post(target, content=body, headers=signed_headers(CLIENT, SECRET, "POST", target, body)
-                                    | {"Content-Type": "application/json"})
-                    assert r.status_code == 200, r.text
-                    return time.perf_counter()
+        body = json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
+        single, burst = [], []
+        with Server(world.db.url, 1) as server, httpx.Client(base_url=server.base, timeout=30) as client:
+            def decide(rid: int) -> float:
+                target = f"/api/v1/requests/{rid}/decision"
+                r = client.post(target, content=body, headers=signed_headers(CLIENT, SECRET, "POST", target, body)
+                                | {"Content-Type": "application/json"})
+                assert r.status_code == 200, r.text
+                return time.perf_counter()
 
-                def wait_for(account_id: str, since: float) -> float:
-                    deadline = since + 30
-                    while not visible(account_id):
-                        if time.perf_counter() > deadline:
-                            return float("inf")
-                        time.sleep(0.005)
-                    return time.perf_counter() - since
+            def wait_for(account_id: str, role_key: str, since: float) -> float:
+                deadline = since + 30
+                while not visible(account_id, role_key):
+                    if time.perf_counter() > deadline:
+                        return float("inf")
+                    time.sleep(0.005)
+                return time.perf_counter() - since
 
-                pairs = list(zip(ids, requesters))
-                for rid, account_id in pairs[:samples]:
-                    time.sleep(0.05 + secrets.randbelow(500) / 1000)   # land anywhere in the probe's period
-                    single.append(wait_for(account_id, decide(rid)))
-                rest = pairs[samples:]
-                for b in range(bursts):
-                    chunk = rest[b * burst_size:(b + 1) * burst_size]
-                    decided = [(account_id, decide(rid)) for rid, account_id in chunk]
-                    for account_id, at in decided:
-                        burst.append(wait_for(account_id, at))
-                    time.sleep(0.3)
-            daemon.stop()
-            thread.join(timeout=30)
-            safe_close(ldap)
-            rt.close()
-        finally:
-            sink.stop()
-            db.drop()
-            slapd.stop()
+            for rid, account_id, role_key in world.requests[:samples]:
+                time.sleep(0.05 + secrets.randbelow(500) / 1000)   # land anywhere in the probe's period
+                single.append(wait_for(account_id, role_key, decide(rid)))
+            rest = world.requests[samples:]
+            for b in range(bursts):
+                chunk = rest[b * burst_size:(b + 1) * burst_size]
+                decided = [(account_id, role_key, decide(rid)) for rid, account_id, role_key in chunk]
+                for account_id, role_key, at in decided:
+                    burst.append(wait_for(account_id, role_key, at))
+                time.sleep(0.3)
+        safe_close(ldap)
+    finally:
+        world.close()
     return {"engine": engine_name, "single": single, "burst": burst, "burst_size": burst_size}
+
+
+def measure_with_daemon(engine_name: str, concurrency: int, n: int) -> dict:
+    """Sustained decisions (one web process) while the daemon applies each of them to slapd and
+    mails the requester, all on the same machine; then how long LDAP took to catch up."""
+    world = DaemonWorld(engine_name, n)
+    try:
+        with Server(world.db.url, 1) as server:
+            result = asyncio.run(_drive(server.base, [rid for rid, _, _ in world.requests], concurrency))
+        decided_at = time.monotonic()
+        from sqlalchemy import func, select
+
+        from syncd.store.db import transaction
+        from syncd.store.tables import requests
+        unapplied = select(func.count()).select_from(requests).where(requests.c.applied_at.is_(None))
+        while time.monotonic() - decided_at < MAX_SECONDS:
+            with transaction(world.rt.engine, readonly=True) as conn:
+                if conn.execute(unapplied).scalar_one() == 0:
+                    break
+            time.sleep(0.05)
+        caught_up = time.monotonic() - decided_at
+    finally:
+        world.close()
+    lat = result["latencies"]
+    return {"engine": engine_name, "concurrency": concurrency, "decisions": len(lat),
+            **steady_state(lat, concurrency), "statuses": result["statuses"], "caught_up": caught_up}
 
 
 class _MailSink:
@@ -454,6 +511,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_ms']:.1f} | {bad or 0} |", flush=True)
     if args.no_ldap:
         return 0
+    print("\n| engine | while the daemon applies them | in flight | decisions | decisions/s | p50 ms | p99 ms | "
+          "LDAP caught up s later | non-200 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for engine in engines:
+        concurrency = max(int(c) for c in args.concurrency.split(","))
+        r = measure_with_daemon(engine, concurrency, args.decisions)
+        bad = {k: v for k, v in r["statuses"].items() if k != 200}
+        print(f"| {engine} | one web process, the daemon, slapd | {concurrency} | {r['decisions']} | {r['rate']:.0f} | "
+              f"{r['p50']:.1f} | {r['p99']:.1f} | {r['caught_up']:.1f} | {bad or 0} |", flush=True)
     print("\n| engine | decision -> member in LDAP | samples | p50 s | p95 s | max s |")
     print("|---|---|---|---|---|---|")
     for engine in engines:
