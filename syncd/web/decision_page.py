@@ -107,6 +107,9 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
 
 
 def _read_link(svc: "Services", token: str) -> links.LinkClaims | HTMLResponse:
+    """The link's claims, or the page saying why it cannot serve: links are off, or it expired or is not valid."""
+    if svc.signing_key is None:
+        return message(404, "Page introuvable", "Les liens de validation ne sont pas activés.", kind="error")
     try:
         return links.read_token(svc.signing_key, token, svc.now())
     except links.LinkRefused as exc:
@@ -144,8 +147,6 @@ def _form(svc: "Services", state: _State, token: str, status: int = 200, error: 
 @router.get("/decide/{token}", response_class=HTMLResponse)
 async def show(request: Request, token: str) -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    if svc.signing_key is None:
-        return message(404, "Page introuvable", "Les liens de validation ne sont pas activés.", kind="error")
     claims = _read_link(svc, token)
     if isinstance(claims, HTMLResponse):
         return claims
@@ -166,8 +167,6 @@ async def decide(request: Request, token: str,
                  comment: Annotated[str, Form(max_length=20_000)] = "",
                  csrf: Annotated[str, Form(max_length=600)] = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    if svc.signing_key is None:
-        return message(404, "Page introuvable", "Les liens de validation ne sont pas activés.", kind="error")
     claims = _read_link(svc, token)
     if isinstance(claims, HTMLResponse):
         return claims

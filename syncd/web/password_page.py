@@ -174,8 +174,9 @@ def _set_password(svc: "Services", token: str, password: str) -> str:
         return passwords.reset_password(svc.rt, token, password)
 
 
-@router.api_route(RESET_PATH, methods=["GET", "HEAD"], response_class=HTMLResponse)
-async def reset_form(request: Request, token: str = "") -> HTMLResponse:
+def _admitted(request: Request) -> tuple["Services", str, FailureLimit, str] | HTMLResponse:
+    """The services, the signing key, the failure limit and who asks; or the page that turns the
+    request away (the page is off without a signing key, or this client failed too often)."""
     svc: Services = request.app.state.syncd
     key = svc.signing_key
     if key is None:
@@ -184,33 +185,41 @@ async def reset_form(request: Request, token: str = "") -> HTMLResponse:
     wait = limit.wait(who)
     if wait:
         return _too_many(wait)
+    return svc, key, limit, who
+
+
+def _link_refused(limit: FailureLimit, who: str, method: str) -> HTMLResponse:
+    """Count a failure against the client, and answer as for any unusable link."""
+    limit.failed(who)
+    log.info("password_reset_link_refused", client=who, method=method)
+    return _reset_link_refused()
+
+
+@router.api_route(RESET_PATH, methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def reset_form(request: Request, token: str = "") -> HTMLResponse:
+    admitted = _admitted(request)
+    if isinstance(admitted, HTMLResponse):
+        return admitted
+    svc, key, limit, who = admitted
     try:
         usable = bool(_RESET_TOKEN.fullmatch(token)) and await run_in_threadpool(
             passwords.reset_is_usable, svc.rt, token)
     except TemporaryError:
         return _reset_unavailable("La page ne peut pas s'afficher pour le moment.")
     if not usable:
-        limit.failed(who)
-        log.info("password_reset_link_refused", client=who, method=request.method)
-        return _reset_link_refused()
+        return _link_refused(limit, who, request.method)
     return _reset_form(svc, key, token)
 
 
 @router.post(RESET_PATH, response_class=HTMLResponse)
 async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "",
                 password: Annotated[str, Form()] = "", confirmation: Annotated[str, Form()] = "") -> HTMLResponse:
-    svc: Services = request.app.state.syncd
-    key = svc.signing_key
-    if key is None:
-        return _reset_disabled()
-    limit, who = _failure_limit(request), _client(request)
-    wait = limit.wait(who)
-    if wait:
-        return _too_many(wait)
+    admitted = _admitted(request)
+    if isinstance(admitted, HTMLResponse):
+        return admitted
+    svc, key, limit, who = admitted
     if not _RESET_TOKEN.fullmatch(token):
-        limit.failed(who)
-        log.info("password_reset_link_refused", client=who, method="POST")
-        return _reset_link_refused()
+        return _link_refused(limit, who, "POST")
     try:
         links.check_form_token(key, csrf, _reset_binding(key, token), svc.now())
     except links.LinkRefused:
@@ -225,9 +234,7 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
     except TemporaryError:
         return _reset_unavailable(unavailable)
     if not usable:
-        limit.failed(who)
-        log.info("password_reset_link_refused", client=who, method="POST")
-        return _reset_link_refused()
+        return _link_refused(limit, who, "POST")
     errors = _password_errors(password, confirmation)
     if errors:
         return _reset_form(svc, key, token, 400, errors)
