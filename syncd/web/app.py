@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +47,7 @@ from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 16 * 1024
 CLOCK_SKEW_SECONDS = 300
@@ -54,6 +55,9 @@ RATE_PER_SECOND = 50.0
 RATE_BURST = 100.0
 PURGE_EVERY = timedelta(minutes=1)
 READY_CACHE_SECONDS = 2.0
+# Calls that wait on LDAP (the readiness probe, setting a password) run this many at a time, on
+# threads of their own: a hanging directory then holds these, not the database calls' threads.
+DIRECTORY_CALLS = 2
 API_VERSION = "1.0.0"
 
 DESCRIPTION = """\
@@ -154,6 +158,7 @@ class Services:
         self._next_purge: datetime | None = None
         self._ready: tuple[float, int, dict[str, str]] | None = None
         self._write_lock = threading.RLock()
+        self._directory_lane: CapacityLimiter | None = None   # made in the event loop, at start-up
 
     def writing(self):
         """Held around each write transaction on SQLite: this process's threads queue here, in order.
@@ -223,6 +228,12 @@ class Services:
 
     # --- readiness ---------------------------------------------------------------------------------
 
+    async def call_directory(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)``, which waits on LDAP, in a thread of the directory lane."""
+        if self._directory_lane is None:
+            self._directory_lane = CapacityLimiter(DIRECTORY_CALLS)
+        return await to_thread.run_sync(fn, *args, limiter=self._directory_lane)
+
     def readiness(self) -> tuple[int, dict[str, str]]:
         cached = self._ready
         if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
@@ -261,7 +272,8 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     async def lifespan(_app: FastAPI):
         await run_in_threadpool(svc.start)
         # Every database call of this process runs in the thread pool: web.database_concurrency at
-        # a time, never more than the pooled connections; the others wait here in turn. More
+        # a time, never more than the pooled connections; the others wait here in turn (calls
+        # that wait on LDAP have a lane of their own, Services.call_directory). More
         # threads than connections would open overflow connections (a new PostgreSQL backend
         # each, closed again after use); more threads at all contend for the GIL (CPU per
         # decision on PostgreSQL: 1.5 ms with 3, 1.8-2.0 with 5, 2.0-2.1 with 8) and run more
@@ -309,7 +321,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
              summary="The database and LDAP answer", responses={503: {"model": Health,
                                                                       "description": "Not ready"}})
     async def readyz() -> Any:
-        status, checks = await run_in_threadpool(svc.readiness)
+        status, checks = await svc.call_directory(svc.readiness)
         body = Health(status="ok" if status == 200 else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=status)
 

@@ -239,7 +239,7 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
     if errors:
         return _reset_form(svc, key, token, 400, errors)
     try:
-        await run_in_threadpool(_set_password, svc, token, password)
+        await svc.call_directory(_set_password, svc, token, password)
     except passwords.WeakPassword as exc:         # e.g. it holds the person's name
         return _reset_form(svc, key, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
     except passwords.ResetRefused:                # used a moment ago, through another tab

@@ -8,6 +8,7 @@ holds its connection 30 ms longer), so that calls overlap however fast the machi
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,3 +70,52 @@ def test_calls_beyond_the_limit_wait_their_turn_instead_of_opening_connections(m
     assert answers == [200] * CALLS
     assert usage.most_out == at_once     # they did overlap, up to the limit
     assert usage.opened == at_once
+
+
+class BlackHole:
+    """A TCP server that accepts connections and never answers: an LDAP server that hangs."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        self.server.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                self.accepted.append(self.server.accept()[0])
+            except OSError:
+                continue
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.server.close()
+
+
+def test_readiness_probes_stuck_on_a_hanging_directory_do_not_hold_up_decisions(make_runtime, routed, clock, db_url):
+    hole = BlackHole()
+    rt = make_runtime(web={"base_url": "https://habilitations.example.org", "signing_key": SIGNING_KEY},
+                      ldap={"urls": [f"ldap://127.0.0.1:{hole.port}"], "timeout_seconds": 3,
+                            "bind_password": "unused"})
+    app = create_app(rt, clients=CLIENTS, rate_per_second=None)
+    try:
+        with TestClient(app, base_url="https://habilitations.example.org") as client:
+            api = SignedClient(client, clock)
+            with ThreadPoolExecutor(8) as pool:
+                probes = [pool.submit(client.get, "/readyz") for _ in range(5)]
+                time.sleep(0.3)                    # the probes are waiting on the directory now
+                started = time.monotonic()
+                answer = api.get(f"/api/v1/requests/{routed['request']}")
+                took = time.monotonic() - started
+                assert [p.result().status_code for p in probes] == [503] * 5
+        assert answer.status_code == 200
+        assert took < 1.5, f"a read waited {took:.1f} s behind readiness probes"
+    finally:
+        hole.close()
