@@ -158,7 +158,7 @@ class Services:
         self._next_purge: datetime | None = None
         self._ready: tuple[float, int, dict[str, str]] | None = None
         self._write_lock = threading.RLock()
-        self._directory_lane: CapacityLimiter | None = None   # made in the event loop, at start-up
+        self._directory_lane: CapacityLimiter | None = None   # made on first use, in the event loop
 
     def writing(self):
         """Held around each write transaction on SQLite: this process's threads queue here, in order.
@@ -226,7 +226,7 @@ class Services:
         with self.writing(), transaction(self.rt.engine) as conn:
             return self.record_nonce(conn, who, now)
 
-    # --- readiness ---------------------------------------------------------------------------------
+    # --- calls that wait on LDAP, and readiness -----------------------------------------------------
 
     async def call_directory(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)``, which waits on LDAP, in a thread of the directory lane."""
