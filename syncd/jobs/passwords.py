@@ -8,7 +8,7 @@ The outbox holds the link only until the mail is sent (delivery erases it).
 The web page behind the link (``syncd.web.password_page``, ``/password/reset``) checks a token with
 ``reset_is_usable`` (read-only: opening the link consumes nothing) and the new password with
 ``check_password``, then calls ``reset_password``, which checks both again under the token's
-row lock.
+row lock, claims the link, and writes LDAP outside any transaction.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import re
 import secrets
 import stringprep
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager as ContextManager, nullcontext
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from syncd.errors import PermanentError
+from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue
@@ -166,16 +168,25 @@ def reset_is_usable(rt: Runtime, token: str) -> bool:
             and row.status == "active")
 
 
-def reset_password(rt: Runtime, token: str, new_password: str) -> str:
+def reset_password(rt: Runtime, token: str, new_password: str,
+                   writing: Callable[[], ContextManager[Any]] = nullcontext) -> str:
     """Set a new password with a reset token; return the account id.
 
     ``WeakPassword`` (a ``ResetRefused``) when the password breaks the policy, ``ResetRefused``
     when the token is unknown, used or expired; either way, and when LDAP refuses or fails, the
     token stays as it was.
+
+    Three steps, so that no transaction is open while LDAP works (on SQLite a write transaction
+    holds the whole database, and a directory that hangs would hold it up to its timeout):
+    the link is claimed (marked used: a second use of it is refused from then on), the password
+    is written to LDAP, then the change is recorded. If LDAP refuses or fails, the claim is
+    released and the link stays good. A crash between the steps leaves the link used: the
+    person asks for a new one. ``writing()`` is held around each transaction (the web process's
+    SQLite write queue), never across the LDAP call.
     """
     now = rt.clock()
     check_password(new_password)
-    with transaction(rt.engine) as conn:
+    with writing(), transaction(rt.engine) as conn:
         row = conn.execute(select(password_resets).where(password_resets.c.token_hash == token_hash(token))
                            .with_for_update()).mappings().first()
         if row is None or row["used_at"] is not None or repo.aware(row["expires_at"]) <= now:
@@ -185,11 +196,32 @@ def reset_password(rt: Runtime, token: str, new_password: str) -> str:
             # Disabled after the link was sent: the link must not bring the account back to life.
             raise ResetRefused("This link is unknown, already used or expired.")
         check_password(new_password, _personal(account))
-        # The LDAP write happens while the token row is locked: a failure rolls back and the link
-        # stays good; two uses of one link are serialised and the second finds it used.
+        conn.execute(update(password_resets).where(password_resets.c.id == row["id"]).values(used_at=now))
+    try:
         rt.directory.set_password(row["account_id"], new_password)
-        # This link, and any other still open for the account: an older link in a mailbox that
-        # has been read by someone else must not set the password again.
+    except BaseException:
+        try:
+            with writing(), transaction(rt.engine) as conn:
+                conn.execute(update(password_resets).where(password_resets.c.id == row["id"],
+                                                           password_resets.c.used_at == now).values(used_at=None))
+        except TemporaryError as exc:   # the LDAP error is the one to report; the link stays used
+            log.warning("password_link_not_released", account_id=row["account_id"], error=str(exc))
+        raise
+    try:
+        _record_password_set(rt, row, account, now, writing)
+    except TemporaryError as exc:
+        # The password works in LDAP: tell the person so. What is missing (the audit row, the
+        # mail, closing the account's other links) is for the operators, in this error.
+        log.error("password_set_not_recorded", account_id=row["account_id"], error=str(exc))
+    log.info("password_set", account_id=row["account_id"])
+    return row["account_id"]
+
+
+def _record_password_set(rt: Runtime, row: Any, account: Any, now: datetime,
+                         writing: Callable[[], ContextManager[Any]]) -> None:
+    with writing(), transaction(rt.engine) as conn:
+        # Any other link still open for the account: an older link in a mailbox that has been
+        # read by someone else must not set the password again.
         conn.execute(update(password_resets).where(password_resets.c.account_id == row["account_id"],
                                                    password_resets.c.used_at.is_(None)).values(used_at=now))
         conn.execute(update(accounts).where(accounts.c.id == row["account_id"]).values(password_set_at=now))
@@ -199,5 +231,3 @@ def reset_password(rt: Runtime, token: str, new_password: str) -> str:
                 dedupe_key=f"password-changed:{row['id']}",
                 context={"requester_name": f"{account['given_name']} {account['family_name']}",
                          "email": account["email"], "changed_at": now.isoformat()})
-    log.info("password_set", account_id=row["account_id"])
-    return row["account_id"]

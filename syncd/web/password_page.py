@@ -170,8 +170,7 @@ def _directory_refusal(exc: DirectoryRejected) -> str | None:
 
 
 def _set_password(svc: "Services", token: str, password: str) -> str:
-    with svc.writing():
-        return passwords.reset_password(svc.rt, token, password)
+    return passwords.reset_password(svc.rt, token, password, writing=svc.writing)
 
 
 def _admitted(request: Request) -> tuple["Services", str, FailureLimit, str] | HTMLResponse:

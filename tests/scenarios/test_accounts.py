@@ -6,11 +6,13 @@ import re
 
 import pytest
 from sqlalchemy import update
+from structlog.testing import capture_logs
 
 from syncd.core.model import Verdict
 from syncd.jobs import passwords
 from syncd.jobs.decisions import decide_request
-from syncd.store.db import transaction
+from syncd.errors import StoreUnavailable
+from syncd.store.db import make_engine, transaction
 from syncd.store.tables import accounts
 from tests.scenarios.helpers import (CORRESPONDENT, habilitation, mails_to, member_dns, people, person,
                                      portal_inserts, request_row)
@@ -74,6 +76,50 @@ def test_setting_a_password_closes_every_other_open_link_and_tells_the_holder_by
     told = mails_to(smtp_server, "a.charenne@lassuranceretraite.fr")[-1]
     assert told["Subject"] == "Votre mot de passe a été changé"
     assert "a.charenne@lassuranceretraite.fr" in told.get_body(("plain",)).get_content()
+
+
+def test_no_transaction_is_open_while_the_directory_sets_the_password_and_the_link_is_taken_meanwhile(
+        rt, daemon, smtp_server, monkeypatch):
+    ids = people(rt)
+    token = reset_link(rt, daemon, smtp_server)
+    other_writer = make_engine(rt.settings.database_url, sqlite_busy_timeout=0.2)
+    seen = {}
+    real = rt.directory.set_password
+
+    def slow_directory(account_id, new_password):
+        # Another writer gets the database at once (on SQLite, a write transaction still open
+        # here would make it wait its whole busy timeout and fail) ...
+        with transaction(other_writer) as conn:
+            conn.execute(update(accounts).where(accounts.c.id == ids["requester"]).values(phone="0102030405"))
+        # ... and the link is already taken: a second use of it now is refused.
+        seen["usable"] = passwords.reset_is_usable(rt, token)
+        with pytest.raises(passwords.ResetRefused):
+            passwords.reset_password(rt, token, "un autre mot de passe solide")
+        return real(account_id, new_password)
+
+    monkeypatch.setattr(rt.directory, "set_password", slow_directory)
+    try:
+        assert passwords.reset_password(rt, token, "un mot de passe solide") == ids["requester"]
+    finally:
+        other_writer.dispose()
+    assert seen == {"usable": False}
+    assert rt.directory.can_bind(person(rt, ids["requester"]), "un mot de passe solide")
+
+
+def test_a_password_set_in_ldap_whose_record_fails_still_counts_and_says_so_in_the_log(
+        rt, daemon, smtp_server, monkeypatch):
+    ids = people(rt)
+    token = reset_link(rt, daemon, smtp_server)
+
+    def database_gone(*_args, **_kwargs):
+        raise StoreUnavailable("database connection lost")
+
+    monkeypatch.setattr(passwords, "_record_password_set", database_gone)
+    with capture_logs() as logs:
+        assert passwords.reset_password(rt, token, "un mot de passe solide") == ids["requester"]
+    assert rt.directory.can_bind(person(rt, ids["requester"]), "un mot de passe solide")
+    assert [e["account_id"] for e in logs if e["event"] == "password_set_not_recorded"] == [ids["requester"]]
+    assert not passwords.reset_is_usable(rt, token), "the link was used"
 
 
 def test_an_account_disabled_after_the_link_was_sent_cannot_set_a_password_with_it(rt, daemon, smtp_server):
