@@ -11,8 +11,6 @@ import json
 import sys
 from datetime import datetime
 
-import structlog
-
 from syncd.errors import ConfigError, DecisionRefused, PermanentError, SyncdError, TemporaryError
 
 EXIT_PROBLEM, EXIT_USAGE, EXIT_TEMPORARY = 1, 2, 3

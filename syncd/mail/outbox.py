@@ -158,7 +158,7 @@ def retry_failed(conn: Connection, ids: Sequence[int] | None, now: datetime) -> 
     return again, [r["id"] for r in rows if r["id"] not in set(again)]
 
 
-def erase_old_content(conn: Connection, *, created_before: datetime, now: datetime, limit: int = 5000) -> int:
+def erase_old_content(conn: Connection, *, created_before: datetime, now: datetime, limit: int) -> int:
     """Empty the context and last error of up to ``limit`` mails sent or given up on and created
     before ``created_before``; return how many. Recipient, template, dates, status and dedupe key
     stay: they say that a mail went out, and the dedupe key still stops it from being queued again.
