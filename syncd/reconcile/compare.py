@@ -57,10 +57,12 @@ class Keys:
         return names.person_dn(self.layout, account_id)
 
     def of_id(self, account_id: str) -> str:
-        """The key of an account's entry."""
+        """The key of an account's entry: ``of_dn`` of its DN, so the two always agree (an id
+        with a trailing space names the same entry as the id without it, spaces at the ends of
+        a value being insignificant to LDAP's string matching)."""
         if _PLAIN.match(account_id):
             return account_id.lower()
-        return names.normalise_dn(names.person_dn(self.layout, account_id))
+        return self.of_dn(names.person_dn(self.layout, account_id))
 
     def of_dn(self, dn: str) -> str:
         """The key of any DN (a member value, an entry's name)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
@@ -116,6 +116,7 @@ def test_every_spelling_of_a_person_dn_gets_the_key_of_its_id(spelling):
     assert KEYS.account_id_of_dn(spelling).lower() == "abc-1.x"
 
 
+@example("0 ")   # found by this test: the DN's normal form drops the trailing space, the key must too
 @given(st.text(min_size=1, max_size=12).filter(lambda s: "\x00" not in s))
 def test_keys_of_ids_and_of_their_dns_agree_for_any_id(account_id):
     dn = names.person_dn(LAYOUT, account_id)
