@@ -23,8 +23,9 @@ from syncd.errors import DecisionRefused
 TACIT_DECIDER = "tacit"
 
 ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.NEW: frozenset({Status.PENDING, Status.REJECTED}),
-    Status.PENDING: frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.REFUSED}),
+    Status.NEW: frozenset({Status.PENDING, Status.AWAITING_DECIDER, Status.REJECTED}),
+    Status.PENDING: frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.REFUSED, Status.AWAITING_DECIDER}),
+    Status.AWAITING_DECIDER: frozenset({Status.PENDING, Status.REFUSED}),
     Status.ACCEPTED: frozenset(),
     Status.ACCEPTED_TACITLY: frozenset(),
     Status.REFUSED: frozenset(),

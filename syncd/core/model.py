@@ -19,6 +19,7 @@ class RequestKind(str, enum.Enum):
 class Status(str, enum.Enum):
     NEW = "new"                            # inserted by the portal, not yet taken in
     PENDING = "pending"                    # routed, waiting for a decider
+    AWAITING_DECIDER = "awaiting_decider"  # nobody can decide it yet: waits, visible, never tacit
     ACCEPTED = "accepted"
     ACCEPTED_TACITLY = "accepted_tacitly"
     REFUSED = "refused"
@@ -39,6 +40,7 @@ TERMINAL_STATUSES = frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.
 STATUS_LABELS_FR: dict[Status, str] = {
     Status.NEW: "En attente validation d'un gestionnaire",
     Status.PENDING: "En attente validation d'un gestionnaire",
+    Status.AWAITING_DECIDER: "En attente validation d'un gestionnaire",
     Status.ACCEPTED: "Acceptée",
     Status.ACCEPTED_TACITLY: "Acceptée tacitement",
     Status.REFUSED: "Refusée",

@@ -77,7 +77,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 UtcTime = UtcDateTime()
 
-REQUEST_STATUSES = ("new", "pending", "accepted", "accepted_tacitly", "refused", "rejected")
+REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
 REQUEST_KINDS = ("account", "habilitation", "renewal")
 ACCOUNT_STATUSES = ("pending", "active", "disabled")
 
@@ -172,14 +172,21 @@ requests = Table(
     Column("claimed_by", String(100), nullable=True),
     Column("claimed_until", UtcTime, nullable=True),
     Column("updated_at", UtcTime, nullable=True),
+    # --- added in migration 0007 ---
+    Column("first_routed_at", UtcTime, nullable=True),       # first reached a decider: the minimum window starts
+    Column("parked_at", UtcTime, nullable=True),             # failed for good: no blind retry (syncd parked)
+    Column("parked_reason", Text, nullable=True),
     CheckConstraint("kind in ('account','habilitation','renewal')", name="kind"),
     CheckConstraint(
-        "status in ('new','pending','accepted','accepted_tacitly','refused','rejected')", name="status"
+        "status in ('new','pending','awaiting_decider','accepted','accepted_tacitly','refused','rejected')",
+        name="status",
     ),
 )
 Index("ix_requests_status_next_attempt", requests.c.status, requests.c.next_attempt_at)
 Index("ix_requests_status_deadline", requests.c.status, requests.c.deadline_at)
 Index("ix_requests_account_role", requests.c.account_id, requests.c.role_key)
+Index("ix_requests_parked_at", requests.c.parked_at, sqlite_where=requests.c.parked_at.isnot(None),
+      postgresql_where=requests.c.parked_at.isnot(None))
 
 # Who a pending request is routed to (re-routing replaces these rows).
 request_deciders = Table(

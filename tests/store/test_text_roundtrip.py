@@ -25,7 +25,7 @@ FREE_TEXT = {
 def test_the_free_text_columns_are_the_expected_ones():
     assert set(FREE_TEXT) == {
         "email", "civility", "given_name", "family_name", "organisation_code", "terms_version",
-        "role_key", "portal_ref", "reason", "decided_by", "comment", "last_error", "claimed_by",
+        "role_key", "portal_ref", "reason", "decided_by", "comment", "last_error", "claimed_by", "parked_reason",
     }
 
 
