@@ -48,6 +48,13 @@ STATUS_LABELS_FR: dict[Status, str] = {
 }
 
 
+class DirectoryKind(str, enum.Enum):
+    """Which directory server syncd writes to: it decides syntaxes, locking and write quirks."""
+
+    OPENLDAP = "openldap"
+    DS389 = "389ds"          # 389 Directory Server (Red Hat Directory Server, FreeIPA's)
+
+
 class Management(str, enum.Enum):
     LOCAL = "local"      # decided by the organisation's correspondents
     CENTRAL = "central"  # decided by the central administrators

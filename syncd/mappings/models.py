@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from syncd.core.model import Management
+from syncd.core.model import DirectoryKind, Management
 
 Ownership = Literal["syncd", "external"]
 _KEY = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -49,6 +49,7 @@ class GroupLayout(BranchLayout):
 
 
 class DirectoryLayout(_Frozen):
+    kind: DirectoryKind = DirectoryKind.OPENLDAP
     base_dn: str
     people: PeopleLayout
     organisations: BranchLayout
