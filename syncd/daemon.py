@@ -8,7 +8,8 @@
 - Between scheduled runs the loop probes the database every ``wake_poll_seconds`` (indexed,
   ``LIMIT 1`` queries) and runs intake, apply or delivery at once when they have work, so a
   request written by the portal or a decision taken on the web reaches LDAP within a second.
-- On PostgreSQL a decision also sends NOTIFY, which wakes every daemon at once; the sweeps
+- A decision also wakes every daemon at once: NOTIFY on PostgreSQL, a datagram to each daemon's
+  socket beside the database file on SQLite (``syncd.store.wakeup``); the sweeps
   (``SINGLETON_JOBS``) run in one daemon at a time under an advisory lock.
 - SIGTERM / SIGINT: the job in flight finishes, then the loop exits. SIGUSR1: wake up now.
 - SIGHUP: reload and validate the mappings between two jobs; invalid ones are logged problem by
@@ -179,8 +180,7 @@ class Daemon:
         self._install_signals()
         log.info("daemon_started", worker=self.rt.worker_id, jobs=sorted(self.jobs))
         serve_metrics(self.rt.settings.metrics.listen)
-        if self.rt.engine.dialect.name == "postgresql":
-            threading.Thread(target=self._listen, name="syncd-listen", daemon=True).start()
+        threading.Thread(target=self._listen, name="syncd-listen", daemon=True).start()
         lanes = [names for names in ([n for n in self.jobs if n in DIRECTORY_JOBS],
                                      [n for n in self.jobs if n not in DIRECTORY_JOBS]) if names] or [[]]
         failures: list[Exception] = []
@@ -262,7 +262,8 @@ class Daemon:
         return True
 
     def _listen(self) -> None:
-        """Wake the loop when a NOTIFY arrives (a hint: the probe's polling stays the guarantee)."""
+        """Wake the loop when a hint arrives (NOTIFY, or SQLite's datagram): the probe's polling
+        stays the guarantee."""
         while not self.stopping.is_set():
             try:
                 with leadership.listen(self.rt.engine, leadership.WAKE_CHANNEL) as listener:

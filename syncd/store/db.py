@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.engine.url import URL
 
 from syncd.errors import ConfigError, StoreRejected, StoreUnavailable
+from syncd.store import wakeup
 
 try:  # psycopg is a hard dependency; keep the store importable without it all the same
     import psycopg
@@ -242,8 +243,13 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connectio
         with engine.connect() as conn:
             if readonly and is_sqlite(conn):
                 conn.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                wakeup.forget_request(conn)
+                raise
+            wakeup.send_if_asked(conn)    # SQLite's NOTIFY: only once the commit is done
 
 
 # --------------------------------------------------------------------------- errors

@@ -30,7 +30,8 @@ when this worker may run the job named ``name`` now:
 when it commits (never for a rollback). ``Listener.wait(timeout)`` returns the payloads
 received (``[]`` after ``timeout`` with nothing). Polling stays the guarantee: a hint can be
 lost (the listener was reconnecting), so a daemon still polls, just less often. On SQLite
-both are no-ops: ``wait`` sleeps ``timeout`` and returns ``[]``.
+the same calls use a datagram socket per daemon beside the database file (``wakeup``): a
+``notify`` inside ``db.transaction`` wakes every listener once the commit is done.
 
 Errors are translated like the rest of the store (``StoreUnavailable`` when the server is
 down: the caller's backoff decides).
@@ -39,7 +40,9 @@ down: the caller's backoff decides).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +55,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from syncd.store import wakeup
 from syncd.store.db import translate_errors
 
 log = structlog.get_logger(__name__)
@@ -218,9 +222,14 @@ def _check_channel(channel: str) -> str:
 
 
 def notify(conn: Connection, channel: str = WAKE_CHANNEL, payload: str = "") -> None:
-    """Send a wake-up hint on ``channel`` when ``conn``'s transaction commits (no-op on SQLite)."""
+    """Send a wake-up hint on ``channel`` when ``conn``'s transaction commits.
+
+    PostgreSQL: NOTIFY. SQLite: a datagram to the database's daemons after the commit
+    (``syncd.store.wakeup``; only inside ``db.transaction``, which sends it).
+    """
     _check_channel(channel)
     if conn.dialect.name != "postgresql":
+        wakeup.wake_after_commit(conn)
         return
     with translate_errors():
         conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload[:7000]})
@@ -234,12 +243,18 @@ class Listener:
         self.engine = engine
         self._raw: Any = None      # the psycopg connection
         self._lock = threading.Lock()
+        self._socket: wakeup.WakeSocket | None = None    # SQLite's stand-in for LISTEN
         if engine.dialect.name == "postgresql":
             self._connect()
+        elif (folder := wakeup.wake_folder(engine)) is not None:
+            try:
+                self._socket = wakeup.WakeSocket(folder, f"{os.getpid()}-{secrets.token_hex(4)}")
+            except OSError as exc:     # a read-only folder: polling alone still does the job
+                log.warning("wake_socket_unavailable", error=str(exc))
 
     @property
     def active(self) -> bool:
-        return self._raw is not None
+        return self._raw is not None or (self._socket is not None and self._socket.active)
 
     def _connect(self) -> None:
         with translate_errors():
@@ -263,6 +278,8 @@ class Listener:
         ``StoreUnavailable`` if the session broke; call again to reconnect.
         """
         if self.engine.dialect.name != "postgresql":
+            if self._socket is not None and self._socket.active:
+                return [""] if self._socket.wait(timeout) else []
             time.sleep(max(0.0, timeout))
             return []
         with self._lock:
@@ -290,6 +307,8 @@ class Listener:
     def close(self) -> None:
         with self._lock:
             self._close_raw()
+            if self._socket is not None:
+                self._socket.close()
 
     def __enter__(self) -> "Listener":
         return self

@@ -12,8 +12,9 @@ Every route goes through ``SignedRoute``, which, before the body is parsed:
    with ``Idempotent-Replayed: true``, to a retry with the same key and the same body; the same key
    with another body is 422 ``idempotency_key_reused``; while the first call runs, 409.
 
-Nothing here writes to LDAP: decisions are written to the database, and the daemon's wake-up
-probe (every ``jobs.wake_poll_seconds``, 0.5 s by default) applies them within a second.
+Nothing here writes to LDAP: decisions are written to the database, whose commit wakes the
+daemon (NOTIFY, or SQLite's datagram: ``syncd.store.wakeup``); its probe (every
+``jobs.wake_poll_seconds``) is the fallback.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""LISTEN/NOTIFY as a wake-up hint: a decision taken elsewhere reaches LDAP at once, even when the
-daemon polls rarely (PostgreSQL; on SQLite polling is the only way and this does not apply)."""
+"""Wake-up hints: a decision taken elsewhere reaches LDAP at once, even when the daemon polls
+rarely (PostgreSQL: LISTEN/NOTIFY; SQLite: a datagram socket beside the database file)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from syncd.store import repo
 from syncd.store.db import transaction
 from tests.faults.harness import given_up, wait_for
 
-pytestmark = [pytest.mark.slapd, pytest.mark.postgres]
+pytestmark = [pytest.mark.slapd]
 
 
-def test_a_decision_wakes_a_daemon_that_polls_every_30_seconds(make_world, slapd, postgres_url, rng):
-    world = make_world(postgres_url, slapd, name="w",
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db_url(request):
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_engine").url)
+    return request.getfixturevalue("postgres_url")
+
+
+def test_a_decision_wakes_a_daemon_that_polls_every_30_seconds(make_world, slapd, any_db_url, rng):
+    world = make_world(any_db_url, slapd, name="w",
                        jobs={"wake_poll_seconds": 30, "apply_seconds": 60, "intake_seconds": 60,
                              "outbox_seconds": 60, "tacit_seconds": 60})
     world.seed(3, rng)
