@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # System packages from the distribution (Debian/Ubuntu): OpenLDAP for both; for the tests, Chromium
-# (pages), systemd (unit checks) and prometheus (promtool checks the alert rules).
+# (pages), systemd (unit checks), prometheus (promtool checks the alert rules) and apache2 (an
+# application checking rights with mod_authnz_ldap, tests/apps).
 demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus apache2
 
 demo: $(STAMP) demo-packages
 	$(BIN)/syncd demo
