@@ -2,36 +2,47 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# One stamp per install: `make demo` installs the package alone, `make test` with its test extras.
+VENV_STAMP := $(VENV)/.venv-stamp
+DEMO_STAMP := $(VENV)/.demo-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 
 .PHONY: demo test bench demo-packages test-packages clean
 
-$(STAMP): pyproject.toml
+$(VENV_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "syncd needs Python 3.11 or newer"; exit 1; }
 	@# A fresh Debian/Ubuntu ships Python without ensurepip: venv needs the pythonX.Y-venv package.
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || sh deploy/dev/ensure-packages.sh \
 		"$$($(PYTHON) -c 'import sys; print(f"python3.{sys.version_info.minor}-venv")')"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@touch $@
+
+$(DEMO_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml $(VENV_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
 # System packages from the distribution (Debian/Ubuntu): OpenLDAP for both; for the tests, Chromium
-# (pages), systemd (unit checks) and prometheus (promtool checks the alert rules).
+# (pages), systemd (unit checks), prometheus (promtool checks the alert rules) and apache2 (an
+# application checking rights with mod_authnz_ldap, tests/apps).
 demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus apache2
 
-demo: $(STAMP) demo-packages
+demo: $(DEMO_STAMP) demo-packages
 	$(BIN)/syncd demo
 
-test: $(STAMP) test-packages
+test: $(TEST_STAMP) test-packages
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
-bench: $(STAMP) demo-packages
+bench: $(TEST_STAMP) demo-packages   # the web benchmark drives syncd web with httpx, a test extra
 	$(BIN)/python -m bench
 
 clean:
