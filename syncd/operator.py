@@ -15,6 +15,12 @@ from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
 
 
+NO_CENTRAL_ADMINISTRATOR = (
+    "WARNING: NO CENTRAL ADMINISTRATOR. Requests of organisations without a correspondent, of centrally "
+    "managed roles and escalated external account requests wait in awaiting_decider until one is added: "
+    "syncd decider add EMAIL --central")
+
+
 def status_report(rt: Runtime) -> dict[str, Any]:
     now = rt.clock()
     with transaction(rt.engine) as conn:
@@ -29,6 +35,9 @@ def status_report(rt: Runtime) -> dict[str, Any]:
             "outbox_oldest_pending_age_seconds": oldest_pending_age(conn, now),
             "jobs": [dict(r) for r in health.job_health(conn)],
         }
+        waiting_since = health.awaiting_decider_oldest(conn)
+        report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
+        report["central_administrators"] = health.central_administrator_count(conn)
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report
 
@@ -43,9 +52,14 @@ def _age(seconds: float | None) -> str:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = ["requests per status:"]
-    for status in ("new", "pending", "accepted", "accepted_tacitly", "refused", "rejected"):
+    lines = [NO_CENTRAL_ADMINISTRATOR] if report["central_administrators"] == 0 else []
+    lines.append("requests per status:")
+    for status in ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected"):
         lines.append(f"  {status:18} {report['requests'].get(status, 0)}")
+    if report["requests"].get("awaiting_decider"):
+        lines.append(f"  nobody can decide {report['requests']['awaiting_decider']} request(s), the oldest submitted "
+                     f"{_age(report['awaiting_decider_oldest_age_seconds'])} ago: add a decider "
+                     "(syncd decider add EMAIL --organisation CODE | --central)")
     lines.append(f"oldest pending request: {_age(report['oldest_pending_age_seconds'])}")
     lines.append(f"accepted, not yet in LDAP: {report['accepted_not_applied']}")
     for r in report["failing_requests"]:
