@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -19,6 +20,33 @@ NO_CENTRAL_ADMINISTRATOR = (
     "WARNING: NO CENTRAL ADMINISTRATOR. Requests of organisations without a correspondent, of centrally "
     "managed roles and escalated external account requests wait in awaiting_decider until one is added: "
     "syncd decider add EMAIL --central")
+
+
+UPGRADE_NOTE = "upgrading from 0.1? docs/upgrading.md lists what changed for existing deployments (0.2)"
+
+
+def decider_warning(settings) -> str | None:
+    """What ``check-config`` says about the deciders: the loud warning when the database is
+    reachable, up to date and has no central administrator; why it could not tell otherwise."""
+    from sqlalchemy.engine import make_url
+
+    from syncd.store.db import make_engine
+    from syncd.store.migrate import is_up_to_date
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return None     # no database yet (connecting would create the file): nothing to say
+    try:
+        if not is_up_to_date(settings.database_url):
+            return "deciders not checked: the database schema is not up to date (syncd db upgrade)"
+        engine = make_engine(settings.database_url, pool_size=1)
+        try:
+            with transaction(engine, readonly=True) as conn:
+                centrals = health.central_administrator_count(conn)
+        finally:
+            engine.dispose()
+    except Exception as exc:    # check-config checks files; the database is a bonus
+        return f"deciders not checked: the database is not reachable ({type(exc).__name__})"
+    return NO_CENTRAL_ADMINISTRATOR if centrals == 0 else None
 
 
 def status_report(rt: Runtime) -> dict[str, Any]:

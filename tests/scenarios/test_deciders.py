@@ -9,11 +9,16 @@ Paris; Wednesday 11 November is a French public holiday.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from syncd import operator, queries
+from syncd.cli import main
 from syncd.core.model import Verdict
 from syncd.daemon import Daemon
 from syncd.jobs.decisions import decide_request
@@ -57,6 +62,30 @@ def bodies(smtp_server, address, subject_start=""):
             if m["Subject"].startswith(subject_start)]
 
 
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch, capsys):
+    """``syncd -c CONFIG ARGS...`` in-process on the test's database; returns (exit code, out, err)."""
+    shutil.copytree(Path(__file__).resolve().parents[2] / "mappings", tmp_path / "mappings")
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"mappings: mappings\ndatabase:\n  url: {json.dumps(db_url)}\nlog:\n  level: warning\n")
+    for name in list(os.environ):
+        if name.startswith("SYNCD_"):
+            monkeypatch.delenv(name)
+
+    def run_cli(*args):
+        capsys.readouterr()
+        code = main(["-c", str(config), *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run_cli
+
+
+def metrics(rt) -> dict[str, float]:
+    from syncd.web.metrics import DatabaseCollector
+    return {s.name + (f"{{{s.labels['status']}}}" if "status" in s.labels else ""): s.value
+            for family in DatabaseCollector(lambda: rt.engine, rt.clock).collect() for s in family.samples}
+
+
 def add_central_administrator(rt) -> str:
     account_id = operator.add_account(rt, ADMIN, "Alice", "Admin", "CARSAT-RA")
     operator.add_decider(rt, ADMIN, None)
@@ -66,7 +95,7 @@ def add_central_administrator(rt) -> str:
 # --- nobody can decide --------------------------------------------------------------------------
 
 def test_on_a_fresh_install_a_request_submitted_11_days_ago_waits_visible_until_an_administrator_comes(
-        rt, daemon, clock, smtp_server):
+        rt, daemon, clock, smtp_server, cli):
     ids = people(rt, correspondent=False, admin=False)
     request_id = portal_inserts(rt, kind="habilitation", email=REQUESTER, role_key="accords-locaux-acces",
                                 submitted_at=clock() - timedelta(days=11))
@@ -83,15 +112,24 @@ def test_on_a_fresh_install_a_request_submitted_11_days_ago_waits_visible_until_
     assert report["central_administrators"] == 0
     status_text = operator.format_status(report)
     assert "NO CENTRAL ADMINISTRATOR" in status_text and "awaiting_decider   1" in status_text
+    seen = metrics(rt)
+    assert seen["syncd_requests{awaiting_decider}"] == 1 and seen["syncd_central_administrators"] == 0
+    assert seen["syncd_awaiting_decider_oldest_seconds"] == pytest.approx(timedelta(days=41).total_seconds())
 
-    admin_id = add_central_administrator(rt)
+    admin_id = operator.add_account(rt, ADMIN, "Alice", "Admin", "CARSAT-RA")
+    code, _, err = cli("check-config")
+    assert code == 0 and "NO CENTRAL ADMINISTRATOR" in err
+    assert cli("decider", "add", ADMIN, "--central")[0] == 0
+    assert "NO CENTRAL ADMINISTRATOR" not in cli("check-config")[2]
     run(daemon, "reroute", "tacit", "deliver")
     row = request_row(rt, request_id)
     assert row["status"] == "pending" and routed_to(rt, request_id) == {admin_id}
     assert row["first_routed_at"] == clock()
     assert row["deadline_at"] == clock() + timedelta(days=2), "two business days: Monday to Wednesday"
     assert bodies(smtp_server, ADMIN), "the administrator is asked to decide"
-    assert operator.status_report(rt)["central_administrators"] == 1
+    code, out, _ = cli("status", "--json")
+    assert code == 0 and json.loads(out)["central_administrators"] == 1
+    assert json.loads(out)["requests"].get("awaiting_decider", 0) == 0
 
     clock.advance(days=2, seconds=-1)
     run(daemon, "tacit")
@@ -246,3 +284,11 @@ def test_a_late_reminder_states_the_days_that_really_remain(rt, daemon, clock, s
     run(daemon, "remind", "deliver")
     [reminder] = bodies(smtp_server, CORRESPONDENT, "Rappel")
     assert "Il vous reste 2 jours pour vous prononcer" in reminder
+
+
+def test_check_config_points_at_the_upgrade_note_and_says_nothing_of_a_database_not_created_yet(
+        cli_config, capsys):
+    assert main(["-c", str(cli_config), "check-config"]) == 0
+    captured = capsys.readouterr()
+    assert "docs/upgrading.md" in captured.out and captured.err == ""
+    assert not Path("syncd.db").exists(), "check-config creates no database"
