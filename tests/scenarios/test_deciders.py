@@ -292,3 +292,29 @@ def test_check_config_points_at_the_upgrade_note_and_says_nothing_of_a_database_
     captured = capsys.readouterr()
     assert "docs/upgrading.md" in captured.out and captured.err == ""
     assert not Path("syncd.db").exists(), "check-config creates no database"
+
+
+def test_a_request_an_older_version_routed_to_nobody_is_not_granted_after_the_upgrade_and_gets_a_full_window(
+        rt, daemon, clock):
+    people(rt, correspondent=False, admin=False)
+    submitted = clock() - timedelta(days=11)
+    # As 0.1 left it, and migration 0007 after it: pending, routed to nobody, first routed at submission.
+    request_id = portal_inserts(rt, kind="habilitation", email=REQUESTER, role_key="accords-locaux-acces",
+                                submitted_at=submitted, status="pending", organisation_code="CARSAT-RA",
+                                account_id=people_id(rt, REQUESTER),
+                                deadline_at=submitted + timedelta(days=10), first_routed_at=submitted)
+    run(daemon, "tacit")
+    assert request_row(rt, request_id)["status"] == "pending", "the sweep grants nothing routed to nobody"
+    run(daemon, "reroute", "tacit")
+    row = request_row(rt, request_id)
+    assert (row["status"], row["first_routed_at"], row["deadline_at"]) == ("awaiting_decider", None, None)
+
+    add_central_administrator(rt)
+    run(daemon, "reroute", "tacit")
+    row = request_row(rt, request_id)
+    assert row["status"] == "pending" and row["deadline_at"] == clock() + timedelta(days=2)
+
+
+def people_id(rt, email) -> str:
+    with transaction(rt.engine) as conn:
+        return repo.account_by_email(conn, email)["id"]

@@ -318,3 +318,17 @@ def test_two_sweeps_racing_accept_each_request_once(make_rt):
         t.join(60)
     assert sum(counts) == len(ids)
     accepted_once(daemons[0], ids)
+
+
+def test_external_account_requests_past_their_deadline_never_fill_the_sweeps_batch(make_rt):
+    rt = make_rt(batch_size=3)
+    given_accounts(rt, "u-ann")
+    externals = [pending(rt, kind="account", email=f"x{i}@gmail.com", civility="Mme", given_name="X", family_name="Y",
+                         internal=False, terms_accepted=True, terms_version="2026-01",
+                         deadline_at=DUE - timedelta(hours=10 - i)) for i in range(5)]
+    habilitation = pending(rt, "habilitation", "u-ann", "accords-locaux-acces", DUE)
+    assert tacit.sweep(rt) == 1
+    with transaction(rt.engine) as conn:
+        statuses = dict(conn.execute(select(requests.c.id, requests.c.status)).all())
+    assert statuses[habilitation] == "accepted_tacitly"
+    assert {statuses[i] for i in externals} == {"pending"}, "never accepted tacitly, left to their escalation"
