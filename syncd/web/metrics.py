@@ -6,7 +6,8 @@ Two kinds:
   through the web (by verdict and channel), refused authentications;
 * read from the database at each scrape, so that every process shows the same numbers: requests
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
-  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures.
+  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures,
+  the oldest request nobody can decide and how many central administrators there are.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
