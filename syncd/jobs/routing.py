@@ -132,8 +132,9 @@ def _route_waiting(conn: Connection, rt: Runtime, row: RowMapping, route: routin
 def _reroute(conn: Connection, rt: Runtime, row: RowMapping, before: set[str], route: routing.Route,
              now: datetime) -> None:
     repo.set_routing(conn, row["id"], route.decider_ids)
-    event = "escalated" if route.reason is routing.RouteReason.ESCALATED else "rerouted"
-    repo.add_event(conn, row["id"], event, now, detail={
+    escalated = route.reason is routing.RouteReason.ESCALATED
+    repo.add_event(conn, row["id"], "escalated" if escalated else "rerouted", now, detail={
         "deciders": sorted(route.decider_ids), "previous": sorted(before), "reason": route.reason.value})
     ask_to_decide(conn, rt, row, set(route.decider_ids) - before, route, now)
-    log.info(f"request_{event}", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
+    log.info("request_escalated" if escalated else "request_rerouted", request_id=row["id"],
+             deciders=len(route.deciders), reason=route.reason.value)

@@ -21,6 +21,7 @@ from syncd import operator, queries
 from syncd.cli import main
 from syncd.core.model import Verdict
 from syncd.daemon import Daemon
+from syncd.errors import DecisionRefused
 from syncd.jobs.decisions import decide_request
 from syncd.store import repo
 from syncd.store.db import transaction
@@ -167,9 +168,9 @@ def test_a_decider_added_before_the_reroute_cannot_decide_a_request_still_waitin
     request_id = habilitation(rt)
     run(daemon, "intake")
     add_central_administrator(rt)
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(DecisionRefused) as refused:
         decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
-    assert getattr(refused.value, "code", None) == "not_routed"
+    assert refused.value.code == "not_routed"
 
 
 # --- the minimum decision window ----------------------------------------------------------------
