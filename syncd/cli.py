@@ -130,6 +130,10 @@ def _dispatch(args) -> int:
         roles = sum(len(a.roles) for a in mappings.applications)
         print(f"configuration valid: {len(mappings.applications)} applications, {roles} roles, "
               f"{len(mappings.organisations)} organisations")
+        from syncd import operator
+        print(operator.UPGRADE_NOTE)
+        if (warning := operator.decider_warning(settings)) is not None:
+            print(warning, file=sys.stderr)
         return 0
     if cmd == "db":
         from syncd.store.migrate import upgrade

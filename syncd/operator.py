@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -13,6 +14,39 @@ from syncd.mail.outbox import oldest_pending_age, pending_count
 from syncd.store import health, repo
 from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
+
+
+NO_CENTRAL_ADMINISTRATOR = (
+    "WARNING: NO CENTRAL ADMINISTRATOR. Requests of organisations without a correspondent, of centrally "
+    "managed roles and escalated external account requests wait in awaiting_decider until one is added: "
+    "syncd decider add EMAIL --central")
+
+
+UPGRADE_NOTE = "upgrading from 0.1? docs/upgrading.md lists what changed for existing deployments (0.2)"
+
+
+def decider_warning(settings) -> str | None:
+    """What ``check-config`` says about the deciders: the loud warning when the database is
+    reachable, up to date and has no central administrator; why it could not tell otherwise."""
+    from sqlalchemy.engine import make_url
+
+    from syncd.store.db import make_engine
+    from syncd.store.migrate import is_up_to_date
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return None     # no database yet (connecting would create the file): nothing to say
+    try:
+        if not is_up_to_date(settings.database_url):
+            return "deciders not checked: the database schema is not up to date (syncd db upgrade)"
+        engine = make_engine(settings.database_url, pool_size=1)
+        try:
+            with transaction(engine, readonly=True) as conn:
+                centrals = health.central_administrator_count(conn)
+        finally:
+            engine.dispose()
+    except Exception as exc:    # check-config checks files; the database is a bonus
+        return f"deciders not checked: the database is not reachable ({type(exc).__name__})"
+    return NO_CENTRAL_ADMINISTRATOR if centrals == 0 else None
 
 
 def status_report(rt: Runtime) -> dict[str, Any]:
@@ -29,6 +63,9 @@ def status_report(rt: Runtime) -> dict[str, Any]:
             "outbox_oldest_pending_age_seconds": oldest_pending_age(conn, now),
             "jobs": [dict(r) for r in health.job_health(conn)],
         }
+        waiting_since = health.awaiting_decider_oldest(conn)
+        report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
+        report["central_administrators"] = health.central_administrator_count(conn)
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report
 
@@ -43,9 +80,14 @@ def _age(seconds: float | None) -> str:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = ["requests per status:"]
-    for status in ("new", "pending", "accepted", "accepted_tacitly", "refused", "rejected"):
+    lines = [NO_CENTRAL_ADMINISTRATOR] if report["central_administrators"] == 0 else []
+    lines.append("requests per status:")
+    for status in ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected"):
         lines.append(f"  {status:18} {report['requests'].get(status, 0)}")
+    if report["requests"].get("awaiting_decider"):
+        lines.append(f"  nobody can decide {report['requests']['awaiting_decider']} request(s), the oldest submitted "
+                     f"{_age(report['awaiting_decider_oldest_age_seconds'])} ago: add a decider "
+                     "(syncd decider add EMAIL --organisation CODE | --central)")
     lines.append(f"oldest pending request: {_age(report['oldest_pending_age_seconds'])}")
     lines.append(f"accepted, not yet in LDAP: {report['accepted_not_applied']}")
     for r in report["failing_requests"]:

@@ -59,10 +59,12 @@ def mappings(base_dn: str = "dc=example,dc=org", **policy) -> Mappings:
 
 def request(id: int = 1, *, kind=RequestKind.HABILITATION, status=Status.PENDING, submitted_at=T0,
             requester="u-req", org="CARSAT-RA", role="accords-locaux-acces", deadline_at=None,
-            applied_at=None) -> RequestView:
+            applied_at=None, internal=None, routed=True) -> RequestView:
+    """A request as the rules see it; ``routed``: it reached a decider when it was submitted."""
     from datetime import timedelta
     return RequestView(id, kind, status, submitted_at, requester, org, role,
-                       deadline_at or submitted_at + timedelta(days=10), None, applied_at)
+                       deadline_at or submitted_at + timedelta(days=10), None, applied_at,
+                       internal=internal, first_routed_at=submitted_at if routed else None)
 
 
 def correspondent(account_id: str, org: str = "CARSAT-RA") -> Decider:

@@ -1,9 +1,14 @@
 """The request state machine: which transitions exist and when a decision is refused.
 
     new ──intake──► pending ──accept──► accepted ──┐
-     │                 │ ──refuse──► refused       ├─ applied (applied_at set; not a status)
-     │                 └──deadline──► accepted_tacitly ┘
+     │   │           ▲ │ ──refuse──► refused       ├─ applied (applied_at set; not a status)
+     │   │ reroute   │ │ └──deadline──► accepted_tacitly ┘
+     │   └──► awaiting_decider ◄─┘ (nobody can decide: never tacit)
      └──invalid──► rejected
+
+Tacit acceptance needs a decider's chance: only a request that reached a decider (its
+``first_routed_at``) is accepted tacitly, and never an external account request
+(``tacit_applies``); such a request past its deadline is escalated (``is_escalated``).
 
 A terminal status never changes again: a late refusal does not revoke an accepted request
 (revoking a habilitation is its own action on the membership).
@@ -16,7 +21,7 @@ from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
 
-from syncd.core.model import Decision, RequestView, Status, Verdict
+from syncd.core.model import Decision, RequestKind, RequestView, Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused
 
@@ -50,7 +55,26 @@ def can_move(from_status: Status, to_status: Status) -> bool:
     return to_status in ALLOWED[from_status]
 
 
-def decide(request: RequestView, decision: Decision, *, now: datetime, authorised: bool) -> Transition:
+def tacit_applies(request: RequestView, *, internal_accounts: bool = True) -> bool:
+    """Whether the request may ever be accepted tacitly.
+
+    Habilitations and renewals: always. Account requests: an internal account, while the policy
+    allows it (``internal_account_tacit``, ``internal_accounts`` here); an external account never,
+    since nobody would have looked at the person (a gmail address becomes an account).
+    """
+    if request.kind is not RequestKind.ACCOUNT:
+        return True
+    return internal_accounts and request.internal is True
+
+
+def is_escalated(request: RequestView, *, now: datetime, internal_accounts: bool = True) -> bool:
+    """A request that is never accepted tacitly and was not decided by its deadline: from then on
+    the central administrators decide it (``routing.route(escalated=True)``)."""
+    return not tacit_applies(request, internal_accounts=internal_accounts) and is_due(request.deadline_at, now)
+
+
+def decide(request: RequestView, decision: Decision, *, now: datetime, authorised: bool,
+           internal_accounts: bool = True) -> Transition:
     """Check one decision against the request as it is now; return the transition or refuse it.
 
     Order matters: who you are first (403), then whether the request can still be decided (409),
@@ -66,9 +90,9 @@ def decide(request: RequestView, decision: Decision, *, now: datetime, authorise
         raise DecisionRefused("already_decided", f"The request was already decided ({request.status.value}).")
     if request.status is Status.REJECTED:
         raise DecisionRefused("rejected", "The request was rejected at intake and cannot be decided.")
-    if request.status is Status.NEW:
+    if request.status in (Status.NEW, Status.AWAITING_DECIDER):
         raise DecisionRefused("not_routed", "The request has not been routed to deciders yet.")
-    if is_due(request.deadline_at, now):
+    if tacit_applies(request, internal_accounts=internal_accounts) and is_due(request.deadline_at, now):
         raise DecisionRefused(
             "deadline_passed", "The deadline has passed: the request is accepted tacitly."
         )
@@ -81,9 +105,13 @@ def decide(request: RequestView, decision: Decision, *, now: datetime, authorise
     return Transition(request.id, request.status, to_status, "decided", now, decision.decider_account_id, comment)
 
 
-def tacit_acceptance(request: RequestView, *, now: datetime) -> Transition | None:
-    """The transition to ``accepted_tacitly`` if the request's deadline has come, else None."""
-    if request.status is Status.PENDING and is_due(request.deadline_at, now):
+def tacit_acceptance(request: RequestView, *, now: datetime, internal_accounts: bool = True) -> Transition | None:
+    """The transition to ``accepted_tacitly`` if the request's deadline has come, else None.
+
+    None too for a request that never reached a decider, or that is never accepted tacitly.
+    """
+    if (request.status is Status.PENDING and request.first_routed_at is not None
+            and tacit_applies(request, internal_accounts=internal_accounts) and is_due(request.deadline_at, now)):
         return Transition(request.id, request.status, Status.ACCEPTED_TACITLY, "tacitly_accepted", now, TACIT_DECIDER)
     return None
 

@@ -93,6 +93,8 @@ class RequestView:
     decided_by: str | None = None
     applied_at: datetime | None = None
     routed_to: tuple[str, ...] = field(default_factory=tuple)  # decider account ids
+    internal: bool | None = None           # account requests: "Je travaille à la Sécu ?"
+    first_routed_at: datetime | None = None  # when it first reached a decider (their window starts)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 Rules (seed guide): account creation and ``local`` roles go to the local correspondents of the
 requester's primary organisation; ``central`` roles go to the central administrators, and so does
 everything from an organisation with no correspondent. Nobody decides their own request, so the
-requester is never among the deciders.
+requester is never among the deciders. A request that is never accepted tacitly (an external
+account) and whose deadline has passed is escalated: it goes to the central administrators.
+
+A route with no decider means nobody can decide the request: it waits in ``awaiting_decider``
+(``waiting_status``), never accepted tacitly, until the ``reroute`` job finds someone.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from syncd.core.model import Decider, DeciderScope, Management, RequestKind
+from syncd.core.model import Decider, DeciderScope, Management, RequestKind, Status
 
 
 class RouteReason(str, enum.Enum):
     LOCAL = "local"                      # the organisation's correspondents decide
     CENTRALLY_MANAGED = "central_managed"  # the role is managed centrally
     NO_CORRESPONDENT = "no_correspondent"  # fallback: the organisation has none (besides the requester)
+    ESCALATED = "escalated"              # not decided by its deadline and never tacit: the central administrators
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Route:
     def decider_ids(self) -> frozenset[str]:
         return frozenset(d.account_id for d in self.deciders)
 
+    @property
+    def waiting_status(self) -> Status:
+        """The status of an undecided request with this route: nobody to decide it, it waits."""
+        return Status.PENDING if self.deciders else Status.AWAITING_DECIDER
+
 
 def route(
     *,
@@ -37,17 +47,21 @@ def route(
     organisation_code: str,
     requester_account_id: str | None,
     deciders: tuple[Decider, ...] | list[Decider],
+    escalated: bool = False,
 ) -> Route:
     """Pick the deciders of one request among every known decider.
 
     ``management`` is the role's management (ignored for account requests, which are local).
-    An empty ``deciders`` in the result means nobody can decide: the tacit clock still runs.
+    ``escalated`` (``lifecycle.is_escalated``): the central administrators decide, whoever did.
+    An empty ``deciders`` in the result means nobody can decide: the request waits.
     """
     def eligible(d: Decider) -> bool:
         return d.account_id != requester_account_id
 
     central = tuple(sorted((d for d in deciders if d.scope is DeciderScope.CENTRAL and eligible(d)),
                            key=lambda d: d.account_id))
+    if escalated:
+        return Route(central, RouteReason.ESCALATED)
     if kind is not RequestKind.ACCOUNT and management is Management.CENTRAL:
         return Route(central, RouteReason.CENTRALLY_MANAGED)
     local = tuple(sorted(

@@ -10,6 +10,11 @@ UTC date: a request submitted at 23:30 UTC on a Sunday in summer was submitted o
 Paris, and Monday is the day the people deciding it live in. The deadline keeps the local
 time of day of the submission. Reminders ("D-n") follow the same calendar as the deadline:
 under ``business_days_fr``, D-1 is the business day before the deadline.
+
+Whatever ``submitted_at`` says, the deciders get a minimum window after the request first reached
+one of them (``decision_deadline``): a request taken in after a portal backlog or an outage is not
+accepted seconds after its deciders were told. The window counts French business days, so that a
+request routed on a Friday evening is not accepted on Sunday.
 """
 
 from __future__ import annotations
@@ -78,6 +83,34 @@ def deadline(submitted_at: datetime, delay_days: int, calendar: Calendar = "cale
     return _shift_business_days(submitted_at, delay_days)
 
 
+def decision_deadline(submitted_at: datetime, delay_days: int, first_routed_at: datetime, window_business_days: int,
+                      calendar: Calendar = "calendar_days") -> datetime:
+    """The tacit deadline of a request first routed to a decider at ``first_routed_at``: the later of
+    ``deadline(submitted_at, delay_days, calendar)`` and ``window_business_days`` French business
+    days after that first routing. A later re-route does not move it: pass the *first* routing."""
+    if first_routed_at.tzinfo is None:
+        raise ValueError("first_routed_at must be timezone-aware")
+    if window_business_days < 1:
+        raise ValueError("window_business_days must be at least 1")
+    return max(deadline(submitted_at, delay_days, calendar), _shift_business_days(first_routed_at, window_business_days))
+
+
+def days_left(deadline_at: datetime, now: datetime, calendar: Calendar = "calendar_days") -> int:
+    """How many days remain before ``deadline_at``, as a person in the federation counts them.
+
+    Counted on local dates: the days after today up to the deadline's day, every one of them in
+    ``calendar_days``, only the business days in ``business_days_fr``. A "D-n" reminder sent on time
+    says n; sent late, what really remains; 0 on the deadline's own day (or after it).
+    """
+    today, last = local_date(now), local_date(deadline_at)
+    if last <= today:
+        return 0
+    if calendar == "calendar_days":
+        return (last - today).days
+    return sum(1 for offset in range(1, (last - today).days + 1)
+               if is_business_day_fr(today + timedelta(days=offset)))
+
+
 def reminder_at(deadline_at: datetime, days_before: int, calendar: Calendar = "calendar_days") -> datetime:
     """When the "D-``days_before``" reminder of a request with this deadline is due.
 
@@ -107,15 +140,18 @@ def is_due(deadline_at: datetime | None, now: datetime) -> bool:
 
 def reminders_due(
     deadline_at: datetime, now: datetime, days_before: tuple[int, ...], already_sent: frozenset[int],
-    calendar: Calendar = "calendar_days",
+    calendar: Calendar = "calendar_days", routed_at: datetime | None = None,
 ) -> list[int]:
     """Which "D-n" reminders should go out now: their day has come and they were not sent.
 
     Days are counted in the deadline's ``calendar``. Only the closest one is returned when
-    several are late (a daemon that was down for a week sends one reminder, not a burst).
+    several are late (a daemon that was down for a week sends one reminder, not a burst). A
+    reminder whose day came before the deciders were first told (``routed_at``: a request routed
+    inside its minimum window) is not sent: the first mail told them the deadline.
     """
     if now >= deadline_at:
         return []
     due = [n for n in sorted(set(days_before), reverse=True)
-           if n not in already_sent and now >= reminder_at(deadline_at, n, calendar)]
+           if n not in already_sent and now >= (at := reminder_at(deadline_at, n, calendar))
+           and (routed_at is None or at >= routed_at)]
     return due[-1:] if due else []

@@ -54,7 +54,8 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
             try:
                 transition = lifecycle.decide(repo.request_view(row),
                                               Decision(request_id, verdict, decider_id, comment),
-                                              now=now, authorised=authorised)
+                                              now=now, authorised=authorised,
+                                              internal_accounts=rt.mappings.policy.internal_account_tacit)
             except DecisionRefused as exc:
                 refusal = exc
         if single_use is not None:

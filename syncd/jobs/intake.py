@@ -13,10 +13,11 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core import intake, routing, tacit
+from syncd.core import intake, routing
 from syncd.core.model import RequestKind, Status
 from syncd.errors import TemporaryError
 from syncd.jobs import notify
+from syncd.jobs import routing as reroute
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, repo
 from syncd.store.db import transaction
@@ -52,26 +53,32 @@ def take_in(rt: Runtime) -> int:
 
 def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: RequestKind,
                        account_id: str | None, organisation_code: str, role_key: str | None) -> routing.Route:
-    """Route a valid request, fix its tacit deadline, record history and tell the deciders."""
+    """Route a valid request, fix its tacit deadline, record history and tell the deciders.
+
+    With nobody to decide it, the request waits in ``awaiting_decider``, with no deadline: the
+    ``reroute`` job routes it, and starts the deciders' window, once someone can decide it.
+    """
     now = rt.clock()
     m = rt.mappings
     route = routing.route(kind=kind, management=m.management_of(role_key) if role_key else None,
                           organisation_code=organisation_code, requester_account_id=account_id,
                           deciders=repo.current_deciders(conn, organisation_code))
-    delay = m.tacit_delay_of(role_key) if role_key else m.policy.account_tacit_delay_days
-    deadline_at = tacit.deadline(repo.aware(row["submitted_at"]), delay, m.policy.calendar)
-    repo.update_request(conn, row["id"], now, status=Status.PENDING.value, deadline_at=deadline_at,
+    submitted_at = repo.aware(row["submitted_at"])
+    deadline_at = (reroute.tacit_deadline(rt, kind.value, role_key, submitted_at, now) if route.deciders else None)
+    repo.update_request(conn, row["id"], now, status=route.waiting_status.value, deadline_at=deadline_at,
+                        first_routed_at=now if route.deciders else None,
                         account_id=account_id, organisation_code=organisation_code,
                         claimed_by=None, claimed_until=None, last_error=None, next_attempt_at=None)
     repo.set_routing(conn, row["id"], route.decider_ids)
-    repo.add_event(conn, row["id"], "submitted", repo.aware(row["submitted_at"]), actor=account_id or row["email"])
+    repo.add_event(conn, row["id"], "submitted", submitted_at, actor=account_id or row["email"])
+    if not route.deciders:
+        repo.add_event(conn, row["id"], "awaiting_decider", now, detail={"previous": [], "reason": route.reason.value})
+        log.warning("request_awaiting_decider", request_id=row["id"], organisation=organisation_code,
+                    reason=route.reason.value)
+        return route
     repo.add_event(conn, row["id"], "routed", now, detail={
         "deciders": sorted(route.decider_ids), "reason": route.reason.value, "deadline_at": deadline_at.isoformat()})
-    fresh = repo.get_request(conn, row["id"])
-    notify.to_deciders(conn, fresh, sorted(route.decider_ids), "request_to_decide", m, rt.settings.web,
-                       now, purpose="to_decide", language=notify.language_of(rt.settings))
-    if not route.deciders:
-        log.warning("request_has_no_decider", request_id=row["id"], organisation=organisation_code)
+    reroute.ask_to_decide(conn, rt, repo.get_request(conn, row["id"]), route.decider_ids, route, now)
     return route
 
 

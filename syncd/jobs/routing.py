@@ -1,16 +1,24 @@
-"""Routing against current data, and re-routing pending requests when deciders change.
+"""Routing against current data, and re-routing undecided requests when their deciders change.
 
 Authorisation at decision time uses ``current_route`` too: whoever may decide *now*, not whoever
 was e-mailed when the request came in.
+
+A request nobody can decide waits in ``awaiting_decider`` (never accepted tacitly); ``reroute``
+routes it as soon as someone can, and sends a pending request whose deciders all left back there.
+The deciders' window starts at the *first* routing to one of them (``first_routed_at``) and a
+later re-route never moves it. An external account request past its deadline is escalated: its
+route becomes the central administrators, who get a mail saying so.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core import routing
+from syncd.core import lifecycle, routing, tacit
 from syncd.core.model import RequestKind, Status
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
@@ -24,31 +32,109 @@ log = structlog.get_logger(__name__)
 def current_route(conn: Connection, rt: Runtime, row: RowMapping, deciders=None) -> routing.Route:
     kind = RequestKind(row["kind"])
     management = rt.mappings.management_of(row["role_key"]) if row["role_key"] and rt.mappings.role(row["role_key"]) else None
+    escalated = lifecycle.is_escalated(repo.request_view(row), now=rt.clock(),
+                                       internal_accounts=rt.mappings.policy.internal_account_tacit)
     return routing.route(kind=kind, management=management, organisation_code=row["organisation_code"] or "",
-                         requester_account_id=row["account_id"],
+                         requester_account_id=row["account_id"], escalated=escalated,
                          deciders=deciders if deciders is not None
                          else repo.current_deciders(conn, row["organisation_code"] or ""))
 
 
+def tacit_deadline(rt: Runtime, kind: str, role_key: str | None, submitted_at: datetime,
+                   first_routed_at: datetime) -> datetime:
+    """The deadline of a request first routed to a decider at ``first_routed_at``: its delay after
+    submission, but never less than the policy's decision window after that first routing."""
+    m = rt.mappings
+    if kind == RequestKind.ACCOUNT.value:
+        delay = m.policy.account_tacit_delay_days
+    else:
+        delay = m.tacit_delay_of(role_key) if role_key and m.role(role_key) else m.policy.tacit_delay_days
+    return tacit.decision_deadline(repo.aware(submitted_at), delay, first_routed_at,
+                                   m.policy.decision_window_business_days, m.policy.calendar)
+
+
+def ask_to_decide(conn: Connection, rt: Runtime, row: RowMapping, decider_ids, route: routing.Route,
+                  now: datetime) -> None:
+    """Mail these deciders about a request routed to them: the "à valider" mail, or after an
+    escalation the mail saying the deadline passed. None when the request is about to be accepted
+    tacitly anyway (its window was spent before its deciders left and came back)."""
+    if not decider_ids:
+        return
+    view = repo.request_view(row)
+    tacit_applies = lifecycle.tacit_applies(view, internal_accounts=rt.mappings.policy.internal_account_tacit)
+    language = notify.language_of(rt.settings)
+    if route.reason is routing.RouteReason.ESCALATED:
+        # No deadline any more: the link lasts its default length, not a day past a passed deadline.
+        notify.to_deciders(conn, dict(row) | {"deadline_at": None}, sorted(decider_ids), "request_escalated",
+                           rt.mappings, rt.settings.web, now, purpose="escalated", language=language)
+    elif not (tacit_applies and tacit.is_due(view.deadline_at, now)):
+        notify.to_deciders(conn, row, sorted(decider_ids), "request_to_decide", rt.mappings, rt.settings.web,
+                           now, purpose="to_decide", language=language, tacit=tacit_applies)
+
+
 def reroute_pending(rt: Runtime) -> int:
-    """Send pending requests to their current deciders when an organisation gained or lost some."""
+    """Send undecided requests to their current deciders: when some were added or left, when a
+    request is escalated, when nobody can decide one any more or someone now can. Return how many
+    requests changed."""
     now = rt.clock()
     changed = 0
     with transaction(rt.engine) as conn:
         deciders = repo.current_deciders(conn)
-        rows = list(conn.execute(select(requests).where(requests.c.status == Status.PENDING.value)
+        rows = list(conn.execute(select(requests).where(requests.c.status.in_(repo.UNDECIDED_STATUSES))
                                  .order_by(requests.c.id)).mappings())
         for row in rows:
             route = current_route(conn, rt, row, deciders)
             before = set(repo.routed_to(conn, row["id"]))
-            if before == set(route.decider_ids):
+            if before == set(route.decider_ids) and row["status"] == route.waiting_status.value:
                 continue
-            repo.set_routing(conn, row["id"], route.decider_ids)
-            repo.add_event(conn, row["id"], "rerouted", now, detail={
-                "deciders": sorted(route.decider_ids), "previous": sorted(before), "reason": route.reason.value})
-            newcomers = sorted(set(route.decider_ids) - before)
-            notify.to_deciders(conn, row, newcomers, "request_to_decide", rt.mappings, rt.settings.web,
-                               now, purpose="to_decide", language=notify.language_of(rt.settings))
-            log.info("request_rerouted", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
+            if not route.deciders:
+                _wait(conn, row, before, route, now)
+            elif row["status"] == Status.AWAITING_DECIDER.value:
+                _route_waiting(conn, rt, row, route, now)
+            else:
+                _reroute(conn, rt, row, before, route, now)
             changed += 1
     return changed
+
+
+def _wait(conn: Connection, row: RowMapping, before: set[str], route: routing.Route, now: datetime) -> None:
+    """Nobody can decide the request any more: it waits, never accepted tacitly meanwhile."""
+    values: dict = {"status": Status.AWAITING_DECIDER.value}
+    if not before:
+        # Pending and routed to nobody: taken in by a version that let such requests run to tacit
+        # acceptance. It never reached a decider, so their window has not started.
+        values |= {"first_routed_at": None, "deadline_at": None}
+    repo.update_request(conn, row["id"], now, **values)
+    repo.set_routing(conn, row["id"], ())
+    if row["status"] != Status.AWAITING_DECIDER.value:
+        repo.add_event(conn, row["id"], "awaiting_decider", now,
+                       detail={"previous": sorted(before), "reason": route.reason.value})
+        log.warning("request_awaiting_decider", request_id=row["id"], organisation=row["organisation_code"],
+                    reason=route.reason.value)
+
+
+def _route_waiting(conn: Connection, rt: Runtime, row: RowMapping, route: routing.Route, now: datetime) -> None:
+    """Someone can now decide a waiting request: it is routed, and its window starts if it never did."""
+    values: dict = {"status": Status.PENDING.value}
+    if row["first_routed_at"] is None:
+        values |= {"first_routed_at": now,
+                   "deadline_at": tacit_deadline(rt, row["kind"], row["role_key"], row["submitted_at"], now)}
+    repo.update_request(conn, row["id"], now, **values)
+    repo.set_routing(conn, row["id"], route.decider_ids)
+    fresh = repo.get_request(conn, row["id"])
+    repo.add_event(conn, row["id"], "routed", now, detail={
+        "deciders": sorted(route.decider_ids), "reason": route.reason.value,
+        "deadline_at": repo.aware(fresh["deadline_at"]).isoformat() if fresh["deadline_at"] else None})
+    ask_to_decide(conn, rt, fresh, route.decider_ids, route, now)
+    log.info("request_routed", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
+
+
+def _reroute(conn: Connection, rt: Runtime, row: RowMapping, before: set[str], route: routing.Route,
+             now: datetime) -> None:
+    repo.set_routing(conn, row["id"], route.decider_ids)
+    escalated = route.reason is routing.RouteReason.ESCALATED
+    repo.add_event(conn, row["id"], "escalated" if escalated else "rerouted", now, detail={
+        "deciders": sorted(route.decider_ids), "previous": sorted(before), "reason": route.reason.value})
+    ask_to_decide(conn, rt, row, set(route.decider_ids) - before, route, now)
+    log.info("request_escalated" if escalated else "request_rerouted", request_id=row["id"],
+             deciders=len(route.deciders), reason=route.reason.value)

@@ -6,6 +6,10 @@ PostgreSQL ``SKIP LOCKED``, so two daemons never take the same one), lets the co
 (``lifecycle.tacit_acceptance``) say what each becomes, then writes the status changes, their
 history, their audit rows and the memberships a few statements per batch. Only requests still
 ``pending`` move, so running it twice, or alongside a decision, accepts nothing twice.
+
+Only requests that reached a decider are accepted, and never an external account request
+(``lifecycle.tacit_applies``): the ``reroute`` job escalates those. Reminders say how many days
+really remain, counted in the policy's calendar.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def sweep(rt: Runtime) -> int:
     accepted = 0
     while True:
         with transaction(rt.engine) as conn:
-            claimed = repo.claim_due_pending(conn, now, limit)
+            claimed = repo.claim_due_pending(conn, now, limit, rt.mappings.policy.internal_account_tacit)
             moved = accept_batch(conn, rt, claimed, now)
         accepted += moved
         if moved:
@@ -56,7 +60,8 @@ def accept_batch(conn: Connection, rt: Runtime, rows: list[RowMapping], now: dat
     """What ``decisions.record_transition`` writes for each tacit acceptance, for a batch; return
     how many requests moved."""
     due = [(row, t) for row in rows
-           if (t := lifecycle.tacit_acceptance(repo.request_view(row), now=now)) is not None]
+           if (t := lifecycle.tacit_acceptance(repo.request_view(row), now=now,
+                                               internal_accounts=rt.mappings.policy.internal_account_tacit)) is not None]
     # The transitions of one sweep share their target, time and decider; grouping keeps the
     # core the one place that says what they are, at the cost of one statement per group.
     groups: dict[tuple, list[int]] = defaultdict(list)
@@ -106,11 +111,14 @@ def remind(rt: Runtime) -> int:
                     select(request_events.c.detail).where(request_events.c.request_id == row["id"],
                                                           request_events.c.event == "reminded")).mappings()
                 if d["detail"] and "days_before" in d["detail"])
-            for n in tacit.reminders_due(repo.aware(row["deadline_at"]), now, days, done, calendar):
+            deadline_at = repo.aware(row["deadline_at"])
+            for n in tacit.reminders_due(deadline_at, now, days, done, calendar, repo.aware(row["first_routed_at"])):
                 deciders = repo.routed_to(conn, row["id"])
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings),
-                                   days_before=n, business_days=calendar == "business_days_fr")
+                                   days_before=n, days_left=tacit.days_left(deadline_at, now, calendar),
+                                   business_days=calendar == "business_days_fr",
+                                   tacit=lifecycle.tacit_applies(repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit))
                 repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1
     if sent:

@@ -55,6 +55,7 @@ _HABILITATION = frozenset({"requester_name", "application_label", "role_label"})
 TEMPLATES: Mapping[str, frozenset[str]] = {
     "request_to_decide": _DECIDER,
     "decision_reminder": _DECIDER | {"days_before"},
+    "request_escalated": _DECIDER - {"deadline_at"},    # past its deadline: it has none any more
     "request_accepted": _REQUEST,
     "request_accepted_tacitly": _REQUEST,
     "request_refused": _REQUEST | {"comment"},          # comment may be None or empty
@@ -69,8 +70,10 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
 
 # Keys a template shows when present (other keys are ignored).
 OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
-    "request_to_decide": frozenset({"internal"}),
-    "decision_reminder": frozenset({"internal", "business_days"}),   # business_days: "3 jours ouvrés"
+    "request_to_decide": frozenset({"internal", "tacit"}),   # tacit: False for a request never accepted tacitly
+    # days_left: what really remains (a late reminder); business_days: "3 jours ouvrés"
+    "decision_reminder": frozenset({"internal", "business_days", "days_left", "tacit"}),
+    "request_escalated": frozenset({"internal"}),
     "request_accepted": frozenset({"decided_at"}),
     "request_accepted_tacitly": frozenset({"decided_at"}),
     "request_refused": frozenset({"decided_at", "decider_name"}),

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import Status
 from syncd.store.repo import GRANTED_STATUSES, OPEN_STATUSES, aware
-from syncd.store.tables import job_runs, outbox, requests
+from syncd.store.tables import accounts, deciders, job_runs, outbox, requests
 
 def status_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status))
@@ -22,6 +22,20 @@ def oldest_open_submitted_at(conn: Connection) -> datetime | None:
     value = conn.execute(select(func.min(requests.c.submitted_at))
                          .where(requests.c.status.in_(OPEN_STATUSES))).scalar()
     return aware(value)
+
+
+def awaiting_decider_oldest(conn: Connection) -> datetime | None:
+    """When the oldest request that nobody can decide was submitted (None: there is none)."""
+    return aware(conn.execute(select(func.min(requests.c.submitted_at))
+                              .where(requests.c.status == Status.AWAITING_DECIDER.value)).scalar())
+
+
+def central_administrator_count(conn: Connection) -> int:
+    """Active central administrators: without one, requests of organisations with no
+    correspondent, centrally managed roles and escalations have nobody to decide them."""
+    return conn.execute(select(func.count(func.distinct(deciders.c.account_id)))
+                        .select_from(deciders.join(accounts, accounts.c.id == deciders.c.account_id))
+                        .where(deciders.c.scope == "central", accounts.c.status == "active")).scalar() or 0
 
 
 def unapplied_count(conn: Connection) -> int:

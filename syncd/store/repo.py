@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, false, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.intake import ExistingAccount, IntakeFacts
@@ -23,6 +23,7 @@ from syncd.store.tables import (accounts, deciders, memberships, organisations, 
                                 requests)
 
 OPEN_STATUSES = (Status.NEW.value, Status.PENDING.value)
+UNDECIDED_STATUSES = (Status.PENDING.value, Status.AWAITING_DECIDER.value)
 GRANTED_STATUSES = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
 
 
@@ -67,6 +68,8 @@ def request_view(row: RowMapping, routed: tuple[str, ...] = ()) -> RequestView:
         decided_by=row["decided_by"],
         applied_at=aware(row["applied_at"]),
         routed_to=routed,
+        internal=None if row["internal"] is None else bool(row["internal"]),
+        first_routed_at=aware(row["first_routed_at"]),
     )
 
 
@@ -105,11 +108,22 @@ def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
 
 # Built once: the batch statements run for every batch of every sweep, and expanding ``IN``
 # parameters keep one compiled form whatever the batch's length.
-_DUE_PENDING = (select(requests)
-                .where(requests.c.status == Status.PENDING.value, requests.c.deadline_at <= bindparam("now"))
-                .order_by(requests.c.deadline_at, requests.c.id)
-                .limit(bindparam("limit", type_=Integer))
-                .with_for_update(skip_locked=True))
+def _due_pending(internal_accounts: bool):
+    # Only what may be accepted tacitly (lifecycle.tacit_applies), and only what reached a decider:
+    # an external account request past its deadline stays pending for its escalation, and must
+    # not fill the batch ahead of the requests the sweep can move.
+    account_ok = requests.c.internal.is_(True) if internal_accounts else false()
+    routed = exists().where(request_deciders.c.request_id == requests.c.id)
+    return (select(requests)
+            .where(requests.c.status == Status.PENDING.value, requests.c.deadline_at <= bindparam("now"),
+                   requests.c.first_routed_at.is_not(None), routed,
+                   or_(requests.c.kind != RequestKind.ACCOUNT.value, account_ok))
+            .order_by(requests.c.deadline_at, requests.c.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True))
+
+
+_DUE_PENDING = {True: _due_pending(True), False: _due_pending(False)}
 
 _MOVE_STATUS = (update(requests)
                 .where(requests.c.id.in_(bindparam("ids", expanding=True)),
@@ -119,14 +133,15 @@ _MOVE_STATUS = (update(requests)
                 .returning(requests.c.id))
 
 
-def claim_due_pending(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
-    """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked.
+def claim_due_pending(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[RowMapping]:
+    """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked:
+    those that may be accepted tacitly (``internal_accounts``: internal account requests may).
 
     On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
     sweeping at once take disjoint requests, and a request a decider is deciding right now is
     left to that decision. SQLite's write transaction is exclusive, which covers it.
     """
-    return list(conn.execute(_DUE_PENDING, {"now": now, "limit": limit}).mappings())
+    return list(conn.execute(_DUE_PENDING[internal_accounts], {"now": now, "limit": limit}).mappings())
 
 
 def move_requests(conn: Connection, ids: Iterable[int], *, from_status: str, to_status: str, at: datetime,
@@ -278,12 +293,12 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
         account_open = conn.execute(
             select(requests.c.id).where(func.lower(requests.c.email) == email,
                                         requests.c.kind == RequestKind.ACCOUNT.value,
-                                        requests.c.status == Status.PENDING.value).limit(1)
+                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None
     elif row is not None and isinstance(role_key, str):
         hab_dup = conn.execute(
             select(requests.c.id).where(requests.c.account_id == row["id"], requests.c.role_key == role_key,
-                                        requests.c.status == Status.PENDING.value).limit(1)
+                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None or conn.execute(
             select(memberships.c.account_id).where(memberships.c.account_id == row["id"],
                                                    memberships.c.role_key == role_key,

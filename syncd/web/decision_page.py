@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from syncd import queries
+from syncd.core import lifecycle
 from syncd.core.model import Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused, TemporaryError
@@ -93,13 +94,15 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             refusal = "already_decided"
         elif detail.status == Status.REJECTED.value:
             refusal = "rejected"
-        elif detail.status == Status.NEW.value:
+        elif detail.status in (Status.NEW.value, Status.AWAITING_DECIDER.value):
             refusal = "not_routed"
-        elif is_due(detail.deadline, now):
-            refusal = "deadline_passed"
         else:
             row = repo.get_request(conn, claims.request_id)
-            if decider is None or decider.status != "active" or \
+            # An escalated external account request is decided past its deadline (never tacit).
+            if is_due(detail.deadline, now) and lifecycle.tacit_applies(
+                    repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit):
+                refusal = "deadline_passed"
+            elif decider is None or decider.status != "active" or \
                     claims.decider_id not in current_route(conn, rt, row).decider_ids:
                 refusal = "not_authorised"
     name = f"{decider.given_name} {decider.family_name}" if decider else "Madame, Monsieur"

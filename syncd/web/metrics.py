@@ -6,7 +6,8 @@ Two kinds:
   through the web (by verdict and channel), refused authentications;
 * read from the database at each scrape, so that every process shows the same numbers: requests
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
-  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures.
+  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures,
+  the oldest request nobody can decide and how many central administrators there are.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from syncd.core.model import Status
+from syncd.store import health
 from syncd.store.db import transaction
 from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
 
@@ -78,6 +80,8 @@ class DatabaseCollector(Collector):
                                     .where(audit_log.c.seq.is_(None))).one()
             jobs = list(conn.execute(select(job_runs.c.job, job_runs.c.consecutive_failures,
                                             job_runs.c.last_ok_at)).all())
+            waiting_since = health.awaiting_decider_oldest(conn)
+            centrals = health.central_administrator_count(conn)
 
         per_status = GaugeMetricFamily("syncd_requests", "Requests in the queue table, by status",
                                        labels=["status"])
@@ -105,6 +109,11 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("syncd_audit_oldest_unsealed_age_seconds",
                                 "Age of the oldest audit row waiting for the sealing job (0 when none)",
                                 value=max((now - _aware(unsealed[1])).total_seconds(), 0.0) if unsealed[1] else 0.0)
+        # Requests nobody can decide (their count is syncd_requests{status="awaiting_decider"}).
+        yield GaugeMetricFamily("syncd_awaiting_decider_oldest_seconds",
+                                "Age of the oldest request that nobody can decide (0 when none)",
+                                value=max((now - waiting_since).total_seconds(), 0.0) if waiting_since else 0.0)
+        yield GaugeMetricFamily("syncd_central_administrators", "Active central administrators", value=centrals)
         failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
                                      labels=["job_name"])
         last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",

@@ -31,6 +31,7 @@ _REQUESTER = {"requester_name": "Aristide Charenne", **HABILITATION, "submitted_
 SAMPLE_CONTEXTS: dict[str, dict] = {
     "request_to_decide": dict(_DECIDER),
     "decision_reminder": {**_DECIDER, "days_before": 2},
+    "request_escalated": {key: value for key, value in _DECIDER.items() if key != "deadline_at"},
     "request_accepted": {**_REQUESTER, "decided_at": DECIDED},
     "request_accepted_tacitly": {**_REQUESTER, "decided_at": DEADLINE},
     "request_refused": {**_REQUESTER, "decided_at": DECIDED, "decider_name": "Lucie Martin",

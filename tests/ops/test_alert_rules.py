@@ -73,6 +73,22 @@ CASES = [
          {"eval_time": "15m", "alertname": "SyncdJobFailing", "exp_alerts": []},
          {"eval_time": "25m", "alertname": "SyncdJobFailing",
           "exp_alerts": [{"exp_labels": {"severity": "warning", "job_name": "apply"}}]}]},
+    {"name": "a request waits for a decider from 10 min: half an hour later the alert fires; a decider clears it",
+     "interval": "1m",
+     "input_series": [{"series": f"syncd_awaiting_decider_oldest_seconds{{{WEB}}}",
+                       "values": "0x9 950400+60x40 0x30"}],
+     "alert_rule_test": [
+         {"eval_time": "35m", "alertname": "SyncdRequestsAwaitingDecider", "exp_alerts": []},
+         {"eval_time": "45m", "alertname": "SyncdRequestsAwaitingDecider",
+          "exp_alerts": [{"exp_labels": {"severity": "warning"}}]},
+         {"eval_time": "60m", "alertname": "SyncdRequestsAwaitingDecider", "exp_alerts": []}]},
+    {"name": "the only central administrator leaves at 10 min",
+     "interval": "1m",
+     "input_series": [{"series": f"syncd_central_administrators{{{WEB}}}", "values": "1x9 0x30"}],
+     "alert_rule_test": [
+         {"eval_time": "20m", "alertname": "SyncdNoCentralAdministrator", "exp_alerts": []},
+         {"eval_time": "30m", "alertname": "SyncdNoCentralAdministrator",
+          "exp_alerts": [{"exp_labels": {"severity": "warning"}}]}]},
 ]
 
 

@@ -20,7 +20,7 @@ from syncd.jobs.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import audit, repo
 from syncd.store.db import make_engine, transaction
-from syncd.store.tables import accounts, audit_log, memberships, request_events, requests
+from syncd.store.tables import accounts, audit_log, memberships, request_deciders, request_events, requests
 from tests.factories import T0, mappings
 
 DUE = T0 - timedelta(minutes=1)            # deadlines already passed at T0
@@ -65,6 +65,18 @@ def given_membership(rt, account_id: str, role_key: str, **values) -> None:
                                                 granted_at=T0 - timedelta(days=400), **values))
 
 
+DECIDER = "u-decider"
+
+
+def route_to_a_decider(conn, request_ids) -> None:
+    """Route requests to one correspondent, as intake does: the sweep accepts only what reached a decider."""
+    if conn.execute(select(accounts.c.id).where(accounts.c.id == DECIDER)).first() is None:
+        conn.execute(insert(accounts).values(id=DECIDER, email="decider@lassuranceretraite.fr", given_name="D",
+                                             family_name="D", primary_organisation="CARSAT-RA", internal=True,
+                                             status="active", created_at=T0, updated_at=T0))
+    conn.execute(insert(request_deciders), [{"request_id": i, "account_id": DECIDER} for i in request_ids])
+
+
 def pending(rt, kind: str = "habilitation", account_id: str | None = None, role_key: str | None = None,
             deadline_at=DUE, **values) -> int:
     """A request as intake leaves it: pending, routed, with its deadline."""
@@ -72,8 +84,10 @@ def pending(rt, kind: str = "habilitation", account_id: str | None = None, role_
     with transaction(rt.engine) as conn:
         request_id = conn.execute(insert(requests).values(
             kind=kind, status="pending", account_id=account_id, role_key=role_key, organisation_code="CARSAT-RA",
-            submitted_at=deadline_at - timedelta(days=10), deadline_at=deadline_at, updated_at=T0, **values)
+            submitted_at=deadline_at - timedelta(days=10), first_routed_at=deadline_at - timedelta(days=10),
+            deadline_at=deadline_at, updated_at=T0, **values)
         ).inserted_primary_key[0]
+        route_to_a_decider(conn, [request_id])
         repo.add_event(conn, request_id, "routed", T0 - timedelta(days=10))
     return request_id
 
@@ -211,8 +225,8 @@ def test_a_request_decided_between_its_claim_and_the_write_is_not_touched(make_r
     other = pending(rt, "habilitation", "u-ann", "annuaire-redacteur")
     claim = repo.claim_due_pending
 
-    def claim_then_someone_decides(conn, now, limit):
-        rows = claim(conn, now, limit)
+    def claim_then_someone_decides(conn, now, limit, *args):
+        rows = claim(conn, now, limit, *args)
         conn.execute(update(requests).where(requests.c.id == decided)
                      .values(status="refused", decided_by="u-claire", decided_at=now, comment="Non"))
         return rows
@@ -254,9 +268,12 @@ def due_backlog(rt, count: int) -> list[int]:
         conn.execute(insert(requests), [
             {"kind": "habilitation", "status": "pending", "account_id": a, "role_key": "accords-locaux-acces",
              "email": f"{a}@lassuranceretraite.fr", "organisation_code": "CARSAT-RA",
-             "submitted_at": DUE - timedelta(days=10), "deadline_at": DUE - timedelta(seconds=i), "updated_at": T0}
+             "submitted_at": DUE - timedelta(days=10), "first_routed_at": DUE - timedelta(days=10),
+             "deadline_at": DUE - timedelta(seconds=i), "updated_at": T0}
             for i, a in enumerate(account_ids)])
-        return conn.execute(select(requests.c.id).order_by(requests.c.id)).scalars().all()
+        ids = conn.execute(select(requests.c.id).order_by(requests.c.id)).scalars().all()
+        route_to_a_decider(conn, ids)
+        return ids
 
 
 def accepted_once(rt, ids: list[int]) -> None:
@@ -301,3 +318,17 @@ def test_two_sweeps_racing_accept_each_request_once(make_rt):
         t.join(60)
     assert sum(counts) == len(ids)
     accepted_once(daemons[0], ids)
+
+
+def test_external_account_requests_past_their_deadline_never_fill_the_sweeps_batch(make_rt):
+    rt = make_rt(batch_size=3)
+    given_accounts(rt, "u-ann")
+    externals = [pending(rt, kind="account", email=f"x{i}@gmail.com", civility="Mme", given_name="X", family_name="Y",
+                         internal=False, terms_accepted=True, terms_version="2026-01",
+                         deadline_at=DUE - timedelta(hours=10 - i)) for i in range(5)]
+    habilitation = pending(rt, "habilitation", "u-ann", "accords-locaux-acces", DUE)
+    assert tacit.sweep(rt) == 1
+    with transaction(rt.engine) as conn:
+        statuses = dict(conn.execute(select(requests.c.id, requests.c.status)).all())
+    assert statuses[habilitation] == "accepted_tacitly"
+    assert {statuses[i] for i in externals} == {"pending"}, "never accepted tacitly, left to their escalation"
