@@ -18,6 +18,9 @@
   a plain connection and a base DN (the syntax property tests): the service account and this
   test's (created, empty) people branch.
 * ``nest_mappings(mappings, layout)``: shipped-style ``Mappings`` moved onto a ``ds389_layout``.
+* ``make_ds389_runtime(mappings=None, **sections)``: a whole syncd (``Runtime``) on this test's
+  database, the 389-DS branches as the service account, and the in-process SMTP server, like
+  ``make_runtime`` of ``tests/fixtures_runtime.py``; ``mappings`` default to ``tests.factories``'.
 """
 
 from __future__ import annotations
@@ -33,10 +36,14 @@ from ldap3 import Connection
 from syncd.core.model import DirectoryKind
 from syncd.directory import Directory, names
 from syncd.directory.connection import open_connection, safe_close
+from syncd.jobs.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
-from syncd.settings import LdapSettings
+from syncd.settings import LdapSettings, Settings
+from syncd.store.db import make_engine
 from tests.ds389 import Ds389, Ds389NotInstalled
+from tests.factories import mappings as sample_mappings
 from tests.fixtures_ldap import sample_layout
+from tests.fixtures_runtime import WEB_BASE_URL
 
 SUFFIX = "dc=example,dc=org"
 _problem: list[str] = []    # why the 389-DS tests were skipped, for the terminal summary
@@ -124,6 +131,26 @@ def ds389_directory(make_ds389_directory) -> Directory:
     d = make_ds389_directory()
     d.ensure_branches()
     return d
+
+
+@pytest.fixture
+def make_ds389_runtime(db_url, ds389: Ds389, ds389_layout: DirectoryLayout, smtp_settings, clock):
+    made: list[Runtime] = []
+
+    def make(mappings: Mappings | None = None, **sections) -> Runtime:
+        values = {"database": {"url": db_url}, "ldap": ds389.ldap_settings().model_dump(),
+                  "smtp": smtp_settings.model_dump(), "web": {"base_url": WEB_BASE_URL},
+                  "jobs": {"max_backoff_seconds": 60}, **sections}
+        settings = Settings(**values)
+        runtime = Runtime(settings, nest_mappings(mappings or sample_mappings(), ds389_layout),
+                          make_engine(db_url, pool_size=settings.database.pool_size),
+                          clock=clock, worker_id="test-worker")
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:
+        runtime.close()
 
 
 class Endpoint(NamedTuple):

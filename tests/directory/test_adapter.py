@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 import structlog
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE
 
@@ -194,7 +194,9 @@ _ids = itertools.count()
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.text(alphabet=st.one_of(st.sampled_from(',+"\\<>;=#*() \x00é日'), st.characters(
     blacklist_categories=("Cs",))), min_size=1, max_size=16).filter(lambda v: v.strip(" ")))
-def test_an_escaped_value_round_trips_through_a_real_slapd(directory, admin, value):
+def test_an_escaped_value_round_trips_through_a_real_slapd(directory, admin, server_kind, value):
+    # 389-DS keeps a NUL of an RDN value as a second value "\\00": its syntax profile refuses NUL
+    assume(server_kind == "openldap" or "\x00" not in value)
     # each example gets its own container: two values the server considers equal
     # (case, spaces) must not collide
     parent = names.child_dn("ou", f"e{next(_ids)}", names.branch_dn(directory.layout, "people"))
