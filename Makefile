@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # System packages from the distribution (Debian/Ubuntu): OpenLDAP for both; for the tests, Chromium
-# (pages), systemd (unit checks) and prometheus (promtool checks the alert rules).
+# (pages), systemd (unit checks), prometheus (promtool checks the alert rules) and 389-ds-base
+# (the directory adapter's contract suite and scenarios also run on 389 Directory Server).
 demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus 389-ds-base
 
 demo: $(STAMP) demo-packages
 	$(BIN)/syncd demo
