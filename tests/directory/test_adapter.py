@@ -3,7 +3,8 @@ on a real 389 Directory Server configured from deploy/389ds (memberOf plugin, no
 modify, syncd bound as its service account).
 
 Every test that takes ``directory`` / ``make_directory`` / ``ldap_layout`` / ``admin`` runs on
-both servers (``server_kind``); where the servers rightly differ, the test says how.
+both servers (``server_kind``, tests/directory/conftest.py); where the servers rightly differ,
+the test says how.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE
 from syncd.devslapd import DevSlapd
 from syncd.directory import Directory, NoSuchEntry, adapter
 from syncd.directory import names
-from syncd.directory.connection import open_connection, safe_close
 from syncd.errors import DirectoryRejected, DirectoryUnavailable
 from tests.fixtures_ldap import sample_layout
 
@@ -29,33 +29,6 @@ HOSTILE_ID = ' #Jean+"Dupont",<x>;\\=*()\x00é日 '
 # 389-DS's 7-bit check plugin (on by default) refuses a uid that is not ASCII, and a NUL in an
 # RDN value comes back as a second uid value "\\00" there (deploy/389ds/README.md).
 HOSTILE_ASCII_ID = HOSTILE_ID.replace("é日", "").replace("\x00", "")
-
-
-@pytest.fixture(params=["openldap", pytest.param("389ds", marks=pytest.mark.ds389)])
-def server_kind(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def ldap_layout(ldap_layout, server_kind, request):
-    return request.getfixturevalue("ds389_layout") if server_kind == "389ds" else ldap_layout
-
-
-@pytest.fixture
-def make_directory(make_directory, server_kind, request):
-    return request.getfixturevalue("make_ds389_directory") if server_kind == "389ds" else make_directory
-
-
-@pytest.fixture
-def admin(server_kind, request):
-    """A raw ldap3 connection as the root DN / Directory Manager, for arranging and checking
-    behind the adapter."""
-    if server_kind == "389ds":
-        yield request.getfixturevalue("ds389_admin")
-        return
-    conn = open_connection(request.getfixturevalue("slapd").ldap_settings())
-    yield conn
-    safe_close(conn)
 
 
 def read(conn, dn, *attrs):

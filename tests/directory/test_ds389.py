@@ -11,6 +11,7 @@ from ldap3 import BASE, LEVEL, MODIFY_REPLACE, Connection
 
 from syncd.directory import names
 from syncd.directory.connection import open_connection, safe_close
+from syncd.errors import DirectoryUnavailable
 from syncd.settings import LdapSettings
 from tests.ds389 import ROOT_DN, Ds389
 
@@ -155,3 +156,17 @@ def test_writing_other_attributes_leaves_the_lock_as_it_is(ds389_directory):
     ds389_directory.disable_account("u1")
     assert ds389_directory.upsert_account("u1", {"given_name": "Anne"}) == "updated"
     assert ds389_directory.can_bind(dn, PASSWORD) is False
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+def test_syncd_reports_a_389ds_outage_and_reconnects_once_it_is_back(ds389, ds389_directory):
+    ds389_directory.ping()
+    ds389.kill()                        # a crash: SIGKILL, the database recovers at start
+    try:
+        with pytest.raises(DirectoryUnavailable):
+            ds389_directory.ping()
+    finally:
+        ds389.restart()
+    ds389_directory.ping()              # the stale connection is replaced transparently
+    assert ds389_directory.ensure_group("after-restart", "r", "app") == "created"
