@@ -170,3 +170,16 @@ def test_syncd_reports_a_389ds_outage_and_reconnects_once_it_is_back(ds389, ds38
         ds389.restart()
     ds389_directory.ping()              # the stale connection is replaced transparently
     assert ds389_directory.ensure_group("after-restart", "r", "app") == "created"
+
+
+def test_the_endpoint_fixture_lets_a_plain_connection_write_under_its_base_as_the_service_account(
+        ds389, ds389_endpoint):
+    assert ds389_endpoint.bind_dn == ds389.service_dn
+    conn = ds389_endpoint.connect()
+    try:
+        dn = names.child_dn("uid", "plain", ds389_endpoint.base_dn)
+        _, result, _, _ = conn.add(dn, ["inetOrgPerson", "syncdAccount"],
+                                   {"uid": "plain", "cn": "Plain", "sn": "Plain", "syncdAccountStatus": "active"})
+        assert result["result"] == 0, result
+    finally:
+        safe_close(conn)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from syncd.directory import names
+from syncd.directory.connection import NoSuchEntry
 from syncd.jobs import provision
+from syncd.reconcile.ldapread import LeanReader
 from syncd.store.db import transaction
 from syncd.store.tables import accounts
 from tests.reconcile.conftest import reconcile_mappings
@@ -53,3 +56,16 @@ def test_drift_in_memberships_and_accounts_is_repaired_and_a_disabled_account_is
                                                                     "nsAccountLock": ["true"]}
     assert rt.directory.can_bind(dn(rt, b), "un mot de passe solide") is False
     assert reconcile(rt).plan.clean
+
+
+def test_a_missing_branch_is_no_such_entry_for_the_reader_not_an_empty_branch(ds389, ds389_directory):
+    # 389-DS answers a paged search of a missing base with success and no entry
+    missing = "ou=nope," + names.branch_dn(ds389_directory.layout, "people")
+    with LeanReader(ds389.ldap_settings()) as reader:
+        assert list(reader.search(missing, "(objectClass=*)", ["cn"], missing_ok=True)) == []
+        with pytest.raises(NoSuchEntry):
+            list(reader.search(missing, "(objectClass=*)", ["cn"]))
+        ds389_directory.upsert_account("p1", {"sn": "x"})
+        people = names.branch_dn(ds389_directory.layout, "people")
+        assert [dn for dn, _ in reader.search(people, "(objectClass=*)", ["sn"])] == [
+            names.person_dn(ds389_directory.layout, "p1")]
