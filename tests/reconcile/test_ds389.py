@@ -5,6 +5,7 @@ of an account the database says is disabled."""
 from __future__ import annotations
 
 import pytest
+from ldap3 import MODIFY_DELETE
 from sqlalchemy import update
 
 from syncd.directory import names
@@ -69,3 +70,21 @@ def test_a_missing_branch_is_no_such_entry_for_the_reader_not_an_empty_branch(ds
         people = names.branch_dn(ds389_directory.layout, "people")
         assert [dn for dn, _ in reader.search(people, "(objectClass=*)", ["sn"])] == [
             names.person_dn(ds389_directory.layout, "p1")]
+
+
+def test_a_disabled_account_whose_lock_was_lifted_behind_syncds_back_is_locked_again(rt, ds389_admin):
+    # also what an upgrade finds: accounts disabled before syncd wrote nsAccountLock
+    a = account(rt, "alice")
+    rt.directory.set_password(a, "un mot de passe solide")
+    with transaction(rt.engine) as conn:
+        conn.execute(update(accounts).where(accounts.c.id == a).values(status="disabled"))
+    reconcile(rt)
+    assert rt.directory.can_bind(dn(rt, a), "un mot de passe solide") is False
+    ds389_admin.modify(dn(rt, a), {"nsAccountLock": [(MODIFY_DELETE, [])]})
+    assert rt.directory.can_bind(dn(rt, a), "un mot de passe solide") is True
+
+    plan = reconcile(rt, dry_run=True).plan
+    assert [(x.account_id, x.action) for x in plan.accounts] == [(a, "update")]
+    reconcile(rt)
+    assert rt.directory.can_bind(dn(rt, a), "un mot de passe solide") is False
+    assert reconcile(rt).plan.clean
