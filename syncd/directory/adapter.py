@@ -94,6 +94,8 @@ class Directory(DirectoryConnection):
             mode = self.settings.permissive_modify
             if not self.traits.permissive_modify:
                 self._permissive = False     # the server has no such control: never send it
+                if mode == "on":
+                    log.warning("ldap_permissive_modify_unsupported", kind=self.layout.kind.value)
             elif mode != "auto":
                 self._permissive = mode == "on"
             else:
