@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures_db",
     "tests.fixtures_smtp",
     "tests.fixtures_runtime",
+    "tests.fixtures_389ds",
 ]
 
 import pytest

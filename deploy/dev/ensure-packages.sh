@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages named as arguments when they are missing.
-# Used by `make demo` (slapd ldap-utils), `make test` (the same, plus chromium) and the venv step.
+# Used by `make demo` (slapd ldap-utils), `make test` (the same, plus chromium, 389-ds-base…) and the venv step.
 set -eu
 missing=""
 for pkg in "$@"; do
@@ -9,7 +9,7 @@ done
 [ -z "$missing" ] && exit 0
 echo "Installing missing packages:$missing"
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "No apt-get here: install$missing yourself (OpenLDAP slapd 2.5+, its client tools, Chromium), then retry." >&2
+  echo "No apt-get here: install$missing yourself (OpenLDAP slapd 2.5+, its client tools, Chromium, 389 Directory Server), then retry." >&2
   exit 1
 fi
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else

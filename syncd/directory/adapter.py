@@ -26,6 +26,10 @@ Decisions worth knowing:
   that conflicts stay rare. Measured on OpenLDAP
   2.5.13: the control makes adding a present value succeed, but deleting an absent value
   still answers noSuchAttribute (16), so removals take the split path there as well.
+* **The server's kind** (``layout.kind``, ``directory.kind`` of the mappings) selects what
+  differs between OpenLDAP and 389-DS (``syncd.directory.servers``): on 389-DS no
+  permissive-modify control, passwords set by a modify of ``userPassword``, and
+  ``nsAccountLock`` kept in step with the account status.
 * **``permissive_modify: auto``** looks for the control in the root DSE's supportedControl
   once; OpenLDAP supports the control without advertising it, so when it is not listed a
   harmless probe settles it: a modify of a DN that does not exist, carrying the control as
@@ -49,11 +53,10 @@ import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
-from syncd.directory import names, paged
+from syncd.directory import names, paged, servers
 from syncd.directory.base import DirectoryConnection, Upsert
 from syncd.directory.connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
-    INVALID_CREDENTIALS,
     NoSuchEntry,
     open_connection,
     raise_for_result,
@@ -80,6 +83,7 @@ class Directory(DirectoryConnection):
         super().__init__(settings)
         self.layout = layout
         self._permissive: bool | None = None
+        self.traits = servers.traits(layout.kind)
         self._placeholder_norm = names.normalise_dn(names.placeholder_dn(layout))
 
     # -- permissive modify ------------------------------------------------------------------
@@ -88,7 +92,11 @@ class Directory(DirectoryConnection):
         """Whether membership writes carry the permissive-modify control (decided once)."""
         if self._permissive is None:
             mode = self.settings.permissive_modify
-            if mode != "auto":
+            if not self.traits.permissive_modify:
+                self._permissive = False     # the server has no such control: never send it
+                if mode == "on":
+                    log.warning("ldap_permissive_modify_unsupported", kind=self.layout.kind.value)
+            elif mode != "auto":
                 self._permissive = mode == "on"
             else:
                 self._permissive = self._detect_permissive()
@@ -168,7 +176,7 @@ class Directory(DirectoryConnection):
         """
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        changes = person_attrs(people.attributes, attrs)
+        changes = self._with_lock(person_attrs(people.attributes, attrs))
         classes = list(object_classes or people.object_classes)
 
         def defaults(entry: dict[str, list[str]]) -> None:
@@ -191,22 +199,34 @@ class Directory(DirectoryConnection):
         if current is None:
             raise NoSuchEntry(f"cannot disable {dn!r}: no such entry")
         outcome = self._upsert(dn, people.rdn_attribute, account_id, people.object_classes,
-                               {people.disabled_attribute: [DISABLED]})
+                               self._with_lock({people.disabled_attribute: [DISABLED]}))
         if outcome == "updated":
             log.info("ldap_account_disabled", dn=dn)
         return outcome == "updated"
 
-    def set_password(self, account_id: str, new_password: str) -> None:
-        """Set a password with the Password Modify extended operation (RFC 3062).
+    def _with_lock(self, changes: dict[str, list[str]]) -> dict[str, list[str]]:
+        """``changes`` plus the server's lock attribute, when they write the account status."""
+        status = next((v for k, v in changes.items() if k.lower() == self.layout.people.disabled_attribute.lower()), [])
+        lock = self.traits.lock_values(status)
+        if lock is None or self.traits.lock_attribute is None:
+            return changes
+        return {**changes, self.traits.lock_attribute: lock}
 
-        The server hashes it with its own scheme (``olcPasswordHash``); the password never
-        appears in a log line or an error message.
+    def set_password(self, account_id: str, new_password: str) -> None:
+        """Set a password: the Password Modify extended operation (RFC 3062), or on a server
+        that refuses it outside TLS (389-DS) a modify of ``userPassword``.
+
+        The server hashes it with its own scheme (``olcPasswordHash``, ``passwordStorageScheme``);
+        the password never appears in a log line or an error message.
         """
         if not isinstance(new_password, str) or new_password == "":
             raise DirectoryRejected("a new password may not be empty")
         dn = names.person_dn(self.layout, account_id)
 
         def call(conn: Connection) -> dict:
+            if not self.traits.password_extended_operation:
+                conn.modify(dn, {"userPassword": [(MODIFY_REPLACE, [new_password])]})
+                return conn.result
             op = ModifyPassword(conn, user=dn, new_password=new_password)
             op.send()
             return op.result
@@ -226,7 +246,7 @@ class Directory(DirectoryConnection):
         try:
             conn = open_connection(self.settings, user=dn, password=password)
         except DirectoryRejected as exc:
-            if getattr(exc, "result_code", None) == INVALID_CREDENTIALS:
+            if getattr(exc, "result_code", None) in self.traits.refused_bind_codes:
                 return False
             raise
         safe_close(conn)

@@ -3,6 +3,10 @@
 ``Directory.iter_entries`` is this function. The pages are read on a connection of their
 own, opened for the iteration and closed when it ends, so nothing here touches the
 ``Directory``'s per-thread connections and the caller may use it between two entries.
+
+A search that found nothing checks that its base exists (one search of the base, without
+paging): 389-DS answers a paged search of a missing base with success and no entry, where
+OpenLDAP answers noSuchObject, and "no such branch" must not read as "an empty branch".
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def iter_entries(settings: LdapSettings, base: str, filter: str, attributes: Seq
         with translated("connect"):
             conn = open_connection(settings)
         cookie: bytes | None = None
-        pages = 0
+        pages = found = 0
         while True:
             with translated("paged search", base):
                 _, result, response, _ = conn.search(base, filter, ldap_scope, attributes=wanted,
@@ -46,6 +50,7 @@ def iter_entries(settings: LdapSettings, base: str, filter: str, attributes: Seq
             pages += 1
             for item in response or []:
                 if item.get("type") == "searchResEntry":
+                    found += 1
                     yield {"dn": item["dn"], **attrs_of(item, wanted)}
             try:
                 cookie = result["controls"]["1.2.840.113556.1.4.319"]["value"]["cookie"]
@@ -53,6 +58,10 @@ def iter_entries(settings: LdapSettings, base: str, filter: str, attributes: Seq
                 cookie = None
             if not cookie:
                 break
+        if not found:
+            with translated("search", base):
+                _, result, _, _ = conn.search(base, "(objectClass=*)", BASE, attributes=["1.1"])
+            raise_for_result(result, operation="search", dn=base)
         log.debug("ldap_paged_search_done", base=base, pages=pages)
     finally:
         safe_close(conn)

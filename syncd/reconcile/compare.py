@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from syncd.core.entries import DN_FIELDS, account_attributes
-from syncd.directory import names
+from syncd.directory import names, servers
 from syncd.directory.adapter import DISABLED
 from syncd.mappings import DirectoryLayout
 
@@ -120,10 +120,15 @@ class AccountComparer:
                                          if f in people.attributes) | {"cn"}
         self.status_attribute = (people.attributes["status"].ldap.lower() if self.status_mapped
                                  else people.disabled_attribute.lower())
+        # The server's account lock (389-DS: nsAccountLock) follows the status: an entry that
+        # lost it, or predates it, is drift like any owned attribute.
+        self.traits = servers.traits(layout.kind)
         self.org_dn = lru_cache(maxsize=4096)(lambda code: names.organisation_dn(layout, code))
         self._normalise = lru_cache(maxsize=65536)(names.normalise_dn)
         # Every attribute the comparison may need, as requested from the server.
         wanted = {m.ldap for m in people.attributes.values()} | {"cn", people.disabled_attribute}
+        if self.traits.lock_attribute:
+            wanted.add(self.traits.lock_attribute)
         self.read_attributes = sorted(wanted, key=str.lower)
         # The owned attribute sets, one per (director, disabled) combination that differs.
         self.variants: list[tuple[str, ...]] = []
@@ -148,6 +153,10 @@ class AccountComparer:
         attrs = account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn)
         if not self.status_mapped and values.get("status") == DISABLED:
             attrs[self.disabled_attribute] = [DISABLED]
+        status = next((v for k, v in attrs.items() if k.lower() == self.status_attribute), [])
+        lock = self.traits.lock_values(status)
+        if lock is not None and self.traits.lock_attribute and (lock or not first_write):
+            attrs[self.traits.lock_attribute] = lock
         return attrs
 
     def variant_of(self, row: Mapping[str, Any]) -> int:

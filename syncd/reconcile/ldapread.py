@@ -166,9 +166,11 @@ class LeanReader:
         names.parse_dn(base)
         size = page_size or self.settings.page_size
         cookie: bytes | None = None
+        found = [0]
         try:
             while True:
-                result = yield from self._page(base, filter, list(attributes) or ["1.1"], scope, size, cookie)
+                result = yield from _counted(self._page(base, filter, list(attributes) or ["1.1"], scope, size, cookie),
+                                             found)
                 if missing_ok and result.get("result") == NO_SUCH_OBJECT:
                     return
                 raise_for_result(result, operation="paged search", dn=base)
@@ -177,12 +179,23 @@ class LeanReader:
                 except (KeyError, TypeError):
                     cookie = None
                 if not cookie:
-                    return
+                    break
+            if not found[0] and not missing_ok:
+                self._check_base(base)
         except BaseException:
             # Failed, or abandoned half-way (GeneratorExit): the connection may be in the
             # middle of a response. Drop it; the next operation opens a fresh one.
             self.close()
             raise
+
+    def _check_base(self, base: str) -> None:
+        """Raise ``NoSuchEntry`` if ``base`` does not exist: 389-DS answers a paged search of a
+        missing base with success and no entry (OpenLDAP: noSuchObject), and a missing branch
+        must not read as an empty one."""
+        conn = self._connection()
+        with translated("search", base):
+            _, result, _, _ = conn.search(base, "(objectClass=*)", BASE, attributes=["1.1"])
+        raise_for_result(result, operation="search", dn=base)
 
     def _page(self, base: str, flt: str, attributes: list[str], scope: str, size: int,
               cookie: bytes | None) -> Iterator[Entry]:
@@ -265,3 +278,14 @@ class LeanReader:
         if code == NO_SUCH_OBJECT:
             return None
         raise error_for_result(result, operation="compare", dn=dn)
+
+
+def _counted(entries: Iterator[Entry], seen: list[int]) -> Iterator[Entry]:
+    """``yield from entries``, counting them in ``seen[0]``; returns what ``entries`` returns."""
+    while True:
+        try:
+            entry = next(entries)
+        except StopIteration as stop:
+            return stop.value
+        seen[0] += 1
+        yield entry
