@@ -16,12 +16,13 @@ plugins with ``nsslapd-syntaxcheck: on``), RFC 4517:
 * Boolean: ``TRUE`` or ``FALSE``; GeneralizedTime: ``YYYYMMDDHH[MM[SS]][.f](Z|±HH[MM])``;
 * DN: RDNs of attribute types the server knows, each value valid for its own syntax.
 
-syncd is stricter than the servers on purpose in three places (``Refusal.stricter_than_server``;
+syncd is stricter than the servers on purpose in four places (``Refusal.stricter_than_server``;
 docs/reliability.md, "What the directory accepts"): no control character ever (both servers
 take a NUL in a DirectoryString, OpenLDAP one in an IA5String, but PostgreSQL, mails and logs
 cannot carry them), no empty value (syncd writes "no value" by removing the attribute), and the
 schema's upper bound on a value's length (``{32}`` on ``telephoneNumber``), which neither server
-enforces but other directories and the applications reading them do.
+enforces but other directories and the applications reading them do, and a DN whose RDN types
+this profile does not list (syncd writes only the DNs it builds).
 
 Pure: plain values in, plain values out. Adding a kind (Active Directory) is one more entry in
 ``PROFILES``.
@@ -195,7 +196,9 @@ def _generalized_time(profile: SyntaxProfile, value: str) -> Refusal | None:
 
 
 def _dn(profile: SyntaxProfile, value: str) -> Refusal | None:
-    refused = Refusal("not_dn", "n'est pas un nom d'entrée (DN) que l'annuaire accepte")
+    # Stricter than the server: syncd only writes DNs it built itself, of RDN types this profile
+    # knows; a server also takes the types of its other schemas and RFC 4514's rarer forms.
+    refused = Refusal("not_dn", "n'est pas un nom d'entrée (DN) que syncd écrit", stricter_than_server=True)
     rdns = _split_dn(value)
     if rdns is None:
         return refused
