@@ -108,6 +108,19 @@ def directory_refusals(values: dict[str, Any], mappings: Mappings) -> dict[str, 
     return {f: syntax.sentence(f, r) for f, r in found.items()}
 
 
+def account_door_refusals(row: dict[str, Any], mappings: Mappings) -> dict[str, str]:
+    """Field → French reason for what the directory would refuse among an account request's
+    values, normalised as intake does (the API answers with these before it queues the row)."""
+    values = {"email": normalise_email(row.get("email")), "given_name": clean_name(row.get("given_name")),
+              "family_name": clean_name(row.get("family_name"))}
+    refused = directory_refusals({f: v for f, v in values.items() if v is not None}, mappings)
+    if row.get("terms_version") is not None and clean_terms_version(row["terms_version"], mappings) is None:
+        refused["terms_version"] = ("La version des conditions générales d'utilisation ne peut contenir que "
+                                    "des lettres sans accent, des chiffres et les signes . _ : / + - "
+                                    "(20 caractères au plus).")
+    return refused
+
+
 def clean_terms_version(raw: Any, mappings: Mappings) -> str | None:
     """The portal's terms version, or None when it is not one syncd can write (see docs/queue.md)."""
     if not isinstance(raw, str) or not _TERMS_VERSION.match(raw.strip()):
