@@ -26,11 +26,6 @@ MAX_EMAIL = 254
 CIVILITIES = {"m.": "M.", "m": "M.", "monsieur": "M.", "mme": "Mme", "madame": "Mme"}
 # Letters (any script), combining marks, spaces, apostrophes, hyphens and dots: "Jean-Éric", "O'Brien".
 _NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[\u0300-\u036f' ’.-])*$")
-# The version of the terms of use the portal sends: letters, digits and a few separators, never a
-# control or filter character (it is written to LDAP and shown in mails); ``accounts.terms_version``
-# is a String(20).
-TERMS_VERSION = r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:/+-]{0,18}[A-Za-z0-9.])?$"
-_TERMS_VERSION = re.compile(TERMS_VERSION)
 
 
 @dataclass(frozen=True)
@@ -123,7 +118,7 @@ def account_door_refusals(row: dict[str, Any], mappings: Mappings) -> dict[str, 
 
 def clean_terms_version(raw: Any, mappings: Mappings) -> str | None:
     """The portal's terms version, or None when it is not one syncd can write (see docs/queue.md)."""
-    if not isinstance(raw, str) or not _TERMS_VERSION.match(raw.strip()):
+    if not isinstance(raw, str) or not syntax.TERMS_VERSION.match(raw.strip()):
         return None
     value = raw.strip()
     return None if directory_refusals({"terms_version": value}, mappings) else value

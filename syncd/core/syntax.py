@@ -130,6 +130,11 @@ _DESCR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
 _DN_SPECIAL = ',+"\\<>;='
 _HEX = re.compile(r"[0-9A-Fa-f]{2}")
 
+# The version of the terms of use (``policy.terms_version``, the portal's ``terms_version``):
+# letters, digits and a few separators, never a control or filter character; at most 20
+# characters (``accounts.terms_version`` is a String(20)).
+TERMS_VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:/+-]{0,18}[A-Za-z0-9.])?$")
+
 
 def shown(char: str) -> str:
     """A character as a person can read it in a message: « é », or U+0000 when invisible."""
@@ -341,20 +346,27 @@ FIELD_SYNTAXES: dict[str, frozenset[Syntax]] = {
 }
 
 
-def mapping_problem(kind: DirectoryKind | str, field_name: str, attribute: str) -> str | None:
-    """Why mapping account field ``field_name`` to ``attribute`` cannot work on ``kind`` (English,
-    for check-config), or None."""
+# What syncd writes into the attributes the layout names (``directory.people.disabled_attribute``…).
+LAYOUT_SYNTAXES: dict[str, frozenset[Syntax]] = {
+    "rdn_attribute": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING, Syntax.IA5_STRING}),
+    "disabled_attribute": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
+    "member_attribute": frozenset({Syntax.DN}),
+}
+
+
+def mapping_problem(kind: DirectoryKind | str, attribute: str, allowed: frozenset[Syntax] | None,
+                    holds: str) -> str | None:
+    """Why ``attribute`` cannot hold ``holds`` (e.g. "the values of 'phone'") on a ``kind``
+    directory (English, for check-config), or None. ``allowed``: the syntaxes that can."""
     prof = profile(kind)
     spec = prof.attribute(attribute)
     if spec is None:
-        return (f"{attribute!r} is not an attribute syncd knows on a {prof.kind.value} directory "
-                f"(directory.kind); syncd checks every value against its syntax, so it writes only "
-                f"attributes of its syntax profile (syncd/core/syntax.py): " + ", ".join(sorted(prof.names())))
-    allowed = FIELD_SYNTAXES.get(field_name)
+        return (f"{attribute!r} is not an attribute syncd knows for directory.kind {prof.kind.value}: "
+                "syncd checks every value it writes against the attribute's syntax, "
+                "so it writes only the attributes of its syntax profile: " + ", ".join(sorted(prof.names())))
     if allowed is not None and spec.syntax not in allowed:
-        return (f"{attribute!r} has the syntax {spec.syntax.label}, which cannot hold the values of "
-                f"{field_name!r}; use an attribute of syntax "
-                + " or ".join(sorted(s.label for s in allowed)))
+        return (f"{attribute!r} has the syntax {spec.syntax.label}, which cannot hold {holds}; "
+                "use an attribute of syntax " + " or ".join(sorted(s.label for s in allowed)))
     return None
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from syncd.core import syntax
+from syncd.core.model import DirectoryKind
 from syncd.errors import ConfigError
 from syncd.mappings.checks import (
     _LDAP_NAME,
@@ -314,6 +316,7 @@ class _MappingsLoader:
         people = directory.get("people")
         if isinstance(people, dict) and isinstance(people.get("attributes"), dict):
             self._check_attributes(("directory", "people", "attributes"), people["attributes"])
+        self._check_syntaxes(directory)
         groups = directory.get("groups")
         if isinstance(groups, dict) and isinstance(groups.get("placeholder_member"), str):
             self._check_dn(("directory", "groups", "placeholder_member"), groups["placeholder_member"])
@@ -337,6 +340,34 @@ class _MappingsLoader:
         if missing:
             self._report(loc, "missing the mapping of required account field"
                          + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing)), at=loc)
+
+    def _check_syntaxes(self, directory: dict[Any, Any]) -> None:
+        """Every attribute syncd writes is one the syntax profile of ``directory.kind`` knows, of a
+        syntax that can hold what syncd writes there (syncd/core/syntax.py)."""
+        try:
+            kind = DirectoryKind(directory.get("kind", DirectoryKind.OPENLDAP.value))
+        except ValueError:
+            return                       # the model reports the unknown kind
+        for name, keys in (("people", ("rdn_attribute", "disabled_attribute")),
+                           ("organisations", ("rdn_attribute",)),
+                           ("groups", ("rdn_attribute", "member_attribute"))):
+            layout = directory.get(name)
+            for key in keys if isinstance(layout, dict) else ():
+                attribute = layout.get(key)
+                if isinstance(attribute, str) and _LDAP_NAME.match(attribute):
+                    problem = syntax.mapping_problem(kind, attribute, syntax.LAYOUT_SYNTAXES[key],
+                                                     "what syncd writes there")
+                    if problem:
+                        self._report(("directory", name, key), problem)
+        people = directory.get("people")
+        attributes = people.get("attributes") if isinstance(people, dict) else None
+        for field, mapping in attributes.items() if isinstance(attributes, dict) else ():
+            attribute = mapping.get("ldap") if isinstance(mapping, dict) else None
+            if field in ACCOUNT_FIELDS and isinstance(attribute, str) and _LDAP_NAME.match(attribute):
+                problem = syntax.mapping_problem(kind, attribute, syntax.FIELD_SYNTAXES.get(field),
+                                                 f"the values of {field!r}")
+                if problem:
+                    self._report(("directory", "people", "attributes", field, "ldap"), problem)
 
     def _check_applications(self, applications: Any) -> None:
         if not isinstance(applications, list | tuple):
@@ -410,6 +441,10 @@ class _MappingsLoader:
         if isinstance(version, str) and not 1 <= len(version) <= _MAX_TERMS_VERSION:
             self._report(("policy", "terms_version"),
                          f"must be 1 to {_MAX_TERMS_VERSION} characters long")
+        elif isinstance(version, str) and not syntax.TERMS_VERSION.match(version):
+            self._report(("policy", "terms_version"),
+                         f"{version!r} is not valid: use letters, digits and . _ : / + - (spaces inside), "
+                         "starting with a letter or digit")
 
     # -- helpers ----------------------------------------------------------------------------
 
