@@ -15,7 +15,8 @@ from syncd.core.model import Verdict
 from syncd.core.profile import ProfileRefused
 from syncd.jobs import habilitations
 from syncd.jobs.decisions import decide_request
-from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, people, person, portal_inserts, request_row
+from tests.scenarios.helpers import (CORRESPONDENT, REQUESTER, mails_to, people, person, portal_inserts,
+                                     request_row)
 from tests.scenarios.shipped_mappings import shipped_mappings, use_mappings
 
 pytestmark = pytest.mark.slapd
@@ -47,7 +48,7 @@ def through_the_workflow(rt, daemon, request_id: int) -> dict:
                                          ("renée@lassuranceretraite.fr", "é"),
                                          ("jean@exämple-lassuranceretraite.fr", "ä")])
 def test_a_non_ascii_email_is_rejected_at_intake_with_a_french_reason_never_left_accepted_without_an_account(
-        rt, shipped, email, char):
+        rt, shipped, smtp_server, email, char):
     people(rt)
     request_id = account_request(rt, email=email, internal=False)
     row = through_the_workflow(rt, shipped, request_id)
@@ -55,6 +56,9 @@ def test_a_non_ascii_email_is_rejected_at_intake_with_a_french_reason_never_left
     assert row["reason"].startswith("L'adresse e-mail professionnelle contient")
     assert f"« {char} »" in row["reason"] and "sans accent" in row["reason"]
     assert row["account_id"] is None
+    shipped.run_job("deliver")    # the requester is told, at that address (SMTPUTF8 where the relay has it)
+    [told] = mails_to(smtp_server, email)
+    assert "contient « " in told.get_body(("plain",)).get_content()
 
 
 def test_an_ascii_email_with_accented_names_still_reaches_ldap(rt, shipped):
