@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import pytest
 
+from syncd import operator
 from syncd.core.model import Verdict
 from syncd.core.profile import ProfileRefused
+from syncd.errors import PermanentError
 from syncd.jobs import habilitations
 from syncd.jobs.decisions import decide_request
+from syncd.store import repo
+from syncd.store.db import transaction
 from tests.scenarios.helpers import (CORRESPONDENT, REQUESTER, mails_to, people, person, portal_inserts,
                                      request_row)
 from tests.scenarios.shipped_mappings import shipped_mappings, use_mappings
@@ -104,3 +108,11 @@ def test_nul_control_and_filter_characters_in_terms_version_never_reach_ldap(rt,
     assert row["status"] == "accepted" and row["terms_version"] == policy_version
     entry = rt.directory.read_entry(person(rt, row["account_id"]), ["syncdTermsVersion"])
     assert entry["syncdTermsVersion"] == [policy_version]
+
+
+def test_an_operator_cannot_add_an_account_the_directory_would_refuse_and_nothing_is_left_to_retry(rt, shipped):
+    with pytest.raises(PermanentError) as refused:
+        operator.add_account(rt, "jérôme.x@lassuranceretraite.fr", "Jérôme", "Xavier", "CARSAT-RA")
+    assert "email: L'adresse e-mail professionnelle contient « é »" in str(refused.value)
+    with transaction(rt.engine) as conn:
+        assert repo.account_by_email(conn, "jérôme.x@lassuranceretraite.fr") is None
