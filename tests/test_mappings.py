@@ -853,3 +853,9 @@ def test_a_terms_version_with_filter_characters_is_reported(folder: Path):
     line = edit(folder, "domains.yaml", 'terms_version: "2026-01"', 'terms_version: "2026*)"')
     assert only_problem() == (f"mappings/domains.yaml:{line}: policy.terms_version: '2026*)' is not valid: use "
                               "letters, digits and . _ : / + - (spaces inside), starting with a letter or digit")
+
+
+def test_an_organisation_name_with_a_control_character_is_reported_before_it_reaches_ldap(folder: Path):
+    line = edit(folder, "organisations.yaml", 'name: "CPAM de Paris"', 'name: "CPAM\\u0007 de Paris"')
+    assert only_problem() == (f"mappings/organisations.yaml:{line}: organisations[2].name: 'CPAM\\x07 de Paris' "
+                              "cannot be written to the directory's description (control character)")

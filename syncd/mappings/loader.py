@@ -38,6 +38,7 @@ from syncd.mappings.problems import (
     _kind,
     _path,
     _Problem,
+    _short,
     _sentence,
 )
 from syncd.mappings.yaml_source import (
@@ -273,6 +274,7 @@ class _MappingsLoader:
         self._check_organisations(self.data.get("organisations"))
         self._check_domains(self.data.get("internal_email_domains"))
         self._check_policy(self.data.get("policy"))
+        self._check_written_values()
 
     def _check_directory(self, directory: Any) -> None:
         if not isinstance(directory, dict):
@@ -341,12 +343,19 @@ class _MappingsLoader:
             self._report(loc, "missing the mapping of required account field"
                          + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing)), at=loc)
 
+    def _kind(self) -> DirectoryKind | None:
+        directory = self.data.get("directory")
+        try:
+            return DirectoryKind(directory.get("kind", DirectoryKind.OPENLDAP.value)
+                                 if isinstance(directory, dict) else DirectoryKind.OPENLDAP.value)
+        except ValueError:
+            return None
+
     def _check_syntaxes(self, directory: dict[Any, Any]) -> None:
         """Every attribute syncd writes is one the syntax profile of ``directory.kind`` knows, of a
         syntax that can hold what syncd writes there (syncd/core/syntax.py)."""
-        try:
-            kind = DirectoryKind(directory.get("kind", DirectoryKind.OPENLDAP.value))
-        except ValueError:
+        kind = self._kind()
+        if kind is None:
             return                       # the model reports the unknown kind
         for name, keys in (("people", ("rdn_attribute", "disabled_attribute")),
                            ("organisations", ("rdn_attribute",)),
@@ -368,6 +377,30 @@ class _MappingsLoader:
                                                  f"the values of {field!r}")
                 if problem:
                     self._report(("directory", "people", "attributes", field, "ldap"), problem)
+
+    def _check_written_values(self) -> None:
+        """The names and labels syncd writes to LDAP pass the syntax profile (a control character
+        written as an escape in a double-quoted YAML string would not)."""
+        kind = self._kind()
+        if kind is None:
+            return
+        prof = syntax.profile(kind)
+        written: list[tuple[Loc, str, Any]] = []
+
+        def items(value: Any) -> list[tuple[int, dict]]:
+            return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] \
+                if isinstance(value, list | tuple) else []
+        for i, org in items(self.data.get("organisations")):
+            written.append((("organisations", i, "name"), "description", org.get("name")))
+        for i, app in items(self.data.get("applications")):
+            for j, role in items(app.get("roles")):
+                written += [(("applications", i, "roles", j, "label"), "description", role.get("label")),
+                            (("applications", i, "roles", j, "group"), "cn", role.get("group"))]
+        for loc, attribute, value in written:
+            refusal = prof.check(attribute, value) if isinstance(value, str) and value else None
+            if refusal is not None and refusal.code != "too_long":     # lengths: the models say
+                self._report(loc, f"{_short(value)} cannot be written to the directory's {attribute} "
+                                  f"({refusal.code.replace('_', ' ')})")
 
     def _check_applications(self, applications: Any) -> None:
         if not isinstance(applications, list | tuple):
