@@ -17,12 +17,14 @@ plugins with ``nsslapd-syntaxcheck: on``), RFC 4517:
 * DN: RDNs of attribute types the server knows, each value valid for its own syntax.
 
 syncd is stricter than the servers on purpose in four places (``Refusal.stricter_than_server``;
-docs/reliability.md, "What the directory accepts"): no control character ever (both servers
-take a NUL in a DirectoryString, OpenLDAP one in an IA5String, but PostgreSQL, mails and logs
-cannot carry them), no empty value (syncd writes "no value" by removing the attribute), and the
-schema's upper bound on a value's length (``{32}`` on ``telephoneNumber``), which neither server
-enforces but other directories and the applications reading them do, and a DN whose RDN types
-this profile does not list (syncd writes only the DNs it builds).
+docs/reliability.md, "What the directory accepts"):
+
+* no control character ever: both servers take a NUL in a DirectoryString, OpenLDAP one in an
+  IA5String, but PostgreSQL, mails and logs cannot carry them;
+* no empty value: syncd writes "no value" by removing the attribute;
+* the schema's upper bound on a value's length (``{32}`` on ``telephoneNumber``), which neither
+  server enforces but other directories and the applications reading them do;
+* no DN with an RDN type this profile does not list: syncd writes only the DNs it builds.
 
 Pure: plain values in, plain values out. Adding a kind (Active Directory) is one more entry in
 ``PROFILES``.
@@ -125,8 +127,9 @@ class SyntaxProfile:
 PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'()+,-./:=? ")
 _PRINTABLE_SHOWN = "lettres sans accent, chiffres, espaces et signes ' ( ) + , - . / : = ?"
 _TIME = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])"
-                   r"(?:[0-5]\d(?:[0-5]\d|60)?)?(?:[.,]\d+)?(?:Z|[+-](?:[01]\d|2[0-3])(?:[0-5]\d)?)$")
-_DESCR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
+                   r"(?:[0-5]\d(?:[0-5]\d|60)?)?(?:[.,]\d+)?(?:Z|[+-](?:[01]\d|2[0-3])(?:[0-5]\d)?)$",
+                   re.ASCII)     # \d: ASCII digits only, as the servers read them
+_DESCR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$", re.ASCII)
 _DN_SPECIAL = ',+"\\<>;='
 _HEX = re.compile(r"[0-9A-Fa-f]{2}")
 

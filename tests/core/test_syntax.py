@@ -53,6 +53,7 @@ def test_every_directory_kind_has_a_profile_and_only_389ds_knows_its_lock_attrib
     ("givenName", "", "empty", True),
     ("syncdInternal", "true", "not_boolean", False),
     ("syncdTermsAcceptedAt", "20250229120000Z", "not_time", False),
+    ("syncdTermsAcceptedAt", "٢٠٢٤٠١٠١١٢٠٠٠٠Z", "not_time", False),     # Arabic-Indic digits
     ("syncdPrimaryOrganisation", "o=CARSAT-RA,nosuchtype=x", "not_dn", True),
     ("syncdPrimaryOrganisation", "mail=ré,dc=example,dc=org", "not_ascii", False),
 ])
