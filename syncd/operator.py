@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from syncd.core.intake import normalise_email
+from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
@@ -111,6 +111,11 @@ def add_account(rt: Runtime, email: str, given_name: str, family_name: str, orga
         raise PermanentError(f"{email!r} is not a valid e-mail address")
     if rt.mappings.organisation(organisation) is None:
         raise PermanentError(f"unknown organisation {organisation!r}")
+    # Checked before the row exists: an account the directory refuses would be retried for ever.
+    refused = directory_refusals({"email": normalised, "given_name": given_name, "family_name": family_name},
+                                 rt.mappings)
+    if refused:
+        raise PermanentError("; ".join(f"{field}: {reason}" for field, reason in refused.items()))
     now = rt.clock()
     with transaction(rt.engine) as conn:
         repo.upsert_organisations(conn, rt.mappings.organisations, now)

@@ -811,3 +811,51 @@ def test_dns_with_spaces_after_commas_are_accepted(folder: Path):
 def test_a_file_that_cannot_be_read_is_reported(folder: Path):
     (folder / "gone.yaml").symlink_to(folder / "nowhere.yaml")
     assert only_problem() == "mappings/gone.yaml: cannot read the file: No such file or directory"
+
+
+# --- the mapped attributes against the syntax profile of directory.kind ------------------------
+
+
+@pytest.mark.parametrize("kind", ["openldap", "389ds"])
+def test_the_shipped_mappings_write_only_attributes_the_profile_of_each_kind_knows(folder: Path, kind: str):
+    edit(folder, "directory.yaml", "kind: openldap", f"kind: {kind}")
+    assert load_mappings(folder).directory.kind.value == kind
+
+
+def test_a_mapped_attribute_the_profile_does_not_know_is_reported_with_its_line(folder: Path):
+    line = edit_line(folder, "directory.yaml", "phone:", "telephoneNumber", "telephonNumber")
+    problem = only_problem()
+    assert problem.startswith(f"mappings/directory.yaml:{line}: directory.people.attributes.phone.ldap: "
+                              "'telephonNumber' is not an attribute syncd knows for directory.kind openldap")
+    assert "telephoneNumber" in problem
+
+
+def test_a_field_mapped_to_an_attribute_whose_syntax_cannot_hold_it_is_reported(folder: Path):
+    line = edit_line(folder, "directory.yaml", "phone:", "telephoneNumber", "syncdInternal")
+    edit_line(folder, "directory.yaml", "internal:", "syncdInternal", "syncdDirector")
+    edit_line(folder, "directory.yaml", "  director:", "syncdDirector", "description")
+    problems = problems_of()
+    assert f"mappings/directory.yaml:{line}: directory.people.attributes.phone.ldap: 'syncdInternal' has the " \
+           "syntax Boolean, which cannot hold the values of 'phone'; use an attribute of syntax DirectoryString " \
+           "or PrintableString or TelephoneNumber" in problems
+    assert any("attributes.director.ldap: 'description' has the syntax DirectoryString" in p for p in problems)
+
+
+def test_the_389ds_lock_attribute_is_known_on_389ds_only(folder: Path):
+    edit_line(folder, "directory.yaml", "disabled_attribute:", "syncdAccountStatus", "nsAccountLock")
+    assert "directory.people.disabled_attribute: 'nsAccountLock' is not an attribute syncd knows for " \
+           "directory.kind openldap" in only_problem()
+    edit(folder, "directory.yaml", "kind: openldap", "kind: 389ds")
+    assert load_mappings(folder).directory.people.disabled_attribute == "nsAccountLock"
+
+
+def test_a_terms_version_with_filter_characters_is_reported(folder: Path):
+    line = edit(folder, "domains.yaml", 'terms_version: "2026-01"', 'terms_version: "2026*)"')
+    assert only_problem() == (f"mappings/domains.yaml:{line}: policy.terms_version: '2026*)' is not valid: use "
+                              "letters, digits and . _ : / + - (spaces inside), starting with a letter or digit")
+
+
+def test_an_organisation_name_with_a_control_character_is_reported_before_it_reaches_ldap(folder: Path):
+    line = edit(folder, "organisations.yaml", 'name: "CPAM de Paris"', 'name: "CPAM\\u0007 de Paris"')
+    assert only_problem() == (f"mappings/organisations.yaml:{line}: organisations[2].name: 'CPAM\\x07 de Paris' "
+                              "cannot be written to the directory's description (control character)")

@@ -16,6 +16,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from syncd.core import syntax
+from syncd.core.entries import DN_FIELDS
 from syncd.core.model import RequestKind
 from syncd.mappings import Mappings
 
@@ -86,6 +88,42 @@ def email_domain_is_internal(email: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d.lower() or domain.endswith("." + d.lower()) for d in domains)
 
 
+def written_attributes(mappings: Mappings) -> dict[str, str]:
+    """Account field → the LDAP attribute syncd writes it to (fields owned elsewhere left out)."""
+    return {f: m.ldap for f, m in mappings.directory.people.attributes.items() if m.owner == "syncd"}
+
+
+def directory_refusals(values: dict[str, Any], mappings: Mappings) -> dict[str, str]:
+    """Field → French reason for each text value that its LDAP attribute would refuse
+    (the syntax profile of ``directory.kind``, syncd/core/syntax.py)."""
+    # Organisation fields hold a code here, which the adapter turns into the organisation's DN: the
+    # code is one of the mappings', whose names check-config checks against the same profile.
+    texts = {f: v for f, v in values.items() if f not in DN_FIELDS}
+    found = syntax.refusals(mappings.directory.kind, texts, written_attributes(mappings))
+    return {f: syntax.sentence(f, r) for f, r in found.items()}
+
+
+def account_door_refusals(row: dict[str, Any], mappings: Mappings) -> dict[str, str]:
+    """Field → French reason for what the directory would refuse among an account request's
+    values, normalised as intake does (the API answers with these before it queues the row)."""
+    values = {"email": normalise_email(row.get("email")), "given_name": clean_name(row.get("given_name")),
+              "family_name": clean_name(row.get("family_name"))}
+    refused = directory_refusals({f: v for f, v in values.items() if v is not None}, mappings)
+    if row.get("terms_version") is not None and clean_terms_version(row["terms_version"], mappings) is None:
+        refused["terms_version"] = ("La version des conditions générales d'utilisation ne peut contenir que "
+                                    "des lettres sans accent, des chiffres et les signes . _ : / + - "
+                                    "(20 caractères au plus).")
+    return refused
+
+
+def clean_terms_version(raw: Any, mappings: Mappings) -> str | None:
+    """The portal's terms version, or None when it is not one syncd can write (see docs/queue.md)."""
+    if not isinstance(raw, str) or not syntax.TERMS_VERSION.match(raw.strip()):
+        return None
+    value = raw.strip()
+    return None if directory_refusals({"terms_version": value}, mappings) else value
+
+
 def clean_name(raw: Any) -> str | None:
     if not isinstance(raw, str):
         return None
@@ -123,6 +161,13 @@ def _validate_account(row: dict[str, Any], email: str, facts: IntakeFacts, mappi
         civility = CIVILITIES.get(str(civility_raw).strip().lower())
         if civility is None:
             return Rejection("bad_civility", "La civilité doit être « M. » ou « Mme ».")
+    # What the directory would refuse is refused here, with a reason the requester can act on,
+    # instead of an accepted request whose account LDAP refuses for ever.
+    refused = directory_refusals({"email": email, "given_name": given, "family_name": family,
+                                  "civility": civility}, mappings)
+    if refused:
+        field, reason = next(iter(refused.items()))
+        return Rejection(f"bad_{field}", reason)
     internal = row.get("internal")
     if not isinstance(internal, bool):
         return Rejection("bad_internal", "Il faut indiquer si vous travaillez à la Sécurité sociale (oui ou non).")
@@ -141,10 +186,8 @@ def _validate_account(row: dict[str, Any], email: str, facts: IntakeFacts, mappi
         return Rejection("account_exists", "Un compte existe déjà pour cette adresse e-mail.")
     if facts.account_request_open:
         return Rejection("duplicate", "Une demande de création de compte est déjà en cours pour cette adresse.")
-    terms_version = row.get("terms_version")
-    if not isinstance(terms_version, str) or not terms_version.strip() or len(terms_version) > 20:
-        terms_version = mappings.policy.terms_version
-    return ValidAccountRequest(email, civility, given, family, internal, org, terms_version.strip())
+    terms_version = clean_terms_version(row.get("terms_version"), mappings) or mappings.policy.terms_version
+    return ValidAccountRequest(email, civility, given, family, internal, org, terms_version)
 
 
 def _validate_habilitation(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) -> Outcome:

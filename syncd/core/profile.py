@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from syncd.core.intake import CIVILITIES, MAX_NAME, clean_name, normalise_email
+from syncd.core.intake import CIVILITIES, MAX_NAME, clean_name, directory_refusals, normalise_email
 from syncd.errors import PermanentError
 from syncd.mappings import Mappings
 
@@ -85,6 +85,10 @@ def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, A
                 problems[field] = "L'organisme secondaire doit différer de l'organisme principal."
             else:
                 clean[field] = value
+    # The same door as intake: a value the directory's syntax would refuse (a phone number with
+    # « ; » or « n° », for telephoneNumber) is refused here, so it never holds back the others.
+    for field, reason in directory_refusals(clean, mappings).items():
+        problems[field] = reason
     if problems:
         raise ProfileRefused(problems)
     return clean

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from syncd.core import syntax
+from syncd.core.model import DirectoryKind
 from syncd.errors import ConfigError
 from syncd.mappings.checks import (
     _LDAP_NAME,
@@ -36,6 +38,7 @@ from syncd.mappings.problems import (
     _kind,
     _path,
     _Problem,
+    _short,
     _sentence,
 )
 from syncd.mappings.yaml_source import (
@@ -271,6 +274,7 @@ class _MappingsLoader:
         self._check_organisations(self.data.get("organisations"))
         self._check_domains(self.data.get("internal_email_domains"))
         self._check_policy(self.data.get("policy"))
+        self._check_written_values()
 
     def _check_directory(self, directory: Any) -> None:
         if not isinstance(directory, dict):
@@ -314,6 +318,7 @@ class _MappingsLoader:
         people = directory.get("people")
         if isinstance(people, dict) and isinstance(people.get("attributes"), dict):
             self._check_attributes(("directory", "people", "attributes"), people["attributes"])
+        self._check_syntaxes(directory)
         groups = directory.get("groups")
         if isinstance(groups, dict) and isinstance(groups.get("placeholder_member"), str):
             self._check_dn(("directory", "groups", "placeholder_member"), groups["placeholder_member"])
@@ -337,6 +342,65 @@ class _MappingsLoader:
         if missing:
             self._report(loc, "missing the mapping of required account field"
                          + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing)), at=loc)
+
+    def _kind(self) -> DirectoryKind | None:
+        directory = self.data.get("directory")
+        try:
+            return DirectoryKind(directory.get("kind", DirectoryKind.OPENLDAP.value)
+                                 if isinstance(directory, dict) else DirectoryKind.OPENLDAP.value)
+        except ValueError:
+            return None
+
+    def _check_syntaxes(self, directory: dict[Any, Any]) -> None:
+        """Every attribute syncd writes is one the syntax profile of ``directory.kind`` knows, of a
+        syntax that can hold what syncd writes there (syncd/core/syntax.py)."""
+        kind = self._kind()
+        if kind is None:
+            return                       # the model reports the unknown kind
+        for name, keys in (("people", ("rdn_attribute", "disabled_attribute")),
+                           ("organisations", ("rdn_attribute",)),
+                           ("groups", ("rdn_attribute", "member_attribute"))):
+            layout = directory.get(name)
+            for key in keys if isinstance(layout, dict) else ():
+                attribute = layout.get(key)
+                if isinstance(attribute, str) and _LDAP_NAME.match(attribute):
+                    problem = syntax.mapping_problem(kind, attribute, syntax.LAYOUT_SYNTAXES[key],
+                                                     "what syncd writes there")
+                    if problem:
+                        self._report(("directory", name, key), problem)
+        people = directory.get("people")
+        attributes = people.get("attributes") if isinstance(people, dict) else None
+        for field, mapping in attributes.items() if isinstance(attributes, dict) else ():
+            attribute = mapping.get("ldap") if isinstance(mapping, dict) else None
+            if field in ACCOUNT_FIELDS and isinstance(attribute, str) and _LDAP_NAME.match(attribute):
+                problem = syntax.mapping_problem(kind, attribute, syntax.FIELD_SYNTAXES.get(field),
+                                                 f"the values of {field!r}")
+                if problem:
+                    self._report(("directory", "people", "attributes", field, "ldap"), problem)
+
+    def _check_written_values(self) -> None:
+        """The names and labels syncd writes to LDAP pass the syntax profile (a control character
+        written as an escape in a double-quoted YAML string would not)."""
+        kind = self._kind()
+        if kind is None:
+            return
+        prof = syntax.profile(kind)
+        written: list[tuple[Loc, str, Any]] = []
+
+        def items(value: Any) -> list[tuple[int, dict]]:
+            return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] \
+                if isinstance(value, list | tuple) else []
+        for i, org in items(self.data.get("organisations")):
+            written.append((("organisations", i, "name"), "description", org.get("name")))
+        for i, app in items(self.data.get("applications")):
+            for j, role in items(app.get("roles")):
+                written += [(("applications", i, "roles", j, "label"), "description", role.get("label")),
+                            (("applications", i, "roles", j, "group"), "cn", role.get("group"))]
+        for loc, attribute, value in written:
+            refusal = prof.check(attribute, value) if isinstance(value, str) and value else None
+            if refusal is not None and refusal.code != "too_long":     # lengths: the models say
+                self._report(loc, f"{_short(value)} cannot be written to the directory's {attribute} "
+                                  f"({refusal.code.replace('_', ' ')})")
 
     def _check_applications(self, applications: Any) -> None:
         if not isinstance(applications, list | tuple):
@@ -410,6 +474,10 @@ class _MappingsLoader:
         if isinstance(version, str) and not 1 <= len(version) <= _MAX_TERMS_VERSION:
             self._report(("policy", "terms_version"),
                          f"must be 1 to {_MAX_TERMS_VERSION} characters long")
+        elif isinstance(version, str) and not syntax.TERMS_VERSION.match(version):
+            self._report(("policy", "terms_version"),
+                         f"{version!r} is not valid: use letters, digits and . _ : / + - (spaces inside), "
+                         "starting with a letter or digit")
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from syncd import queries
+from syncd.core import intake
 from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused, StoreRejected, TemporaryError
 from syncd.store import repo
@@ -399,6 +400,10 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
                       family_name=submitted.family_name, internal=submitted.internal,
                       organisation_code=submitted.organisation_code, terms_accepted=submitted.terms_accepted,
                       terms_version=submitted.terms_version)
+        refused = intake.account_door_refusals(values, rt.mappings)   # what LDAP would refuse, as intake does
+        if refused:
+            raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
+                           fields=[{"field": f, "message": m} for f, m in refused.items()])
     else:
         if rt.mappings.role(submitted.role_key) is None:
             raise ApiError(400, "invalid_request", "The request is not valid: see fields.",

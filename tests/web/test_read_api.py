@@ -161,3 +161,18 @@ def test_readiness_fails_when_ldap_is_down(rt, routed):
         ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["ldap"].startswith("unavailable")
     assert ready.json()["checks"]["database"] == "ok"
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("email", "jérôme.x@lassuranceretraite.fr", "L'adresse e-mail professionnelle contient « é »"),
+    ("terms_version", "2026*)(uid=*", "La version des conditions générales d'utilisation ne peut contenir"),
+])
+def test_an_account_request_the_directory_would_refuse_is_refused_at_the_door_with_a_french_reason(
+        api, rt, field, value, said):
+    body = {"kind": "account", "email": "jeanne.martin@assurance-maladie.fr", "given_name": "Jeanne",
+            "family_name": "Martin", "internal": True, "organisation_code": "CPAM-75", "terms_accepted": True,
+            "terms_version": "2024-01", field: value}
+    response = api.post("/api/v1/requests", body)
+    assert response.status_code == 400, response.text
+    [problem] = response.json()["fields"]
+    assert problem["field"] == field and problem["message"].startswith(said)

@@ -1,0 +1,404 @@
+"""What the directory accepts: one syntax profile per directory kind, and its validators.
+
+For every attribute syncd writes (or that ``directory.people.attributes`` may map a field to),
+the profile of a ``DirectoryKind`` gives its LDAP syntax, taken from ``schema/`` and the
+standard schemas (core, cosine, inetorgperson: the same for OpenLDAP and 389-DS), and
+``check`` says whether a value is accepted, with a French reason when it is not. Intake, the
+profile check and the API call it at the door, so that a value the directory would refuse ends
+as a refusal the requester reads, never as an LDAP write retried for ever.
+
+The validators follow what the servers enforce (OpenLDAP ``schema_init.c``; 389-DS syntax
+plugins with ``nsslapd-syntaxcheck: on``), RFC 4517:
+
+* DirectoryString: one or more UTF-8 characters;
+* IA5String (``mail``): ASCII only;
+* PrintableString and TelephoneNumber: letters without accents, digits, space and ``'()+,-./:=?``;
+* Boolean: ``TRUE`` or ``FALSE``; GeneralizedTime: ``YYYYMMDDHH[MM[SS]][.f](Z|±HH[MM])``;
+* DN: RDNs of attribute types the server knows, each value valid for its own syntax.
+
+syncd is stricter than the servers on purpose in four places (``Refusal.stricter_than_server``;
+docs/reliability.md, "What the directory accepts"):
+
+* no control character ever: both servers take a NUL in a DirectoryString, OpenLDAP one in an
+  IA5String, but PostgreSQL, mails and logs cannot carry them;
+* no empty value: syncd writes "no value" by removing the attribute;
+* the schema's upper bound on a value's length (``{32}`` on ``telephoneNumber``), which neither
+  server enforces but other directories and the applications reading them do;
+* no DN with an RDN type this profile does not list: syncd writes only the DNs it builds.
+
+Pure: plain values in, plain values out. Adding a kind (Active Directory) is one more entry in
+``PROFILES``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from syncd.core.model import DirectoryKind
+
+
+class Syntax(str, enum.Enum):
+    """An LDAP syntax, by its OID (RFC 4517)."""
+
+    BOOLEAN = "1.3.6.1.4.1.1466.115.121.1.7"
+    DN = "1.3.6.1.4.1.1466.115.121.1.12"
+    DIRECTORY_STRING = "1.3.6.1.4.1.1466.115.121.1.15"
+    GENERALIZED_TIME = "1.3.6.1.4.1.1466.115.121.1.24"
+    IA5_STRING = "1.3.6.1.4.1.1466.115.121.1.26"
+    PRINTABLE_STRING = "1.3.6.1.4.1.1466.115.121.1.44"
+    TELEPHONE_NUMBER = "1.3.6.1.4.1.1466.115.121.1.50"
+
+    @property
+    def label(self) -> str:
+        return _SYNTAX_LABELS[self]
+
+
+_SYNTAX_LABELS = {
+    Syntax.BOOLEAN: "Boolean", Syntax.DN: "DN", Syntax.DIRECTORY_STRING: "DirectoryString",
+    Syntax.GENERALIZED_TIME: "GeneralizedTime", Syntax.IA5_STRING: "IA5String",
+    Syntax.PRINTABLE_STRING: "PrintableString", Syntax.TELEPHONE_NUMBER: "TelephoneNumber",
+}
+
+
+@dataclass(frozen=True)
+class AttributeSyntax:
+    """One attribute type as the directory defines it."""
+
+    name: str                          # as the schema spells it (the first NAME)
+    syntax: Syntax
+    max_length: int | None = None      # the schema's upper bound ({n}), in characters
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a value cannot be written to an attribute."""
+
+    code: str                          # stable: not_ascii, not_printable, control_character, ...
+    reason: str                        # French, a predicate: "<Le champ> <reason>."
+    stricter_than_server: bool = False  # the server itself would take it; syncd refuses on purpose
+
+    def sentence(self, subject: str = "La valeur") -> str:
+        """``subject`` + the reason, as a French sentence (« L'adresse e-mail contient … »)."""
+        return f"{subject} {self.reason}."
+
+
+@dataclass(frozen=True)
+class SyntaxProfile:
+    """The attributes one kind of directory defines, by lower-case name and alias."""
+
+    kind: DirectoryKind
+    attributes: tuple[AttributeSyntax, ...]
+    _by_name: dict[str, AttributeSyntax] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {n.lower(): a for a in self.attributes for n in (a.name, *a.aliases)}
+        object.__setattr__(self, "_by_name", index)
+
+    def attribute(self, name: str) -> AttributeSyntax | None:
+        return self._by_name.get(name.lower())
+
+    def knows(self, name: str) -> bool:
+        return name.lower() in self._by_name
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attributes)
+
+    def check(self, attribute: str, value: str) -> Refusal | None:
+        """None when the directory takes ``value`` in ``attribute``, else why not.
+
+        An attribute the profile does not know is refused: ``check-config`` makes sure every
+        mapped attribute is known, so this only happens for a value nobody should write.
+        """
+        spec = self.attribute(attribute)
+        if spec is None:
+            return Refusal("unknown_attribute", f"ne peut pas être écrite dans l'attribut inconnu {attribute}")
+        return _check(self, spec, value)
+
+
+# -- the validators, one per syntax ------------------------------------------------------------
+
+# RFC 4517 PrintableCharacter: ALPHA / DIGIT / ' ( ) + , - . / : = ? and SPACE.
+PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'()+,-./:=? ")
+_PRINTABLE_SHOWN = "lettres sans accent, chiffres, espaces et signes ' ( ) + , - . / : = ?"
+_TIME = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])"
+                   r"(?:[0-5]\d(?:[0-5]\d|60)?)?(?:[.,]\d+)?(?:Z|[+-](?:[01]\d|2[0-3])(?:[0-5]\d)?)$",
+                   re.ASCII)     # \d: ASCII digits only, as the servers read them
+_DESCR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$", re.ASCII)
+_DN_SPECIAL = ',+"\\<>;='
+_HEX = re.compile(r"[0-9A-Fa-f]{2}")
+
+# The version of the terms of use (``policy.terms_version``, the portal's ``terms_version``):
+# letters, digits and a few separators, never a control or filter character; at most 20
+# characters (``accounts.terms_version`` is a String(20)).
+TERMS_VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._:/+-]{0,18}[A-Za-z0-9.])?$")
+
+
+def shown(char: str) -> str:
+    """A character as a person can read it in a message: « é », or U+0000 when invisible."""
+    if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") or char.isspace():
+        return f"U+{ord(char):04X}"
+    return f"« {char} »"
+
+
+def _hygiene(value: str) -> Refusal | None:
+    """What syncd refuses whatever the syntax: empty values, control characters, surrogates."""
+    if value == "":
+        return Refusal("empty", "est vide", stricter_than_server=True)
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":     # a lone surrogate cannot even be encoded in UTF-8
+            return Refusal("not_utf8", f"contient un caractère invalide ({shown(char)})")
+        if category == "Cc":
+            return Refusal("control_character", f"contient un caractère de contrôle ({shown(char)}), "
+                                                "qui n'est pas admis", stricter_than_server=True)
+    return None
+
+
+def _check(profile: SyntaxProfile, spec: AttributeSyntax, value: str) -> Refusal | None:
+    if not isinstance(value, str):
+        return Refusal("not_text", "n'est pas un texte")
+    problem = _hygiene(value) or _VALIDATORS[spec.syntax](profile, value)
+    if problem is None and spec.max_length is not None and len(value) > spec.max_length:
+        problem = Refusal("too_long", f"dépasse {spec.max_length} caractères, la longueur que l'annuaire "
+                                      "prévoit pour ce champ", stricter_than_server=True)
+    return problem
+
+
+def _directory_string(profile: SyntaxProfile, value: str) -> Refusal | None:
+    return None    # any non-empty UTF-8 text; _hygiene has refused what syncd never writes
+
+
+def _ia5(profile: SyntaxProfile, value: str) -> Refusal | None:
+    bad = next((c for c in value if ord(c) > 0x7F), None)
+    if bad is None:
+        return None
+    return Refusal("not_ascii", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
+                                "(sont admis : lettres sans accent, chiffres et ponctuation ASCII)")
+
+
+def _printable(profile: SyntaxProfile, value: str) -> Refusal | None:
+    bad = next((c for c in value if c not in PRINTABLE), None)
+    if bad is None:
+        return None
+    return Refusal("not_printable", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
+                                    f"(sont admis : {_PRINTABLE_SHOWN})")
+
+
+def _boolean(profile: SyntaxProfile, value: str) -> Refusal | None:
+    return None if value in ("TRUE", "FALSE") else Refusal("not_boolean", "doit valoir TRUE ou FALSE")
+
+
+def _generalized_time(profile: SyntaxProfile, value: str) -> Refusal | None:
+    match = _TIME.match(value)
+    if match is not None:
+        year, month, day = (int(g) for g in match.groups()[:3])
+        if day <= calendar.monthrange(year, month)[1]:
+            return None
+    return Refusal("not_time", "n'est pas une date au format de l'annuaire (AAAAMMJJhhmmssZ)")
+
+
+def _dn(profile: SyntaxProfile, value: str) -> Refusal | None:
+    # Stricter than the server: syncd only writes DNs it built itself, of RDN types this profile
+    # knows; a server also takes the types of its other schemas and RFC 4514's rarer forms.
+    refused = Refusal("not_dn", "n'est pas un nom d'entrée (DN) que syncd écrit", stricter_than_server=True)
+    rdns = _split_dn(value)
+    if rdns is None:
+        return refused
+    for rdn in rdns:
+        for attribute, raw in rdn:
+            spec = profile.attribute(attribute) if _DESCR.match(attribute) else None
+            if spec is None or spec.syntax is Syntax.DN or raw == "" or raw[0] == "#":
+                return refused
+            inner = _hygiene(raw) or _VALIDATORS[spec.syntax](profile, raw)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _split_dn(value: str) -> list[list[tuple[str, str]]] | None:
+    """RFC 4514 ``value`` as RDNs of (type, unescaped value); None when it is not one."""
+    rdns: list[list[tuple[str, str]]] = [[]]
+    i, n = 0, len(value)
+    while i < n:
+        eq = value.find("=", i)
+        if eq < 0:
+            return None
+        attribute = value[i:eq].strip(" ")
+        out: list[str] = []
+        i = eq + 1
+        while i < n and value[i] not in ",+":
+            c = value[i]
+            if c == "\\":
+                pair = value[i + 1:i + 3]
+                if _HEX.fullmatch(pair):
+                    try:   # a hex pair starts a UTF-8 sequence: decode the whole run at once
+                        j = i
+                        raw = bytearray()
+                        while j < n and value[j] == "\\" and _HEX.fullmatch(value[j + 1:j + 3]):
+                            raw.append(int(value[j + 1:j + 3], 16))
+                            j += 3
+                        out.append(raw.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        return None
+                    i = j
+                    continue
+                if i + 1 < n and (value[i + 1] in _DN_SPECIAL or value[i + 1] in " #"):
+                    out.append(value[i + 1])
+                    i += 2
+                    continue
+                return None
+            if c in '"<>;=' or c == "\x00":
+                return None
+            out.append(c)
+            i += 1
+        rdns[-1].append((attribute, "".join(out).strip(" ")))
+        if i < n:
+            if value[i] == ",":
+                rdns.append([])
+            i += 1
+            if i == n:
+                return None       # a trailing separator
+    return rdns if rdns[0] else None
+
+
+_VALIDATORS = {
+    Syntax.DIRECTORY_STRING: _directory_string,
+    Syntax.IA5_STRING: _ia5,
+    Syntax.PRINTABLE_STRING: _printable,
+    Syntax.TELEPHONE_NUMBER: _printable,     # RFC 4517: TelephoneNumber = PrintableString
+    Syntax.BOOLEAN: _boolean,
+    Syntax.GENERALIZED_TIME: _generalized_time,
+    Syntax.DN: _dn,
+}
+
+
+# -- the profiles --------------------------------------------------------------------------------
+
+def _attrs(syntax: Syntax, *specs: str | tuple[str, int | None, tuple[str, ...]]) -> list[AttributeSyntax]:
+    out = []
+    for spec in specs:
+        name, bound, aliases = (spec, None, ()) if isinstance(spec, str) else spec
+        out.append(AttributeSyntax(name, syntax, bound, aliases))
+    return out
+
+
+# The standard attributes (RFC 4519, 4524, 2798: core, cosine, inetorgperson): the same syntaxes
+# and bounds in OpenLDAP's /etc/ldap/schema and 389-DS's 00core.ldif ... 06inetorgperson.ldif.
+_STANDARD: tuple[AttributeSyntax, ...] = tuple(
+    _attrs(Syntax.DIRECTORY_STRING,
+           ("name", 32768, ()), ("cn", 32768, ("commonName",)), ("sn", 32768, ("surname",)),
+           ("givenName", 32768, ("gn",)), ("initials", 32768, ()), ("title", 32768, ()),
+           ("o", 32768, ("organizationName",)), ("ou", 32768, ("organizationalUnitName",)),
+           ("description", 1024, ()), ("uid", 256, ("userid",)), ("displayName", None, ()),
+           ("employeeNumber", None, ()), ("employeeType", None, ()), ("departmentNumber", None, ()),
+           ("preferredLanguage", None, ()), ("personalTitle", 256, ()))
+    + _attrs(Syntax.IA5_STRING, ("mail", 256, ("rfc822Mailbox",)), ("dc", None, ("domainComponent",)))
+    + _attrs(Syntax.TELEPHONE_NUMBER, ("telephoneNumber", 32, ()), ("mobile", None, ("mobileTelephoneNumber",)))
+    + _attrs(Syntax.DN, ("member", None, ()), ("seeAlso", None, ()), ("manager", None, ()))
+)
+
+# schema/openldap/syncd.ldif and schema/389ds/99syncd.ldif: the same OIDs and syntaxes.
+_SYNCD: tuple[AttributeSyntax, ...] = tuple(
+    _attrs(Syntax.DIRECTORY_STRING, "syncdAccountStatus", "syncdCivility", "syncdBirthName",
+           "syncdTermsVersion", "syncdOrganisationCode", "syncdBranch", "syncdRoleKey",
+           "syncdApplicationKey", "syncdManagement")
+    + _attrs(Syntax.BOOLEAN, "syncdInternal", "syncdDirector")
+    + _attrs(Syntax.IA5_STRING, "syncdContactMail")
+    + _attrs(Syntax.DN, "syncdPrimaryOrganisation", "syncdSecondaryOrganisation", "syncdCorrespondent")
+    + _attrs(Syntax.GENERALIZED_TIME, "syncdTermsAcceptedAt")
+)
+
+# 389-DS's own operational attributes syncd may write (account locking, 01core389.ldif).
+_DS389_ONLY: tuple[AttributeSyntax, ...] = tuple(_attrs(Syntax.DIRECTORY_STRING, "nsAccountLock"))
+
+PROFILES: dict[DirectoryKind, SyntaxProfile] = {
+    DirectoryKind.OPENLDAP: SyntaxProfile(DirectoryKind.OPENLDAP, _STANDARD + _SYNCD),
+    DirectoryKind.DS389: SyntaxProfile(DirectoryKind.DS389, _STANDARD + _SYNCD + _DS389_ONLY),
+}
+
+
+def profile(kind: DirectoryKind | str) -> SyntaxProfile:
+    return PROFILES[DirectoryKind(kind)]
+
+
+# -- which syntaxes can carry each account field's values ----------------------------------------
+
+# What syncd writes for each field of ``accounts`` (syncd/core/entries.py): a check-config
+# problem when a field is mapped to an attribute whose syntax cannot hold such values.
+FIELD_SYNTAXES: dict[str, frozenset[Syntax]] = {
+    "civility": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
+    "given_name": frozenset({Syntax.DIRECTORY_STRING}),
+    "family_name": frozenset({Syntax.DIRECTORY_STRING}),
+    "birth_name": frozenset({Syntax.DIRECTORY_STRING}),
+    "email": frozenset({Syntax.IA5_STRING, Syntax.DIRECTORY_STRING}),
+    "contact_email": frozenset({Syntax.IA5_STRING, Syntax.DIRECTORY_STRING}),
+    "phone": frozenset({Syntax.TELEPHONE_NUMBER, Syntax.PRINTABLE_STRING, Syntax.DIRECTORY_STRING}),
+    "primary_organisation": frozenset({Syntax.DN}),
+    "secondary_organisation": frozenset({Syntax.DN}),
+    "internal": frozenset({Syntax.BOOLEAN}),
+    "director": frozenset({Syntax.BOOLEAN}),
+    "terms_version": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
+    "terms_accepted_at": frozenset({Syntax.GENERALIZED_TIME}),
+    "status": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
+}
+
+
+# What syncd writes into the attributes the layout names (``directory.people.disabled_attribute``…).
+LAYOUT_SYNTAXES: dict[str, frozenset[Syntax]] = {
+    "rdn_attribute": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING, Syntax.IA5_STRING}),
+    "disabled_attribute": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
+    "member_attribute": frozenset({Syntax.DN}),
+}
+
+
+def mapping_problem(kind: DirectoryKind | str, attribute: str, allowed: frozenset[Syntax] | None,
+                    holds: str) -> str | None:
+    """Why ``attribute`` cannot hold ``holds`` (e.g. "the values of 'phone'") on a ``kind``
+    directory (English, for check-config), or None. ``allowed``: the syntaxes that can."""
+    prof = profile(kind)
+    spec = prof.attribute(attribute)
+    if spec is None:
+        return (f"{attribute!r} is not an attribute syncd knows for directory.kind {prof.kind.value}: "
+                "syncd checks every value it writes against the attribute's syntax, "
+                "so it writes only the attributes of its syntax profile: " + ", ".join(sorted(prof.names())))
+    if allowed is not None and spec.syntax not in allowed:
+        return (f"{attribute!r} has the syntax {spec.syntax.label}, which cannot hold {holds}; "
+                "use an attribute of syntax " + " or ".join(sorted(s.label for s in allowed)))
+    return None
+
+
+# How a refusal names each account field to the person who typed it (« Le prénom contient … »).
+FIELD_SUBJECTS: dict[str, str] = {
+    "civility": "La civilité", "given_name": "Le prénom", "family_name": "Le nom",
+    "birth_name": "Le nom de naissance", "email": "L'adresse e-mail professionnelle",
+    "contact_email": "L'adresse e-mail de contact", "phone": "Le numéro de téléphone",
+    "terms_version": "La version des conditions générales d'utilisation",
+}
+
+
+def refusals(kind: DirectoryKind | str, values: Mapping[str, object],
+             attributes: Mapping[str, str]) -> dict[str, Refusal]:
+    """Field → refusal for the text ``values`` (field → value) that the attribute each field is
+    mapped to (``attributes``: field → LDAP attribute) would not take. A field that is not
+    mapped is not written, so it is not checked; nor are values that are not text (booleans,
+    dates: syncd formats those itself)."""
+    prof = profile(kind)
+    out: dict[str, Refusal] = {}
+    for name, value in values.items():
+        attribute = attributes.get(name)
+        if attribute is None or not isinstance(value, str):
+            continue
+        refusal = prof.check(attribute, value)
+        if refusal is not None:
+            out[name] = refusal
+    return out
+
+
+def sentence(field_name: str, refusal: Refusal) -> str:
+    return refusal.sentence(FIELD_SUBJECTS.get(field_name, "La valeur"))

@@ -1,0 +1,32 @@
+"""syncd's validators and a real slapd agree on every attribute syncd writes (issue #11, Deliver 1).
+
+The properties are in syntax_agreement.py, written for any directory: here they run against the
+session's slapd, configured as deploy/openldap ships it, with the OpenLDAP syntax profile.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.core.model import DirectoryKind
+from syncd.directory.connection import open_connection
+from tests.directory.syntax_agreement import check_door_validators, check_syntax_profile
+
+pytestmark = pytest.mark.slapd
+
+
+@pytest.fixture
+def connection(directory, ldap_settings):
+    conn = open_connection(ldap_settings)
+    yield conn
+    conn.unbind()
+
+
+def test_every_value_the_openldap_syntax_profile_accepts_slapd_takes_and_what_it_refuses_slapd_refuses(
+        connection, ldap_layout):
+    check_syntax_profile(connection, ldap_layout.base_dn, DirectoryKind.OPENLDAP)
+
+
+def test_every_value_intake_and_the_profile_check_accept_reaches_slapd_in_its_mapped_attribute(
+        connection, ldap_layout):
+    check_door_validators(connection, ldap_layout.base_dn, DirectoryKind.OPENLDAP)
