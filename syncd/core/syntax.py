@@ -37,7 +37,7 @@ import enum
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from syncd.core.model import DirectoryKind
 
@@ -94,6 +94,9 @@ class SyntaxProfile:
 
     kind: DirectoryKind
     attributes: tuple[AttributeSyntax, ...]
+    # Whether the server checks the values inside a DN against their attributes' syntaxes
+    # (OpenLDAP does; 389-DS checks only the DN's form: measured, it takes dc=<U+00A0>).
+    checks_values_inside_dns: bool = True
     _by_name: dict[str, AttributeSyntax] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -217,7 +220,7 @@ def _dn(profile: SyntaxProfile, value: str) -> Refusal | None:
                 return refused
             inner = _hygiene(raw) or _VALIDATORS[spec.syntax](profile, raw)
             if inner is not None:
-                return inner
+                return inner if profile.checks_values_inside_dns else replace(inner, stricter_than_server=True)
     return None
 
 
@@ -319,7 +322,8 @@ _DS389_ONLY: tuple[AttributeSyntax, ...] = tuple(_attrs(Syntax.DIRECTORY_STRING,
 
 PROFILES: dict[DirectoryKind, SyntaxProfile] = {
     DirectoryKind.OPENLDAP: SyntaxProfile(DirectoryKind.OPENLDAP, _STANDARD + _SYNCD),
-    DirectoryKind.DS389: SyntaxProfile(DirectoryKind.DS389, _STANDARD + _SYNCD + _DS389_ONLY),
+    DirectoryKind.DS389: SyntaxProfile(DirectoryKind.DS389, _STANDARD + _SYNCD + _DS389_ONLY,
+                                       checks_values_inside_dns=False),
 }
 
 

@@ -30,3 +30,22 @@ def test_every_value_the_openldap_syntax_profile_accepts_slapd_takes_and_what_it
 def test_every_value_intake_and_the_profile_check_accept_reaches_slapd_in_its_mapped_attribute(
         connection, ldap_layout):
     check_door_validators(connection, ldap_layout.base_dn, DirectoryKind.OPENLDAP)
+
+
+@pytest.fixture
+def ds389_connection(ds389_endpoint):
+    conn = ds389_endpoint.connect()
+    yield conn
+    conn.unbind()
+
+
+@pytest.mark.ds389
+def test_every_value_the_389ds_syntax_profile_accepts_389_directory_server_takes_and_what_it_refuses_it_refuses(
+        ds389_connection, ds389_endpoint):
+    check_syntax_profile(ds389_connection, ds389_endpoint.base_dn, DirectoryKind.DS389)
+
+
+@pytest.mark.ds389
+def test_every_value_intake_and_the_profile_check_accept_reaches_389_directory_server_in_its_mapped_attribute(
+        ds389_connection, ds389_endpoint):
+    check_door_validators(ds389_connection, ds389_endpoint.base_dn, DirectoryKind.DS389)
