@@ -112,7 +112,7 @@ def remind(rt: Runtime) -> int:
                                                           request_events.c.event == "reminded")).mappings()
                 if d["detail"] and "days_before" in d["detail"])
             deadline_at = repo.aware(row["deadline_at"])
-            for n in tacit.reminders_due(deadline_at, now, days, done, calendar, repo.aware(row["first_routed_at"])):
+            for n in tacit.reminders_due(deadline_at, now, days, done, calendar):
                 deciders = repo.routed_to(conn, row["id"])
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings),

@@ -184,9 +184,10 @@ def test_a_request_already_past_its_deadline_when_taken_in_gives_its_deciders_tw
     row = request_row(rt, request_id)
     assert row["status"] == "pending", "not accepted seconds after the deciders were told"
     assert row["deadline_at"] == clock() + timedelta(days=2)
-    [asked] = bodies(smtp_server, CORRESPONDENT)
-    assert "acceptée tacitement" in asked
-    assert not bodies(smtp_server, CORRESPONDENT, "Rappel"), "no reminder on top of the first mail"
+    [asked] = bodies(smtp_server, CORRESPONDENT, "Demande")
+    assert "avant le 04/11/2026 10:30, cette demande sera acceptée tacitement" in asked
+    [reminder] = bodies(smtp_server, CORRESPONDENT, "Rappel")       # D-3 is past: the late reminder
+    assert "Il vous reste 2 jours pour vous prononcer" in reminder
 
     decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "Non.")
     assert request_row(rt, request_id)["status"] == "refused"
