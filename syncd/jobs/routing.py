@@ -31,7 +31,8 @@ log = structlog.get_logger(__name__)
 
 def current_route(conn: Connection, rt: Runtime, row: RowMapping, deciders=None) -> routing.Route:
     kind = RequestKind(row["kind"])
-    management = rt.mappings.management_of(row["role_key"]) if row["role_key"] and rt.mappings.role(row["role_key"]) else None
+    role_key = row["role_key"]
+    management = rt.mappings.management_of(role_key) if role_key and rt.mappings.role(role_key) else None
     escalated = lifecycle.is_escalated(repo.request_view(row), now=rt.clock(),
                                        internal_accounts=rt.mappings.policy.internal_account_tacit)
     return routing.route(kind=kind, management=management, organisation_code=row["organisation_code"] or "",
