@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -320,3 +320,22 @@ def test_a_request_an_older_version_routed_to_nobody_is_not_granted_after_the_up
 def people_id(rt, email) -> str:
     with transaction(rt.engine) as conn:
         return repo.account_by_email(conn, email)["id"]
+
+
+def test_under_business_days_a_late_reminder_counts_the_business_days_that_remain(
+        rt, ldap_layout, tmp_path, clock, smtp_server):
+    from zoneinfo import ZoneInfo
+
+    from tests.scenarios.shipped_mappings import shipped_mappings, use_mappings
+    daemon = use_mappings(rt, shipped_mappings(tmp_path, ldap_layout.base_dn, policy={"calendar": "business_days_fr"}))
+    paris = ZoneInfo("Europe/Paris")
+    people(rt)
+    clock.now = datetime(2026, 10, 30, 10, 30, tzinfo=paris).astimezone(timezone.utc)      # a Friday
+    request_id = habilitation(rt, role="accords-locaux-acces-organisme")
+    run(daemon, "intake")
+    assert request_row(rt, request_id)["deadline_at"] == datetime(2026, 11, 16, 10, 30, tzinfo=paris)
+    # D-3 was Tuesday 10 November; the daemon comes back on Thursday 12: Friday 13 and Monday 16 remain.
+    clock.now = datetime(2026, 11, 12, 9, 0, tzinfo=paris).astimezone(timezone.utc)
+    run(daemon, "remind", "deliver")
+    [reminder] = bodies(smtp_server, CORRESPONDENT, "Rappel")
+    assert "Il vous reste 2 jours ouvrés pour vous prononcer" in reminder
