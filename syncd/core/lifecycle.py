@@ -1,9 +1,11 @@
 """The request state machine: which transitions exist and when a decision is refused.
 
     new ──intake──► pending ──accept──► accepted ──┐
-     │   │           ▲ │ ──refuse──► refused       ├─ applied (applied_at set; not a status)
-     │   │ reroute   │ │ └──deadline──► accepted_tacitly ┘
-     │   └──► awaiting_decider ◄─┘ (nobody can decide: never tacit)
+     │                 │ ──refuse──► refused       ├─ applied (applied_at set; not a status)
+     │                 └──deadline──► accepted_tacitly ┘
+     │               ▲ │
+     │      reroute  │ ▼ reroute (every decider left)
+     ├──intake──► awaiting_decider (nobody can decide it: never tacit)
      └──invalid──► rejected
 
 Tacit acceptance needs a decider's chance: only a request that reached a decider (its

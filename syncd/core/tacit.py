@@ -14,7 +14,7 @@ under ``business_days_fr``, D-1 is the business day before the deadline.
 Whatever ``submitted_at`` says, the deciders get a minimum window after the request first reached
 one of them (``decision_deadline``): a request taken in after a portal backlog or an outage is not
 accepted seconds after its deciders were told. The window counts French business days, so that a
-request routed on a Friday evening is not accepted on Sunday.
+request routed on a Friday evening is not accepted on Sunday (0 business days: no window).
 """
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ def decision_deadline(submitted_at: datetime, delay_days: int, first_routed_at: 
                       calendar: Calendar = "calendar_days") -> datetime:
     """The tacit deadline of a request first routed to a decider at ``first_routed_at``: the later of
     ``deadline(submitted_at, delay_days, calendar)`` and ``window_business_days`` French business
-    days after that first routing. A later re-route does not move it: pass the *first* routing."""
+    days after that first routing. A later re-route does not move it: pass the *first* routing.
+    A window of 0 turns it off, down to the first routing itself (the behaviour before 0.2)."""
     if first_routed_at.tzinfo is None:
         raise ValueError("first_routed_at must be timezone-aware")
-    if window_business_days < 1:
-        raise ValueError("window_business_days must be at least 1")
+    if window_business_days < 0:
+        raise ValueError("window_business_days must not be negative")
     return max(deadline(submitted_at, delay_days, calendar), _shift_business_days(first_routed_at, window_business_days))
 
 
@@ -140,18 +141,15 @@ def is_due(deadline_at: datetime | None, now: datetime) -> bool:
 
 def reminders_due(
     deadline_at: datetime, now: datetime, days_before: tuple[int, ...], already_sent: frozenset[int],
-    calendar: Calendar = "calendar_days", routed_at: datetime | None = None,
+    calendar: Calendar = "calendar_days",
 ) -> list[int]:
     """Which "D-n" reminders should go out now: their day has come and they were not sent.
 
     Days are counted in the deadline's ``calendar``. Only the closest one is returned when
-    several are late (a daemon that was down for a week sends one reminder, not a burst). A
-    reminder whose day came before the deciders were first told (``routed_at``: a request routed
-    inside its minimum window) is not sent: the first mail told them the deadline.
+    several are late (a daemon that was down for a week sends one reminder, not a burst).
     """
     if now >= deadline_at:
         return []
     due = [n for n in sorted(set(days_before), reverse=True)
-           if n not in already_sent and now >= (at := reminder_at(deadline_at, n, calendar))
-           and (routed_at is None or at >= routed_at)]
+           if n not in already_sent and now >= reminder_at(deadline_at, n, calendar)]
     return due[-1:] if due else []

@@ -31,7 +31,8 @@ log = structlog.get_logger(__name__)
 
 def current_route(conn: Connection, rt: Runtime, row: RowMapping, deciders=None) -> routing.Route:
     kind = RequestKind(row["kind"])
-    management = rt.mappings.management_of(row["role_key"]) if row["role_key"] and rt.mappings.role(row["role_key"]) else None
+    role_key = row["role_key"]
+    management = rt.mappings.management_of(role_key) if role_key and rt.mappings.role(role_key) else None
     escalated = lifecycle.is_escalated(repo.request_view(row), now=rt.clock(),
                                        internal_accounts=rt.mappings.policy.internal_account_tacit)
     return routing.route(kind=kind, management=management, organisation_code=row["organisation_code"] or "",
@@ -56,18 +57,17 @@ def tacit_deadline(rt: Runtime, kind: str, role_key: str | None, submitted_at: d
 def ask_to_decide(conn: Connection, rt: Runtime, row: RowMapping, decider_ids, route: routing.Route,
                   now: datetime) -> None:
     """Mail these deciders about a request routed to them: the "à valider" mail, or after an
-    escalation the mail saying the deadline passed. None when the request is about to be accepted
-    tacitly anyway (its window was spent before its deciders left and came back)."""
+    escalation the mail saying the deadline passed."""
     if not decider_ids:
         return
-    view = repo.request_view(row)
-    tacit_applies = lifecycle.tacit_applies(view, internal_accounts=rt.mappings.policy.internal_account_tacit)
     language = notify.language_of(rt.settings)
     if route.reason is routing.RouteReason.ESCALATED:
         # No deadline any more: the link lasts its default length, not a day past a passed deadline.
         notify.to_deciders(conn, dict(row) | {"deadline_at": None}, sorted(decider_ids), "request_escalated",
                            rt.mappings, rt.settings.web, now, purpose="escalated", language=language)
-    elif not (tacit_applies and tacit.is_due(view.deadline_at, now)):
+    else:
+        tacit_applies = lifecycle.tacit_applies(repo.request_view(row),
+                                                internal_accounts=rt.mappings.policy.internal_account_tacit)
         notify.to_deciders(conn, row, sorted(decider_ids), "request_to_decide", rt.mappings, rt.settings.web,
                            now, purpose="to_decide", language=language, tacit=tacit_applies)
 
@@ -125,7 +125,12 @@ def _route_waiting(conn: Connection, rt: Runtime, row: RowMapping, route: routin
     repo.add_event(conn, row["id"], "routed", now, detail={
         "deciders": sorted(route.decider_ids), "reason": route.reason.value,
         "deadline_at": repo.aware(fresh["deadline_at"]).isoformat() if fresh["deadline_at"] else None})
-    ask_to_decide(conn, rt, fresh, route.decider_ids, route, now)
+    # Its window was spent before its deciders left and came back: the sweep accepts it next, and
+    # an « à valider » mail for a request about to be decided would only mislead.
+    view = repo.request_view(fresh)
+    if not (lifecycle.tacit_applies(view, internal_accounts=rt.mappings.policy.internal_account_tacit)
+            and tacit.is_due(view.deadline_at, now)):
+        ask_to_decide(conn, rt, fresh, route.decider_ids, route, now)
     log.info("request_routed", request_id=row["id"], deciders=len(route.deciders), reason=route.reason.value)
 
 

@@ -59,9 +59,10 @@ def sweep(rt: Runtime) -> int:
 def accept_batch(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datetime) -> int:
     """What ``decisions.record_transition`` writes for each tacit acceptance, for a batch; return
     how many requests moved."""
+    internal_accounts = rt.mappings.policy.internal_account_tacit
     due = [(row, t) for row in rows
-           if (t := lifecycle.tacit_acceptance(repo.request_view(row), now=now,
-                                               internal_accounts=rt.mappings.policy.internal_account_tacit)) is not None]
+           if (t := lifecycle.tacit_acceptance(repo.request_view(row), now=now, internal_accounts=internal_accounts))
+           is not None]
     # The transitions of one sweep share their target, time and decider; grouping keeps the
     # core the one place that says what they are, at the cost of one statement per group.
     groups: dict[tuple, list[int]] = defaultdict(list)
@@ -93,6 +94,7 @@ def remind(rt: Runtime) -> int:
         return 0
     # D-n is counted in the deadline's calendar: under business_days_fr, D-1 is the business day before.
     calendar = rt.mappings.policy.calendar
+    internal_accounts = rt.mappings.policy.internal_account_tacit
     now = rt.clock()
     horizon = tacit.reminder_horizon(now, days, calendar)
     sent = 0
@@ -112,13 +114,13 @@ def remind(rt: Runtime) -> int:
                                                           request_events.c.event == "reminded")).mappings()
                 if d["detail"] and "days_before" in d["detail"])
             deadline_at = repo.aware(row["deadline_at"])
-            for n in tacit.reminders_due(deadline_at, now, days, done, calendar, repo.aware(row["first_routed_at"])):
+            for n in tacit.reminders_due(deadline_at, now, days, done, calendar):
                 deciders = repo.routed_to(conn, row["id"])
+                tacit_applies = lifecycle.tacit_applies(repo.request_view(row), internal_accounts=internal_accounts)
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings),
                                    days_before=n, days_left=tacit.days_left(deadline_at, now, calendar),
-                                   business_days=calendar == "business_days_fr",
-                                   tacit=lifecycle.tacit_applies(repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit))
+                                   business_days=calendar == "business_days_fr", tacit=tacit_applies)
                 repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1
     if sent:

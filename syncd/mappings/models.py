@@ -89,8 +89,8 @@ class Policy(_Frozen):
     reminder_days_before: tuple[int, ...] = (3, 1)
     terms_version: str = "1"
     # The deciders' minimum window after a request first reaches one of them, before tacit
-    # acceptance, whatever its submission date says (French business days).
-    decision_window_business_days: int = Field(default=2, ge=1, le=30)
+    # acceptance, whatever its submission date says (French business days; 0: none).
+    decision_window_business_days: int = Field(default=2, ge=0, le=30)
     # Internal account requests are accepted tacitly like habilitations; external ones never.
     internal_account_tacit: bool = True
 

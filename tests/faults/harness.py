@@ -213,7 +213,7 @@ class DaemonProcess:
 class World:
     def __init__(self, folder: Path, db_url: str, slapd, smtp, *, jobs: dict | None = None,
                  ldap_urls: list[str] | None = None, name: str = "f", log_level: str = "info",
-                 lease_seconds: int = 30):
+                 lease_seconds: int = 30, policy: dict | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.slapd, self.smtp = slapd, smtp
@@ -221,7 +221,8 @@ class World:
         maps = self.folder / "mappings"
         maps.mkdir(exist_ok=True)
         (maps / "mappings.yaml").write_text(yaml.safe_dump(
-            mappings(base_dn=self.base_dn).model_dump(mode="json", exclude_defaults=True), allow_unicode=True))
+            mappings(base_dn=self.base_dn, **(policy or {})).model_dump(mode="json", exclude_defaults=True),
+            allow_unicode=True))
         config = {
             "mappings": str(maps),
             "database": {"url": db_url, "lease_seconds": lease_seconds},

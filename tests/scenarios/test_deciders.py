@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -184,9 +184,10 @@ def test_a_request_already_past_its_deadline_when_taken_in_gives_its_deciders_tw
     row = request_row(rt, request_id)
     assert row["status"] == "pending", "not accepted seconds after the deciders were told"
     assert row["deadline_at"] == clock() + timedelta(days=2)
-    [asked] = bodies(smtp_server, CORRESPONDENT)
-    assert "acceptée tacitement" in asked
-    assert not bodies(smtp_server, CORRESPONDENT, "Rappel"), "no reminder on top of the first mail"
+    [asked] = bodies(smtp_server, CORRESPONDENT, "Demande")
+    assert "avant le 04/11/2026 10:30, cette demande sera acceptée tacitement" in asked
+    [reminder] = bodies(smtp_server, CORRESPONDENT, "Rappel")       # D-3 is past: the late reminder
+    assert "Il vous reste 2 jours pour vous prononcer" in reminder
 
     decide_request(rt, request_id, CORRESPONDENT, Verdict.REFUSE, "Non.")
     assert request_row(rt, request_id)["status"] == "refused"
@@ -319,3 +320,22 @@ def test_a_request_an_older_version_routed_to_nobody_is_not_granted_after_the_up
 def people_id(rt, email) -> str:
     with transaction(rt.engine) as conn:
         return repo.account_by_email(conn, email)["id"]
+
+
+def test_under_business_days_a_late_reminder_counts_the_business_days_that_remain(
+        rt, ldap_layout, tmp_path, clock, smtp_server):
+    from zoneinfo import ZoneInfo
+
+    from tests.scenarios.shipped_mappings import shipped_mappings, use_mappings
+    daemon = use_mappings(rt, shipped_mappings(tmp_path, ldap_layout.base_dn, policy={"calendar": "business_days_fr"}))
+    paris = ZoneInfo("Europe/Paris")
+    people(rt)
+    clock.now = datetime(2026, 10, 30, 10, 30, tzinfo=paris).astimezone(timezone.utc)      # a Friday
+    request_id = habilitation(rt, role="accords-locaux-acces-organisme")
+    run(daemon, "intake")
+    assert request_row(rt, request_id)["deadline_at"] == datetime(2026, 11, 16, 10, 30, tzinfo=paris)
+    # D-3 was Tuesday 10 November; the daemon comes back on Thursday 12: Friday 13 and Monday 16 remain.
+    clock.now = datetime(2026, 11, 12, 9, 0, tzinfo=paris).astimezone(timezone.utc)
+    run(daemon, "remind", "deliver")
+    [reminder] = bodies(smtp_server, CORRESPONDENT, "Rappel")
+    assert "Il vous reste 2 jours ouvrés pour vous prononcer" in reminder
