@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -40,6 +41,9 @@ from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships
 
 log = structlog.get_logger(__name__)
+
+# Served by the daemon (metrics.listen); the web process serves the database's count and oldest.
+PARKED = Counter("syncd_items_parked", "Items this process parked (refused for good), by kind", ["kind"])
 
 # Tries of an item that crashes, or whose entry is missing, before it is parked.
 MAX_ATTEMPTS = 5
@@ -92,6 +96,7 @@ def request_failed(conn: Connection, rt: Runtime, row: RowMapping, error: BaseEx
     repo.update_request(conn, row["id"], now, claimed_by=None, claimed_until=None, **values)
     parked = "parked_at" in values
     if parked:
+        PARKED.labels("requests").inc()
         repo.add_event(conn, row["id"], "parked", now, actor="syncd", detail={"reason": values["parked_reason"]})
         audit.record(conn, at=now, actor="syncd", action="parked", request_id=row["id"],
                      detail={"reason": values["parked_reason"]})
@@ -115,6 +120,7 @@ def account_failed(rt: Runtime, account: RowMapping, error: BaseException) -> bo
             audit.record(conn, at=now, actor="syncd", action="parked", target=f"account:{account['id']}",
                          detail={"reason": values["parked_reason"]})
     if "parked_at" in values:
+        PARKED.labels("accounts").inc()
         log.error("account_parked", account_id=account["id"], error=values["last_error"][:200])
         return True
     log.warning("account_write_retry_later", account_id=account["id"], attempt=values["attempts"],
@@ -136,6 +142,7 @@ def memberships_failed(rt: Runtime, rows: list[RowMapping], error: BaseException
                 audit.record(conn, at=now, actor="syncd", action="parked", request_id=row["granted_by_request"],
                              target=f"membership:{row['account_id']}:{row['role_key']}",
                              detail={"reason": values["parked_reason"]})
+    PARKED.labels("memberships").inc(parked)
     if parked:
         log.error("memberships_parked", count=len(rows), parked=parked, error=describe(error)[:200])
     else:

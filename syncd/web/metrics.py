@@ -6,7 +6,8 @@ Two kinds:
   through the web (by verdict and channel), refused authentications;
 * read from the database at each scrape, so that every process shows the same numbers: requests
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
-  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures.
+  LDAP and those whose LDAP write is failing, the items parked (count and oldest, per kind), the
+  outbox backlog, each job's consecutive failures.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from syncd.core.model import Status
+from syncd.store import parked
 from syncd.store.db import transaction
 from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
 
@@ -66,7 +68,8 @@ class DatabaseCollector(Collector):
                 requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None))).scalar() or 0
             failing = conn.execute(select(func.count()).select_from(requests).where(
                 requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None),
-                requests.c.last_error.is_not(None))).scalar() or 0
+                requests.c.last_error.is_not(None), requests.c.parked_at.is_(None))).scalar() or 0
+            parked_items = parked.summary(conn)
             outbox_pending = conn.execute(select(func.count()).select_from(outbox)
                                           .where(outbox.c.status == "pending")).scalar() or 0
             outbox_failed = conn.execute(select(func.count()).select_from(outbox)
@@ -93,7 +96,17 @@ class DatabaseCollector(Collector):
                                 "Accepted requests whose account or membership is not in LDAP yet",
                                 value=not_applied)
         yield GaugeMetricFamily("syncd_requests_failing",
-                                "Accepted requests whose LDAP write failed and waits for a retry", value=failing)
+                                "Accepted requests whose LDAP write failed and waits for a retry (parked ones apart)",
+                                value=failing)
+        count = GaugeMetricFamily("syncd_parked_items", "Items refused for good, waiting for an operator "
+                                  "(syncd parked), by kind", labels=["kind"])
+        age = GaugeMetricFamily("syncd_parked_oldest_age_seconds", "How long the oldest parked item of each kind "
+                                "has waited (0 when none)", labels=["kind"])
+        for kind, p in parked_items.items():
+            count.add_metric([kind], p["count"])
+            age.add_metric([kind], max((now - p["oldest_parked_at"]).total_seconds(), 0.0) if p["count"] else 0.0)
+        yield count
+        yield age
         yield GaugeMetricFamily("syncd_outbox_backlog", "Mails waiting to be sent", value=outbox_pending)
         yield GaugeMetricFamily("syncd_outbox_failed", "Mails given up on", value=outbox_failed)
         yield GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds",

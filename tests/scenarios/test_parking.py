@@ -96,6 +96,16 @@ def accepted_poison_requests(rt, account_id: str, count: int) -> list[int]:
                                  .order_by(requests.c.id)).scalars())
 
 
+def scraped(rt, name: str, **labels) -> float:
+    """One value of the web process's /metrics, read from the database as a scrape does."""
+    from syncd.web.metrics import DatabaseCollector
+    for family in DatabaseCollector(lambda: rt.engine, rt.clock).collect():
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    raise AssertionError(f"no {name} {labels}")
+
+
 # --- accounts ------------------------------------------------------------------------------------
 
 def test_as_many_poison_accounts_as_the_batch_size_do_not_keep_a_disable_from_ldap(make_runtime, daemon):
@@ -116,6 +126,10 @@ def test_with_1000_parked_accounts_ahead_a_disable_reaches_ldap_in_one_pass(make
     report = operator.status_report(big)
     assert report["parked"]["accounts"]["count"] == 1000
     assert report["parked"]["accounts"]["oldest_id"] in poison
+    clock.advance(minutes=20)
+    assert scraped(big, "syncd_parked_items", kind="accounts") == 1000
+    assert scraped(big, "syncd_parked_oldest_age_seconds", kind="accounts") == 20 * 60
+    assert scraped(big, "syncd_parked_items", kind="requests") == 0
 
     clock.advance(hours=1)                 # far past any backoff: a blind retry would be due
     habilitations.set_account_status(big, REQUESTER, "disabled")
