@@ -317,3 +317,39 @@ def test_resolving_a_parked_request_refuses_it_and_the_requester_gets_the_reason
     code, _ = command(rt, "parked", "resolve", f"account:{ids['requester']}", "--refuse", "--reason", "x",
                       capsys=capsys)
     assert code == 1
+
+
+def test_a_withdrawn_membership_whose_role_left_the_mappings_is_parked_and_settled_by_hand(
+        make_runtime, daemon, clock, capsys):
+    from syncd.mappings import Mappings
+    from syncd.store.tables import memberships
+    rt = make_runtime()
+    ids = people(rt)
+    request_id = habilitation(rt, role=POISON_ROLE)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    daemon.run_job("apply")
+    habilitations.revoke(rt, REQUESTER, POISON_ROLE, ADMIN, "plus nécessaire")
+    later = make_runtime()                   # the role is taken out of the mappings meanwhile
+    kept = rt.mappings.model_dump()
+    kept["applications"] = [a for a in kept["applications"] if a["key"] != "opim"]
+    later.mappings = Mappings.model_validate(kept)
+    sync_accounts(later)
+    with transaction(rt.engine) as conn:
+        row = conn.execute(select(memberships).where(memberships.c.role_key == POISON_ROLE)).mappings().one()
+    assert row["parked_at"] == clock.now and "no longer in the mappings" in row["parked_reason"]
+    assert row["applied_at"] is None
+    assert operator.status_report(rt)["parked"]["memberships"] == {
+        "count": 1, "oldest_id": f"membership:{ids['requester']}:{POISON_ROLE}", "oldest_parked_at": clock.now,
+        "oldest_reason": row["parked_reason"]}
+    clock.advance(hours=1)
+    sync_accounts(later)
+    with transaction(rt.engine) as conn:
+        assert conn.execute(select(memberships.c.attempts).where(memberships.c.role_key == POISON_ROLE)).scalar() == 1
+
+    code, _ = command(later, "parked", "resolve", f"membership:{ids['requester']}:{POISON_ROLE}", "--settled",
+                      "--reason", "group deleted with the application", capsys=capsys)
+    assert code == 0
+    with transaction(rt.engine) as conn:
+        row = conn.execute(select(memberships).where(memberships.c.role_key == POISON_ROLE)).mappings().one()
+    assert row["parked_at"] is None and row["applied_at"] == clock.now
