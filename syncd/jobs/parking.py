@@ -27,18 +27,18 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.intake import normalise_email
-from syncd.core.model import Status
+from syncd.core.model import RequestKind, Status
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, leadership, parked, repo
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
+from syncd.store.tables import accounts, memberships, requests
 
 log = structlog.get_logger(__name__)
 
@@ -168,6 +168,7 @@ def refuse_request(rt: Runtime, request_id: int, reason: str, operator: str = "o
         conn.execute(update(memberships).where(memberships.c.granted_by_request == request_id,
                                                memberships.c.revoked_at.is_(None))
                      .values(revoked_at=now, applied_at=None))
+        _forget_unwritten_account(conn, row, now)
         detail = {"status": Status.REFUSED.value, "comment": reason, "was": row["status"],
                   "parked_reason": row["parked_reason"]}
         repo.add_event(conn, request_id, "resolved", now, actor=operator, detail=detail)
@@ -178,6 +179,21 @@ def refuse_request(rt: Runtime, request_id: int, reason: str, operator: str = "o
                             language=notify.language_of(rt.settings))
     log.info("parked_request_refused", request_id=request_id, was=row["status"])
     return row["status"]
+
+
+def _forget_unwritten_account(conn: Connection, row: RowMapping, now: datetime) -> None:
+    """An account request refused after its acceptance: the account it created, never written to
+    LDAP and used by nothing else, goes, so that the person may ask again with the same address."""
+    if row["kind"] != RequestKind.ACCOUNT.value or row["account_id"] is None:
+        return
+    account = repo.account_by_id(conn, row["account_id"])
+    if account is None or account["status"] != "pending" or account["ldap_version"] is not None:
+        return
+    others = conn.execute(select(requests.c.id).where(requests.c.account_id == account["id"],
+                                                      requests.c.id != row["id"]).limit(1)).first()
+    if others is None:
+        repo.update_request(conn, row["id"], now, account_id=None)
+        conn.execute(delete(accounts).where(accounts.c.id == account["id"]))
 
 
 def retry(rt: Runtime, refs: list[str] | None, operator: str = "operator") -> list[str]:

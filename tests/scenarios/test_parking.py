@@ -353,3 +353,31 @@ def test_a_withdrawn_membership_whose_role_left_the_mappings_is_parked_and_settl
     with transaction(rt.engine) as conn:
         row = conn.execute(select(memberships).where(memberships.c.role_key == POISON_ROLE)).mappings().one()
     assert row["parked_at"] is None and row["applied_at"] == clock.now
+
+
+def test_an_accepted_account_request_the_directory_refuses_is_parked_then_refused_and_may_be_asked_again(
+        rt, daemon, clock, capsys, smtp_server):
+    from tests.scenarios.test_accounts import NEWCOMER, account_request
+    people(rt)
+    request_id = account_request(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    account_id = request_row(rt, request_id)["account_id"]
+    # Another tool left an entry at that DN that can never be an inetOrgPerson.
+    ldap_add(rt, [(names.person_dn(rt.mappings.directory, account_id), {"objectClass": ["account"], "uid": account_id})])
+    daemon.run_job("apply")
+    row = request_row(rt, request_id)
+    assert row["status"] == "accepted" and row["parked_at"] is not None and row["applied_at"] is None
+    with transaction(rt.engine) as conn:
+        [item] = request_history(conn, account_id, rt.mappings)
+    assert item.status_label == "En attente de traitement" and item.parked
+
+    reason = "Votre compte n'a pas pu être créé : merci de refaire la demande."
+    code, _ = command(rt, "parked", "resolve", f"request:{request_id}", "--refuse", "--reason", reason,
+                      capsys=capsys)
+    assert code == 0 and request_row(rt, request_id)["status"] == "refused"
+    daemon.run_job("deliver")
+    assert reason in [m for m in smtp_server.messages if NEWCOMER in m["To"]][-1].get_body(("plain",)).get_content()
+    again = account_request(rt)
+    daemon.run_job("intake")
+    assert request_row(rt, again)["status"] == "pending"
