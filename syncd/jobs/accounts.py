@@ -46,15 +46,19 @@ def sync_accounts(rt: Runtime) -> int:
                                                        memberships.c.revoked_at.is_(None))
                              .values(revoked_at=now, applied_at=None))
     written = 0
-    for account in dirty:
-        try:
-            push_account(rt, account)
-            written += 1
-        except TemporaryError as exc:      # the directory is down: this one backs off, the job too
-            parking.account_failed(rt, account, exc)
-            raise
-        except PermanentError as exc:
-            parking.account_failed(rt, account, exc)
+    failures: list = []
+    try:
+        for account in dirty:
+            try:
+                push_account(rt, account)
+                written += 1
+            except (TemporaryError, PermanentError) as exc:
+                failures.append((account, exc))
+                if isinstance(exc, TemporaryError):
+                    raise              # the directory is down: this one backs off, the job too
+    finally:
+        if failures:
+            parking.accounts_failed(rt, failures)
     remove_revoked(rt)
     return written
 

@@ -109,23 +109,25 @@ def request_failed(conn: Connection, rt: Runtime, row: RowMapping, error: BaseEx
     return parked
 
 
-def account_failed(rt: Runtime, account: RowMapping, error: BaseException) -> bool:
-    """Record a failed LDAP write of one account; True if it was parked."""
+def accounts_failed(rt: Runtime, failures: list[tuple[RowMapping, BaseException]]) -> int:
+    """Record failed LDAP writes of accounts, in one transaction; return how many were parked."""
     now = rt.clock()
-    values = failure_values(error, account["ldap_attempts"] + 1, now, rt.settings.jobs.max_backoff_seconds)
+    parked = 0
     with transaction(rt.engine) as conn:
-        conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(**{f"ldap_{k}": v for k, v in values.items()}))
-        if "parked_at" in values:
-            audit.record(conn, at=now, actor="syncd", action="parked", target=f"account:{account['id']}",
-                         detail={"reason": values["parked_reason"]})
-    if "parked_at" in values:
-        PARKED.labels("accounts").inc()
-        log.error("account_parked", account_id=account["id"], error=values["last_error"][:200])
-        return True
-    log.warning("account_write_retry_later", account_id=account["id"], attempt=values["attempts"],
-                error=values["last_error"][:200], temporary=isinstance(error, TemporaryError))
-    return False
+        for account, error in failures:
+            values = failure_values(error, account["ldap_attempts"] + 1, now, rt.settings.jobs.max_backoff_seconds)
+            conn.execute(update(accounts).where(accounts.c.id == account["id"])
+                         .values(**{f"ldap_{k}": v for k, v in values.items()}))
+            if "parked_at" in values:
+                parked += 1
+                audit.record(conn, at=now, actor="syncd", action="parked", target=f"account:{account['id']}",
+                             detail={"reason": values["parked_reason"]})
+                log.error("account_parked", account_id=account["id"], error=values["last_error"][:200])
+            else:
+                log.warning("account_write_retry_later", account_id=account["id"], attempt=values["attempts"],
+                            error=values["last_error"][:200], temporary=isinstance(error, TemporaryError))
+    PARKED.labels("accounts").inc(parked)
+    return parked
 
 
 def memberships_failed(rt: Runtime, rows: list[RowMapping], error: BaseException) -> int:
