@@ -19,8 +19,8 @@ def status_counts(conn: Connection) -> dict[str, int]:
 
 
 def oldest_open_submitted_at(conn: Connection) -> datetime | None:
-    value = conn.execute(select(func.min(requests.c.submitted_at))
-                         .where(requests.c.status.in_(OPEN_STATUSES))).scalar()
+    value = conn.execute(select(func.min(requests.c.submitted_at))    # parked ones are counted apart
+                         .where(requests.c.status.in_(OPEN_STATUSES), requests.c.parked_at.is_(None))).scalar()
     return aware(value)
 
 

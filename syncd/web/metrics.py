@@ -62,8 +62,8 @@ class DatabaseCollector(Collector):
         now = self.clock()
         with transaction(self.engine_of(), readonly=True) as conn:
             counts = dict(conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status)).all())
-            oldest = conn.execute(select(func.min(requests.c.submitted_at))
-                                  .where(requests.c.status.in_(OPEN))).scalar()
+            oldest = conn.execute(select(func.min(requests.c.submitted_at))    # parked ones: their own alert
+                                  .where(requests.c.status.in_(OPEN), requests.c.parked_at.is_(None))).scalar()
             not_applied = conn.execute(select(func.count()).select_from(requests).where(
                 requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None))).scalar() or 0
             failing = conn.execute(select(func.count()).select_from(requests).where(
@@ -88,7 +88,7 @@ class DatabaseCollector(Collector):
             per_status.add_metric([status], counts.get(status, 0))
         yield per_status
         yield GaugeMetricFamily("syncd_oldest_pending_seconds",
-                                "Age of the oldest request still new or pending (0 when none)",
+                                "Age of the oldest request still new or pending, parked ones apart (0 when none)",
                                 value=max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
         yield CounterMetricFamily("syncd_tacit_acceptances", "Requests accepted tacitly, ever (from the database)",
                                   value=counts.get(Status.ACCEPTED_TACITLY.value, 0))

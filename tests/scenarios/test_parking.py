@@ -220,6 +220,10 @@ def test_a_request_that_crashes_intake_again_and_again_is_parked_and_the_request
         mails = list(conn.execute(select(outbox.c.template).where(outbox.c.request_id == request_id)).scalars())
     assert item.status_label == "En attente validation d'un gestionnaire" and item.parked
     assert "request_rejected" not in mails
+    # Counted as parked, not as a request intake or the tacit sweep is late with (their alerts).
+    assert scraped(rt, "syncd_parked_items", kind="requests") == 1
+    assert scraped(rt, "syncd_oldest_pending_seconds") == 0
+    assert operator.status_report(rt)["oldest_pending_age_seconds"] is None
 
 
 # --- what decides parking ------------------------------------------------------------------------
