@@ -153,7 +153,8 @@ _CHUNK = 1000
 
 _MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
                  .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
-                         next_attempt_at=None, claimed_by=None, claimed_until=None))
+                         next_attempt_at=None, claimed_by=None, claimed_until=None,
+                         parked_at=None, parked_reason=None))   # `syncd replay` may apply a parked one
 # The account_id test is redundant but lets SQLite use the primary key: it scans the whole
 # table for a row-value IN list alone.
 _MEMBERSHIP_APPLIED = (update(memberships)

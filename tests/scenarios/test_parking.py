@@ -385,3 +385,22 @@ def test_an_accepted_account_request_the_directory_refuses_is_parked_then_refuse
     again = account_request(rt)
     daemon.run_job("intake")
     assert request_row(rt, again)["status"] == "pending"
+
+
+def test_a_parked_request_replayed_by_hand_once_fixed_is_applied_and_no_longer_parked(rt, daemon, clock):
+    from syncd.reconcile.replay import replay
+    ids = people(rt)
+    poison_group(rt)
+    request_id = habilitation(rt, role=POISON_ROLE)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    apply_accepted(rt)
+    assert request_row(rt, request_id)["parked_at"] is not None
+    ldap_delete(rt, names.group_dn(rt.mappings.directory, rt.mappings.role(POISON_ROLE).group))
+    daemon.run_job("provision")
+    replay(rt, request_id)
+    row = request_row(rt, request_id)
+    assert row["applied_at"] is not None and row["parked_at"] is None and row["parked_reason"] is None
+    with transaction(rt.engine) as conn:
+        [item] = [i for i in request_history(conn, ids["requester"], rt.mappings) if i.request_id == request_id]
+    assert item.status_label == "Acceptée" and not item.parked
