@@ -7,7 +7,8 @@ every membership, in the table (marked revoked, history kept) and in LDAP.
 Work is taken in order of next attempt (an account's change, or the end of its back-off) and a
 write that fails is that item's alone (``syncd.jobs.parking``): a temporary failure backs it
 off, a refusal parks it. So however many accounts the directory refuses, a disable behind them
-reaches LDAP in the next pass.
+reaches LDAP in the next pass. Disabling a parked account gives it a new try, and the disable is
+written on its own before the other attributes, so a refused value does not keep it out.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def sync_accounts(rt: Runtime) -> int:
     try:
         for account in dirty:
             try:
-                push_account(rt, account)
+                _write(rt, account)
                 written += 1
             except (TemporaryError, PermanentError) as exc:
                 failures.append((account, exc))
@@ -61,6 +62,14 @@ def sync_accounts(rt: Runtime) -> int:
             parking.accounts_failed(rt, failures)
     remove_revoked(rt)
     return written
+
+
+def _write(rt: Runtime, account) -> None:
+    if account["status"] == "disabled" and account["ldap_version"] is not None:
+        # The disable on its own first: a value the directory refuses elsewhere in the entry
+        # (which parks the account below) must not leave a disabled person able to log in.
+        rt.directory.disable_account(account["id"])
+    push_account(rt, account)
 
 
 def remove_revoked(rt: Runtime) -> int:

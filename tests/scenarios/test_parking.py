@@ -404,3 +404,28 @@ def test_a_parked_request_replayed_by_hand_once_fixed_is_applied_and_no_longer_p
     with transaction(rt.engine) as conn:
         [item] = [i for i in request_history(conn, ids["requester"], rt.mappings) if i.request_id == request_id]
     assert item.status_label == "Acceptée" and not item.parked
+
+
+def test_disabling_an_account_parked_for_a_refused_value_still_locks_it_and_empties_its_groups(
+        rt, daemon, clock):
+    from sqlalchemy import update
+    ids = people(rt)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    daemon.run_job("apply")
+    # A value written straight into the table (older data, another tool), that telephoneNumber refuses.
+    with transaction(rt.engine) as conn:
+        conn.execute(update(accounts).where(accounts.c.id == ids["requester"])
+                     .values(phone="01 23 45 67 89 ; poste 4", version=accounts.c.version + 1))
+    sync_accounts(rt)
+    with transaction(rt.engine) as conn:
+        reason = conn.execute(select(accounts.c.ldap_parked_reason).where(accounts.c.id == ids["requester"])).scalar()
+    assert "telephoneNumber" in reason
+    habilitations.set_account_status(rt, REQUESTER, "disabled")
+    sync_accounts(rt)
+    assert ldap_status(rt, ids["requester"]) == ["disabled"]
+    assert names.normalise_dn(names.person_dn(rt.mappings.directory, ids["requester"])) not in \
+        rt.directory.members_of_group(rt.mappings.role("accords-locaux-acces").group)
+    with transaction(rt.engine) as conn:
+        assert conn.execute(select(accounts.c.ldap_parked_at).where(accounts.c.id == ids["requester"])).scalar()
