@@ -79,6 +79,14 @@ def poison_group(rt) -> None:
     ldap_add(rt, [(dn, {"objectClass": ["organizationalRole"], "cn": rt.mappings.role(POISON_ROLE).group})])
 
 
+def accepted(rt, daemon, role="accords-locaux-acces") -> int:
+    """A habilitation request of the requester, taken in and accepted by its decider."""
+    request_id = habilitation(rt, role=role)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, ADMIN if role == POISON_ROLE else CORRESPONDENT, Verdict.ACCEPT)
+    return request_id
+
+
 def ldap_status(rt, account_id: str) -> list[str]:
     entry = rt.directory.read_entry(names.person_dn(rt.mappings.directory, account_id), ["syncdAccountStatus"])
     return entry["syncdAccountStatus"]
@@ -159,9 +167,7 @@ def test_a_refused_account_write_is_parked_with_its_reason_and_left_alone(make_r
 def test_a_request_whose_ldap_write_is_refused_for_good_is_parked_not_retried_for_ever(rt, daemon, clock):
     ids = people(rt)
     poison_group(rt)
-    request_id = habilitation(rt, role=POISON_ROLE)
-    daemon.run_job("intake")
-    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    request_id = accepted(rt, daemon, role=POISON_ROLE)
     apply_accepted(rt)
     row = request_row(rt, request_id)
     assert row["parked_at"] == clock.now and row["applied_at"] is None
@@ -185,9 +191,7 @@ def test_with_1000_parked_membership_writes_ahead_the_next_request_reaches_ldap_
     assert operator.status_report(big)["parked"]["requests"]["count"] == 1000
     clock.advance(seconds=big.settings.jobs.max_backoff_seconds + 1)
 
-    good = habilitation(big)
-    daemon.run_job("intake")
-    decide_request(big, good, CORRESPONDENT, Verdict.ACCEPT)
+    good = accepted(big, daemon)
     rt = make_runtime(jobs={"apply_batch_size": 8, "max_backoff_seconds": 60})
     assert apply_accepted(rt) == 1
     assert request_row(rt, good)["applied_at"] is not None
@@ -264,9 +268,7 @@ def test_the_operator_lists_parked_items_retries_them_after_a_fix_and_status_cou
     ids = people(rt)
     [poison] = poison_accounts(rt, 1)
     poison_group(rt)
-    request_id = habilitation(rt, role=POISON_ROLE)
-    daemon.run_job("intake")
-    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    request_id = accepted(rt, daemon, role=POISON_ROLE)
     daemon.run_job("apply")
     daemon.run_job("accounts")
     capsys.readouterr()
@@ -329,9 +331,7 @@ def test_a_withdrawn_membership_whose_role_left_the_mappings_is_parked_and_settl
     from syncd.store.tables import memberships
     rt = make_runtime()
     ids = people(rt)
-    request_id = habilitation(rt, role=POISON_ROLE)
-    daemon.run_job("intake")
-    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    request_id = accepted(rt, daemon, role=POISON_ROLE)
     daemon.run_job("apply")
     habilitations.revoke(rt, REQUESTER, POISON_ROLE, ADMIN, "plus nécessaire")
     later = make_runtime()                   # the role is taken out of the mappings meanwhile
@@ -391,9 +391,7 @@ def test_a_parked_request_replayed_by_hand_once_fixed_is_applied_and_no_longer_p
     from syncd.reconcile.replay import replay
     ids = people(rt)
     poison_group(rt)
-    request_id = habilitation(rt, role=POISON_ROLE)
-    daemon.run_job("intake")
-    decide_request(rt, request_id, ADMIN, Verdict.ACCEPT)
+    request_id = accepted(rt, daemon, role=POISON_ROLE)
     apply_accepted(rt)
     assert request_row(rt, request_id)["parked_at"] is not None
     ldap_delete(rt, names.group_dn(rt.mappings.directory, rt.mappings.role(POISON_ROLE).group))
@@ -410,9 +408,7 @@ def test_disabling_an_account_parked_for_a_refused_value_still_locks_it_and_empt
         rt, daemon, clock):
     from sqlalchemy import update
     ids = people(rt)
-    request_id = habilitation(rt)
-    daemon.run_job("intake")
-    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    request_id = accepted(rt, daemon)
     daemon.run_job("apply")
     # A value written straight into the table (older data, another tool), that telephoneNumber refuses.
     with transaction(rt.engine) as conn:
