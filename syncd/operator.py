@@ -54,7 +54,7 @@ def format_status(report: dict[str, Any]) -> str:
     lines.append(f"outbox: {report['outbox_pending']} pending, oldest {_age(report['outbox_oldest_pending_age_seconds'])}")
     lines.append("parked (refused for good, waiting for an operator: syncd parked list):")
     for kind, p in report["parked"].items():
-        oldest = f", oldest {p['oldest_id']} since {p['oldest_parked_at']}: {p['oldest_reason']}" if p["count"] else ""
+        oldest = f", oldest {p['oldest']} since {p['oldest_parked_at']}: {p['oldest_reason']}" if p["count"] else ""
         lines.append(f"  {kind:12} {p['count']}{oldest}")
     lines.append("jobs:")
     for j in report["jobs"]:

@@ -58,7 +58,7 @@ def summary(conn: Connection) -> dict[str, dict[str, Any]]:
         oldest = conn.execute(select(parked_at, reason, *keys).where(parked_at.is_not(None))
                               .order_by(parked_at, *keys).limit(1)).first()
         out[kind] = {"count": count,
-                     "oldest_id": (oldest[2] if len(keys) == 1 else _ref(kind, tuple(oldest[2:]))) if oldest else None,
+                     "oldest": _ref(kind, tuple(oldest[2:])) if oldest else None,   # as syncd parked names it
                      "oldest_parked_at": aware(oldest[0]) if oldest else None,
                      "oldest_reason": oldest[1] if oldest else None}
     return out

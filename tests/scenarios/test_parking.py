@@ -133,7 +133,7 @@ def test_with_1000_parked_accounts_ahead_a_disable_reaches_ldap_in_one_pass(make
     sync_accounts(big)                     # each write refused: all parked
     report = operator.status_report(big)
     assert report["parked"]["accounts"]["count"] == 1000
-    assert report["parked"]["accounts"]["oldest_id"] in poison
+    assert report["parked"]["accounts"]["oldest"] in {f"account:{p}" for p in poison}
     clock.advance(minutes=20)
     assert scraped(big, "syncd_parked_items", kind="accounts") == 1000
     assert scraped(big, "syncd_parked_oldest_age_seconds", kind="accounts") == 20 * 60
@@ -278,10 +278,10 @@ def test_the_operator_lists_parked_items_retries_them_after_a_fix_and_status_cou
     assert "2 parked items" in out
     code, out = command(rt, "status", "--json", capsys=capsys)
     parked = json.loads(out)["parked"]
-    assert parked["requests"]["count"] == 1 and parked["requests"]["oldest_id"] == request_id
+    assert parked["requests"]["count"] == 1 and parked["requests"]["oldest"] == f"request:{request_id}"
     assert parked["accounts"]["count"] == 1 and "objectClassViolation" in parked["accounts"]["oldest_reason"]
     code, out = command(rt, "status", capsys=capsys)
-    assert "requests     1, oldest" in out and "accounts     1, oldest account" not in out
+    assert f"requests     1, oldest request:{request_id} since" in out and f"account:{poison} since" in out
 
     # The fix: the entries in the way are removed, provisioning makes the group again.
     ldap_delete(rt, names.person_dn(rt.mappings.directory, poison))
@@ -344,7 +344,7 @@ def test_a_withdrawn_membership_whose_role_left_the_mappings_is_parked_and_settl
     assert row["parked_at"] == clock.now and "no longer in the mappings" in row["parked_reason"]
     assert row["applied_at"] is None
     assert operator.status_report(rt)["parked"]["memberships"] == {
-        "count": 1, "oldest_id": f"membership:{ids['requester']}:{POISON_ROLE}", "oldest_parked_at": clock.now,
+        "count": 1, "oldest": f"membership:{ids['requester']}:{POISON_ROLE}", "oldest_parked_at": clock.now,
         "oldest_reason": row["parked_reason"]}
     clock.advance(hours=1)
     sync_accounts(later)
