@@ -276,6 +276,9 @@ def test_the_operator_lists_parked_items_retries_them_after_a_fix_and_status_cou
     code, out = command(rt, "parked", "list", capsys=capsys)
     assert code == 0 and f"request:{request_id} (accepted)" in out and f"account:{poison}" in out
     assert "2 parked items" in out
+    code, out = command(rt, "parked", "list", "--json", capsys=capsys)
+    listed = {i["ref"]: i for i in json.loads(out)}
+    assert listed[f"request:{request_id}"]["status"] == "accepted" and listed[f"account:{poison}"]["attempts"] == 1
     code, out = command(rt, "status", "--json", capsys=capsys)
     parked = json.loads(out)["parked"]
     assert parked["requests"]["count"] == 1 and parked["requests"]["oldest"] == f"request:{request_id}"
