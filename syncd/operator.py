@@ -11,7 +11,7 @@ from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
-from syncd.store import health, repo
+from syncd.store import health, parked, repo
 from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
 
@@ -62,6 +62,7 @@ def status_report(rt: Runtime) -> dict[str, Any]:
             "outbox_pending": pending_count(conn),
             "outbox_oldest_pending_age_seconds": oldest_pending_age(conn, now),
             "jobs": [dict(r) for r in health.job_health(conn)],
+            "parked": parked.summary(conn),
         }
         waiting_since = health.awaiting_decider_oldest(conn)
         report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
@@ -93,6 +94,10 @@ def format_status(report: dict[str, Any]) -> str:
     for r in report["failing_requests"]:
         lines.append(f"  request {r['id']}: attempt {r['attempts']}, next at {r['next_attempt_at']}: {r['last_error']}")
     lines.append(f"outbox: {report['outbox_pending']} pending, oldest {_age(report['outbox_oldest_pending_age_seconds'])}")
+    lines.append("parked (refused for good, waiting for an operator: syncd parked list):")
+    for kind, p in report["parked"].items():
+        oldest = f", oldest {p['oldest']} since {p['oldest_parked_at']}: {p['oldest_reason']}" if p["count"] else ""
+        lines.append(f"  {kind:12} {p['count']}{oldest}")
     lines.append("jobs:")
     for j in report["jobs"]:
         state = "ok" if j["consecutive_failures"] == 0 else f"FAILING x{j['consecutive_failures']}: {j['last_error']}"

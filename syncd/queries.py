@@ -28,6 +28,8 @@ ACCOUNT_REQUEST_LABEL = "Création de compte"
 RENEWAL_PREFIX = "Renouvellement - "
 OTHER_APPLICATION_LABEL = "Autres habilitations"   # a role no longer in the mappings
 MAX_PAGE_SIZE = 100
+# An accepted request whose LDAP write is parked (docs/workflow.md, "Parked requests").
+PARKED_ACCEPTED_LABEL = "En attente de traitement"
 
 SortKey = Literal["deadline", "-deadline", "submitted", "-submitted"]
 SORT_KEYS: tuple[str, ...] = ("deadline", "-deadline", "submitted", "-submitted")
@@ -52,6 +54,7 @@ class HistoryItem:
     comment: str | None = None          # the decider's comment (a refusal's reason)
     reason: str | None = None           # why the request was rejected at intake
     applied_at: datetime | None = None  # when LDAP got it (accepted requests)
+    parked: bool = False                # syncd failed to process it for good: an operator acts (syncd parked)
 
 
 @dataclass(frozen=True)
@@ -133,15 +136,18 @@ class RequestDetail:
     reason: str | None = None
     applied_at: datetime | None = None
     routed_to: tuple[str, ...] = field(default_factory=tuple)
+    parked: bool = False
 
 
 # --- labels ------------------------------------------------------------------------------------
 
-def status_label(status: str) -> str:
+def status_label(status: str, parked: bool = False) -> str:
+    """The French label; an accepted request that is parked is not « Acceptée » before LDAP has it."""
     try:
-        return STATUS_LABELS_FR[Status(status)]
+        known = Status(status)
     except ValueError:
         return status
+    return PARKED_ACCEPTED_LABEL if parked and known.is_accepted else STATUS_LABELS_FR[known]
 
 
 def describe(kind: str, role_key: str | None, mappings: Mappings | None) -> str:
@@ -187,11 +193,11 @@ def request_history(conn: Connection, account_id: str | None, mappings: Mappings
 
 
 def _history_item(r: RowMapping, mappings: Mappings) -> HistoryItem:
-    status = r["status"]
+    status, parked = r["status"], r["parked_at"] is not None
     return HistoryItem(
         request_id=r["id"], kind=r["kind"], date=aware(r["submitted_at"]),
         description=describe(r["kind"], r["role_key"], mappings),
-        status=status, status_label=status_label(status), role_key=r["role_key"],
+        status=status, status_label=status_label(status, parked), parked=parked, role_key=r["role_key"],
         application_label=_application_label(r["role_key"], mappings),
         deadline=aware(r["deadline_at"]), decided_at=aware(r["decided_at"]),
         comment=r["comment"], reason=r["reason"], applied_at=aware(r["applied_at"]))
@@ -321,7 +327,8 @@ def request_detail(conn: Connection, request_id: int, mappings: Mappings) -> Req
     email = (account["email"] if account else r["email"]) or ""
     internal = account["internal"] if account else r["internal"]
     return RequestDetail(
-        request_id=r["id"], kind=r["kind"], status=r["status"], status_label=status_label(r["status"]),
+        request_id=r["id"], kind=r["kind"], status=r["status"],
+        status_label=status_label(r["status"], r["parked_at"] is not None), parked=r["parked_at"] is not None,
         description=describe(r["kind"], r["role_key"], mappings),
         requester_name=_person_name(given, family, email), requester_email=email,
         requester_account_id=r["account_id"], internal=None if internal is None else bool(internal),

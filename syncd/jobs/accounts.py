@@ -3,6 +3,12 @@
 The accounts table is the desired state: a row whose ``version`` is ahead of its
 ``ldap_version`` is written again (only the attributes syncd owns). A disabled account loses
 every membership, in the table (marked revoked, history kept) and in LDAP.
+
+Work is taken in order of next attempt (an account's change, or the end of its back-off) and a
+write that fails is that item's alone (``syncd.jobs.parking``): a temporary failure backs it
+off, a refusal parks it. So however many accounts the directory refuses, a disable behind them
+reaches LDAP in the next pass. Disabling a parked account gives it a new try, and the disable is
+written on its own before the other attributes, so a refused value does not keep it out.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from syncd.directory import names
-from syncd.errors import PermanentError
+from syncd.errors import PermanentError, TemporaryError
+from syncd.jobs import parking
 from syncd.jobs.apply import push_account
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit
@@ -29,38 +36,76 @@ def sync_accounts(rt: Runtime) -> int:
     with transaction(rt.engine) as conn:
         dirty = list(conn.execute(select(accounts).where(
             accounts.c.status.in_(("active", "disabled")),
-            or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version))
-            .order_by(accounts.c.updated_at).limit(rt.settings.jobs.batch_size)).mappings())
+            or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version),
+            accounts.c.ldap_parked_at.is_(None),
+            or_(accounts.c.ldap_next_attempt_at.is_(None), accounts.c.ldap_next_attempt_at <= now))
+            .order_by(func.coalesce(accounts.c.ldap_next_attempt_at, accounts.c.updated_at), accounts.c.id)
+            .limit(rt.settings.jobs.batch_size)).mappings())
         for a in dirty:
             if a["status"] == "disabled":
                 conn.execute(update(memberships).where(memberships.c.account_id == a["id"],
                                                        memberships.c.revoked_at.is_(None))
                              .values(revoked_at=now, applied_at=None))
     written = 0
-    for account in dirty:
-        try:
-            push_account(rt, account)
-            written += 1
-        except PermanentError as exc:
-            log.error("account_write_failed", account_id=account["id"], error=str(exc))
+    failures: list = []
+    try:
+        for account in dirty:
+            try:
+                _write(rt, account)
+                written += 1
+            except (TemporaryError, PermanentError) as exc:
+                failures.append((account, exc))
+                if isinstance(exc, TemporaryError):
+                    raise              # the directory is down: this one backs off, the job too
+    finally:
+        if failures:
+            parking.accounts_failed(rt, failures)
     remove_revoked(rt)
     return written
 
 
+def _write(rt: Runtime, account) -> None:
+    if account["status"] == "disabled" and account["ldap_version"] is not None:
+        # The disable on its own first: a value the directory refuses elsewhere in the entry
+        # (which parks the account below) must not leave a disabled person able to log in.
+        rt.directory.disable_account(account["id"])
+    push_account(rt, account)
+
+
 def remove_revoked(rt: Runtime) -> int:
-    """Take revoked memberships out of their groups, batched per group."""
+    """Take revoked memberships out of their groups, batched per group.
+
+    A group that refuses the removal parks its memberships (or backs them off, if temporary);
+    the other groups go on.
+    """
     layout = rt.mappings.directory
+    now = rt.clock()
     with transaction(rt.engine) as conn:
         rows = list(conn.execute(select(memberships).where(
-            memberships.c.revoked_at.is_not(None), memberships.c.applied_at.is_(None))).mappings())
+            memberships.c.revoked_at.is_not(None), memberships.c.applied_at.is_(None),
+            memberships.c.parked_at.is_(None),
+            or_(memberships.c.next_attempt_at.is_(None), memberships.c.next_attempt_at <= now))).mappings())
     by_group: dict[str, list] = defaultdict(list)
+    unmapped = []
     for row in rows:
         role = rt.mappings.role(row["role_key"])
         if role is not None:
             by_group[role.group].append(row)
+        else:
+            unmapped.append(row)
+    if unmapped:
+        parking.memberships_failed(rt, unmapped, PermanentError(
+            "the role is no longer in the mappings: its group is unknown"))
     removed = 0
     for group, group_rows in sorted(by_group.items()):
-        rt.directory.remove_members(group, [names.person_dn(layout, r["account_id"]) for r in group_rows])
+        try:
+            rt.directory.remove_members(group, [names.person_dn(layout, r["account_id"]) for r in group_rows])
+        except TemporaryError as exc:
+            parking.memberships_failed(rt, group_rows, exc)
+            raise
+        except PermanentError as exc:
+            parking.memberships_failed(rt, group_rows, exc)
+            continue
         now = rt.clock()
         with transaction(rt.engine) as conn:
             for r in group_rows:
@@ -70,7 +115,7 @@ def remove_revoked(rt: Runtime) -> int:
                 conn.execute(update(memberships).where(memberships.c.account_id == r["account_id"],
                                                        memberships.c.role_key == r["role_key"],
                                                        memberships.c.revoked_at.is_not(None))
-                             .values(applied_at=now))
+                             .values(applied_at=now, attempts=0, next_attempt_at=None, last_error=None))
         removed += len(group_rows)
         log.info("members_removed", group=group, count=len(group_rows))
     return removed

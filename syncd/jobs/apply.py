@@ -1,15 +1,16 @@
 """Apply: write accepted requests to LDAP, batched per group, then mark them applied.
 
 Accounts are written first (a member must exist before it joins a group); memberships go in one
-batched modify per group. A request whose write fails keeps its status, gains ``attempts``,
-``last_error`` and a ``next_attempt_at`` with exponential backoff, and stays visible in
-``syncd status``. A directory outage stops the pass: everything left is retried later.
+batched modify per group. A request whose write fails keeps its status and gains ``attempts``
+and ``last_error``: after a temporary failure it backs off (``next_attempt_at``), after a
+refusal it is parked (``syncd.jobs.parking``), out of every later pass until an operator acts;
+both show in ``syncd status``. A directory outage stops the pass: everything left is retried later.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 from sqlalchemy import bindparam, select, tuple_, update
@@ -18,8 +19,8 @@ from sqlalchemy.engine import RowMapping
 from syncd.core.entries import account_attributes
 from syncd.core.model import RequestKind, Status
 from syncd.directory import names
-from syncd.errors import DirectoryUnavailable, PermanentError, TemporaryError
-from syncd.jobs import notify, passwords
+from syncd.errors import DirectoryUnavailable, PermanentError
+from syncd.jobs import notify, parking, passwords
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.store import audit, repo
@@ -30,10 +31,6 @@ from syncd.store.tables import accounts, memberships, requests
 log = structlog.get_logger(__name__)
 
 ACCEPTED = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
-
-
-def backoff_seconds(attempts: int, ceiling: float) -> float:
-    return min(ceiling, 5.0 * 2 ** max(0, attempts - 1))
 
 
 def apply_accepted(rt: Runtime) -> int:
@@ -47,7 +44,7 @@ def apply_accepted(rt: Runtime) -> int:
     with transaction(rt.engine) as conn:
         rows = list(conn.execute(select(requests).where(requests.c.id.in_(ids)).order_by(requests.c.id)).mappings())
     applied: list[RowMapping] = []
-    failed: dict[int, tuple[str, bool]] = {}   # request id -> (error, retry helps)
+    failed: dict[int, Exception] = {}   # request id -> why its write failed
     try:
         _write_accounts(rt, rows, applied, failed)
         _write_memberships(rt, [r for r in rows if r["kind"] != RequestKind.ACCOUNT.value and r["id"] not in failed],
@@ -56,7 +53,7 @@ def apply_accepted(rt: Runtime) -> int:
         done = {r["id"] for r in applied} | set(failed)
         for r in rows:
             if r["id"] not in done:
-                failed[r["id"]] = (str(exc), True)
+                failed[r["id"]] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
     _record(rt, applied, failed, {r["id"]: r for r in rows})
     return len(applied)
@@ -72,14 +69,14 @@ def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: 
         account = wanted.get(row["account_id"])
         is_account_request = row["kind"] == RequestKind.ACCOUNT.value
         if account is None:
-            failed[row["id"]] = ("the request's account does not exist", False)
+            failed[row["id"]] = PermanentError("the request's account does not exist")
             continue
         if account["ldap_version"] is not None and not is_account_request:
             continue
         try:
             push_account(rt, account)
         except PermanentError as exc:
-            failed[row["id"]] = (str(exc), False)
+            failed[row["id"]] = exc
             continue
         if is_account_request:
             applied.append(row)
@@ -110,7 +107,8 @@ def mark_account_written(conn, account: RowMapping, now: datetime) -> None:
     the account behind, so it is written again.
     """
     conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                 .values(ldap_synced_at=now, ldap_version=account["version"]))
+                 .values(ldap_synced_at=now, ldap_version=account["version"], ldap_attempts=0,
+                         ldap_next_attempt_at=None, ldap_last_error=None))
     conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
                  .values(status="active"))
 
@@ -121,7 +119,7 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
     for row in rows:
         role = rt.mappings.role(row["role_key"])
         if role is None:
-            failed[row["id"]] = (f"role {row['role_key']!r} is no longer in the mappings", False)
+            failed[row["id"]] = PermanentError(f"role {row['role_key']!r} is no longer in the mappings")
             continue
         by_group[role.group].append(row)
     for group, group_rows in sorted(by_group.items()):
@@ -130,20 +128,21 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
             rt.directory.add_members(group, dns)
         except PermanentError as exc:
             for r in group_rows:
-                failed[r["id"]] = (str(exc), False)
+                failed[r["id"]] = exc
             log.error("group_write_failed", group=group, error=str(exc), requests=len(group_rows))
             continue
         applied.extend(group_rows)
         log.info("members_added", group=group, count=len(dns))
 
 
-def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, tuple[str, bool]],
+def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
             by_id: dict[int, RowMapping]) -> None:
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):
             _record_applied(conn, rt, applied[start:start + _CHUNK], now)
-        _record_failed(conn, rt, failed, by_id, now)
+        for request_id, error in failed.items():
+            parking.request_failed(conn, rt, by_id[request_id], error, now)
     if applied:
         log.info("requests_applied", count=len(applied))
 
@@ -154,7 +153,8 @@ _CHUNK = 1000
 
 _MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
                  .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
-                         next_attempt_at=None, claimed_by=None, claimed_until=None))
+                         next_attempt_at=None, claimed_by=None, claimed_until=None,
+                         parked_at=None, parked_reason=None))   # `syncd replay` may apply a parked one
 # The account_id test is redundant but lets SQLite use the primary key: it scans the whole
 # table for a row-value IN list alone.
 _MEMBERSHIP_APPLIED = (update(memberships)
@@ -197,16 +197,3 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
 
 def _accepted_template(row: RowMapping) -> str:
     return "request_accepted_tacitly" if row["status"] == Status.ACCEPTED_TACITLY.value else "request_accepted"
-
-
-def _record_failed(conn, rt: Runtime, failed: dict[int, tuple[str, bool]], by_id: dict[int, RowMapping],
-                   now: datetime) -> None:
-    ceiling = rt.settings.jobs.max_backoff_seconds
-    for request_id, (error, retry_helps) in failed.items():
-        attempts = by_id[request_id]["attempts"] + 1
-        # A permanent failure needs a person to fix something: retry rarely, but retry.
-        delay = backoff_seconds(attempts, ceiling) if retry_helps else ceiling
-        repo.update_request(conn, request_id, now, attempts=attempts, last_error=error[:2000],
-                            next_attempt_at=now + timedelta(seconds=delay), claimed_by=None, claimed_until=None)
-        log.warning("request_apply_failed", request_id=request_id, attempt=attempts, retry_in=delay,
-                    error=error[:200], temporary=retry_helps)

@@ -77,8 +77,12 @@ def set_account_status(rt: Runtime, account_ref: str, status: str) -> str:
         account = repo.find_account(conn, account_ref)
         if account is None:
             raise PermanentError(f"no account {account_ref!r}")
+        # A new status is a change worth a new try, parked or not (syncd.jobs.accounts writes a
+        # disable on its own first, so a value the directory refuses does not keep it out).
         conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(status=status, updated_at=rt.clock(), version=accounts.c.version + 1))
+                     .values(status=status, updated_at=rt.clock(), version=accounts.c.version + 1,
+                             ldap_parked_at=None, ldap_parked_reason=None, ldap_attempts=0,
+                             ldap_next_attempt_at=None))
         audit.record(conn, at=rt.clock(), actor="operator", action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
                      target=account["id"])
     log.info("account_status_changed", account_id=account["id"], status=status)

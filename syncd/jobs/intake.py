@@ -1,13 +1,13 @@
 """Intake: take in the rows the portal wrote, validate them, route the valid ones to deciders.
 
 Each row is handled in its own transaction, so one bad row never blocks the rows behind it.
-A row that fails for an unexpected reason is retried with backoff, then rejected with a reason
-after ``MAX_INTAKE_ATTEMPTS`` so that it cannot loop forever.
+A row that fails for an unexpected reason (a bug: not the requester's doing) is retried with
+backoff, then parked after ``parking.MAX_ATTEMPTS`` tries (``syncd.jobs.parking``): it cannot loop
+forever, and the requester still reads « En attente … » until an operator retries or resolves it.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from syncd.core import intake, routing
 from syncd.core.model import RequestKind, Status
 from syncd.errors import TemporaryError
-from syncd.jobs import notify
+from syncd.jobs import notify, parking
 from syncd.jobs import routing as reroute
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, repo
@@ -24,9 +24,6 @@ from syncd.store.db import transaction
 from syncd.store.queue import claim_requests, release
 
 log = structlog.get_logger(__name__)
-
-MAX_INTAKE_ATTEMPTS = 5
-
 
 def take_in(rt: Runtime) -> int:
     """Validate and route every due ``new`` row (up to a batch); return how many were handled."""
@@ -128,11 +125,4 @@ def _record_failure(rt: Runtime, request_id: int, exc: Exception) -> None:
         row = repo.get_request(conn, request_id, for_update=True)
         if row is None or row["status"] != Status.NEW.value:
             return
-        attempts = row["attempts"] + 1
-        if attempts >= MAX_INTAKE_ATTEMPTS:
-            _reject(conn, rt, row, "internal_error",
-                    "La demande n'a pas pu être traitée. Merci de contacter votre correspondant local.")
-            return
-        repo.update_request(conn, request_id, now, attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                            next_attempt_at=now + timedelta(seconds=min(30 * 2 ** attempts, 3600)),
-                            claimed_by=None, claimed_until=None)
+        parking.request_failed(conn, rt, row, exc, now)

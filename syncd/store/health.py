@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import Status
@@ -19,8 +19,8 @@ def status_counts(conn: Connection) -> dict[str, int]:
 
 
 def oldest_open_submitted_at(conn: Connection) -> datetime | None:
-    value = conn.execute(select(func.min(requests.c.submitted_at))
-                         .where(requests.c.status.in_(OPEN_STATUSES))).scalar()
+    value = conn.execute(select(func.min(requests.c.submitted_at))    # parked ones are counted apart
+                         .where(requests.c.status.in_(OPEN_STATUSES), requests.c.parked_at.is_(None))).scalar()
     return aware(value)
 
 
@@ -47,7 +47,7 @@ def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
     return list(conn.execute(select(requests.c.id, requests.c.status, requests.c.attempts,
                                     requests.c.last_error, requests.c.next_attempt_at)
                              .where(requests.c.last_error.is_not(None), requests.c.applied_at.is_(None),
-                                    requests.c.status.in_(GRANTED_STATUSES))
+                                    requests.c.status.in_(GRANTED_STATUSES), requests.c.parked_at.is_(None))
                              .order_by(requests.c.id).limit(limit)).mappings())
 
 
@@ -58,7 +58,8 @@ def waiting_work(conn: Connection, now: datetime) -> set[str]:
     every probe start a run that claimed nothing.
     """
     free = or_(requests.c.claimed_until.is_(None), requests.c.claimed_until <= now)
-    due = or_(requests.c.next_attempt_at.is_(None), requests.c.next_attempt_at <= now)
+    due = and_(or_(requests.c.next_attempt_at.is_(None), requests.c.next_attempt_at <= now),
+               requests.c.parked_at.is_(None))
     found = set()
     if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due, free)
                     .limit(1)).first():

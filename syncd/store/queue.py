@@ -64,6 +64,8 @@ def claim_requests(
 ) -> list[int]:
     """Claim up to ``limit`` requests whose status is in ``statuses``; return their ids, ascending.
 
+    Parked requests (``parked_at`` set) are never claimed.
+
     ``unapplied_only`` also requires ``applied_at`` to be null (decided requests whose outcome
     is not yet written to the directory).
     """
@@ -71,7 +73,10 @@ def claim_requests(
     unknown = sorted(set(wanted) - set(REQUEST_STATUSES))
     if unknown:
         raise ValueError(f"unknown request statuses: {unknown}")
-    extra = [requests.c.applied_at.is_(None)] if unapplied_only else []
+    # A parked request waits for an operator (syncd parked), never for a job.
+    extra = [requests.c.parked_at.is_(None)]
+    if unapplied_only:
+        extra.append(requests.c.applied_at.is_(None))
     return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra)
 
 

@@ -116,8 +116,16 @@ accounts = Table(
     # Bumped by every change; LDAP is behind while ldap_version differs (migration 0003).
     Column("version", Integer, nullable=False, server_default="1"),
     Column("ldap_version", Integer, nullable=True),
+    # --- added in migration 0008: the LDAP write's failures (syncd.jobs.parking) ---
+    Column("ldap_attempts", Integer, nullable=False, server_default="0"),
+    Column("ldap_next_attempt_at", UtcTime, nullable=True),   # backed off after a temporary failure
+    Column("ldap_last_error", Text, nullable=True),
+    Column("ldap_parked_at", UtcTime, nullable=True),         # refused for good: no blind retry (syncd parked)
+    Column("ldap_parked_reason", Text, nullable=True),
     CheckConstraint("status in ('pending','active','disabled')", name="status"),
 )
+Index("ix_accounts_ldap_parked_at", accounts.c.ldap_parked_at, sqlite_where=accounts.c.ldap_parked_at.isnot(None),
+      postgresql_where=accounts.c.ldap_parked_at.isnot(None))
 
 deciders = Table(
     "deciders",
@@ -218,8 +226,16 @@ memberships = Table(
     Column("expires_at", UtcTime, nullable=True),
     Column("revoked_at", UtcTime, nullable=True),    # set: the member must leave the group
     Column("applied_at", UtcTime, nullable=True),    # when LDAP last matched this row
+    # --- added in migration 0008: the LDAP write's failures (syncd.jobs.parking) ---
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("parked_at", UtcTime, nullable=True),
+    Column("parked_reason", Text, nullable=True),
 )
 Index("ix_memberships_role_key", memberships.c.role_key)
+Index("ix_memberships_parked_at", memberships.c.parked_at, sqlite_where=memberships.c.parked_at.isnot(None),
+      postgresql_where=memberships.c.parked_at.isnot(None))
 
 outbox = Table(
     "outbox",

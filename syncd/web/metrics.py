@@ -6,8 +6,9 @@ Two kinds:
   through the web (by verdict and channel), refused authentications;
 * read from the database at each scrape, so that every process shows the same numbers: requests
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
-  LDAP and those whose LDAP write is failing, the outbox backlog, each job's consecutive failures,
-  the oldest request nobody can decide and how many central administrators there are.
+  LDAP and those whose LDAP write is failing, the items parked (count and oldest, per kind), the
+  outbox backlog, each job's consecutive failures, the oldest request nobody can decide and how
+  many central administrators there are.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
@@ -25,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from syncd.core.model import Status
-from syncd.store import health
+from syncd.store import health, parked
 from syncd.store.db import transaction
 from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
 
@@ -62,13 +63,14 @@ class DatabaseCollector(Collector):
         now = self.clock()
         with transaction(self.engine_of(), readonly=True) as conn:
             counts = dict(conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status)).all())
-            oldest = conn.execute(select(func.min(requests.c.submitted_at))
-                                  .where(requests.c.status.in_(OPEN))).scalar()
+            oldest = conn.execute(select(func.min(requests.c.submitted_at))    # parked ones: their own alert
+                                  .where(requests.c.status.in_(OPEN), requests.c.parked_at.is_(None))).scalar()
             not_applied = conn.execute(select(func.count()).select_from(requests).where(
                 requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None))).scalar() or 0
             failing = conn.execute(select(func.count()).select_from(requests).where(
                 requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None),
-                requests.c.last_error.is_not(None))).scalar() or 0
+                requests.c.last_error.is_not(None), requests.c.parked_at.is_(None))).scalar() or 0
+            parked_items = parked.summary(conn)
             outbox_pending = conn.execute(select(func.count()).select_from(outbox)
                                           .where(outbox.c.status == "pending")).scalar() or 0
             outbox_failed = conn.execute(select(func.count()).select_from(outbox)
@@ -89,7 +91,7 @@ class DatabaseCollector(Collector):
             per_status.add_metric([status], counts.get(status, 0))
         yield per_status
         yield GaugeMetricFamily("syncd_oldest_pending_seconds",
-                                "Age of the oldest request still new or pending (0 when none)",
+                                "Age of the oldest request still new or pending, parked ones apart (0 when none)",
                                 value=max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
         yield CounterMetricFamily("syncd_tacit_acceptances", "Requests accepted tacitly, ever (from the database)",
                                   value=counts.get(Status.ACCEPTED_TACITLY.value, 0))
@@ -97,7 +99,17 @@ class DatabaseCollector(Collector):
                                 "Accepted requests whose account or membership is not in LDAP yet",
                                 value=not_applied)
         yield GaugeMetricFamily("syncd_requests_failing",
-                                "Accepted requests whose LDAP write failed and waits for a retry", value=failing)
+                                "Accepted requests whose LDAP write failed and waits for a retry (parked ones apart)",
+                                value=failing)
+        count = GaugeMetricFamily("syncd_parked_items", "Items refused for good, waiting for an operator "
+                                  "(syncd parked), by kind", labels=["kind"])
+        age = GaugeMetricFamily("syncd_parked_oldest_age_seconds", "How long the oldest parked item of each kind "
+                                "has waited (0 when none)", labels=["kind"])
+        for kind, p in parked_items.items():
+            count.add_metric([kind], p["count"])
+            age.add_metric([kind], max((now - p["oldest_parked_at"]).total_seconds(), 0.0) if p["count"] else 0.0)
+        yield count
+        yield age
         yield GaugeMetricFamily("syncd_outbox_backlog", "Mails waiting to be sent", value=outbox_pending)
         yield GaugeMetricFamily("syncd_outbox_failed", "Mails given up on", value=outbox_failed)
         yield GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds",

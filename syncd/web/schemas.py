@@ -57,6 +57,10 @@ class DecisionOut(BaseModel):
 
 # --- history, synthesis, contacts --------------------------------------------------------------------
 
+PARKED_DESCRIPTION = ("True: syncd could not process it (the directory refused it, or intake kept failing) and an "
+                      "operator retries or resolves it; the label reads « En attente … » meanwhile.")
+
+
 class HistoryItemOut(BaseModel):
     request_id: int
     kind: str
@@ -71,6 +75,7 @@ class HistoryItemOut(BaseModel):
     comment: str | None = None
     reason: str | None = None
     applied_at: datetime | None = None
+    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
 
 
 class HistoryOut(BaseModel):
@@ -155,6 +160,7 @@ class RequestOut(BaseModel):
     comment: str | None
     reason: str | None
     applied_at: datetime | None
+    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
 
 
 # --- submitting a request ------------------------------------------------------------------------------

@@ -536,6 +536,6 @@ def given_up(daemon: DaemonProcess) -> list[dict]:
         if e.get("event") == "request_apply_failed" and e.get("temporary") is False:
             bad.append(e)
         elif e.get("event") in ("mail_failed", "account_write_failed", "job_failed", "group_write_failed",
-                                "intake_failed"):
+                                "intake_failed", "request_parked", "account_parked", "memberships_parked"):
             bad.append(e)
     return bad

@@ -89,6 +89,15 @@ CASES = [
          {"eval_time": "20m", "alertname": "SyncdNoCentralAdministrator", "exp_alerts": []},
          {"eval_time": "30m", "alertname": "SyncdNoCentralAdministrator",
           "exp_alerts": [{"exp_labels": {"severity": "warning"}}]}]},
+    {"name": "three accounts parked at 10 min and left there; no request ever parked",
+     "interval": "1m",
+     "input_series": [
+         {"series": f'syncd_parked_items{{{WEB}, kind="accounts"}}', "values": "0x9 3x30"},
+         {"series": f'syncd_parked_items{{{WEB}, kind="requests"}}', "values": "0x40"}],
+     "alert_rule_test": [
+         {"eval_time": "20m", "alertname": "SyncdItemsParked", "exp_alerts": []},
+         {"eval_time": "30m", "alertname": "SyncdItemsParked",
+          "exp_alerts": [{"exp_labels": {"severity": "warning", "kind": "accounts"}}]}]},
 ]
 
 
