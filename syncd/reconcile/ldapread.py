@@ -281,11 +281,15 @@ class LeanReader:
 
 
 def _counted(entries: Iterator[Entry], seen: list[int]) -> Iterator[Entry]:
-    """``yield from entries``, counting them in ``seen[0]``; returns what ``entries`` returns."""
-    while True:
-        try:
-            entry = next(entries)
-        except StopIteration as stop:
-            return stop.value
-        seen[0] += 1
-        yield entry
+    """``yield from entries``, counting them in ``seen[0]``; returns what ``entries`` returns
+    (and, abandoned, closes ``entries`` as ``yield from`` would)."""
+    try:
+        while True:
+            try:
+                entry = next(entries)
+            except StopIteration as stop:
+                return stop.value
+            seen[0] += 1
+            yield entry
+    finally:
+        entries.close()
