@@ -4,7 +4,8 @@ Pure reads over a SQLAlchemy ``Connection``: they never write, never take a lock
 frozen dataclasses in the vocabulary users see (the French labels of the portal's user guide).
 
 * ``request_history``   - "Historique de vos demandes": Date / Description / Statut, newest first.
-* ``rights_synthesis``  - "Liste de vos habilitations": the roles held now, grouped by application.
+* ``rights_synthesis``  - "Liste de vos habilitations": the roles held now, grouped by application;
+  ``ended_rights`` those held before and no more (« Retirée le … », « Expirée le … »).
 * ``contacts``          - "Mes contacts": the local correspondents of the user's organisation.
 * ``pending_for_decider`` - what one decider has to decide, sorted and filtered, one page at a time.
 * ``request_detail``    - everything the decision page shows about one request.
