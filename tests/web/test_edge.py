@@ -99,6 +99,14 @@ def test_head_on_the_api_is_signed_as_head_and_answers_as_get(api, routed, rt):
 
 # --- bodies on reads -------------------------------------------------------------------------------
 
+def chunked_scope(method: str, path: str) -> dict:
+    """The ASGI scope of a request with a chunked body, as uvicorn passes it to the app."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"transfer-encoding", b"chunked")],
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+
+
 @SQLITE_ONLY
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
 def test_a_body_on_a_read_is_refused_before_it_is_read(app, rt, method):
@@ -116,14 +124,25 @@ def test_a_body_on_a_read_is_refused_before_it_is_read(app, rt, method):
     for path in ("/api/v1/requests/1", "/healthz", "/decide/abc"):
         pulled.clear()
         sent.clear()
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                 "headers": [(b"host", b"testserver"), (b"transfer-encoding", b"chunked")],
-                 "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
-        anyio.run(app, scope, receive, send)
+        anyio.run(app, chunked_scope(method, path), receive, send)
         start = next(m for m in sent if m["type"] == "http.response.start")
         assert start["status"] == 400 and (b"connection", b"close") in start["headers"]
         assert len(pulled) <= 1, f"{method} {path} read {len(pulled)} chunks"
+
+
+@SQLITE_ONLY
+def test_a_read_whose_chunked_body_is_empty_is_served(app, rt):
+    import anyio
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(app, chunked_scope("GET", "/healthz"), receive, send)
+    assert next(m for m in sent if m["type"] == "http.response.start")["status"] == 200
 
 
 @SQLITE_ONLY
