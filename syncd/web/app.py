@@ -172,6 +172,7 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send, status: int = 413) -> None:
         code = "body_too_large" if status == 413 else "body_not_allowed"
+        log.info("web_body_refused", method=scope["method"], code=code)   # not the path: it may hold a token
         close = {"Connection": "close"}   # the rest of the body is not read
         if scope.get("path", "").startswith("/api/"):
             lang = messages.language(dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1"))
