@@ -4,7 +4,8 @@ Pure reads over a SQLAlchemy ``Connection``: they never write, never take a lock
 frozen dataclasses in the vocabulary users see (the French labels of the portal's user guide).
 
 * ``request_history``   - "Historique de vos demandes": Date / Description / Statut, newest first.
-* ``rights_synthesis``  - "Liste de vos habilitations": the roles held now, grouped by application.
+* ``rights_synthesis``  - "Liste de vos habilitations": the roles held now, grouped by application;
+  ``ended_rights`` those held before and no more (« Retirée le … », « Expirée le … »).
 * ``contacts``          - "Mes contacts": the local correspondents of the user's organisation.
 * ``pending_for_decider`` - what one decider has to decide, sorted and filtered, one page at a time.
 * ``request_detail``    - everything the decision page shows about one request.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
@@ -22,7 +24,8 @@ from sqlalchemy.engine import Connection, RowMapping
 from syncd.core.model import STATUS_LABELS_FR, RequestKind, Status
 from syncd.mappings import Mappings
 from syncd.store.repo import aware
-from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, requests)
+from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
+                                requests)
 
 ACCOUNT_REQUEST_LABEL = "Création de compte"
 RENEWAL_PREFIX = "Renouvellement - "
@@ -55,6 +58,8 @@ class HistoryItem:
     reason: str | None = None           # why the request was rejected at intake
     applied_at: datetime | None = None  # when LDAP got it (accepted requests)
     parked: bool = False                # syncd failed to process it for good: an operator acts (syncd parked)
+    ended: str | None = None            # the right it granted was since "revoked" or "expired" (ENDED_LABELS_FR)
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,19 @@ class GrantedRole:
     accepted_tacitly: bool = False
     applied_at: datetime | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EndedRole:
+    """A habilitation the account held and no longer holds: withdrawn, or past its validity."""
+
+    role_key: str
+    label: str
+    application_label: str
+    status: str             # "revoked" or "expired"
+    status_label: str       # « Retirée le 03/12/2026 », « Expirée le 03/12/2026 »
+    ended_at: datetime
+    granted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,26 @@ def status_label(status: str, parked: bool = False) -> str:
     return PARKED_ACCEPTED_LABEL if parked and known.is_accepted else STATUS_LABELS_FR[known]
 
 
+# A right that ended: its own label and date, never the « Acceptée » of the request that granted it.
+ENDED_LABELS_FR = {"revoked": "Retirée le {}", "expired": "Expirée le {}"}
+_PARIS = ZoneInfo("Europe/Paris")
+
+
+def ended_label(ended: str, at: datetime) -> str:
+    return ENDED_LABELS_FR[ended].format(at.astimezone(_PARIS).strftime("%d/%m/%Y"))
+
+
+def _membership_end(m, now: datetime | None) -> tuple[str, datetime] | None:
+    """How a membership row ended, and when: expiry (``expires_at`` reached) or withdrawal (by a
+    decider, or the account disabled); None while it is held."""
+    expires, revoked = aware(m["expires_at"]), aware(m["revoked_at"])
+    if revoked is not None:
+        return ("expired", expires) if expires is not None and expires <= revoked else ("revoked", revoked)
+    if expires is not None and now is not None and expires <= now:
+        return "expired", expires
+    return None
+
+
 def describe(kind: str, role_key: str | None, mappings: Mappings | None) -> str:
     """The "Description" column: the role's label, or "Création de compte"."""
     if kind == RequestKind.ACCOUNT.value:
@@ -171,12 +209,14 @@ def _person_name(given: str | None, family: str | None, fallback: str | None = N
 # --- history -----------------------------------------------------------------------------------
 
 def request_history(conn: Connection, account_id: str | None, mappings: Mappings, *,
-                    email: str | None = None) -> list[HistoryItem]:
+                    email: str | None = None, now: datetime | None = None) -> list[HistoryItem]:
     """Every request of one person, newest first.
 
     A request is the person's when it names their account, or - before an account exists (an
     account request, a habilitation rejected at intake) - when it carries their e-mail. Give the
-    account id, or only the e-mail of someone who has no account yet.
+    account id, or only the e-mail of someone who has no account yet. An accepted request whose
+    right was withdrawn or expired since reads so (``ended``; given ``now``, expiry is seen before
+    the expiry job has run).
     """
     if account_id is not None and email is None:
         email = conn.execute(select(accounts.c.email).where(accounts.c.id == account_id)).scalar()
@@ -188,19 +228,46 @@ def request_history(conn: Connection, account_id: str | None, mappings: Mappings
     if not mine:
         return []
     rows = conn.execute(select(requests).where(or_(*mine))
-                        .order_by(requests.c.submitted_at.desc(), requests.c.id.desc())).mappings()
-    return [_history_item(r, mappings) for r in rows]
+                        .order_by(requests.c.submitted_at.desc(), requests.c.id.desc())).mappings().all()
+    ends = _rights_ended(conn, [r["id"] for r in rows if r["status"] in _GRANTING and r["role_key"]], now)
+    return [_history_item(r, mappings, ends.get(r["id"])) for r in rows]
 
 
-def _history_item(r: RowMapping, mappings: Mappings) -> HistoryItem:
+_GRANTING = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
+
+
+def _rights_ended(conn: Connection, request_ids: list[int], now: datetime | None) -> dict[int, tuple[str, datetime]]:
+    """For accepted requests, how the right each granted ended, if it did: the request's own
+    ``revoked``/``expired`` event (kept when a later request grants the role again), else the
+    state of the membership it still grants (an account disabled leaves no event)."""
+    if not request_ids:
+        return {}
+    ended: dict[int, tuple[str, datetime]] = {}
+    for e in conn.execute(select(request_events.c.request_id, request_events.c.event, request_events.c.at)
+                          .where(request_events.c.request_id.in_(request_ids),
+                                 request_events.c.event.in_(("revoked", "expired")))
+                          .order_by(request_events.c.at, request_events.c.id)):
+        ended[e.request_id] = (e.event, aware(e.at))
+    for m in conn.execute(select(memberships).where(memberships.c.granted_by_request.in_(request_ids))).mappings():
+        end = _membership_end(m, now)     # the membership it still grants says it best
+        if end is None:
+            ended.pop(m["granted_by_request"], None)
+        else:
+            ended[m["granted_by_request"]] = end
+    return ended
+
+
+def _history_item(r: RowMapping, mappings: Mappings, end: tuple[str, datetime] | None = None) -> HistoryItem:
     status, parked = r["status"], r["parked_at"] is not None
     return HistoryItem(
         request_id=r["id"], kind=r["kind"], date=aware(r["submitted_at"]),
         description=describe(r["kind"], r["role_key"], mappings),
-        status=status, status_label=status_label(status, parked), parked=parked, role_key=r["role_key"],
+        status=status, status_label=ended_label(*end) if end else status_label(status, parked), parked=parked,
+        role_key=r["role_key"],
         application_label=_application_label(r["role_key"], mappings),
         deadline=aware(r["deadline_at"]), decided_at=aware(r["decided_at"]),
-        comment=r["comment"], reason=r["reason"], applied_at=aware(r["applied_at"]))
+        comment=r["comment"], reason=r["reason"], applied_at=aware(r["applied_at"]),
+        ended=end[0] if end else None, ended_at=end[1] if end else None)
 
 
 # --- synthesis ---------------------------------------------------------------------------------
@@ -233,6 +300,23 @@ def rights_synthesis(conn: Connection, account_id: str, mappings: Mappings, *,
                                         tuple(sorted(roles, key=lambda g: g.label.casefold()))))
     # Known applications alphabetically, then the roles no longer in the mappings.
     return sorted(result, key=lambda a: (a.application_key is None, a.application_label.casefold()))
+
+
+def ended_rights(conn: Connection, account_id: str, mappings: Mappings, *, now: datetime | None = None
+                 ) -> list[EndedRole]:
+    """The habilitations the account held and holds no more, most recently ended first: « Retirée
+    le … » (withdrawn by a decider, or the account disabled), « Expirée le … »."""
+    result = []
+    for m in conn.execute(select(memberships).where(memberships.c.account_id == account_id)).mappings():
+        end = _membership_end(m, now)
+        if end is None:
+            continue
+        role = mappings.role(m["role_key"])
+        app = mappings.application_of(m["role_key"])
+        result.append(EndedRole(role_key=m["role_key"], label=role.label if role else m["role_key"],
+                                application_label=app.label if app else OTHER_APPLICATION_LABEL, status=end[0],
+                                status_label=ended_label(*end), ended_at=end[1], granted_at=aware(m["granted_at"])))
+    return sorted(result, key=lambda e: e.ended_at, reverse=True)
 
 
 # --- contacts ----------------------------------------------------------------------------------

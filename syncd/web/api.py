@@ -10,7 +10,10 @@ Every route goes through ``SignedRoute``, which, before the body is parsed:
    nonce is recorded on its own afterwards;
 4. honours ``Idempotency-Key`` on POST: the first answer (2xx or 4xx) is stored and returned again,
    with ``Idempotent-Replayed: true``, to a retry with the same key and the same body; the same key
-   with another body is 422 ``idempotency_key_reused``; while the first call runs, 409.
+   with another body is 409 ``idempotency_key_reused``; while the first call runs, 409.
+
+Errors carry a stable ``error`` code and a ``message`` in French, or English on
+``Accept-Language: en`` (``syncd.web.messages``).
 
 Nothing here writes to LDAP: decisions are written to the database, whose commit wakes the
 daemon (NOTIFY, or SQLite's datagram: ``syncd.store.wakeup``); its probe (every
@@ -44,7 +47,7 @@ from syncd.errors import DecisionRefused, StoreRejected, TemporaryError
 from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.store.tables import requests
-from syncd.web import tokens
+from syncd.web import messages, tokens
 from syncd.web.auth import AuthError, Verified, verify
 from syncd.web.schemas import (MAX_ID, REF, AccountRequestIn, ContactsOut, DecisionIn, DecisionOut,
                                Error, HistoryOut, PendingOut, RequestOut, RightsOut, SubmitIn, SubmittedOut)
@@ -69,16 +72,38 @@ DECISION_STATUS = {
 
 
 class ApiError(Exception):
+    """An error answer: a stable ``code``, and a message for people (``syncd.web.messages``).
+
+    ``message`` is the English text (it may say more than the code's own); ``fields`` are
+    ``{"field", "message"}`` in English, with ``fr`` (French) or pydantic's ``type`` and ``input``.
+    """
+
     def __init__(self, status: int, code: str, message: str, fields: list[dict] | None = None,
                  headers: dict[str, str] | None = None):
         self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
         super().__init__(message)
 
-    def response(self) -> JSONResponse:
-        content: dict[str, Any] = {"error": self.code, "message": self.message}
+    def response(self, lang: messages.Language = "fr") -> JSONResponse:
+        content: dict[str, Any] = {"error": self.code, "message": messages.message(self.code, lang, self.message)}
         if self.fields is not None:
-            content["fields"] = self.fields
+            content["fields"] = [{"field": f["field"], "message": _field_text(f, lang)} for f in self.fields]
         return JSONResponse(content, status_code=self.status, headers=self.headers)
+
+
+def _field_text(f: dict, lang: messages.Language) -> str:
+    if "type" in f:
+        return messages.field_message(f["type"], f.get("input"), lang, f["message"])
+    return f.get("fr", f["message"]) if lang == "fr" else f["message"]
+
+
+def invalid(field: str, english: str, french: str) -> ApiError:
+    """400 ``invalid_request`` for one field."""
+    return ApiError(400, "invalid_request", "The request is not valid: see fields.",
+                    fields=[{"field": field, "message": english, "fr": french}])
+
+
+def lang_of(request: Request) -> messages.Language:
+    return messages.language(request.headers.get("accept-language"))
 
 
 def validation_error(exc: RequestValidationError) -> ApiError:
@@ -93,7 +118,8 @@ def validation_error(exc: RequestValidationError) -> ApiError:
             loc = loc[1:]
         if e.get("type") in ("union_tag_invalid", "union_tag_not_found"):
             loc = [*loc, str((e.get("ctx") or {}).get("discriminator", "kind")).strip("'")]
-        fields.append({"field": ".".join(loc) or "body", "message": e.get("msg", "invalid")})
+        fields.append({"field": ".".join(loc) or "body", "message": e.get("msg", "invalid"),
+                       "type": e.get("type", ""), "input": e.get("input")})
     return ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=fields)
 
 
@@ -145,7 +171,7 @@ def replayed(svc: "Services", who: Verified, request: Request) -> Response:
     svc.metrics.auth_failures.labels("replayed_nonce").inc()
     log.warning("api_replay_refused", client=who.client, path=request.url.path)
     return ApiError(401, "replayed_nonce", "This nonce was used already: sign each request anew.",
-                    headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+                    headers={"WWW-Authenticate": "Syncd-HMAC"}).response(lang_of(request))
 
 
 class SignedRoute(APIRoute):
@@ -157,27 +183,29 @@ class SignedRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             svc: Services = request.app.state.syncd
+            lang = lang_of(request)
             body = await request.body()
             now = svc.now()
             target = request_target(request.scope)
+            method = "HEAD" if request.scope.get("syncd.head") else request.method   # as the client signed it
             try:
-                who = verify(svc.clients, request.headers, request.method, target, body, now, svc.skew_seconds)
+                who = verify(svc.clients, request.headers, method, target, body, now, svc.skew_seconds)
             except AuthError as exc:
                 svc.metrics.auth_failures.labels(exc.code).inc()
                 log.info("api_auth_refused", code=exc.code, path=request.url.path)
-                return ApiError(401, exc.code, str(exc), headers={"WWW-Authenticate": "Syncd-HMAC"}).response()
+                return ApiError(401, exc.code, str(exc), headers={"WWW-Authenticate": "Syncd-HMAC"}).response(lang)
             wait = svc.buckets.take(who.client)
             if wait:
                 svc.metrics.rate_limited.labels(who.client).inc()
                 return ApiError(429, "rate_limited", "Too many requests: slow down.",
-                                headers={"Retry-After": str(max(1, math.ceil(wait)))}).response()
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))}).response(lang)
             nonce = CallNonce(svc, who, now)
             if not nonce_inside:
                 try:
                     if not await run_in_threadpool(nonce.record_alone):
                         return replayed(svc, who, request)
                 except TemporaryError as exc:
-                    return unavailable(exc).response()
+                    return unavailable(exc).response(lang)
             request.state.client = who.client
             request.state.nonce = nonce
             try:
@@ -200,30 +228,34 @@ class SignedRoute(APIRoute):
                     if not await run_in_threadpool(nonce.record_alone):
                         return replayed(svc, who, request)
                 except TemporaryError as exc:
-                    return unavailable(exc).response()
+                    return unavailable(exc).response(lang)
             return response
 
         return handler
 
     async def _run(self, endpoint, request: Request) -> Response:
+        lang = lang_of(request)
         try:
             return await endpoint(request)
         except NonceReplayed:
             return Response(status_code=401)   # replaced by the handler, which knows who replayed
         except ApiError as exc:
-            return exc.response()
+            return exc.response(lang)
         except RequestValidationError as exc:
-            return validation_error(exc).response()
+            return validation_error(exc).response(lang)
         except HTTPException as exc:   # FastAPI's own, e.g. a body that is not UTF-8
-            return http_error(exc).response()
+            return http_error(exc).response(lang)
         except TemporaryError as exc:
-            return unavailable(exc).response()
+            return unavailable(exc).response(lang)
+        except StoreRejected as exc:   # the database refused a value that passed validation
+            return store_rejected(exc).response(lang)
 
     async def _idempotent(self, endpoint, request: Request, svc: "Services", who: Verified, idem: str, body: bytes,
                           now) -> Response:
+        lang = lang_of(request)
         if not IDEMPOTENCY_KEY.match(idem):
-            return ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=[
-                {"field": "Idempotency-Key", "message": "1 to 200 visible ASCII characters"}]).response()
+            return invalid("Idempotency-Key", "1 to 200 visible ASCII characters",
+                           "1 à 200 caractères ASCII visibles.").response(lang)
         scope = hashlib.sha256(f"{request.method} {request.url.path}\n{idem}".encode()).hexdigest()
         key = f"idem:{who.client}:{scope}"
         fingerprint = hashlib.sha256(body).hexdigest()
@@ -246,14 +278,14 @@ class SignedRoute(APIRoute):
         except NonceReplayed:
             return Response(status_code=401)   # replaced by the handler
         except TemporaryError as exc:
-            return unavailable(exc).response()
+            return unavailable(exc).response(lang)
         if stored is not None:
             if stored.get("fingerprint") != fingerprint:
-                return ApiError(422, "idempotency_key_reused",
-                                "This Idempotency-Key was used with another request body.").response()
+                return ApiError(409, "idempotency_key_reused",
+                                "This Idempotency-Key was used with another request body.").response(lang)
             if "status" not in stored:
                 return ApiError(409, "idempotency_key_in_use",
-                                "A request with this Idempotency-Key is still being processed.").response()
+                                "A request with this Idempotency-Key is still being processed.").response(lang)
             return JSONResponse(stored["body"], status_code=stored["status"], headers={"Idempotent-Replayed": "true"})
         response = await self._run(endpoint, request)
 
@@ -283,6 +315,14 @@ def http_error(exc: HTTPException) -> ApiError:
     return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {}) or None)
 
 
+def store_rejected(exc: Exception) -> ApiError:
+    """The database refused a value that passed validation: the client's to change, never a 500."""
+    log.warning("api_store_rejected", error=str(exc))
+    return ApiError(400, "invalid_request", "The database refused a value of this request.",
+                    fields=[{"field": "body", "message": "a value the database refuses",
+                             "fr": "Une valeur est refusée par la base de données."}])
+
+
 def unavailable(exc: Exception) -> ApiError:
     log.warning("api_store_unavailable", error=str(exc))
     return ApiError(503, "unavailable", "The database is unavailable: try again shortly.",
@@ -291,15 +331,16 @@ def unavailable(exc: Exception) -> ApiError:
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
-        400: "The request is not valid (`invalid_request`, with `fields`), or a refusal without a comment.",
+        400: "The request is not valid (`invalid_request`, with `fields`: a control character is refused in every "
+             "field), a refusal without a comment, or a body on a GET (`body_not_allowed`).",
         401: "Missing, stale or wrong signature, or a replayed nonce.",
         403: "The decider may not decide this request (`not_authorised`, `own_request`).",
         404: "No such request, account or decider.",
         409: "The request can no longer be decided (`already_decided`, `already_tacitly_accepted`, `rejected`, "
-             "`not_routed`, `deadline_passed`), or the Idempotency-Key is in use, or the portal_ref names "
-             "another request.",
+             "`not_routed`, `deadline_passed`); or a replay that differs from the first call: the Idempotency-Key "
+             "with another body (`idempotency_key_reused`), the portal_ref with another field, the role included "
+             "(`portal_ref_conflict`); or the Idempotency-Key is in use.",
         413: "The body is larger than the limit (16 KiB).",
-        422: "The Idempotency-Key was used with another body.",
         429: "Rate limit exceeded: see Retry-After.",
         503: "The database is unavailable: retry later.",
     }
@@ -307,7 +348,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = _errors(400, 401, 404, 429, 503)
-POST_ERRORS = _errors(400, 401, 409, 413, 422, 429, 503)
+POST_ERRORS = _errors(400, 401, 409, 413, 429, 503)
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retry-safe key: the first answer is returned again.")]
@@ -333,7 +374,7 @@ def _account(conn, ref: str):
 
 @router.post("/requests/{request_id}/decision", response_model=DecisionOut, operation_id="decide",
              summary="Accept or refuse a pending request on behalf of a decider",
-             responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+             responses=_errors(400, 401, 403, 404, 409, 413, 429, 503))
 @records_nonce
 async def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                  idempotency_key: IdempotencyKey = None) -> DecisionOut:
@@ -388,14 +429,12 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
     now = svc.now()
     when = submitted.submitted_at or now
     if when > now + timedelta(seconds=svc.skew_seconds):
-        raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
-                       fields=[{"field": "submitted_at", "message": "must not be in the future"}])
+        raise invalid("submitted_at", "must not be in the future", "Ne peut pas être dans le futur.")
     values: dict[str, Any] = {"kind": submitted.kind, "submitted_at": when, "email": submitted.email,
                               "portal_ref": submitted.portal_ref}
     if isinstance(submitted, AccountRequestIn):
         if rt.mappings.organisation(submitted.organisation_code) is None:
-            raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
-                           fields=[{"field": "organisation_code", "message": "unknown organisation"}])
+            raise invalid("organisation_code", "unknown organisation", "Organisme inconnu.")
         values.update(civility=submitted.civility, given_name=submitted.given_name,
                       family_name=submitted.family_name, internal=submitted.internal,
                       organisation_code=submitted.organisation_code, terms_accepted=submitted.terms_accepted,
@@ -406,8 +445,7 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
                            fields=[{"field": f, "message": m} for f, m in refused.items()])
     else:
         if rt.mappings.role(submitted.role_key) is None:
-            raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
-                           fields=[{"field": "role_key", "message": "unknown role"}])
+            raise invalid("role_key", "unknown role", "Rôle inconnu.")
         values.update(role_key=submitted.role_key)
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[rt.engine.dialect.name]
     try:
@@ -418,20 +456,49 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
             request_id = conn.execute(stmt.returning(requests.c.id)).scalar_one_or_none()
             existing = None
             if request_id is None:
-                existing = conn.execute(select(requests.c.id, requests.c.kind, requests.c.email, requests.c.status)
-                                        .where(requests.c.portal_ref == submitted.portal_ref)).first()
+                existing = conn.execute(select(requests).where(requests.c.portal_ref == submitted.portal_ref)
+                                        ).mappings().first()
     except StoreRejected as exc:
         raise ApiError(409, "conflict", "The request could not be stored.") from exc
     if existing is not None:
-        if existing.kind != submitted.kind or (existing.email or "").lower() != submitted.email.strip().lower():
-            raise ApiError(409, "portal_ref_conflict", "This portal_ref names another request.")
-        out = SubmittedOut(request_id=existing.id, status=existing.status,
-                           status_label=queries.status_label(existing.status), portal_ref=submitted.portal_ref,
+        differs = _replay_differs(existing, values, with_submitted_at=submitted.submitted_at is not None)
+        if differs:
+            log.info("api_portal_ref_conflict", request_id=existing["id"], field=differs, client=request.state.client)
+            raise ApiError(409, "portal_ref_conflict", f"This portal_ref names another request ({differs} differs).",
+                           fields=[{"field": differs, "message": "differs from the request recorded with this "
+                                    "portal_ref", "fr": "Diffère de la demande enregistrée sous ce portal_ref."}])
+        out = SubmittedOut(request_id=existing["id"], status=existing["status"],
+                           status_label=queries.status_label(existing["status"]), portal_ref=submitted.portal_ref,
                            created=False)
         return JSONResponse(out.model_dump(mode="json"), status_code=200)
     log.info("api_request_submitted", request_id=request_id, kind=submitted.kind, client=request.state.client)
     return SubmittedOut(request_id=request_id, status="new", status_label=queries.status_label("new"),
                         portal_ref=submitted.portal_ref, created=True)
+
+
+def _replay_differs(existing, values: dict[str, Any], *, with_submitted_at: bool) -> str | None:
+    """The first field in which a replayed submission differs from the stored request, or None.
+
+    The stored row may have been normalised by intake since (e-mail case, spaces in names): both
+    sides are compared in that normal form. ``submitted_at`` counts only when the replay gives it.
+    """
+    def norm(field: str, value: Any) -> Any:
+        if field == "email" and isinstance(value, str):
+            return intake.normalise_email(value) or value.strip().lower()
+        if field in ("given_name", "family_name") and isinstance(value, str):
+            return intake.clean_name(value) or value
+        if field in ("terms_version", "civility") and isinstance(value, str):
+            return value.strip().lower()
+        if field == "submitted_at" and value is not None:
+            return repo.aware(value)
+        return value
+
+    for field, value in values.items():
+        if field == "submitted_at" and not with_submitted_at:
+            continue
+        if norm(field, value) != norm(field, existing[field]):
+            return field
+    return None
 
 
 # --- the portal's reads ------------------------------------------------------------------------------------
@@ -444,10 +511,10 @@ def history(request: Request, account: RefPath) -> HistoryOut:
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = repo.find_account(conn, account)
         if found is not None:
-            items = queries.request_history(conn, found["id"], svc.rt.mappings)
+            items = queries.request_history(conn, found["id"], svc.rt.mappings, now=svc.now())
             return HistoryOut(account_id=found["id"], items=[vars(i) for i in items])
         if "@" in account:
-            items = queries.request_history(conn, None, svc.rt.mappings, email=account)
+            items = queries.request_history(conn, None, svc.rt.mappings, email=account, now=svc.now())
             if items:
                 return HistoryOut(account_id=None, items=[vars(i) for i in items])
     raise ApiError(404, "not_found", "There is no such account, and no request from this e-mail.")
@@ -461,9 +528,10 @@ def rights(request: Request, account: RefPath) -> RightsOut:
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, account)
         apps = queries.rights_synthesis(conn, found["id"], svc.rt.mappings, now=svc.now())
+        ended = queries.ended_rights(conn, found["id"], svc.rt.mappings, now=svc.now())
     return RightsOut(account_id=found["id"], applications=[
         {"application_key": a.application_key, "application_label": a.application_label,
-         "roles": [vars(r) for r in a.roles]} for a in apps])
+         "roles": [vars(r) for r in a.roles]} for a in apps], ended=[vars(e) for e in ended])
 
 
 @router.get("/accounts/{account}/contacts", response_model=ContactsOut, operation_id="contacts",

@@ -39,10 +39,10 @@ from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.errors import ConfigError, TemporaryError
+from syncd.errors import ConfigError, StoreRejected, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store.db import transaction
-from syncd.web import api, auth, decision_page, links, pages, password_page, tokens
+from syncd.web import api, auth, decision_page, links, messages, pages, password_page, tokens
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -76,30 +76,48 @@ Every `/api/v1` request is signed by a registered client with its secret (HMAC-S
 
 `PATH` is the request target as sent (percent-encoded path, plus `?query` when there is one).
 A reused nonce is refused (401 `replayed_nonce`). POST requests may carry an `Idempotency-Key`:
-a retry (signed anew) with the same key and body gets the first answer again.
-Bodies are limited to 16 KiB (413); each client is rate-limited (429, `Retry-After`).
+a retry (signed anew) with the same key and body gets the first answer again; with another body,
+409 `idempotency_key_reused`. A `portal_ref` submitted again with any field changed is 409
+`portal_ref_conflict`. Bodies are limited to 16 KiB (413); GET, HEAD and OPTIONS carry none (400
+`body_not_allowed`, refused unread). Every GET also answers HEAD (signed as HEAD): the same
+headers, no body, nothing changed. Each client is rate-limited (429, `Retry-After`).
+
+No field may hold a control character (C0, DEL, C1) or a bidirectional override; a comment may
+hold line breaks and tabs: 400 `invalid_request`, naming the field.
 
 ### Errors
-Every error is `{"error": code, "message": text}`; `invalid_request` adds `fields`.
+Every error is `{"error": code, "message": text}`; `invalid_request` adds `fields`. `error` is
+stable (the codes are listed in the `Error` schema); `message` is French, or English with
+`Accept-Language: en`.
 """
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before the application reads them.
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
-    The body is read here (it is small by definition) and handed on whole, so a client that
-    announces no length or lies about it is refused as well.
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, and any body on GET, HEAD or OPTIONS
+    with 400, before the application reads them.
+
+    A body is read here (it is small by definition) and handed on whole, so a client that
+    announces no length or lies about it is refused as well. A read carries no body: one that
+    announces a length is refused unread; a chunked one is refused on its first chunk (the server
+    buffers at most 64 KiB before it stops reading the socket). Refusals close the connection,
+    so the rest is never read: three 100 MB GETs leave the process's memory as it was.
     """
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
+        if scope["method"] in READ_METHODS:
+            await self._read_only(scope, receive, send, headers)
+            return
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(scope, send)
             return
@@ -128,13 +146,69 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _read_only(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
+        declared = headers.get(b"content-length")
+        if b"transfer-encoding" not in headers:
+            if declared is None or declared.strip() == b"0":
+                await self.app(scope, receive, send)
+            else:
+                await self._refuse(scope, send, 400)
+            return
+        first = await receive()
+        if first["type"] != "http.request" or first.get("body") or first.get("more_body"):
+            if first["type"] == "http.request":
+                await self._refuse(scope, send, 400)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return first
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int = 413) -> None:
+        code = "body_too_large" if status == 413 else "body_not_allowed"
+        log.info("web_body_refused", method=scope["method"], code=code)   # not the path: it may hold a token
+        close = {"Connection": "close"}   # the rest of the body is not read
         if scope.get("path", "").startswith("/api/"):
+            lang = messages.language(dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1"))
+            english = (f"The body is limited to {self.limit} bytes." if status == 413
+                       else "A GET, HEAD or OPTIONS request carries no body.")
             response: Response = JSONResponse(
-                {"error": "body_too_large", "message": f"The body is limited to {self.limit} bytes."}, 413)
+                {"error": code, "message": messages.message(code, lang, english)}, status, headers=close)
         else:
-            response = PlainTextResponse("Requête trop volumineuse.", 413)
+            text = "Requête trop volumineuse." if status == 413 else "Cette requête ne doit pas porter de corps."
+            response = PlainTextResponse(text, status, headers=close)
         await response(scope, _drain, send)
+
+
+class HeadWithoutBody:
+    """``HEAD`` answers as ``GET`` without the body (the headers, Content-Length included, stay).
+
+    Every GET route answers HEAD so, and like GET it changes nothing (FastAPI's routes would say
+    405). The application sees a GET, in a copy of the scope that says ``syncd.head`` (an API call
+    is still signed as HEAD, ``syncd.web.api``); the server keeps its own scope, so it knows the
+    answer has no body. Outside ``Observe``: the metrics count a HEAD as a GET of its route.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET", "syncd.head": True}, receive, headers_only)
 
 
 async def _drain() -> Message:
@@ -299,18 +373,28 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     async def _invalid(request: Request, exc: RequestValidationError):
         if request.url.path.startswith(HTML_PREFIXES):
             return pages.message(400, "Requête invalide", "Le formulaire envoyé est incomplet.", kind="error")
-        return api.validation_error(exc).response()
+        return api.validation_error(exc).response(api.lang_of(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if request.url.path.startswith(HTML_PREFIXES):
             return pages.message(exc.status_code, "Page introuvable" if exc.status_code == 404 else "Requête refusée",
                                  "Cette adresse ne correspond à aucune page.", kind="error")
-        return api.http_error(exc).response()
+        return api.http_error(exc).response(api.lang_of(request))
 
     @app.exception_handler(TemporaryError)
     async def _temporary(request: Request, exc: TemporaryError):
-        return api.unavailable(exc).response()
+        return api.unavailable(exc).response(api.lang_of(request))
+
+    @app.exception_handler(StoreRejected)
+    async def _rejected(request: Request, exc: StoreRejected):
+        # A value the database refuses, past every check: the sender's to change, not a 500.
+        if request.url.path.startswith(HTML_PREFIXES):
+            log.warning("web_store_rejected", path_template=getattr(request.scope.get("route"), "path", None),
+                        error=str(exc))
+            return pages.message(400, "Requête invalide", "Une valeur envoyée n'a pas pu être enregistrée.",
+                                 kind="error", alert=True)
+        return api.store_rejected(exc).response(api.lang_of(request))
 
     @app.get("/healthz", response_model=Health, tags=["health"], operation_id="healthz",
              summary="The process is alive")
@@ -337,6 +421,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(Observe, metrics=svc.metrics)
+    app.add_middleware(HeadWithoutBody)
     app.add_middleware(BodyLimit, limit=max_body_bytes)   # added last: the outermost layer
     return app
 

@@ -32,6 +32,7 @@ from syncd.store.db import transaction
 from syncd.store.tables import accounts
 from syncd.web import links, tokens
 from syncd.web.pages import message, render
+from syncd.web.schemas import forbidden_character
 
 if TYPE_CHECKING:
     from syncd.web.app import Services
@@ -40,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 COMMENT_REQUIRED = "Merci d'indiquer le motif du refus : il est communiqué au demandeur."
 COMMENT_TOO_LONG = "Le motif du refus ne peut dépasser 2 000 caractères."
+COMMENT_CHARACTER = ("Le motif du refus contient un caractère non autorisé (U+{:04X} : caractère de contrôle, "
+                     "de direction d'écriture ou impossible à encoder) : retirez-le puis recommencez.")
 REFUSALS_FR = {
     "own_request": ("Vous ne pouvez pas décider de votre propre demande",
                     "Cette demande est la vôtre : elle est soumise à un autre gestionnaire."),
@@ -136,13 +139,12 @@ def _closed(state: _State, status: int | None = None) -> HTMLResponse:
 
 
 def _form(svc: "Services", state: _State, token: str, status: int = 200, error: str | None = None,
-          comment: str | None = None) -> HTMLResponse:
+          comment: str | None = None, comment_error: bool = False) -> HTMLResponse:
     assert state.detail is not None
     return render("decide.html", status, title=_title(state.detail), r=state.detail, decider_name=state.decider_name,
                   action=f"{links.LINK_PATH}{token}",
                   csrf=links.form_token(svc.signing_key, state.claims.link_id, svc.now()),
-                  error=error, comment_error=error if error in (COMMENT_REQUIRED, COMMENT_TOO_LONG) else None,
-                  comment=comment)
+                  error=error, comment_error=error if comment_error else None, comment=comment)
 
 
 # --- routes ----------------------------------------------------------------------------------------
@@ -153,6 +155,11 @@ async def show(request: Request, token: str) -> HTMLResponse:
     claims = _read_link(svc, token)
     if isinstance(claims, HTMLResponse):
         return claims
+    return await _page(svc, claims, token)
+
+
+async def _page(svc: "Services", claims: links.LinkClaims, token: str, status: int = 200, **form) -> HTMLResponse:
+    """What the link shows now: the form (with ``form``'s error, if any), or why it decides nothing."""
     try:
         state = await run_in_threadpool(_state, svc, claims)
     except TemporaryError:
@@ -161,7 +168,7 @@ async def show(request: Request, token: str) -> HTMLResponse:
         return _used(state)
     if state.refusal is not None:
         return _closed(state)
-    return _form(svc, state, token)
+    return _form(svc, state, token, status, **form)
 
 
 @router.post("/decide/{token}", response_class=HTMLResponse)
@@ -183,6 +190,10 @@ async def decide(request: Request, token: str,
     if verdict not in ("accept", "refuse"):
         return message(400, "Décision incomprise", "Choisissez « Accepter » ou « Refuser ».", kind="error",
                        alert=True)
+    bad = forbidden_character(comment, multi_line=True)
+    if bad is not None:   # the API's rule (syncd.web.schemas): refused before the database sees it
+        return await _page(svc, claims, token, 400, error=COMMENT_CHARACTER.format(ord(bad)),
+                           comment=_printable(comment[:2000]), comment_error=True)
     try:
         outcome = await run_in_threadpool(_decide, svc, claims, Verdict(verdict), comment, now)
     except TemporaryError:
@@ -196,10 +207,15 @@ async def decide(request: Request, token: str,
         if state.detail is None or state.refusal is not None:
             return _closed(state, 400)
         text = COMMENT_REQUIRED if refused.code == "comment_required" else COMMENT_TOO_LONG
-        return _form(svc, state, token, 400, error=text, comment=comment[:2000])
+        return _form(svc, state, token, 400, error=text, comment=comment[:2000], comment_error=True)
     state.refusal = refused.code
     from syncd.web.api import DECISION_STATUS
     return _closed(state, DECISION_STATUS.get(refused.code, 409))
+
+
+def _printable(text: str) -> str:
+    """``text`` without the characters the rule refuses, to show it again in the form."""
+    return "".join(c for c in text if forbidden_character(c, multi_line=True) is None)
 
 
 class _LinkUsed(Exception):

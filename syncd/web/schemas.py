@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-# No control characters in one-line values; a comment may hold line breaks and tabs. (PostgreSQL
-# refuses NUL in text, and a value printed in a mail or a log must not carry control codes.)
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-EMAIL = r"^[^\x00-\x20\x7f@]+@[^\x00-\x20\x7f@]+$"
+from syncd.web.messages import CODES
+
+# One rule for every text a client sends, API field or page form field: no control character
+# (C0, DEL, C1) and no bidirectional override (they make a name read otherwise than it is
+# stored); a comment may hold line breaks and tabs. PostgreSQL refuses NUL in text, and a value
+# printed in a mail, a page or a log must not carry control codes. Lone surrogates cannot be
+# encoded at all: pydantic refuses them as strings, ``forbidden_character`` says so for forms.
+# Refused: 400, naming the field (API); the form again with the error on the field (pages).
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CONTROLS_BUT_LINES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+ONE_LINE = rf"^[^{_CONTROLS}]*$"
+MULTI_LINE = rf"^[^{_CONTROLS_BUT_LINES}]*$"
+EMAIL = rf"^[^{_CONTROLS} @]+@[^{_CONTROLS} @]+$"
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KEY = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-REF = r"^[^\x00-\x1f\x7f/]+$"
+REF = rf"^[^{_CONTROLS}/]+$"
+_FORBIDDEN = {False: re.compile(rf"[{_CONTROLS}\ud800-\udfff]"),
+              True: re.compile(rf"[{_CONTROLS_BUT_LINES}\ud800-\udfff]")}
 MAX_ID = 2**63 - 1
+
+
+
+def forbidden_character(value: str, *, multi_line: bool = False) -> str | None:
+    """The first character of ``value`` that the rule above refuses, or None."""
+    found = _FORBIDDEN[multi_line].search(value)
+    return found.group() if found else None
+
 
 AccountRef = Annotated[str, Field(min_length=1, max_length=254, pattern=REF,
                                   description="An account id, or the account's professional e-mail.")]
@@ -26,8 +45,8 @@ class _In(BaseModel):
 
 
 class Error(BaseModel):
-    error: str = Field(description="A stable, machine-readable code, e.g. `not_authorised`.")
-    message: str
+    error: str = Field(description="A stable, machine-readable code: " + ", ".join(f"`{c}`" for c in CODES) + ".")
+    message: str = Field(description="For people: in French, or in English with `Accept-Language: en`.")
     fields: list["FieldError"] | None = Field(default=None, description="Set for `invalid_request`.")
 
 
@@ -76,6 +95,10 @@ class HistoryItemOut(BaseModel):
     reason: str | None = None
     applied_at: datetime | None = None
     parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
+    ended: Literal["revoked", "expired"] | None = Field(
+        default=None, description="The right this accepted request granted was since withdrawn (`revoked`) or "
+                                  "expired (`expired`); `status_label` then reads « Retirée le … » or « Expirée le … ».")
+    ended_at: datetime | None = None
 
 
 class HistoryOut(BaseModel):
@@ -99,9 +122,21 @@ class ApplicationRightsOut(BaseModel):
     roles: list[GrantedRoleOut]
 
 
+class EndedRoleOut(BaseModel):
+    role_key: str
+    label: str
+    application_label: str
+    status: Literal["revoked", "expired"]
+    status_label: str = Field(description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")
+    ended_at: datetime
+    granted_at: datetime
+
+
 class RightsOut(BaseModel):
     account_id: str
     applications: list[ApplicationRightsOut]
+    ended: list[EndedRoleOut] = Field(default_factory=list, description="Habilitations held before and no more: "
+                                                                        "withdrawn or expired, latest first.")
 
 
 class ContactOut(BaseModel):

@@ -8,15 +8,26 @@ client, and ``api`` signs each call the way a registered client does.
 from __future__ import annotations
 
 import json as jsonlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
+
+import httpx
 
 import pytest
 from starlette.testclient import TestClient
 
 from syncd.web import create_app
+from syncd.store.migrate import upgrade
 from syncd.web.auth import signed_headers
 from tests.fixtures_runtime import WEB_BASE_URL
+from tests.fixtures_smtp import free_port
 from tests.scenarios.helpers import habilitation, people
 
 SIGNING_KEY = "test-signing-key-" + "0123456789abcdef" * 2
@@ -27,6 +38,7 @@ OTHER_CORRESPONDENT = "p.durand@assurance-maladie.fr"   # correspondent of CPAM-
 # For tests whose outcome does not depend on the database engine (no SQL of their own is at stake).
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 LINK = re.compile(r"https?://[^\s]+/decide/[A-Za-z0-9_.\-]+")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -102,3 +114,49 @@ def routed(rt, daemon):
 
 def links_in(message) -> list[str]:
     return LINK.findall(message.get_body(("plain",)).get_content())
+
+
+@contextmanager
+def syncd_web_process(tmp_path, secret: str = SECRET):
+    """``syncd web`` as an operator starts it (a real uvicorn process, SQLite, the API client
+    ``portal`` from a file): yields ``(base_url, process)`` once ``/healthz`` answers, then stops
+    it with SIGTERM."""
+    url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    upgrade(url)
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"mappings: {REPO / 'mappings'}\ndatabase:\n  url: {url}\n"
+                      f"web:\n  base_url: http://127.0.0.1\nlog:\n  format: json\n", encoding="utf-8")
+    (tmp_path / "clients.json").write_text(jsonlib.dumps({CLIENT: secret}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env |= {"SYNCD_CONFIG": str(config), "SYNCD_WEB__CLIENTS_FILE": str(tmp_path / "clients.json"),
+            "SYNCD_WEB__SIGNING_KEY": "k" * 40}
+    for attempt in range(3):   # another process on the machine may take the free port first
+        port = free_port()
+        log = tmp_path / f"web-{attempt}.log"   # a file, not a pipe: nobody reads a pipe while it serves
+        with log.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "syncd", "web", "--port", str(port)], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        if proc.poll() is None and time.monotonic() < deadline:
+            break
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = log.read_text()
+        if attempt == 2 or "address already in use" not in output:
+            pytest.fail(f"syncd web did not start:\n{output}")
+    try:
+        yield base, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -172,7 +172,7 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer_again(api, 
     assert events(rt, routed["request"]).count("decided") == 1
     assert "decision_refused" not in events(rt, routed["request"]), "the retry did not run again"
     other = api.decide(routed["request"], "refuse", CORRESPONDENT, "autre", headers=key)
-    assert (other.status_code, other.json()["error"]) == (422, "idempotency_key_reused")
+    assert (other.status_code, other.json()["error"]) == (409, "idempotency_key_reused")
 @SQLITE_ONLY
 def test_a_refusal_is_replayed_too(api, routed):
     key = {"Idempotency-Key": "k-refused"}
