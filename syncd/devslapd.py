@@ -54,6 +54,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 INSTALL_HINT = "install it with: apt-get install -y slapd ldap-utils"
+DEBIAN_INIT = Path("/usr/share/slapd/slapd.init.ldif")   # what the Debian package's postinst loads
 
 _BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/libexec", "/opt/openldap/libexec")
 _MODULE_DIRS = ("/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap",
@@ -305,7 +306,13 @@ class DevSlapd:
     def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None, *,
                  root_password: str | None = None, config_changes: Sequence[str] | str = (),
                  tls: TlsFiles | None = None, ldaps: bool | int = False, ldapi: bool = False,
-                 server_id: int | None = None, providers: Sequence[str] = ()):
+                 server_id: int | None = None, providers: Sequence[str] = (), initial: str = "template"):
+        if initial not in ("template", "debian"):
+            raise DevSlapdError(f"initial={initial!r}: expected 'template' (slapd.ldif.in) or 'debian'")
+        if initial == "debian" and (config_changes or tls or providers):
+            raise DevSlapdError("a Debian-initialised slapd is configured live (ldapmodify over ldapi), "
+                                "not with config_changes, tls or providers")
+        self.initial = initial
         self.workdir = Path(workdir)
         self.suffix = suffix
         self._fixed_port = port
@@ -319,7 +326,9 @@ class DevSlapd:
         self._fixed_ldaps_port = ldaps if isinstance(ldaps, int) and not isinstance(ldaps, bool) else None
         self._wants_ldaps = bool(ldaps)
         self.ldaps_port: int | None = self._fixed_ldaps_port
-        self.ldapi = ldapi
+        self.ldapi = ldapi or initial == "debian"
+        # syncd's own account, once the caller has added it: ldap_settings() then binds as it
+        self.service_account: tuple[str, str] | None = None
         if providers and server_id is None:
             raise DevSlapdError("a replicating provider needs its own server_id")
         self.server_id = server_id
@@ -405,6 +414,8 @@ class DevSlapd:
                            for m in re.findall(r"@[A-Z_]+@", line)})
         if leftover:
             raise DevSlapdError(f"slapd.ldif.in has placeholders DevSlapd does not fill: {leftover}")
+        if os.geteuid() != 0:      # slapd runs as this user: it is the one to manage cn=config
+            template = template.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
         changes = list(self.config_changes)
         if self.tls is not None:
             changes.append(tls_changes(self.tls))
@@ -416,6 +427,41 @@ class DevSlapd:
             template = apply_ldif_changes(template, change)
         return template
 
+    def render_debian_config(self) -> str:
+        """Debian's ``slapd.init.ldif`` filled the way the package's postinst fills it.
+
+        ``@SUFFIX@`` and ``@PASSWORD@`` (the root DN's hash) as the postinst does; the folders a
+        system slapd uses (pid and args files, ``/var/lib/ldap``, the module and schema folders)
+        become this work folder's; and when slapd does not run as root, the identity that may
+        manage ``cn=config`` over ``ldapi://`` (root's, ``uidNumber=0``) becomes the one of the user
+        running it. Nothing else is changed: indexes, limits, access rules and map size are
+        Debian's, as on a server where ``apt-get install slapd`` has just run.
+        """
+        path = Path(os.environ.get("SYNCD_SLAPD_DEBIAN_INIT", DEBIAN_INIT))
+        if not path.is_file():
+            raise SlapdNotInstalled(f"Debian's initial configuration {path} is missing (set "
+                                    f"SYNCD_SLAPD_DEBIAN_INIT); {INSTALL_HINT}")
+        text = path.read_text(encoding="utf-8")
+        schema_dir = _find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve()
+        module_dir = _find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"), "module folder")
+        # what older packages (2.4) left as placeholders for the backend; 2.5's file names mdb itself
+        for key, value in {"@SUFFIX@": self.suffix, "@PASSWORD@": ssha_hash(self.root_password),
+                           "@BACKEND@": "mdb", "@BACKENDOBJECTCLASS@": "olcMdbConfig",
+                           "@BACKENDOPTIONS@": "", "@INDEXES@": ""}.items():
+            text = text.replace(key, value)
+        text = re.sub(r"(?m)^olcPidFile: .*$", f"olcPidFile: {(self.workdir / 'slapd.pid').resolve()}", text)
+        text = re.sub(r"(?m)^olcArgsFile: .*$", f"olcArgsFile: {(self.workdir / 'slapd.args').resolve()}", text)
+        text = re.sub(r"(?m)^olcDbDirectory: .*$", f"olcDbDirectory: {self.db_dir.resolve()}", text)
+        text = re.sub(r"(?m)^olcModulePath: .*$", f"olcModulePath: {module_dir}", text)
+        text = re.sub(r"(?m)^include: file://\S*/schema/", f"include: file://{quote(str(schema_dir))}/", text)
+        if os.geteuid() != 0:
+            text = text.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
+        leftover = sorted({m for line in text.splitlines() if not line.startswith("#")
+                           for m in re.findall(r"@[A-Z_]+@", line)})
+        if leftover:
+            raise DevSlapdError(f"{path} has placeholders DevSlapd does not fill: {leftover}")
+        return text
+
     def _configure(self) -> None:
         _, slapadd = self._binaries()
         for d in (self.config_dir, self.db_dir):
@@ -424,13 +470,30 @@ class DevSlapd:
             d.mkdir(parents=True)
         shutil.copyfile(source_dir() / "schema" / "openldap" / "syncd.ldif", self.workdir / "syncd.ldif")
         config = self.workdir / "config.ldif"
-        config.write_text(self.render_config(), encoding="utf-8")
+        rendered = self.render_debian_config() if self.initial == "debian" else self.render_config()
+        config.write_text(rendered, encoding="utf-8")
         done = subprocess.run([str(slapadd), "-n0", "-F", str(self.config_dir), "-l", str(config)],
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise DevSlapdError(f"slapadd -n0 could not load {config} (exit {done.returncode}):\n"
                                 f"{done.stderr.strip() or done.stdout.strip()}")
+        if self.initial == "debian":
+            self._add_debian_suffix_entry(slapadd)
         self._configured = True
+
+    def _add_debian_suffix_entry(self, slapadd: Path) -> None:
+        """The suffix entry, as the postinst's ``create_new_directory`` adds it with slapadd."""
+        first = self.suffix.split(",", 1)[0]
+        if not first.lower().startswith("dc="):
+            raise DevSlapdError(f"Debian's postinst makes a dc= suffix; {self.suffix!r} is not one")
+        entry = self.workdir / "suffix.ldif"
+        entry.write_text(f"dn: {self.suffix}\nobjectClass: top\nobjectClass: dcObject\nobjectClass: organization\n"
+                         f"o: {first[3:]}\ndc: {first[3:]}\n", encoding="utf-8")
+        done = subprocess.run([str(slapadd), "-F", str(self.config_dir), "-b", self.suffix, "-l", str(entry)],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise DevSlapdError(f"slapadd could not add the suffix entry (exit {done.returncode}):\n"
+                                f"{done.stderr.strip() or done.stdout.strip()}")
 
     def start(self) -> "DevSlapd":
         """Configure (first time), start slapd and wait until it answers a bind."""
@@ -555,13 +618,28 @@ class DevSlapd:
                 self.start()
 
     def ldap_settings(self, **overrides: Any):
-        """``LdapSettings`` pointing at this server, bound as the root DN."""
+        """``LdapSettings`` pointing at this server, bound as syncd's ``service_account`` when one
+        is set (as in production), as the root DN otherwise."""
         from syncd.settings import LdapSettings
 
-        values: dict[str, Any] = {"urls": [self.url], "bind_dn": self.root_dn,
-                                  "bind_password": self.root_password, "timeout_seconds": 10}
+        dn, password = self.service_account or (self.root_dn, self.root_password)
+        values: dict[str, Any] = {"urls": [self.url], "bind_dn": dn, "bind_password": password,
+                                  "timeout_seconds": 10}
         values.update(overrides)
         return LdapSettings(**values)
+
+    def root_settings(self, **overrides: Any):
+        """``LdapSettings`` bound as the root DN, which bypasses every access rule: for seeding."""
+        return self.ldap_settings(**{"bind_dn": self.root_dn, "bind_password": self.root_password, **overrides})
+
+    def ldap_tool(self, tool: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        """Run an OpenLDAP client (``ldapmodify``, ``ldapadd``, ``ldapsearch``) as root over
+        ``ldapi://`` with SASL EXTERNAL, as an operator on the server does."""
+        found = shutil.which(tool)
+        if found is None:
+            raise SlapdNotInstalled(f"the {tool} command is missing; {INSTALL_HINT}")
+        return subprocess.run([found, "-Q", "-Y", "EXTERNAL", "-H", self.ldapi_url, *args], input=input,
+                              capture_output=True, text=True, timeout=120)
 
     def __enter__(self) -> "DevSlapd":
         return self.start()
