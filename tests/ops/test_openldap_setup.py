@@ -10,8 +10,14 @@ in the same configuration.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 from ldap3 import NONE, SAFE_SYNC, Connection, Server
+from ldap3.core.exceptions import LDAPSocketOpenError
 
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from tests.openldap_setup import (APP_PASSWORD, MDB, SYNCD_PASSWORD, app_dn, changes_of, read_config, render,
@@ -36,11 +42,14 @@ def _ran(server, folder):
 
 
 def _binds(server, dn, password) -> bool:
-    conn = Connection(Server(server.url, get_info=NONE), dn, password, client_strategy=SAFE_SYNC,
-                      raise_exceptions=False)
-    ok = conn.bind()[0]
-    conn.unbind()
-    return ok
+    conn = Connection(Server(server.url, get_info=NONE, connect_timeout=2), dn, password,
+                      client_strategy=SAFE_SYNC, raise_exceptions=False)
+    try:
+        return conn.bind()[0]
+    except LDAPSocketOpenError:
+        return False
+    finally:
+        conn.unbind()
 
 
 def _one_line(values):
@@ -96,3 +105,52 @@ def test_the_readme_sequence_on_a_server_made_from_slapd_ldif_in_ends_the_same(t
         assert_configured_as_shipped(server)
     finally:
         server.stop()
+
+
+def _share_as_the_image_copies_it(share):
+    """/usr/share/syncd as the Containerfile's COPY lines make it."""
+    import shutil
+    from tests.openldap_setup import REPO
+    containerfile = (REPO / "deploy" / "openldap" / "container" / "Containerfile").read_text()
+    for source, target in re.findall(r"(?m)^COPY (\S+) /usr/share/syncd/(\S+)$", containerfile):
+        destination = share / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, destination)
+        else:
+            shutil.copyfile(REPO / source, destination)
+
+
+def test_the_container_entrypoint_configures_slapd_as_the_readme_says(tmp_path):
+    import subprocess
+    import time
+    from syncd.devslapd import free_port
+    from tests.openldap_setup import REPO
+    entrypoint = REPO / "deploy" / "openldap" / "container" / "entrypoint.sh"
+    if not shutil.which("slapd") and not Path("/usr/sbin/slapd").exists():
+        pytest.skip("no OpenLDAP slapd")
+    share = tmp_path / "share"
+    _share_as_the_image_copies_it(share)
+    secrets = {"LDAP_ADMIN_PASSWORD_FILE": "admin-password", "LDAP_SYNCD_PASSWORD_FILE": SYNCD_PASSWORD,
+               "LDAP_APP_PASSWORD_FILE": APP_PASSWORD}
+    env = {**os.environ, "PATH": f"{os.environ['PATH']}:/usr/sbin", "LDAP_SUFFIX": SUFFIX,
+           "SLAPD_CONF": str(tmp_path / "slapd.d"), "SLAPD_DBDIR": str(tmp_path / "db"),
+           "SLAPD_RUN": str(tmp_path / "run"), "SYNCD_SHARE": str(share), "SLAPD_USER": ""}
+    for name, secret in secrets.items():
+        (tmp_path / name).write_text(secret)
+        env[name] = str(tmp_path / name)
+    # a DevSlapd object that only names this server (not started by it): the URLs and the root DN
+    server = DevSlapd(tmp_path / "run", suffix=SUFFIX, port=free_port(), root_password="admin-password", ldapi=True)
+    env["SLAPD_URLS"] = server.url + "/"
+    for start in ("first", "again"):      # the second start finds its configuration and just runs
+        proc = subprocess.Popen(["sh", str(entrypoint)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not _binds(server, server.root_dn, server.root_password):
+                assert proc.poll() is None, f"the entrypoint stopped ({start}):\n{proc.stdout.read().decode()}"
+                assert time.monotonic() < deadline, f"slapd did not answer ({start})"
+                time.sleep(0.2)
+            assert_configured_as_shipped(server)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
