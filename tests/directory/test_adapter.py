@@ -25,7 +25,7 @@ HOSTILE_ID = ' #Jean+"Dupont",<x>;\\=*()\x00é日 '
 @pytest.fixture
 def admin(slapd):
     """A raw ldap3 connection as the root DN, for arranging and checking behind the adapter."""
-    conn = open_connection(slapd.ldap_settings())
+    conn = open_connection(slapd.root_settings())
     yield conn
     safe_close(conn)
 
@@ -60,14 +60,20 @@ def test_ping_answers(directory):
     directory.ping()
 
 
-def test_ensure_branches_creates_the_base_and_the_three_branches_once(make_directory, ldap_layout):
-    d = make_directory()
+def test_ensure_branches_creates_the_three_branches_once_under_the_operators_base(make_directory, ldap_layout):
+    d = make_directory()       # the operator added the base entry (serve_base); syncd may not
     created = d.ensure_branches()
-    assert {names.normalise_dn(dn) for dn in created} >= {
-        names.normalise_dn(ldap_layout.base_dn),
-        *(names.normalise_dn(names.branch_dn(ldap_layout, b)) for b in ("people", "organisations", "groups")),
-    }
+    assert {names.normalise_dn(dn) for dn in created} == {
+        names.normalise_dn(names.branch_dn(ldap_layout, b)) for b in ("people", "organisations", "groups")}
     assert d.ensure_branches() == []
+
+
+def test_ensure_branches_creates_the_base_and_its_missing_ancestors_as_the_root_dn(slapd, ldap_layout):
+    layout = ldap_layout.model_copy(update={"base_dn": f"ou=deeper,ou=missing,{ldap_layout.base_dn}"})
+    with Directory(slapd.root_settings(), layout) as d:
+        created = d.ensure_branches()
+    assert [names.normalise_dn(dn) for dn in created[:2]] == [
+        names.normalise_dn(f"ou=missing,{ldap_layout.base_dn}"), names.normalise_dn(layout.base_dn)]
 
 
 def test_permissive_modify_auto_detects_openldaps_unadvertised_support(directory):
@@ -404,7 +410,7 @@ def test_iterating_under_a_missing_base_is_a_no_such_entry(directory):
 # -- passwords ---------------------------------------------------------------------------------
 
 def test_a_password_set_by_password_modify_lets_the_person_bind(directory, admin):
-    dn = person(directory, "u1")
+    dn = person(directory, "u1", syncdAccountStatus="active")
     with structlog.testing.capture_logs() as logs:
         directory.set_password("u1", "correct horse battery staple")
     assert directory.can_bind(dn, "correct horse battery staple") is True
