@@ -161,8 +161,12 @@ def _attr_of(line: str) -> str | None:
 
 
 def _value_of(line: str) -> str:
+    """The value of an LDIF line; ``attr:: <base64>`` is decoded (LDIF's form for values that
+    start with a space, a colon or hold non-ASCII text)."""
     value = line.split(":", 1)[1]
-    return value[1:].strip() if value.startswith(":") else value.strip()
+    if value.startswith(":"):
+        return base64.b64decode(value[1:].strip()).decode("utf-8")
+    return value.strip()
 
 
 def parse_change_records(text: str) -> list[tuple[str, str, list]]:
@@ -216,7 +220,8 @@ def apply_ldif_changes(config: str, changes: str) -> str:
     New entries are appended at the end (after their parents, which must come first).
     Modified attributes are written at the end of their entry, in the order given (so
     ``replace: olcAccess`` with ``{0}``, ``{1}``… values keeps its order); an added value
-    already present is skipped, as ``ldapmodify -c`` carries on past it, and one added
+    already present is skipped (unlike ``ldapmodify``, which refuses the whole record: the
+    production files are applied live, with ldapmodify itself, by the tests), and one added
     without ``{n}`` to an ordered attribute goes last, as slapd does live. Comments and
     ``include:`` lines of ``config`` are kept.
     """
@@ -259,7 +264,7 @@ def apply_ldif_changes(config: str, changes: str) -> str:
                 present = {re.sub(r"^\{\d+\}", "", _value_of(line)) for line in lines if _attr_of(line) == attr}
                 for value in values:
                     if re.sub(r"^\{\d+\}", "", _value_of(value)) in present:
-                        continue        # already there: skipped, as `ldapmodify -c` carries on
+                        continue        # already there: skipped (offline convenience, not ldapmodify)
                     if indexed and not re.match(r"\{\d+\}", _value_of(value)):
                         value = f"{value.split(':', 1)[0]}: {{{following}}}{_value_of(value)}"
                         following += 1

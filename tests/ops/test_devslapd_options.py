@@ -1,7 +1,10 @@
 """DevSlapd's options for the operations tests: LDIF change records applied offline to the
-rendered cn=config (the same semantics as ``ldapmodify -c`` on a live server), TLS, replication."""
+rendered cn=config before slapadd (for the failover and TLS servers; the production files are
+applied live with ldapmodify instead, tests/openldap_setup.py), TLS, replication."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 
@@ -105,3 +108,12 @@ def test_the_options_leave_the_default_rendering_alone(tmp_path):
         DevSlapd(tmp_path / "c", providers=["ldap://127.0.0.1:1"])
     with pytest.raises(DevSlapdError, match="ldaps"):
         _ = DevSlapd(tmp_path / "d", tls=TlsFiles("c.pem", "k.pem")).ldaps_url
+
+
+def test_a_base64_value_is_the_same_value_as_its_plain_form():
+    config = "dn: cn=config\nobjectClass: olcGlobal\nolcLogLevel: stats\n"
+    encoded = base64.b64encode("stats".encode()).decode()
+    changes = f"dn: cn=config\nchangetype: modify\nadd: olcLogLevel\nolcLogLevel:: {encoded}\n"
+    assert apply_ldif_changes(config, changes).count("olcLogLevel") == 1, "already there: skipped"
+    removal = f"dn: cn=config\nchangetype: modify\ndelete: olcLogLevel\nolcLogLevel:: {encoded}\n"
+    assert "olcLogLevel" not in apply_ldif_changes(config, removal)
