@@ -311,13 +311,17 @@ class DevSlapd:
     def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None, *,
                  root_password: str | None = None, config_changes: Sequence[str] | str = (),
                  tls: TlsFiles | None = None, ldaps: bool | int = False, ldapi: bool = False,
-                 server_id: int | None = None, providers: Sequence[str] = (), initial: str = "template"):
+                 server_id: int | None = None, providers: Sequence[str] = (), initial: str = "template",
+                 initial_data: Path | str | None = None):
         if initial not in ("template", "debian"):
             raise DevSlapdError(f"initial={initial!r}: expected 'template' (slapd.ldif.in) or 'debian'")
         if initial == "debian" and (config_changes or tls or providers):
             raise DevSlapdError("a Debian-initialised slapd is configured live (ldapmodify over ldapi), "
                                 "not with config_changes, tls or providers")
         self.initial = initial
+        # debian only: an LDIF (another server's slapcat) loaded instead of the postinst's suffix
+        # entry, as a second provider is seeded from the first
+        self.initial_data = Path(initial_data) if initial_data else None
         self.workdir = Path(workdir)
         self.suffix = suffix
         self._fixed_port = port
@@ -494,6 +498,8 @@ class DevSlapd:
         entry = self.workdir / "suffix.ldif"
         entry.write_text(f"dn: {self.suffix}\nobjectClass: top\nobjectClass: dcObject\nobjectClass: organization\n"
                          f"o: {first[3:]}\ndc: {first[3:]}\n", encoding="utf-8")
+        if self.initial_data is not None:
+            entry = self.initial_data
         done = subprocess.run([str(slapadd), "-F", str(self.config_dir), "-b", self.suffix, "-l", str(entry)],
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
@@ -632,6 +638,16 @@ class DevSlapd:
                                   "timeout_seconds": 10}
         values.update(overrides)
         return LdapSettings(**values)
+
+    def slapcat(self) -> str:
+        """The database as LDIF (``slapcat -n1``, operational attributes included)."""
+        _, slapadd = self._binaries()
+        slapcat = slapadd.parent / "slapcat"
+        done = subprocess.run([str(slapcat if slapcat.exists() else "slapcat"), "-n1", "-F", str(self.config_dir)],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise DevSlapdError(f"slapcat failed (exit {done.returncode}): {done.stderr.strip()}")
+        return done.stdout
 
     def root_settings(self, **overrides: Any):
         """``LdapSettings`` bound as the root DN, which bypasses every access rule: for seeding."""

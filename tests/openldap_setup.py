@@ -82,12 +82,15 @@ def render(name: str, suffix: str, base: str, **values: str) -> str:
     return text
 
 
-def serve_base(server: DevSlapd, base: str) -> None:
-    """Make ``base`` the one syncd's access rules name (a test's own subtree)."""
+def serve_base(server: DevSlapd, base: str, *, add_entry: bool = True) -> None:
+    """Make ``base`` the one syncd's access rules name (a test's own subtree).
+
+    ``add_entry=False`` for a provider that gets the base entry by replication.
+    """
     if getattr(server, "served_base", None) == base:
         return
     from ldap3 import NONE, SAFE_SYNC, Connection, Server
-    if base.lower() != server.suffix.lower():
+    if add_entry and base.lower() != server.suffix.lower():
         conn = Connection(Server(server.url, get_info=NONE), server.root_dn, server.root_password,
                           client_strategy=SAFE_SYNC, auto_bind=True)
         try:
@@ -103,6 +106,45 @@ def serve_base(server: DevSlapd, base: str) -> None:
     if done.returncode != 0:
         raise DevSlapdError(f"50-acls.ldif for {base} was refused: {done.stderr}")
     server.served_base = base
+
+
+def replicating_providers(folders: list[Path], ports: list[int], ca_file: Path, *,
+                          replicator_password: str = "replicator-password-for-tests") -> list[DevSlapd]:
+    """Two providers made as an operator makes them, started and replicating each other.
+
+    The first: a stock Debian slapd, the README's block, the replicator's entry (as the root DN,
+    like syncd's in 60-service-accounts.ldif). The second: Debian's configuration seeded with the
+    first one's data (``slapcat``/``slapadd``, so both hold the same entries, same entryUUIDs),
+    then the README's block. Then ``70-replication.ldif`` on each, applied with ldapmodify.
+    The providers' URLs are plain ``ldap://`` here (``@CA_FILE@`` is filled but not used): TLS
+    between providers is 80-tls.ldif's business, tested on its own.
+    """
+    from ldap3 import NONE, SAFE_SYNC, Connection, Server
+    from syncd.devslapd import ssha_hash
+    # written as slapd's -h lists them: at start slapd finds its own olcServerID by that text
+    urls = [f"ldap://127.0.0.1:{p}/" for p in ports]
+    first = DevSlapd(folders[0] / "server", port=ports[0], initial="debian").start()
+    configure_as_documented(first, folders[0] / "secrets")
+    conn = Connection(Server(first.url, get_info=NONE), first.root_dn, first.root_password,
+                      client_strategy=SAFE_SYNC, auto_bind=True)
+    _, result, _, _ = conn.add(f"cn=replicator,ou=services,{first.suffix}", ["applicationProcess", "simpleSecurityObject"],
+                               {"cn": "replicator", "userPassword": ssha_hash(replicator_password)})
+    conn.unbind()
+    if result["result"] != 0:
+        raise DevSlapdError(f"cannot add the replicator: {result}")
+    seed = folders[1] / "seed.ldif"
+    folders[1].mkdir(parents=True, exist_ok=True)
+    seed.write_text(first.slapcat(), encoding="utf-8")
+    second = DevSlapd(folders[1] / "server", port=ports[1], initial="debian", initial_data=seed,
+                      root_password=first.root_password).start()
+    configure_as_documented(second, folders[1] / "secrets")
+    replication = render("70-replication.ldif", first.suffix, first.suffix, PROVIDER1_URL=urls[0],
+                         PROVIDER2_URL=urls[1], REPLICATOR_PASSWORD=replicator_password, CA_FILE=str(ca_file))
+    for server in (first, second):
+        done = server.ldap_tool("ldapmodify", input=replication)
+        if done.returncode != 0:
+            raise DevSlapdError(f"70-replication.ldif was refused on {server.url}: {done.stderr}")
+    return [first, second]
 
 
 # -- reading cn=config back ------------------------------------------------------------------
