@@ -147,6 +147,25 @@ def replicating_providers(folders: list[Path], ports: list[int], ca_file: Path, 
     return [first, second]
 
 
+def apply_tls(server: DevSlapd, cert: Path, key: Path, ca: Path) -> None:
+    """``80-tls.ldif`` filled with these PEM files, applied with ldapmodify."""
+    done = server.ldap_tool("ldapmodify", input=render("80-tls.ldif", server.suffix, server.suffix, CERT_FILE=str(cert),
+                                                       KEY_FILE=str(key), CA_FILE=str(ca)))
+    if done.returncode != 0:
+        raise DevSlapdError(f"80-tls.ldif was refused: {done.stderr}")
+
+
+def tls_server(folder: Path, cert: Path, key: Path, ca: Path) -> DevSlapd:
+    """A production-configured slapd with ``80-tls.ldif``: StartTLS on its port, and LDAPS on a
+    second one (slapd restarted with an ``ldaps://`` listener, as SLAPD_SERVICES gets one)."""
+    server = DevSlapd(folder / "server", initial="debian").start()
+    configure_as_documented(server, folder / "secrets")
+    apply_tls(server, cert, key, ca)
+    server.stop()
+    server.enable_ldaps()
+    return server.start()
+
+
 # -- reading cn=config back ------------------------------------------------------------------
 
 def parse_ldif(text: str) -> dict[str, dict[str, list[str]]]:

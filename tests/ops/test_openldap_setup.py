@@ -159,15 +159,13 @@ def test_the_container_entrypoint_configures_slapd_as_the_readme_says(tmp_path):
 def test_80_tls_ldif_applied_live_serves_starttls_with_the_tests_ca_and_applies_again(tmp_path, pki):
     from syncd.directory import Directory
     from tests.fixtures_ldap import sample_layout
-    from tests.openldap_setup import configure_as_documented
+    from tests.openldap_setup import apply_tls, configure_as_documented
     server = _started(DevSlapd(tmp_path / "debian", suffix=SUFFIX, initial="debian"))
     try:
         configure_as_documented(server, tmp_path / "secrets")
         cert, key = pki["server"]
-        tls = render("80-tls.ldif", SUFFIX, SUFFIX, CERT_FILE=str(cert), KEY_FILE=str(key), CA_FILE=str(pki["ca"].cert))
         for _ in range(2):
-            done = server.ldap_tool("ldapmodify", input=tls)
-            assert done.returncode == 0, done.stderr
+            apply_tls(server, cert, key, pki["ca"].cert)          # refused: an exception
         settings = server.ldap_settings(tls={"mode": "starttls", "ca_file": str(pki["ca"].cert)}, timeout_seconds=3)
         with Directory(settings, sample_layout(SUFFIX)) as directory:
             directory.ping()                       # as syncd's service account, over verified TLS
