@@ -7,8 +7,13 @@
   account on the server (``server.service_account``), so ``server.ldap_settings()`` binds as it;
 * ``serve_base(server, base)``: the base entry (added as the root DN, as an operator does) and
   ``50-acls.ldif`` applied again for that base, for a test that gets its own subtree;
+* ``replicating_providers(...)``: two providers seeded and configured that way, then
+  ``70-replication.ldif``; ``tls_server(...)`` / ``apply_tls(...)``: ``80-tls.ldif`` applied;
 * ``read_config(server)``: what ``cn=config`` says now, read over ``ldapi://``;
-* ``shipped_values(...)``: what the production files say it should say.
+  ``changes_of(render(name, suffix, base))``: what a production file says it should say.
+
+The access rules name one base: a server serves the base of the last ``serve_base`` call, so
+tests sharing a server take turns (pytest runs them one after the other).
 """
 
 from __future__ import annotations
