@@ -13,6 +13,8 @@
   needs cleaning up after itself. The base entry is added (root DN) and the access rules
   applied again for that base (``serve_base``): syncd's rules name the mappings' base.
 * ``ldap_settings``: ``LdapSettings`` for that server, bound as the service account.
+* ``application_account``: ``(dn, password)`` of the example application of
+  ``60-service-accounts.ldif``, which reads (never writes) this test's people and groups.
 * ``directory``: a ``Directory`` on the layout with ``ensure_branches()`` done.
 * ``make_directory(**settings_overrides)``: more ``Directory`` objects on the same layout
   (e.g. ``permissive_modify="off"``), closed at teardown.
@@ -29,7 +31,7 @@ import pytest
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, PeopleLayout
 from syncd.settings import LdapSettings
-from tests.openldap_setup import configure_as_documented, serve_base
+from tests.openldap_setup import APP_PASSWORD, app_dn, configure_as_documented, serve_base
 
 SUFFIX = "dc=example,dc=org"
 
@@ -97,6 +99,11 @@ def ldap_layout(slapd: DevSlapd) -> DirectoryLayout:
     base = f"ou=t{uuid.uuid4().hex[:8]},{slapd.suffix}"
     serve_base(slapd, base)
     return sample_layout(base)
+
+
+@pytest.fixture
+def application_account(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> tuple[str, str]:
+    return app_dn(slapd.suffix), APP_PASSWORD
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 from ldap3 import BASE, NONE, SAFE_SYNC, Connection, Server
 
+from syncd.directory import names
 from syncd.jobs import habilitations
 from tests.scenarios.helpers import people, person
 
@@ -83,3 +84,28 @@ def test_an_account_that_is_not_active_cannot_bind_even_with_its_password(status
     seed.unbind()
     assert result["result"] == 0, result
     assert whoami(slapd, dn, PASSWORD) == INVALID_CREDENTIALS
+
+
+def test_an_application_sees_the_membership_as_its_own_account_and_no_longer_the_disabled_persons_bind(
+        rt, daemon, slapd, application_account):
+    from syncd.core.model import Verdict
+    from syncd.jobs.decisions import decide_request
+    from tests.scenarios.helpers import CORRESPONDENT, habilitation
+    ids = people(rt, admin=False)
+    request_id = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    daemon.run_job("apply")
+    dn = person(rt, ids["requester"])
+    group = names.group_dn(rt.mappings.directory, rt.mappings.role("accords-locaux-acces").group)
+    app = Connection(Server(slapd.url, get_info=NONE), *application_account, client_strategy=SAFE_SYNC,
+                     auto_bind=True, raise_exceptions=False)
+    try:
+        assert app.compare(group, "member", dn)[1]["result"] == 6, "compareTrue, as Require ldap-group asks"
+        rt.directory.set_password(ids["requester"], PASSWORD)
+        habilitations.set_account_status(rt, ids["requester"], "disabled")
+        daemon.run_job("accounts")
+        assert app.compare(group, "member", dn)[1]["result"] == 5, "compareFalse: the membership went too"
+        assert whoami(slapd, dn, PASSWORD) == INVALID_CREDENTIALS
+    finally:
+        app.unbind()
