@@ -12,19 +12,19 @@ The ``deploy/`` and ``schema/`` folders are read from the source tree syncd is i
 from (an editable install, the usual case for development). From a wheel they are not
 there: set ``SYNCD_SOURCE_DIR`` to a syncd checkout, or you get an error that says so.
 
-Options beyond the shipped configuration (all off by default, for the operations tests):
+Options (all off by default, for the operations tests):
 
-* ``config_changes``: LDIF change records (``changetype: modify`` / ``add`` / ``delete``, the format
-  ``ldapmodify`` takes) applied to the rendered configuration *before* ``slapadd -n0``,
-  e.g. the production ACLs of ``deploy/openldap/production/``;
-* ``tls=TlsFiles(cert, key, ca)``: ``olcTLSCertificateFile`` / ``KeyFile`` /
-  ``CACertificateFile`` (StartTLS on the plain port), and ``ldaps=True`` (or a port) for an
-  ``ldaps://`` listener too (``ldaps_url``);
-* ``server_id`` and ``providers``: multi-provider replication (``syncprov`` overlay,
-  ``olcSyncrepl`` towards each other provider's URL, ``olcMultiProvider``), the providers
-  binding to each other as the root DN: give them the same ``root_password``;
-* ``ldapi=True``: a local ``ldapi://`` socket too (``ldapi_url``), on which root may change
-  ``cn=config`` with ``ldapmodify -Y EXTERNAL``;
+* ``initial="debian"``: instead of syncd's template, the Debian package's own
+  ``/usr/share/slapd/slapd.init.ldif``, rendered as its postinst renders it (with its suffix
+  entry, or ``initial_data``: another server's ``slapcat``), to be configured live as an
+  operator does (``tests/openldap_setup.py`` runs deploy/openldap/README.md's block);
+* ``ldapi=True`` (always, for ``debian``): a local ``ldapi://`` socket too (``ldapi_url``), on
+  which the user running slapd manages ``cn=config`` with ``ldapmodify -Y EXTERNAL``
+  (``ldap_tool``);
+* ``enable_ldaps()``: an ``ldaps://`` listener too from the next start (``ldaps_url``), once TLS
+  is set in ``cn=config`` (e.g. by ``deploy/openldap/production/80-tls.ldif``);
+* ``service_account = (dn, password)``: ``ldap_settings()`` binds as it (``root_settings()``
+  as the root DN);
 * ``kill()``: SIGKILL, as a crash (``stop()`` is a clean SIGTERM).
 
 Binaries and system folders are found on their usual Debian/RHEL/source-build paths and can
@@ -43,8 +43,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +52,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 INSTALL_HINT = "install it with: apt-get install -y slapd ldap-utils"
+DEBIAN_INIT = Path("/usr/share/slapd/slapd.init.ldif")   # what the Debian package's postinst loads
 
 _BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/libexec", "/opt/openldap/libexec")
 _MODULE_DIRS = ("/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap",
@@ -132,16 +131,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for slapd's TLS: its certificate, its private key, and the CA it trusts."""
-
-    cert: Path | str
-    key: Path | str
-    ca: Path | str | None = None
-
-
-# --- LDIF change records applied to a configuration text, offline ---------------------------
+# --- LDIF change records, parsed (for static checks of deploy/; nothing applies them) -------
 
 def _unfold(lines: list[str]) -> list[str]:
     out: list[str] = []
@@ -160,8 +150,12 @@ def _attr_of(line: str) -> str | None:
 
 
 def _value_of(line: str) -> str:
+    """The value of an LDIF line; ``attr:: <base64>`` is decoded (LDIF's form for values that
+    start with a space, a colon or hold non-ASCII text)."""
     value = line.split(":", 1)[1]
-    return value[1:].strip() if value.startswith(":") else value.strip()
+    if value.startswith(":"):
+        return base64.b64decode(value[1:].strip()).decode("utf-8")
+    return value.strip()
 
 
 def parse_change_records(text: str) -> list[tuple[str, str, list]]:
@@ -209,121 +203,32 @@ def parse_change_records(text: str) -> list[tuple[str, str, list]]:
     return records
 
 
-def apply_ldif_changes(config: str, changes: str) -> str:
-    """``config`` (an LDIF for ``slapadd``) with the change records of ``changes`` applied.
-
-    New entries are appended at the end (after their parents, which must come first).
-    Modified attributes are written at the end of their entry, in the order given (so
-    ``replace: olcAccess`` with ``{0}``, ``{1}``… values keeps its order); an added value
-    already present is skipped, as ``ldapmodify -c`` carries on past it, and one added
-    without ``{n}`` to an ordered attribute goes last, as slapd does live. Comments and
-    ``include:`` lines of ``config`` are kept.
-    """
-    blocks = [b.split("\n") for b in re.split(r"\n[ \t]*\n", config.strip("\n"))]
-
-    def norm(dn: str) -> str:
-        return ",".join(part.strip().lower() for part in dn.split(","))
-
-    index: dict[str, list[str]] = {}
-    for lines in blocks:
-        for line in lines:
-            if line.lower().startswith("dn:"):
-                index[norm(_value_of(line))] = lines
-                break
-    for dn, kind, body in parse_change_records(changes):
-        if kind == "add":
-            if norm(dn) in index:
-                raise DevSlapdError(f"cannot add {dn}: the configuration already has it")
-            lines = [f"dn: {dn}", *body]
-            blocks.append(lines)
-            index[norm(dn)] = lines
-            continue
-        lines = index.get(norm(dn))
-        if lines is None:
-            raise DevSlapdError(f"cannot {kind} {dn}: no such entry in the configuration")
-        if kind == "delete":
-            blocks.remove(lines)
-            del index[norm(dn)]
-            continue
-        lines[:] = _unfold(lines)
-        for op, attr, values in body:
-            if op in ("replace", "delete"):
-                drop = {_value_of(v) for v in values} if op == "delete" and values else None
-                lines[:] = [line for line in lines
-                            if not (_attr_of(line) == attr and (drop is None or _value_of(line) in drop))]
-            if op == "add":
-                indexed = [m for line in lines if _attr_of(line) == attr
-                           for m in [re.match(r"\{(\d+)\}", _value_of(line))] if m]
-                following = max((int(m.group(1)) for m in indexed), default=-1) + 1
-                present = {re.sub(r"^\{\d+\}", "", _value_of(line)) for line in lines if _attr_of(line) == attr}
-                for value in values:
-                    if re.sub(r"^\{\d+\}", "", _value_of(value)) in present:
-                        continue        # already there: skipped, as `ldapmodify -c` carries on
-                    if indexed and not re.match(r"\{\d+\}", _value_of(value)):
-                        value = f"{value.split(':', 1)[0]}: {{{following}}}{_value_of(value)}"
-                        following += 1
-                    lines.append(value)
-            elif op == "replace":
-                lines.extend(values)
-    return "\n\n".join("\n".join(lines) for lines in blocks) + "\n"
-
-
-def replication_changes(*, server_id: int, providers: Sequence[str], suffix: str, root_dn: str,
-                        root_password: str, retry: str = "1 +", overlay_index: int = 2) -> str:
-    """LDIF change records that make a DevSlapd one provider of a multi-provider set."""
-    rules = []
-    for i, url in enumerate(providers):
-        rules.append(
-            f"olcSyncrepl: {{{i}}}rid={100 + i:03d} provider={url} bindmethod=simple "
-            f'binddn="{root_dn}" credentials={root_password} searchbase="{suffix}" '
-            f'type=refreshAndPersist retry="{retry}" timeout=1 network-timeout=1 keepalive=30:3:5')
-    return "\n".join([
-        "dn: cn=config", "changetype: modify", "replace: olcServerID", f"olcServerID: {server_id}", "",
-        "dn: cn=module{0},cn=config", "changetype: modify", "add: olcModuleLoad", "olcModuleLoad: syncprov", "",
-        "dn: olcDatabase={1}mdb,cn=config", "changetype: modify", "add: olcSyncrepl", *rules, "-",
-        "replace: olcMultiProvider", "olcMultiProvider: TRUE", "",
-        f"dn: olcOverlay={{{overlay_index}}}syncprov,olcDatabase={{1}}mdb,cn=config", "changetype: add",
-        "objectClass: olcOverlayConfig", "objectClass: olcSyncProvConfig", f"olcOverlay: {{{overlay_index}}}syncprov",
-        "olcSpCheckpoint: 100 1", "olcSpSessionLog: 10000", "",
-    ])
-
-
-def tls_changes(tls: TlsFiles) -> str:
-    lines = ["dn: cn=config", "changetype: modify",
-             "replace: olcTLSCertificateFile", f"olcTLSCertificateFile: {Path(tls.cert).resolve()}", "-",
-             "replace: olcTLSCertificateKeyFile", f"olcTLSCertificateKeyFile: {Path(tls.key).resolve()}", "-"]
-    if tls.ca:
-        lines += ["replace: olcTLSCACertificateFile", f"olcTLSCACertificateFile: {Path(tls.ca).resolve()}", "-"]
-    return "\n".join(lines) + "\n"
-
-
 class DevSlapd:
     """A private slapd on 127.0.0.1, configured from ``deploy/`` (see the module docstring)."""
 
     START_TIMEOUT = 20.0
 
     def __init__(self, workdir: Path, suffix: str = "dc=example,dc=org", port: int | None = None, *,
-                 root_password: str | None = None, config_changes: Sequence[str] | str = (),
-                 tls: TlsFiles | None = None, ldaps: bool | int = False, ldapi: bool = False,
-                 server_id: int | None = None, providers: Sequence[str] = ()):
+                 root_password: str | None = None, ldapi: bool = False, initial: str = "template",
+                 initial_data: Path | str | None = None):
+        if initial not in ("template", "debian"):
+            raise DevSlapdError(f"initial={initial!r}: expected 'template' (slapd.ldif.in) or 'debian'")
+        self.initial = initial
+        # debian only: an LDIF (another server's slapcat) loaded instead of the postinst's suffix
+        # entry, as a second provider is seeded from the first
+        self.initial_data = Path(initial_data) if initial_data else None
         self.workdir = Path(workdir)
         self.suffix = suffix
         self._fixed_port = port
         self.port: int | None = port
         self.root_dn = f"cn=admin,{suffix}"
         self.root_password = root_password or secrets.token_urlsafe(18)
-        self.config_changes = [config_changes] if isinstance(config_changes, str) else list(config_changes)
-        self.tls = tls
-        if ldaps and tls is None:
-            raise DevSlapdError("an ldaps:// listener needs tls=TlsFiles(cert, key, ca)")
-        self._fixed_ldaps_port = ldaps if isinstance(ldaps, int) and not isinstance(ldaps, bool) else None
-        self._wants_ldaps = bool(ldaps)
-        self.ldaps_port: int | None = self._fixed_ldaps_port
-        self.ldapi = ldapi
-        if providers and server_id is None:
-            raise DevSlapdError("a replicating provider needs its own server_id")
-        self.server_id = server_id
-        self.providers = list(providers)
+        self._fixed_ldaps_port: int | None = None
+        self._wants_ldaps = False
+        self.ldaps_port: int | None = None
+        self.ldapi = ldapi or initial == "debian"
+        # syncd's own account, once the caller has added it: ldap_settings() then binds as it
+        self.service_account: tuple[str, str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._configured = False
         self._slapd: Path | None = None
@@ -352,7 +257,7 @@ class DevSlapd:
     @property
     def ldaps_url(self) -> str:
         if self.ldaps_port is None:
-            raise DevSlapdError("no ldaps:// listener: create the DevSlapd with tls=… and ldaps=True")
+            raise DevSlapdError("no ldaps:// listener: set TLS in cn=config, then enable_ldaps() and start")
         return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @property
@@ -405,16 +310,44 @@ class DevSlapd:
                            for m in re.findall(r"@[A-Z_]+@", line)})
         if leftover:
             raise DevSlapdError(f"slapd.ldif.in has placeholders DevSlapd does not fill: {leftover}")
-        changes = list(self.config_changes)
-        if self.tls is not None:
-            changes.append(tls_changes(self.tls))
-        if self.providers:
-            changes.append(replication_changes(server_id=self.server_id or 1, providers=self.providers,
-                                               suffix=self.suffix, root_dn=self.root_dn,
-                                               root_password=self.root_password))
-        for change in changes:
-            template = apply_ldif_changes(template, change)
+        if os.geteuid() != 0:      # slapd runs as this user: it is the one to manage cn=config
+            template = template.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
         return template
+
+    def render_debian_config(self) -> str:
+        """Debian's ``slapd.init.ldif`` filled the way the package's postinst fills it.
+
+        ``@SUFFIX@`` and ``@PASSWORD@`` (the root DN's hash) as the postinst does; the folders a
+        system slapd uses (pid and args files, ``/var/lib/ldap``, the module and schema folders)
+        become this work folder's; and when slapd does not run as root, the identity that may
+        manage ``cn=config`` over ``ldapi://`` (root's, ``uidNumber=0``) becomes the one of the user
+        running it. Nothing else is changed: indexes, limits, access rules and map size are
+        Debian's, as on a server where ``apt-get install slapd`` has just run.
+        """
+        path = Path(os.environ.get("SYNCD_SLAPD_DEBIAN_INIT", DEBIAN_INIT))
+        if not path.is_file():
+            raise SlapdNotInstalled(f"Debian's initial configuration {path} is missing (set "
+                                    f"SYNCD_SLAPD_DEBIAN_INIT); {INSTALL_HINT}")
+        text = path.read_text(encoding="utf-8")
+        schema_dir = _find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve()
+        module_dir = _find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"), "module folder")
+        # what older packages (2.4) left as placeholders for the backend; 2.5's file names mdb itself
+        for key, value in {"@SUFFIX@": self.suffix, "@PASSWORD@": ssha_hash(self.root_password),
+                           "@BACKEND@": "mdb", "@BACKENDOBJECTCLASS@": "olcMdbConfig",
+                           "@BACKENDOPTIONS@": "", "@INDEXES@": ""}.items():
+            text = text.replace(key, value)
+        text = re.sub(r"(?m)^olcPidFile: .*$", f"olcPidFile: {(self.workdir / 'slapd.pid').resolve()}", text)
+        text = re.sub(r"(?m)^olcArgsFile: .*$", f"olcArgsFile: {(self.workdir / 'slapd.args').resolve()}", text)
+        text = re.sub(r"(?m)^olcDbDirectory: .*$", f"olcDbDirectory: {self.db_dir.resolve()}", text)
+        text = re.sub(r"(?m)^olcModulePath: .*$", f"olcModulePath: {module_dir}", text)
+        text = re.sub(r"(?m)^include: file://\S*/schema/", f"include: file://{quote(str(schema_dir))}/", text)
+        if os.geteuid() != 0:
+            text = text.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
+        leftover = sorted({m for line in text.splitlines() if not line.startswith("#")
+                           for m in re.findall(r"@[A-Z_]+@", line)})
+        if leftover:
+            raise DevSlapdError(f"{path} has placeholders DevSlapd does not fill: {leftover}")
+        return text
 
     def _configure(self) -> None:
         _, slapadd = self._binaries()
@@ -424,13 +357,32 @@ class DevSlapd:
             d.mkdir(parents=True)
         shutil.copyfile(source_dir() / "schema" / "openldap" / "syncd.ldif", self.workdir / "syncd.ldif")
         config = self.workdir / "config.ldif"
-        config.write_text(self.render_config(), encoding="utf-8")
+        rendered = self.render_debian_config() if self.initial == "debian" else self.render_config()
+        config.write_text(rendered, encoding="utf-8")
         done = subprocess.run([str(slapadd), "-n0", "-F", str(self.config_dir), "-l", str(config)],
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise DevSlapdError(f"slapadd -n0 could not load {config} (exit {done.returncode}):\n"
                                 f"{done.stderr.strip() or done.stdout.strip()}")
+        if self.initial == "debian":
+            self._add_debian_suffix_entry(slapadd)
         self._configured = True
+
+    def _add_debian_suffix_entry(self, slapadd: Path) -> None:
+        """The suffix entry, as the postinst's ``create_new_directory`` adds it with slapadd."""
+        first = self.suffix.split(",", 1)[0]
+        if not first.lower().startswith("dc="):
+            raise DevSlapdError(f"Debian's postinst makes a dc= suffix; {self.suffix!r} is not one")
+        entry = self.workdir / "suffix.ldif"
+        entry.write_text(f"dn: {self.suffix}\nobjectClass: top\nobjectClass: dcObject\nobjectClass: organization\n"
+                         f"o: {first[3:]}\ndc: {first[3:]}\n", encoding="utf-8")
+        if self.initial_data is not None:
+            entry = self.initial_data
+        done = subprocess.run([str(slapadd), "-F", str(self.config_dir), "-b", self.suffix, "-l", str(entry)],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise DevSlapdError(f"slapadd could not add the suffix entry (exit {done.returncode}):\n"
+                                f"{done.stderr.strip() or done.stdout.strip()}")
 
     def start(self) -> "DevSlapd":
         """Configure (first time), start slapd and wait until it answers a bind."""
@@ -522,6 +474,13 @@ class DevSlapd:
         proc.wait(timeout=10)
         log.info("devslapd_killed", url=self.url)
 
+    def enable_ldaps(self, port: int | None = None) -> None:
+        """Listen on ``ldaps://`` too from the next start; TLS must be set in ``cn=config`` first
+        (``80-tls.ldif``), or slapd refuses to start."""
+        self._wants_ldaps = True
+        self._fixed_ldaps_port = port
+        self.ldaps_port = port
+
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -555,13 +514,38 @@ class DevSlapd:
                 self.start()
 
     def ldap_settings(self, **overrides: Any):
-        """``LdapSettings`` pointing at this server, bound as the root DN."""
+        """``LdapSettings`` pointing at this server, bound as syncd's ``service_account`` when one
+        is set (as in production), as the root DN otherwise."""
         from syncd.settings import LdapSettings
 
-        values: dict[str, Any] = {"urls": [self.url], "bind_dn": self.root_dn,
-                                  "bind_password": self.root_password, "timeout_seconds": 10}
+        dn, password = self.service_account or (self.root_dn, self.root_password)
+        values: dict[str, Any] = {"urls": [self.url], "bind_dn": dn, "bind_password": password,
+                                  "timeout_seconds": 10}
         values.update(overrides)
         return LdapSettings(**values)
+
+    def slapcat(self) -> str:
+        """The database as LDIF (``slapcat -n1``, operational attributes included)."""
+        _, slapadd = self._binaries()
+        slapcat = slapadd.parent / "slapcat"
+        done = subprocess.run([str(slapcat if slapcat.exists() else "slapcat"), "-n1", "-F", str(self.config_dir)],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise DevSlapdError(f"slapcat failed (exit {done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+    def root_settings(self, **overrides: Any):
+        """``LdapSettings`` bound as the root DN, which bypasses every access rule: for seeding."""
+        return self.ldap_settings(**{"bind_dn": self.root_dn, "bind_password": self.root_password, **overrides})
+
+    def ldap_tool(self, tool: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        """Run an OpenLDAP client (``ldapmodify``, ``ldapadd``, ``ldapsearch``) as root over
+        ``ldapi://`` with SASL EXTERNAL, as an operator on the server does."""
+        found = shutil.which(tool)
+        if found is None:
+            raise SlapdNotInstalled(f"the {tool} command is missing; {INSTALL_HINT}")
+        return subprocess.run([found, "-Q", "-Y", "EXTERNAL", "-H", self.ldapi_url, *args], input=input,
+                              capture_output=True, text=True, timeout=120)
 
     def __enter__(self) -> "DevSlapd":
         return self.start()

@@ -1,12 +1,20 @@
 """LDAP fixtures: one real slapd per test session, a clean subtree per test.
 
-* ``slapd`` (session): a ``DevSlapd`` configured exactly as ``deploy/openldap`` ships it,
-  on a free loopback port in a temporary folder. Without slapd installed the tests that
-  need it are skipped with a loud reason — unless ``CI=true``, where that is a failure.
+* ``slapd`` (session): a slapd configured as production is: Debian's own ``slapd.init.ldif``
+  (as ``apt-get install slapd`` leaves it), then syncd's schema and ``deploy/openldap/production``
+  applied with ``ldapmodify`` by the README's own shell block (``tests/openldap_setup.py``), on a
+  free loopback port in a temporary folder. ``slapd.ldap_settings()`` binds as syncd's
+  **service account** under the shipped access rules, limits and indexes;
+  ``slapd.root_settings()`` as the root DN, for seeding only. Without slapd installed the
+  tests that need it are skipped with a loud reason — unless ``CI=true``, where that is a
+  failure.
 * ``ldap_layout`` (function): the sample directory layout with its own base
   ``ou=t<8 hex>,dc=example,dc=org``, so every test starts from an empty tree and no test
-  needs cleaning up after itself.
-* ``ldap_settings``: ``LdapSettings`` for that server, bound as the root DN.
+  needs cleaning up after itself. The base entry is added (root DN) and the access rules
+  applied again for that base (``serve_base``): syncd's rules name the mappings' base.
+* ``ldap_settings``: ``LdapSettings`` for that server, bound as the service account.
+* ``application_account``: ``(dn, password)`` of the example application of
+  ``60-service-accounts.ldif``, which reads (never writes) this test's people and groups.
 * ``directory``: a ``Directory`` on the layout with ``ensure_branches()`` done.
 * ``make_directory(**settings_overrides)``: more ``Directory`` objects on the same layout
   (e.g. ``permissive_modify="off"``), closed at teardown.
@@ -23,6 +31,7 @@ import pytest
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, PeopleLayout
 from syncd.settings import LdapSettings
+from tests.openldap_setup import APP_PASSWORD, app_dn, configure_as_documented, serve_base
 
 SUFFIX = "dc=example,dc=org"
 
@@ -69,9 +78,11 @@ def _in_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSlapd]:
-    server = DevSlapd(tmp_path_factory.mktemp("slapd"), suffix=SUFFIX)
+    folder = tmp_path_factory.mktemp("slapd")
+    server = DevSlapd(folder / "server", suffix=SUFFIX, initial="debian")
     try:
         server.start()
+        configure_as_documented(server, folder / "secrets")
     except SlapdNotInstalled as exc:
         message = f"SKIPPING LDAP TESTS: no OpenLDAP slapd on this machine ({exc})"
         if _in_ci():
@@ -85,7 +96,14 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSlapd]:
 
 @pytest.fixture
 def ldap_layout(slapd: DevSlapd) -> DirectoryLayout:
-    return sample_layout(f"ou=t{uuid.uuid4().hex[:8]},{slapd.suffix}")
+    base = f"ou=t{uuid.uuid4().hex[:8]},{slapd.suffix}"
+    serve_base(slapd, base)
+    return sample_layout(base)
+
+
+@pytest.fixture
+def application_account(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> tuple[str, str]:
+    return app_dn(slapd.suffix), APP_PASSWORD
 
 
 @pytest.fixture

@@ -72,10 +72,11 @@ def granted(config, slapd, ldap_layout, smtp_server, monkeypatch, capsys):
     directory = config.parent / "mappings" / "directory.yaml"
     directory.write_text(directory.read_text().replace("dc=example,dc=org", ldap_layout.base_dn))
     smtp = smtp_server.settings()
+    ldap = slapd.ldap_settings()                    # syncd's service account
     with config.open("a") as f:
-        f.write(f"ldap:\n  urls: ['{slapd.url}']\n  bind_dn: '{slapd.root_dn}'\n"
+        f.write(f"ldap:\n  urls: ['{slapd.url}']\n  bind_dn: '{ldap.bind_dn}'\n"
                 f"smtp:\n  host: '{smtp.host}'\n  port: {smtp.port}\n")
-    monkeypatch.setenv("SYNCD_LDAP__BIND_PASSWORD", slapd.root_password)
+    monkeypatch.setenv("SYNCD_LDAP__BIND_PASSWORD", ldap.bind_password.get_secret_value())
 
     def syncd(*argv) -> str:
         assert main(["-c", str(config), *argv]) == 0, capsys.readouterr()

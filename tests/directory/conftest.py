@@ -34,6 +34,6 @@ def admin(server_kind, request):
     if server_kind == "389ds":
         yield request.getfixturevalue("ds389_admin")
         return
-    conn = open_connection(request.getfixturevalue("slapd").ldap_settings())
+    conn = open_connection(request.getfixturevalue("slapd").root_settings())
     yield conn
     safe_close(conn)

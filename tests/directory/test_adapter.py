@@ -10,6 +10,8 @@ the test says how.
 from __future__ import annotations
 
 import itertools
+import unicodedata
+import uuid
 
 import pytest
 import structlog
@@ -71,6 +73,16 @@ def test_ensure_branches_creates_the_base_and_the_three_branches_once(make_direc
         *(names.normalise_dn(names.branch_dn(ldap_layout, b)) for b in ("people", "organisations", "groups")),
     }
     assert d.ensure_branches() == []
+
+
+def test_ensure_branches_creates_the_base_and_its_missing_ancestors_as_the_root_dn(slapd):
+    # OpenLDAP only: under 389-DS the suffix and its branches are the deployed ones.
+    missing = f"ou=missing{uuid.uuid4().hex[:8]},{slapd.suffix}"
+    layout = sample_layout(f"ou=deeper,{missing}")
+    with Directory(slapd.root_settings(), layout) as d:
+        created = d.ensure_branches()
+    assert [names.normalise_dn(dn) for dn in created[:2]] == [
+        names.normalise_dn(missing), names.normalise_dn(layout.base_dn)]
 
 
 def test_permissive_modify_auto_detects_openldaps_unadvertised_support_and_is_never_used_on_389ds(
@@ -168,8 +180,10 @@ _ids = itertools.count()
 @given(value=st.text(alphabet=st.one_of(st.sampled_from(',+"\\<>;=#*() \x00é日'), st.characters(
     blacklist_categories=("Cs",))), min_size=1, max_size=16).filter(lambda v: v.strip(" ")))
 def test_an_escaped_value_round_trips_through_a_real_slapd(directory, admin, server_kind, value):
-    # 389-DS keeps a NUL of an RDN value as a second value "\\00": its syntax profile refuses NUL
-    assume(server_kind == "openldap" or "\x00" not in value)
+    # 389-DS keeps a NUL of an RDN value as a second value "\\00", drops a trailing CR from the DN it
+    # returns and refuses some other control characters (invalidDNSyntax): syncd's syntax profile
+    # refuses every control character at the door, so on 389-DS only the others are tried here
+    assume(server_kind == "openldap" or not any(unicodedata.category(c) == "Cc" for c in value))
     # each example gets its own container: two values the server considers equal
     # (case, spaces) must not collide
     parent = names.child_dn("ou", f"e{next(_ids)}", names.branch_dn(directory.layout, "people"))
@@ -416,7 +430,7 @@ def test_iterating_under_a_missing_base_is_a_no_such_entry(directory):
 # -- passwords ---------------------------------------------------------------------------------
 
 def test_a_password_set_by_password_modify_lets_the_person_bind(directory, admin, server_kind):
-    dn = person(directory, "u1")
+    dn = person(directory, "u1", syncdAccountStatus="active")
     with structlog.testing.capture_logs() as logs:
         directory.set_password("u1", "correct horse battery staple")
     assert directory.can_bind(dn, "correct horse battery staple") is True

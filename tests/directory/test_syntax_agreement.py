@@ -1,51 +1,47 @@
-"""syncd's validators and a real slapd agree on every attribute syncd writes (issue #11, Deliver 1).
+"""syncd's validators and a real directory agree on every attribute syncd writes (issue #11, Deliver 1).
 
-The properties are in syntax_agreement.py, written for any directory: here they run against the
-session's slapd, configured as deploy/openldap ships it, with the OpenLDAP syntax profile.
+The properties are in syntax_agreement.py, written for any directory: here they run on each server
+of ``server_kind`` (tests/directory/conftest.py) — slapd configured as deploy/openldap ships it,
+389 Directory Server as deploy/389ds ships it — bound as syncd's service account, with that
+kind's syntax profile, in the test's own people branch.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
+from ldap3 import Connection
 
 from syncd.core.model import DirectoryKind
-from syncd.directory.connection import open_connection
+from syncd.directory import names
+from syncd.directory.connection import open_connection, safe_close
 from tests.directory.syntax_agreement import check_door_validators, check_syntax_profile
 
 pytestmark = pytest.mark.slapd
 
 
-@pytest.fixture
-def connection(directory, ldap_settings):
-    conn = open_connection(ldap_settings)
-    yield conn
-    conn.unbind()
-
-
-def test_every_value_the_openldap_syntax_profile_accepts_slapd_takes_and_what_it_refuses_slapd_refuses(
-        connection, ldap_layout):
-    check_syntax_profile(connection, ldap_layout.base_dn, DirectoryKind.OPENLDAP)
-
-
-def test_every_value_intake_and_the_profile_check_accept_reaches_slapd_in_its_mapped_attribute(
-        connection, ldap_layout):
-    check_door_validators(connection, ldap_layout.base_dn, DirectoryKind.OPENLDAP)
+class Target(NamedTuple):
+    connection: Connection
+    base_dn: str
+    kind: DirectoryKind
 
 
 @pytest.fixture
-def ds389_connection(ds389_endpoint):
-    conn = ds389_endpoint.connect()
-    yield conn
-    conn.unbind()
+def target(directory, ldap_layout, server_kind, request):
+    if server_kind == "389ds":
+        endpoint = request.getfixturevalue("ds389_endpoint")
+        conn, base = endpoint.connect(), endpoint.base_dn
+    else:
+        conn = open_connection(request.getfixturevalue("slapd").ldap_settings())
+        base = names.branch_dn(ldap_layout, "people")
+    yield Target(conn, base, DirectoryKind(server_kind))
+    safe_close(conn)
 
 
-@pytest.mark.ds389
-def test_every_value_the_389ds_syntax_profile_accepts_389_directory_server_takes_and_what_it_refuses_it_refuses(
-        ds389_connection, ds389_endpoint):
-    check_syntax_profile(ds389_connection, ds389_endpoint.base_dn, DirectoryKind.DS389)
+def test_every_value_the_syntax_profile_accepts_the_server_takes_and_what_it_refuses_the_server_refuses(target):
+    check_syntax_profile(target.connection, target.base_dn, target.kind)
 
 
-@pytest.mark.ds389
-def test_every_value_intake_and_the_profile_check_accept_reaches_389_directory_server_in_its_mapped_attribute(
-        ds389_connection, ds389_endpoint):
-    check_door_validators(ds389_connection, ds389_endpoint.base_dn, DirectoryKind.DS389)
+def test_every_value_intake_and_the_profile_check_accept_reaches_the_server_in_its_mapped_attribute(target):
+    check_door_validators(target.connection, target.base_dn, target.kind)

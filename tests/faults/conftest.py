@@ -9,6 +9,7 @@ import pytest
 
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from tests.faults.harness import World, Zygote
+from tests.openldap_setup import configure_as_documented
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +35,11 @@ def make_world(tmp_path, smtp_server):
 
 @pytest.fixture
 def own_slapd(tmp_path):
-    """A slapd of this test's own, which it may stop and start."""
-    server = DevSlapd(tmp_path / "own-slapd")
+    """A slapd of this test's own, which it may stop and start, configured as the session's."""
+    server = DevSlapd(tmp_path / "own-slapd", initial="debian")
     try:
         server.start()
+        configure_as_documented(server, tmp_path / "own-slapd-secrets")
     except SlapdNotInstalled as exc:
         pytest.skip(f"no OpenLDAP slapd: {exc}")
     yield server

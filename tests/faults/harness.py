@@ -47,6 +47,7 @@ from syncd.store import audit, repo
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import accounts, deciders, job_runs, outbox, request_events, requests
 from tests.factories import mappings
+from tests.openldap_setup import serve_base
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -218,6 +219,11 @@ class World:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.slapd, self.smtp = slapd, smtp
         self.base_dn = f"ou={name}{uuid.uuid4().hex[:8]},{slapd.suffix}"
+        # syncd's service account under the shipped rules when the server has one (the rules
+        # named for this world's base); the root DN otherwise
+        bind_dn, bind_password = slapd.service_account or (slapd.root_dn, slapd.root_password)
+        if slapd.service_account:
+            serve_base(slapd, self.base_dn)
         maps = self.folder / "mappings"
         maps.mkdir(exist_ok=True)
         (maps / "mappings.yaml").write_text(yaml.safe_dump(
@@ -226,7 +232,7 @@ class World:
         config = {
             "mappings": str(maps),
             "database": {"url": db_url, "lease_seconds": lease_seconds},
-            "ldap": {"urls": ldap_urls or [slapd.url], "bind_dn": slapd.root_dn, "timeout_seconds": 5},
+            "ldap": {"urls": ldap_urls or [slapd.url], "bind_dn": bind_dn, "timeout_seconds": 5},
             "smtp": {"host": smtp.host, "port": smtp.port, "timeout_seconds": 5,
                      "sender": "Habilitations <no-reply@habilitations.example.org>"},
             "web": {"base_url": "https://habilitations.example.org"},
@@ -236,7 +242,7 @@ class World:
         self.config_path = self.folder / "syncd.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-        self.env["SYNCD_LDAP__BIND_PASSWORD"] = slapd.root_password
+        self.env["SYNCD_LDAP__BIND_PASSWORD"] = bind_password
         self.env["PYTHONPATH"] = str(REPO)
         settings = load_settings(self.config_path, environ=self.env)
         self.rt = Runtime(settings, load_mappings(maps), make_engine(settings.database_url),

@@ -1,7 +1,9 @@
 """Directory fail-over: two OpenLDAP providers replicating each other, syncd given both URLs.
 
-The providers are DevSlapds with the shipped configuration plus multi-provider replication
-(``syncprov``, ``olcSyncrepl`` towards each other, ``olcMultiProvider``). The real apply job
+The providers are stock Debian slapds configured by the README's block, the second seeded from
+the first, then ``deploy/openldap/production/70-replication.ldif`` applied to each with
+ldapmodify (``tests/openldap_setup.py``: ``replicating_providers``); syncd binds as its service
+account, the providers as the replicator. The real apply job
 writes through the first; it is killed (SIGKILL) in the middle of the backlog: the writes carry
 on against the second, nothing is lost or failed, and the first catches up when it comes back.
 """
@@ -17,11 +19,12 @@ import pytest
 from syncd import operator
 from syncd.core.model import Verdict
 from syncd.daemon import Daemon
-from syncd.devslapd import DevSlapd, SlapdNotInstalled, free_port
+from syncd.devslapd import SlapdNotInstalled, free_port
 from syncd.directory import Directory, names
 from syncd.jobs.decisions import decide_request
 from syncd.store.db import transaction
 from syncd.store.tables import requests
+from tests.openldap_setup import replicating_providers, serve_base
 from tests.scenarios.helpers import CORRESPONDENT, habilitation, people
 
 pytestmark = pytest.mark.slapd
@@ -30,20 +33,25 @@ ROLE = "accords-locaux-acces"
 
 
 @pytest.fixture(scope="module")
-def providers(tmp_path_factory):
-    password = secrets.token_urlsafe(18)
-    ports = free_port(), free_port()
-    urls = [f"ldap://127.0.0.1:{p}" for p in ports]
-    servers = [DevSlapd(tmp_path_factory.mktemp(f"provider{i + 1}"), port=ports[i], root_password=password,
-                        server_id=i + 1, providers=[urls[1 - i]]) for i in range(2)]
+def providers(tmp_path_factory, pki):
+    ports = [free_port(), free_port()]
     try:
-        for s in servers:
-            s.start()
+        servers = replicating_providers([tmp_path_factory.mktemp(f"provider{i + 1}") for i in range(2)], ports,
+                                        pki["ca"].cert)
     except SlapdNotInstalled as exc:
         pytest.skip(f"no OpenLDAP slapd: {exc}")
     yield servers
     for s in servers:
         s.stop()
+
+
+def _base_on_both(providers) -> str:
+    """A test's own base: its entry added on the first (replicated), the rules on both."""
+    first, second = providers
+    base = f"ou=t{secrets.token_hex(4)},{first.suffix}"
+    serve_base(first, base)
+    serve_base(second, base, add_entry=False)
+    return base
 
 
 def _eventually(read, expected, timeout=15.0):
@@ -82,7 +90,7 @@ def _accepted_requests(rt, daemon, how_many: int) -> list[str]:
 def test_writes_carry_on_against_the_second_provider_and_the_first_catches_up(providers, make_rt, smtp_server):
     first, second = providers
     ldap = first.ldap_settings(urls=[first.url, second.url], timeout_seconds=3)
-    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=5, apply_batch_size=5)
+    rt = make_rt(ldap, smtp_server.settings(), base_dn=_base_on_both(providers), batch_size=5, apply_batch_size=5)
     group = rt.mappings.role(ROLE).group
     on_first = Directory(first.ldap_settings(), rt.mappings.directory)
     on_second = Directory(second.ldap_settings(), rt.mappings.directory)
@@ -128,7 +136,7 @@ def test_writes_carry_on_against_the_second_provider_and_the_first_catches_up(pr
 def test_a_provider_killed_while_a_batch_is_written_loses_nothing(providers, make_rt, smtp_server):
     first, second = providers
     ldap = first.ldap_settings(urls=[first.url, second.url], timeout_seconds=3)
-    rt = make_rt(ldap, smtp_server.settings(), base_dn=f"ou=t{secrets.token_hex(4)},{first.suffix}", batch_size=2, apply_batch_size=2)
+    rt = make_rt(ldap, smtp_server.settings(), base_dn=_base_on_both(providers), batch_size=2, apply_batch_size=2)
     group = rt.mappings.role(ROLE).group
     daemon = Daemon(rt)
     on_second = Directory(second.ldap_settings(), rt.mappings.directory)

@@ -1,8 +1,8 @@
 """The production OpenLDAP configuration of ``deploy/openldap/production/`` does what it says.
 
-A DevSlapd gets ``30-database.ldif`` and ``50-acls.ldif`` applied to its configuration (the
-same files an operator applies with ``ldapmodify``), and the service accounts of
-``60-service-accounts.ldif``. Then, over real binds:
+A stock Debian slapd gets ``deploy/openldap/production`` applied by the README's own block
+(``tests/openldap_setup.py``: ``ldapmodify`` over ``ldapi://``, the service accounts of
+``60-service-accounts.ldif``). Then, over real binds:
 
 * syncd's service DN does everything syncd does (branches, organisations, role groups,
   people, memberships, passwords) with the real ``Directory`` adapter, and nothing outside
@@ -12,42 +12,26 @@ same files an operator applies with ``ldapmodify``), and the service accounts of
 * a person binds, reads their own entry, changes their own password, and sees nobody else;
 * anonymous clients see nothing.
 
-With root on this machine, the files are also applied live with ``ldapmodify -Y EXTERNAL``
-over ``ldapi://`` to a running server, as the operations guide says.
+(What the files set in ``cn=config``, and that they apply twice: ``test_openldap_setup.py``.)
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 from ldap3 import BASE, MODIFY_ADD, MODIFY_REPLACE, NONE, SAFE_SYNC, Connection, Server
 
-from syncd.devslapd import DevSlapd, SlapdNotInstalled, parse_change_records, ssha_hash
+from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.directory import Directory, names
 from syncd.errors import DirectoryRejected
 from tests.fixtures_ldap import sample_layout
+from tests.openldap_setup import APP_PASSWORD, SYNCD_PASSWORD, app_dn, configure_as_documented, syncd_dn
 
 pytestmark = pytest.mark.slapd
 
-PRODUCTION = Path(__file__).resolve().parents[2] / "deploy" / "openldap" / "production"
 SUFFIX = "dc=example,dc=org"
-SYNCD_DN = f"cn=syncd,ou=services,{SUFFIX}"
-APP_DN = f"cn=example-app,ou=applications,ou=services,{SUFFIX}"
-SYNCD_PASSWORD = "syncd-service-password-for-tests"
-APP_PASSWORD = "application-password-for-tests"
+SYNCD_DN = syncd_dn(SUFFIX)
+APP_DN = app_dn(SUFFIX)
 INSUFFICIENT_ACCESS = 50
-
-
-def render(name: str, **values: str) -> str:
-    text = (PRODUCTION / name).read_text(encoding="utf-8")
-    values = {"SUFFIX": SUFFIX, "BASE": SUFFIX, **values}
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    return text
 
 
 def _bind(server: DevSlapd, dn: str | None = None, password: str | None = None) -> Connection:
@@ -60,25 +44,14 @@ def _bind(server: DevSlapd, dn: str | None = None, password: str | None = None) 
 
 @pytest.fixture(scope="module")
 def acl_slapd(tmp_path_factory):
-    server = DevSlapd(tmp_path_factory.mktemp("acl-slapd"), suffix=SUFFIX,
-                      config_changes=[render("30-database.ldif"), render("50-acls.ldif")])
+    """A stock Debian slapd with the README's block applied (base = the suffix)."""
+    folder = tmp_path_factory.mktemp("acl-slapd")
+    server = DevSlapd(folder / "server", suffix=SUFFIX, initial="debian")
     try:
         server.start()
     except SlapdNotInstalled as exc:
         pytest.skip(f"no OpenLDAP slapd: {exc}")
-    root = _bind(server, server.root_dn, server.root_password)
-    root.add(SUFFIX, ["domain"], {"dc": "example"})
-    accounts = render("60-service-accounts.ldif", SYNCD_PASSWORD_HASH=ssha_hash(SYNCD_PASSWORD),
-                      APP_PASSWORD_HASH=ssha_hash(APP_PASSWORD))
-    for dn, kind, lines in parse_change_records(accounts):
-        assert kind == "add"
-        attrs: dict[str, list[str]] = {}
-        for line in lines:
-            attr, value = line.split(":", 1)
-            attrs.setdefault(attr.strip(), []).append(value.strip())
-        _, result, _, _ = root.add(dn, attributes=attrs)
-        assert result["result"] == 0, (dn, result)
-    root.unbind()
+    configure_as_documented(server, folder / "secrets")
     yield server
     server.stop()
 
@@ -203,34 +176,3 @@ def test_a_wrong_service_password_is_refused(acl_slapd):
         with pytest.raises(DirectoryRejected) as info:
             syncd.ping()
     assert info.value.result_code == 49
-
-
-# -- applied live, as the operations guide says ----------------------------------------------------
-
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                    reason="ldapmodify -Y EXTERNAL over ldapi:// manages cn=config as root only")
-def test_the_files_apply_live_with_ldapmodify_over_ldapi(tmp_path):
-    tool = shutil.which("ldapmodify")
-    if tool is None:
-        pytest.skip("ldapmodify is missing: apt-get install -y ldap-utils")
-    server = DevSlapd(tmp_path / "live", suffix=SUFFIX, ldapi=True)
-    try:
-        server.start()
-    except SlapdNotInstalled as exc:
-        pytest.skip(f"no OpenLDAP slapd: {exc}")
-    try:
-        for name in ("10-modules.ldif", "30-database.ldif", "40-overlays.ldif", "50-acls.ldif"):
-            ldif = tmp_path / name
-            ldif.write_text(render(name))
-            done = subprocess.run([tool, "-c", "-Q", "-Y", "EXTERNAL", "-H", server.ldapi_url, "-f", str(ldif)],
-                                  capture_output=True, text=True, timeout=60)
-            # -c: what the shipped template already has is reported as existing, and skipped
-            problems = [line for line in done.stderr.splitlines() if line.startswith("ldap_")
-                        and "(20)" not in line and "(68)" not in line and "Already exists" not in line
-                        and "Type or value exists" not in line]
-            assert not problems, f"{name}: {done.stderr}"
-        mdb = next(server.config_dir.glob("cn=config/olcDatabase={1}mdb.ldif")).read_text()
-        assert f'olcAccess: {{5}}to dn.base="{SUFFIX}" attrs=children' in mdb.replace("\n ", "")
-        assert "olcDbIndex: syncdCorrespondent eq" in mdb
-    finally:
-        server.stop()

@@ -1,6 +1,8 @@
 """TLS to the directory and to the mail server, with a throwaway CA.
 
-slapd serves StartTLS on its plain port and LDAPS on a second one. With ``tls.verify`` on
+slapd (stock Debian, configured by deploy/openldap/README.md's block, then ``80-tls.ldif``
+applied with ldapmodify and an ``ldaps://`` listener added) serves StartTLS on its plain port and
+LDAPS on a second one; syncd binds as its service account. With ``tls.verify`` on
 (the default) and ``tls.ca_file`` naming the CA, both modes work end to end (a request goes
 from the queue table to LDAP); an unknown CA or a certificate for another host name is a
 *permanent* error that says so (waiting does not fix a certificate).
@@ -8,13 +10,14 @@ from the queue table to LDAP); an unknown CA or a certificate for another host n
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
 
 from syncd.core.model import Verdict
 from syncd.daemon import Daemon
-from syncd.devslapd import DevSlapd, SlapdNotInstalled, TlsFiles
+from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.directory import Directory
 from syncd.errors import DirectoryRejected
 from syncd.jobs.decisions import decide_request
@@ -22,15 +25,15 @@ from syncd.store.db import transaction
 from syncd.store.tables import outbox
 from tests.fixtures_ldap import sample_layout
 from tests.fixtures_smtp import TLS_PASSWORD, TLS_USER
+from tests.openldap_setup import serve_base, tls_server
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, member_dns, people, person, request_row
 
 pytestmark = pytest.mark.slapd
 
 
 def _server(workdir, cert, key, ca) -> DevSlapd:
-    server = DevSlapd(workdir, tls=TlsFiles(cert, key, ca), ldaps=True)
     try:
-        return server.start()
+        return tls_server(workdir, cert, key, ca)
     except SlapdNotInstalled as exc:
         pytest.skip(f"no OpenLDAP slapd: {exc}")
 
@@ -51,6 +54,13 @@ def wrong_host_slapd(pki, tmp_path_factory):
     server.stop()
 
 
+def _base(server) -> str:
+    """A test's own base, named in the server's access rules."""
+    base = f"ou=t{secrets.token_hex(4)},{server.suffix}"
+    serve_base(server, base)
+    return base
+
+
 def _settings(server: DevSlapd, mode: str, ca_file, **more):
     url = server.ldaps_url if mode == "ldaps" else server.url
     return server.ldap_settings(urls=[url], tls={"mode": mode, "ca_file": str(ca_file), **more}, timeout_seconds=3)
@@ -67,7 +77,7 @@ def _refused(server, mode, ca_file) -> DirectoryRejected:
 
 @pytest.mark.parametrize("mode", ["ldaps", "starttls"])
 def test_a_request_reaches_ldap_over_verified_tls(mode, tls_slapd, pki, make_rt, smtp_server):
-    rt = make_rt(_settings(tls_slapd, mode, pki["ca"].cert), smtp_server.settings())
+    rt = make_rt(_settings(tls_slapd, mode, pki["ca"].cert), smtp_server.settings(), base_dn=_base(tls_slapd))
     daemon = Daemon(rt)
     assert daemon.run_job("provision")
     ids = people(rt)
@@ -128,7 +138,8 @@ def test_mail_goes_out_over_starttls_when_the_ca_is_trusted(tls_slapd, pki, make
                                                              smtp_certificate, monkeypatch):
     # SmtpSettings has no ca_file: a private CA is trusted the OpenSSL way, with SSL_CERT_FILE
     # (or by adding it to the system store). docs/operations.md says so.
-    rt = make_rt(_settings(tls_slapd, "starttls", pki["ca"].cert), _tls_smtp_settings(smtp_tls_server))
+    rt = make_rt(_settings(tls_slapd, "starttls", pki["ca"].cert), _tls_smtp_settings(smtp_tls_server),
+                 base_dn=_base(tls_slapd))
     daemon = Daemon(rt)
     daemon.run_job("provision")
     people(rt)
@@ -154,7 +165,7 @@ def test_a_mail_server_that_refuses_our_login_keeps_the_mail(tls_slapd, pki, mak
     cert, _ = smtp_certificate
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     smtp = smtp_tls_server.settings(starttls=True, username=TLS_USER, password="wrong-password-000")
-    rt = make_rt(_settings(tls_slapd, "starttls", pki["ca"].cert), smtp)
+    rt = make_rt(_settings(tls_slapd, "starttls", pki["ca"].cert), smtp, base_dn=_base(tls_slapd))
     daemon = Daemon(rt)
     daemon.run_job("provision")
     people(rt)
