@@ -2,8 +2,8 @@
 
 * ``app_directory`` (session, one per directory kind): a directory server configured from
   ``deploy/`` (production access rules, syncd's service account, the example application
-  account), as an ``AppDirectory``. Parametrised by kind: ``openldap`` today; the 389-DS fixture
-  adds ``389ds`` here, and every test of this folder runs on it too.
+  account), as an ``AppDirectory``. Parametrised by kind: ``openldap`` and ``389ds``; every test
+  of this folder runs on each.
 * ``apache`` (session): Apache httpd with mod_authnz_ldap serving the Apache example of
   docs/applications.md, its caches down to 1 s, bound as the application account.
 * ``app_rt`` / ``app_daemon`` (function): syncd bound as its **service account** on that
@@ -17,7 +17,6 @@ people with e-mails of its own: Apache finds people by e-mail and must find one 
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 from syncd.core.model import DirectoryKind
 from syncd.daemon import Daemon
-from syncd.devslapd import DevSlapd, SlapdNotInstalled, ssha_hash
+from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.jobs.runtime import Runtime
 from syncd.settings import LdapSettings, Settings
 from syncd.store.db import make_engine
@@ -36,13 +35,10 @@ from tests.apps.httpd import HttpdNotInstalled, ThrowawayHttpd
 from tests.apps.steps import Steps
 from tests.fixtures_ldap import _in_ci
 from tests.fixtures_runtime import WEB_BASE_URL
+from tests.openldap_setup import APP_PASSWORD, app_dn, configure_as_documented
 from tests.scenarios.shipped_mappings import SHIPPED_BASE, shipped_mappings
 
-PRODUCTION = Path(__file__).resolve().parents[2] / "deploy" / "openldap" / "production"
 SUFFIX = "dc=example,dc=org"
-SERVICES = f"ou=services,{SUFFIX}"
-APP_PASSWORD = "example-app-password-for-tests"
-SYNCD_PASSWORD = "syncd-service-password-for-tests"
 TEST_CACHE_TTL = "1"   # seconds: mod_ldap's 600 s default would hide every change for 10 minutes
 
 
@@ -64,31 +60,27 @@ def _skip_or_fail(message: str) -> None:
 
 
 def _production_openldap(folder: Path) -> DevSlapd:
-    """slapd with the production indexes, limits and access rules, and the service accounts."""
-    def render(name: str, **values: str) -> str:
-        text = (PRODUCTION / name).read_text(encoding="utf-8")
-        for key, value in {"SUFFIX": SUFFIX, "BASE": SUFFIX, **values}.items():
-            text = text.replace(f"@{key}@", value)
-        return text
-
-    server = DevSlapd(folder, suffix=SUFFIX,
-                      config_changes=[render("30-database.ldif"), render("50-acls.ldif")])
+    """A stock Debian slapd configured by deploy/openldap/README.md's block, as the tests' own
+    ``slapd`` is (tests/openldap_setup.py), serving the whole suffix as syncd's base."""
+    server = DevSlapd(folder / "server", suffix=SUFFIX, initial="debian")
     server.start()
-    # The suffix entry, then the service accounts the way the operator adds them (ldapadd as root).
-    seed = folder / "60-service-accounts.ldif"
-    seed.write_text("dn: " + SUFFIX + "\nobjectClass: domain\ndc: example\n\n" + render(
-        "60-service-accounts.ldif", SYNCD_PASSWORD_HASH=ssha_hash(SYNCD_PASSWORD),
-        APP_PASSWORD_HASH=ssha_hash(APP_PASSWORD)), encoding="utf-8")
-    added = subprocess.run(["ldapadd", "-x", "-H", server.url, "-D", server.root_dn, "-w", server.root_password,
-                            "-f", str(seed)], capture_output=True, text=True, timeout=30)
-    if added.returncode != 0:
+    try:
+        configure_as_documented(server, folder / "secrets")
+    except BaseException:
         server.stop()
-        raise RuntimeError(f"ldapadd of the service accounts failed: {added.stderr}")
+        raise
     return server
 
 
-@pytest.fixture(scope="session", params=["openldap"])
+@pytest.fixture(scope="session", params=["openldap", pytest.param("389ds", marks=pytest.mark.ds389)])
 def app_directory(request, tmp_path_factory) -> Iterator[AppDirectory]:
+    if request.param == "389ds":
+        # The session's 389-DS (tests/fixtures_389ds.py), configured from deploy/389ds: other
+        # tests work in subtrees of its branches, these in the branches themselves.
+        server = request.getfixturevalue("ds389")
+        yield AppDirectory(kind="389ds", url=server.url, suffix=server.suffix, syncd=server.ldap_settings(),
+                           app_dn=server.app_dn, app_password=server.app_password)
+        return
     if request.param == "openldap":
         try:
             server = _production_openldap(tmp_path_factory.mktemp("app-slapd"))
@@ -97,8 +89,7 @@ def app_directory(request, tmp_path_factory) -> Iterator[AppDirectory]:
         try:
             yield AppDirectory(
                 kind="openldap", url=server.url, suffix=SUFFIX,
-                syncd=server.ldap_settings(bind_dn=f"cn=syncd,{SERVICES}", bind_password=SYNCD_PASSWORD),
-                app_dn=f"cn=example-app,ou=applications,{SERVICES}", app_password=APP_PASSWORD)
+                syncd=server.ldap_settings(), app_dn=app_dn(SUFFIX), app_password=APP_PASSWORD)
         finally:
             server.stop()
 
