@@ -41,6 +41,7 @@ demo: $(DEMO_STAMP) demo-packages
 
 test: $(TEST_STAMP) test-packages
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check syncd tests bench
 	$(BIN)/pytest
 
 bench: $(TEST_STAMP) demo-packages   # the web benchmark drives syncd web with httpx, a test extra

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 
 from syncd.errors import ConfigError, DecisionRefused, PermanentError, SyncdError, TemporaryError
 

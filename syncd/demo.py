@@ -131,7 +131,6 @@ def run_demo(var: str = "var", exit_after_scenario: bool = False) -> int:
         daemon.run_job("provision")
         layout = rt.mappings.directory
         person_dn = names.person_dn(layout, ids["requester"])
-        group = rt.mappings.role(DEMO_ROLE).group
         groups_base = names.branch_dn(layout, "groups")
         env = f"SYNCD_CONFIG={config} SYNCD_LDAP__BIND_PASSWORD_FILE={root / 'ldap-password'}"
         print(f"""

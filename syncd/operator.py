@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 
 from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import PermanentError

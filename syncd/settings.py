@@ -128,10 +128,11 @@ class _GivenEnvironment(EnvSettingsSource):
     """
 
     def _load_env_vars(self):
-        return parse_env_vars(_ENVIRON.get(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(_ENVIRON.get() or {}, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
-_ENVIRON: ContextVar[dict[str, str]] = ContextVar("syncd_settings_environ", default={})
+# No mutable default: a shared dict would leak one load's environment into another's.
+_ENVIRON: ContextVar[dict[str, str] | None] = ContextVar("syncd_settings_environ", default=None)
 
 
 class Settings(BaseSettings):
@@ -194,7 +195,7 @@ def _load_secret_files(environ: dict[str, str]) -> dict[str, str]:
             try:
                 resolved[name] = Path(file_var).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"{name}_FILE names {file_var!r}, which cannot be read: {exc.strerror}")
+                raise ConfigError(f"{name}_FILE names {file_var!r}, which cannot be read: {exc.strerror}") from exc
         resolved.pop(name + "_FILE", None)
     return resolved
 
@@ -209,9 +210,9 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str]
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except OSError as exc:
-            raise ConfigError(f"{p}: cannot read the config file: {exc.strerror}")
+            raise ConfigError(f"{p}: cannot read the config file: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}")
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the config file must be a mapping of settings")
         problems = _secrets_in_file(loaded)
@@ -225,9 +226,9 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str]
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError([_locate(e, path, environ) for e in exc.errors()])
+        raise ConfigError([_locate(e, path, environ) for e in exc.errors()]) from exc
     except SettingsError as exc:   # a SYNCD_* variable that is not valid JSON where a list is expected
-        raise ConfigError(f"{where}{exc}: lists and mappings are written as JSON, e.g. '[\"ldap://a\"]'")
+        raise ConfigError(f"{where}{exc}: lists and mappings are written as JSON, e.g. '[\"ldap://a\"]'") from exc
     finally:
         _ENVIRON.reset(token)
 

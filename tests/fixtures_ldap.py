@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,6 +33,9 @@ from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, PeopleLayout
 from syncd.settings import LdapSettings
 from tests.openldap_setup import APP_PASSWORD, app_dn, configure_as_documented, serve_base
+
+if TYPE_CHECKING:
+    from syncd.directory import Directory
 
 SUFFIX = "dc=example,dc=org"
 
@@ -112,7 +116,7 @@ def ldap_settings(slapd: DevSlapd) -> LdapSettings:
 
 
 @pytest.fixture
-def make_directory(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> Iterator[Callable[..., "Directory"]]:
+def make_directory(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> Iterator[Callable[..., Directory]]:
     from syncd.directory import Directory
 
     made: list[Directory] = []
@@ -128,7 +132,7 @@ def make_directory(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> Iterator[Ca
 
 
 @pytest.fixture
-def directory(make_directory) -> "Directory":
+def directory(make_directory) -> Directory:
     d = make_directory()
     d.ensure_branches()
     return d

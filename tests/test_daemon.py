@@ -165,7 +165,7 @@ def test_the_daemon_serves_its_job_and_ldap_write_series_for_prometheus(rt):
     daemon.run_job("metrics-bug")
     after = (sample("syncd_job_items_total", "metrics-ok"), sample("syncd_job_failures_total", "metrics-bug"),
              sample("syncd_job_seconds_count", "metrics-ok"))
-    assert [a - b for a, b in zip(after, before)] == [3, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=False)] == [3, 1, 1]
     page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert f'syncd_job_items_total{{job_name="metrics-ok"}} {after[0]}' in page
     assert "# TYPE syncd_ldap_write_seconds histogram" in page

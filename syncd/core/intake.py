@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email

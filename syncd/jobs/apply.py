@@ -61,7 +61,6 @@ def apply_accepted(rt: Runtime) -> int:
 
 def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
     """Create or refresh the LDAP entry of every account these requests need."""
-    layout = rt.mappings.directory
     needed = {r["account_id"] for r in rows if r["account_id"]}
     with transaction(rt.engine) as conn:
         wanted = {a["id"]: a for a in conn.execute(select(accounts).where(accounts.c.id.in_(needed))).mappings()}

@@ -91,7 +91,7 @@ class _MappingsLoader:
                 if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and not p.is_dir()
             )
         except OSError as exc:
-            raise ConfigError([f"{shown}: cannot list the mappings folder: {exc.strerror or exc}"])
+            raise ConfigError([f"{shown}: cannot list the mappings folder: {exc.strerror or exc}"]) from exc
         if not files:
             raise ConfigError([f"{shown}: the mappings folder holds no *.yaml or *.yml file"])
         for path in files:

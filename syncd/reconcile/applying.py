@@ -163,7 +163,7 @@ def _write_members(rt: Runtime, member_groups: list, keys: Keys, directory: Any,
         try:
             if g.add:
                 still = _still_desired(rt, g.role_key, g.add)
-                dns = [dn for account_id, dn in zip(g.add, g.add_dns) if account_id in still]
+                dns = [dn for account_id, dn in zip(g.add, g.add_dns, strict=True) if account_id in still]
                 result.skipped += len(g.add) - len(dns)
                 if dns:
                     directory.add_members(g.group, dns)

@@ -116,7 +116,7 @@ def retry(conn: Connection, refs: list[str] | None, now: datetime) -> list[str]:
         for key in targets:
             where = [parked_at.is_not(None)]
             if key is not None:
-                where += [column == value for column, value in zip(keys, key)]
+                where += [column == value for column, value in zip(keys, key, strict=True)]
             found = [tuple(r) for r in conn.execute(select(*keys).where(*where)).all()]
             if not found:
                 continue

@@ -160,7 +160,7 @@ def check_syntax_profile(conn: Connection, base_dn: str, kind: DirectoryKind, *,
     for spec in tested_attributes(kind):
         @_settings(examples)
         @given(values_for(spec, probe.base))
-        def agrees(value: str) -> None:
+        def agrees(value: str, spec=spec) -> None:    # bound now: hypothesis runs it in this loop
             refusal = prof.check(spec.name, value)
             if refusal is not None and refusal.stricter_than_server:
                 return

@@ -14,7 +14,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -49,7 +48,7 @@ class PrivatePostgres:
             try:
                 self.user = pwd.getpwnam("postgres")
             except KeyError:
-                raise PrivatePostgresUnavailable("running as root and there is no 'postgres' user to run initdb as")
+                raise PrivatePostgresUnavailable("running as root and there is no 'postgres' user to run initdb as") from None
             if not shutil.which("runuser"):
                 raise PrivatePostgresUnavailable("running as root and runuser is missing")
         self.folder = Path(tempfile.mkdtemp(prefix="syncd-pg-"))

@@ -184,7 +184,7 @@ def test_compose_has_the_servers_and_syncd_and_every_file_it_names_exists():
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name}: {source}"
-        for key, value in (service.get("environment") or {}).items():
+        for key in (service.get("environment") or {}):
             assert not re.search(r"PASSWORD$|KEY$|SECRET", key), f"{name}: {key} must be a *_FILE secret"
     for secret in compose["secrets"].values():
         assert secret["file"].startswith("./compose/secrets/")
@@ -239,7 +239,7 @@ def test_ldif_files_parse_and_use_only_documented_placeholders(folder, placehold
         for placeholder in found:
             assert placeholder in readme or placeholder in text.split("\n\n")[0], \
                 f"{path.name}: {placeholder} is not explained"
-        for dn, kind, body in records:
+        for dn, kind, _body in records:
             assert kind in ("add", "modify"), (path.name, dn)
 
 

@@ -71,7 +71,7 @@ def test_a_plan_above_the_share_of_the_directory_is_refused(rt):
 
 
 def test_emptying_a_group_that_holds_members_needs_force(rt):
-    ids = _some_members(rt, 3)
+    _some_members(rt, 3)
     with transaction(rt.engine) as conn:
         conn.execute(delete(memberships).where(memberships.c.role_key == ROLE))
     outcome = reconcile(rt, min_group_for_emptying_guard=3)

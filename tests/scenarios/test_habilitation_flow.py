@@ -239,7 +239,7 @@ def test_a_pass_over_many_groups_marks_each_request_applied_once_with_its_event_
 
     assert daemon.run_job("apply") == 9, "one pass applies the whole backlog"
     assert daemon.run_job("apply") == 0
-    for n, account_id in enumerate(others):
+    for account_id in others:
         for role in roles:
             assert person(rt, account_id) in member_dns(rt, role)
     with transaction(rt.engine) as conn:

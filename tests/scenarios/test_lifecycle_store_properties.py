@@ -71,7 +71,7 @@ class RequestsInTheStore(RuleBasedStateMachine):
                           worker_id="properties")
         given_people(self.rt)
         self.ids = [pending(self.rt, account_id=who, role=role) for who, role in asked]
-        self.asked = dict(zip(self.ids, asked))
+        self.asked = dict(zip(self.ids, asked, strict=False))
         self.settled: dict[int, tuple] = {}    # request -> (status, decided_by, decided_at) once decided
 
     def teardown(self):

@@ -334,7 +334,7 @@ def test_a_withdrawn_membership_whose_role_left_the_mappings_is_parked_and_settl
     from syncd.store.tables import memberships
     rt = make_runtime()
     ids = people(rt)
-    request_id = accepted(rt, daemon, role=POISON_ROLE)
+    accepted(rt, daemon, role=POISON_ROLE)
     daemon.run_job("apply")
     habilitations.revoke(rt, REQUESTER, POISON_ROLE, ADMIN, "plus nécessaire")
     later = make_runtime()                   # the role is taken out of the mappings meanwhile
@@ -411,7 +411,7 @@ def test_disabling_an_account_parked_for_a_refused_value_still_locks_it_and_empt
         rt, daemon, clock):
     from sqlalchemy import update
     ids = people(rt)
-    request_id = accepted(rt, daemon)
+    accepted(rt, daemon)
     daemon.run_job("apply")
     # A value written straight into the table (older data, another tool), that telephoneNumber refuses.
     with transaction(rt.engine) as conn:

@@ -167,7 +167,7 @@ def test_two_racing_workers_never_claim_the_same_request_and_together_claim_all(
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(w, e)) for w, e in zip(claimed, engines)]
+    threads = [threading.Thread(target=work, args=(w, e)) for w, e in zip(claimed, engines, strict=False)]
     for t in threads:
         t.start()
     for t in threads:

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from syncd.jobs import passwords
 from tests.scenarios.helpers import REQUESTER, mails_to, people, person
 from tests.web.conftest import SQLITE_ONLY
-from tests.web.test_browser import browser, port, server, web_base_url  # noqa: F401 - fixtures
+from tests.web.test_browser import browser, port, server, web_base_url  # noqa: F401,F811 - fixtures
 from tests.web.test_browser import french_page_without_javascript
 
 pytestmark = pytest.mark.slapd
@@ -37,7 +37,7 @@ def simple_bind(ldap_settings, dn: str, password: str) -> bool:
 
 
 @SQLITE_ONLY
-def test_a_person_sets_a_new_password_from_the_mail_link_in_a_browser(browser, server, rt, daemon, smtp_server,
+def test_a_person_sets_a_new_password_from_the_mail_link_in_a_browser(browser, server, rt, daemon, smtp_server,  # noqa: F811 - pytest fixtures imported above
                                                                       ldap_settings, tmp_path):
     account_id = people(rt, correspondent=False, admin=False)["requester"]
     dn = person(rt, account_id)
