@@ -19,7 +19,7 @@ from sqlalchemy import and_, insert, select, update
 
 from syncd.core import routing
 from syncd.core.model import RequestKind, Status
-from syncd.core.profile import validate_profile_changes
+from syncd.core.profile import ProfileStale, validate_profile_changes
 from syncd.errors import DecisionRefused, PermanentError
 from syncd.jobs import notify
 from syncd.jobs.intake import route_and_schedule
@@ -85,18 +85,28 @@ def set_account_status(rt: Runtime, account_ref: str, status: str) -> str:
     return account["id"]
 
 
-def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply "mes coordonnées" changes; the ``accounts`` job writes them to LDAP."""
+def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any], *, expected_version: int | None = None,
+                   channel: str = "cli") -> dict[str, Any]:
+    """Apply "mes coordonnées" changes; the ``accounts`` job writes them to LDAP.
+
+    ``expected_version``: the account's ``version`` the form was read at; ``ProfileStale`` when
+    it has moved on since (checked in the update itself, so two writers cannot both pass).
+    """
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
         if account is None:
             raise PermanentError(f"no account {account_ref!r}")
+        if expected_version is not None and account["version"] != expected_version:
+            raise ProfileStale(account["version"])
         clean = validate_profile_changes(changes, account, rt.mappings)
         if clean:
-            conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                         .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+            done = conn.execute(update(accounts).where(accounts.c.id == account["id"],
+                                                       accounts.c.version == account["version"])
+                                .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+            if done.rowcount != 1:
+                raise ProfileStale(account["version"] + 1)
             audit.record(conn, at=rt.clock(), actor=account["id"], action="profile_changed", target=account["id"],
-                         detail={"fields": sorted(clean)})
+                         detail={"fields": sorted(clean), "channel": channel})
     return clean
 
 

@@ -1,0 +1,110 @@
+"""The portal's screens in the API (docs/web.md, "The portal's screens"): « Mes coordonnées », the
+forgotten password, withdrawing a right, an account's state, the catalogue with its padlocks,
+the organisations of the sign-up list and the e-mail check.
+
+The routes are ``syncd.web.api``'s ``SignedRoute``: the same signature, rate limit, nonce,
+idempotency (POST) and error shape as every ``/api/v1`` endpoint. The work itself is the
+use-cases the command line runs (``syncd.jobs.habilitations``, ``syncd.jobs.passwords``) and the
+core's rules (``syncd.core.profile``, ``syncd.core.intake``): nothing is decided twice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Request, Response
+
+from syncd.core import profile as profile_rules
+from syncd.errors import PermanentError
+from syncd.store.db import transaction
+from syncd.web.api import READ_ERRORS, ApiError, RefPath, SignedRoute, _account, _errors, _svc
+from syncd.web.portal_schemas import ProfileChangesIn, ProfileFieldOut, ProfileOut
+from syncd.web.schemas import Error
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["portal"])
+
+
+def _described(extra: dict[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
+    """``api._errors`` for the codes it knows, with this module's own descriptions added."""
+    out = _errors(*codes)
+    out.update({code: {"model": Error, "description": text} for code, text in extra.items()})
+    return out
+
+
+# --- « Mes coordonnées » -------------------------------------------------------------------------------------
+
+LABELS = {"civility": "Civilité", "given_name": "Prénom", "family_name": "Nom", "birth_name": "Nom de naissance",
+          "email": "Email", "contact_email": "Email de contact", "phone": "Téléphone",
+          "primary_organisation": "Organisme", "secondary_organisation": "Organisme secondaire"}
+ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _profile(account, mappings) -> ProfileOut:
+    fields = []
+    for name in profile_rules.FIELDS:
+        value = account[name]
+        org = mappings.organisation(value) if name.endswith("_organisation") and value else None
+        reason = profile_rules.not_editable_reason(name, account, mappings)
+        fields.append(ProfileFieldOut(field=name, label=LABELS[name], value=value, display=org.name if org else None,
+                                      editable=reason is None, reason=reason))
+    return ProfileOut(account_id=account["id"], version=account["version"], status=account["status"],
+                      internal=account["internal"], director=account["director"], fields=fields)
+
+
+@router.get("/accounts/{account}/profile", response_model=ProfileOut, operation_id="get_profile",
+            summary="« Mes coordonnées »: every field, its value, and whether the person may change it here",
+            responses=READ_ERRORS)
+def get_profile(request: Request, response: Response, account: RefPath) -> ProfileOut:
+    svc = _svc(request)
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, account)
+    response.headers["ETag"] = _etag(found["version"])
+    return _profile(found, svc.rt.mappings)
+
+
+@router.patch("/accounts/{account}/profile", response_model=ProfileOut, operation_id="change_profile",
+              summary="« Enregistrer les modifications »: change profile fields (If-Match: the ETag read)",
+              responses=_described({
+                  400: "A value is not valid (`invalid_request`, with `fields`).",
+                  403: "A field the person may not change here (`not_editable`, with `fields` saying why: "
+                       "for a director, the referential that owns it).",
+                  412: "The account changed since it was read (`stale_version`): read it again.",
+                  428: "If-Match is missing (`if_match_required`): send the ETag of the profile read."},
+                  401, 404, 413, 429, 503))
+def change_profile(request: Request, response: Response, account: RefPath, changes: ProfileChangesIn,
+                   if_match: Annotated[str | None, Header(alias="If-Match", max_length=40,
+                                                          description="The ETag of the profile read.")] = None
+                   ) -> ProfileOut:
+    from syncd.jobs.habilitations import update_profile
+    svc = _svc(request)
+    matched = ETAG.match(if_match.strip()) if if_match else None
+    if matched is None:
+        raise ApiError(428, "if_match_required", "Send If-Match with the ETag of the profile you read.")
+    sent = changes.model_dump(exclude_unset=True)
+    try:
+        with svc.writing():
+            update_profile(svc.rt, account, sent, expected_version=int(matched.group(1)),
+                           channel=f"api:{request.state.client}")
+    except profile_rules.ProfileStale:
+        raise ApiError(412, "stale_version", "The profile changed since it was read: read it again.") from None
+    except profile_rules.ProfileRefused as exc:
+        fields = [{"field": f, "message": m} for f, m in exc.problems.items()]
+        if exc.not_editable:
+            raise ApiError(403, "not_editable", "A field cannot be changed here: see fields.", fields=fields) from None
+        raise ApiError(400, "invalid_request", "The request is not valid: see fields.", fields=fields) from None
+    except PermanentError:
+        raise ApiError(404, "not_found", "There is no such account.") from None
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, account)
+    log.info("api_profile_changed", account_id=found["id"], fields=sorted(sent), client=request.state.client)
+    response.headers["ETag"] = _etag(found["version"])
+    return _profile(found, svc.rt.mappings)
+
