@@ -10,6 +10,8 @@ core's rules (``syncd.core.profile``, ``syncd.core.intake``): nothing is decided
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from typing import Annotated, Any
 
@@ -20,7 +22,8 @@ from syncd.core import profile as profile_rules
 from syncd.errors import PermanentError
 from syncd.store.db import transaction
 from syncd.web.api import READ_ERRORS, ApiError, RefPath, SignedRoute, _account, _errors, _svc
-from syncd.web.portal_schemas import ProfileChangesIn, ProfileFieldOut, ProfileOut
+from syncd.web import shared_limits
+from syncd.web.portal_schemas import AcceptedOut, ForgottenPasswordIn, ProfileChangesIn, ProfileFieldOut, ProfileOut
 from syncd.web.schemas import Error
 
 log = structlog.get_logger(__name__)
@@ -108,3 +111,46 @@ def change_profile(request: Request, response: Response, account: RefPath, chang
     response.headers["ETag"] = _etag(found["version"])
     return _profile(found, svc.rt.mappings)
 
+
+
+# --- « Vous avez oublié votre mot de passe ? » -----------------------------------------------------------------
+
+# Mails one address may be sent, and calls one person (their IP address as the portal sees it, or
+# else the API client) may make, per hour: counted in the database, so they hold across processes.
+FORGOTTEN_PER_ADDRESS = 3
+FORGOTTEN_PER_CLIENT = 20
+FORGOTTEN_WINDOW_SECONDS = 3600
+FORGOTTEN_MESSAGE = ("Si un compte actif correspond à cette adresse, un e-mail vient de lui être envoyé avec un "
+                     "lien pour choisir un nouveau mot de passe.")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@router.post("/password/forgotten", response_model=AcceptedOut, status_code=202, operation_id="forgotten_password",
+             summary="« Vous avez oublié votre mot de passe ? »: e-mail a reset link if an active account has "
+                     "this address; the answer is the same whatever the address",
+             responses=_described({429: "Too many calls for this address or this person (`rate_limited`, "
+                                        "`Retry-After`): the same for every address."}, 400, 401, 409, 413, 422, 503))
+def forgotten_password(request: Request, body: ForgottenPasswordIn) -> AcceptedOut:
+    from syncd.jobs.passwords import request_reset_in
+    svc = _svc(request)
+    now = svc.now()
+    client = request.state.client
+    # Every call does the same work in one transaction (two limit slots, one account lookup): only
+    # an active account's adds a reset row and an outbox row, and the mail leaves with the daemon.
+    with svc.writing(), transaction(svc.rt.engine) as conn:
+        who = f"{client} {body.client_address or '-'}"
+        wait = shared_limits.take(conn, f"forgot:c:{_digest(who)}", FORGOTTEN_PER_CLIENT,
+                                  FORGOTTEN_WINDOW_SECONDS, now)
+        if not wait:
+            wait = shared_limits.take(conn, f"forgot:a:{_digest(body.email.strip().lower())}",
+                                      FORGOTTEN_PER_ADDRESS, FORGOTTEN_WINDOW_SECONDS, now)
+        if not wait:
+            request_reset_in(conn, svc.rt, body.email, now)
+    if wait:
+        svc.metrics.rate_limited.labels(client).inc()
+        raise ApiError(429, "rate_limited", "Too many password reset requests: try again later.",
+                       headers={"Retry-After": str(math.ceil(wait))})
+    return AcceptedOut(status="accepted", message=FORGOTTEN_MESSAGE)
