@@ -16,14 +16,16 @@ import re
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from syncd.core import profile as profile_rules
-from syncd.errors import PermanentError
+from syncd.errors import DecisionRefused, PermanentError
 from syncd.store.db import transaction
 from syncd.web.api import READ_ERRORS, ApiError, RefPath, SignedRoute, _account, _errors, _svc
 from syncd.web import shared_limits
-from syncd.web.portal_schemas import AcceptedOut, ForgottenPasswordIn, ProfileChangesIn, ProfileFieldOut, ProfileOut
+from syncd.web.portal_schemas import (AcceptedOut, AccountStateIn, AccountStateOut, ForgottenPasswordIn,
+                                      ProfileChangesIn, ProfileFieldOut, ProfileOut, WithdrawalIn, WithdrawalOut)
+from syncd.web.schemas import KEY
 from syncd.web.schemas import Error
 
 log = structlog.get_logger(__name__)
@@ -154,3 +156,48 @@ def forgotten_password(request: Request, body: ForgottenPasswordIn) -> AcceptedO
         raise ApiError(429, "rate_limited", "Too many password reset requests: try again later.",
                        headers={"Retry-After": str(math.ceil(wait))})
     return AcceptedOut(status="accepted", message=FORGOTTEN_MESSAGE)
+
+
+# --- withdrawing a right, an account's state ----------------------------------------------------------------------
+
+REFUSED_STATUS = {"not_found": 404, "not_authorised": 403, "own_request": 403}
+ACTOR_ERRORS = {403: "The actor may not do this (`not_authorised`, `own_request`).",
+                404: "No such account, or it does not hold this role (`not_found`)."}
+
+
+def _refused(exc: DecisionRefused) -> ApiError:
+    return ApiError(REFUSED_STATUS.get(exc.code, 409), exc.code, str(exc))
+
+
+@router.post("/accounts/{account}/rights/{role_key}/withdrawal", response_model=WithdrawalOut,
+             operation_id="withdraw_right",
+             summary="Withdraw one right, with a reason e-mailed to the holder (a correspondent for their "
+                     "organisation's locally managed roles, a central administrator for any)",
+             responses=_described(ACTOR_ERRORS, 400, 401, 409, 413, 422, 429, 503))
+def withdraw_right(request: Request, account: RefPath, body: WithdrawalIn,
+                   role_key: Annotated[str, Path(pattern=KEY, max_length=64)]) -> WithdrawalOut:
+    from syncd.jobs.habilitations import revoke
+    svc = _svc(request)
+    try:
+        with svc.writing():
+            done = revoke(svc.rt, account, role_key, body.actor, body.reason)
+    except DecisionRefused as exc:
+        raise _refused(exc) from None
+    log.info("api_right_withdrawn", account_id=done["account_id"], role=role_key, client=request.state.client)
+    return WithdrawalOut(**done)
+
+
+@router.post("/accounts/{account}/status", response_model=AccountStateOut, operation_id="set_account_status",
+             summary="Disable or re-enable an account (a central administrator): disabled, it loses every right "
+                     "and cannot log in; re-enabled, its rights are not restored",
+             responses=_described(ACTOR_ERRORS, 400, 401, 409, 413, 422, 429, 503))
+def set_account_status(request: Request, account: RefPath, body: AccountStateIn) -> AccountStateOut:
+    from syncd.jobs import habilitations
+    svc = _svc(request)
+    try:
+        with svc.writing():
+            account_id, changed = habilitations.set_account_status(svc.rt, account, body.status, actor=body.actor,
+                                                                   reason=body.reason)
+    except DecisionRefused as exc:
+        raise _refused(exc) from None
+    return AccountStateOut(account_id=account_id, status=body.status, changed=changed)
