@@ -23,7 +23,8 @@ from syncd.errors import DecisionRefused, PermanentError
 from syncd.store.db import transaction
 from syncd.web.api import READ_ERRORS, ApiError, RefPath, SignedRoute, _account, _errors, _svc
 from syncd.web import shared_limits
-from syncd.web.portal_schemas import (AcceptedOut, AccountStateIn, AccountStateOut, ForgottenPasswordIn,
+from syncd.web.portal_schemas import (AcceptedOut, AccountStateIn, AccountStateOut, CatalogueOut, EmailCheckIn,
+                                      EmailCheckOut, ForgottenPasswordIn, OrganisationsOut, PersonCatalogueOut,
                                       ProfileChangesIn, ProfileFieldOut, ProfileOut, WithdrawalIn, WithdrawalOut)
 from syncd.web.schemas import KEY
 from syncd.web.schemas import Error
@@ -201,3 +202,67 @@ def set_account_status(request: Request, account: RefPath, body: AccountStateIn)
     except DecisionRefused as exc:
         raise _refused(exc) from None
     return AccountStateOut(account_id=account_id, status=body.status, changed=changed)
+
+
+# --- the catalogue, the organisations, the e-mail check ----------------------------------------------------------
+
+def _role(role, app) -> dict[str, Any]:
+    return {"role_key": role.key, "label": role.label, "management": (role.management or app.management).value,
+            "restriction": role.restriction, "validity_months": role.validity_months}
+
+
+@router.get("/applications", response_model=CatalogueOut, operation_id="catalogue",
+            summary="Every application with its roles, labels, management and restrictions",
+            responses=_errors(401, 429, 503))
+def catalogue(request: Request) -> CatalogueOut:
+    mappings = _svc(request).rt.mappings
+    return CatalogueOut(applications=[
+        {"application_key": app.key, "application_label": app.label, "management": app.management.value,
+         "roles": [_role(r, app) for r in app.roles]} for app in mappings.applications])
+
+
+@router.get("/accounts/{account}/catalogue", response_model=PersonCatalogueOut, operation_id="person_catalogue",
+            summary="The catalogue for one person: each role held, requested (pending, awaiting a decider, "
+                    "parked), open to a request (padlock) or not available to an external account",
+            responses=READ_ERRORS)
+def person_catalogue(request: Request, account: RefPath) -> PersonCatalogueOut:
+    from syncd import catalogue as padlocks
+    from syncd.queries import status_label
+    svc = _svc(request)
+    mappings = svc.rt.mappings
+    with transaction(svc.rt.engine, readonly=True) as conn:
+        found = _account(conn, account)
+        states = padlocks.role_states(conn, found, mappings, svc.now())
+    apps = []
+    for app in mappings.applications:
+        roles = []
+        for role in app.roles:
+            st = states[role.key]
+            r = st.request
+            roles.append(_role(role, app) | {
+                "state": st.state, "state_label": status_label(r["status"]) if r else padlocks.STATE_LABELS[st.state],
+                "request_id": r["id"] if r else None, "request_status": r["status"] if r else None,
+                "request_status_label": status_label(r["status"]) if r else None,
+                "parked": bool(r and r["parked_at"] is not None), "expires_at": st.expires_at})
+        apps.append({"application_key": app.key, "application_label": app.label, "management": app.management.value,
+                     "held": any(r["state"] == "held" for r in roles), "roles": roles})
+    return PersonCatalogueOut(account_id=found["id"], internal=found["internal"], applications=apps)
+
+
+@router.get("/organisations", response_model=OrganisationsOut, operation_id="organisations",
+            summary="The organisations of the sign-up form's list (code, name, branch), by name",
+            responses=_errors(401, 429, 503))
+def organisations(request: Request) -> OrganisationsOut:
+    orgs = sorted(_svc(request).rt.mappings.organisations, key=lambda o: o.name.casefold())
+    return OrganisationsOut(organisations=[{"code": o.code, "name": o.name, "branch": o.branch} for o in orgs])
+
+
+@router.post("/email-check", response_model=EmailCheckOut, operation_id="email_check",
+             summary="« Vérification de l'email pro. »: whether intake will accept this address for an internal "
+                     "or an external account (it says nothing of existing accounts)",
+             responses=_errors(400, 401, 409, 413, 422, 429, 503))
+def email_check(request: Request, body: EmailCheckIn) -> EmailCheckOut:
+    from syncd.core.intake import email_rejection
+    email, rejection = email_rejection(body.email, body.internal, _svc(request).rt.mappings)
+    problems = [] if rejection is None else [{"code": rejection.code, "message": rejection.reason}]
+    return EmailCheckOut(acceptable=rejection is None, email=email, problems=problems)
