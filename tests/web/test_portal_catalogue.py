@@ -103,3 +103,12 @@ def test_the_e_mail_check_answers_what_intake_decides_later_for_the_same_address
     # An existing account's address is acceptable to the check (no enumeration); intake rejects it.
     assert api.post("/api/v1/email-check", {"email": REQUESTER, "internal": True}).json()["acceptable"] is True
     assert intake.email_rejection(REQUESTER, True, rt.mappings) == (REQUESTER, None)
+
+
+def test_each_role_group_in_ldap_carries_its_applications_label_beside_its_own(rt, daemon):
+    from syncd.directory import names
+    for app in rt.mappings.applications:
+        for role in app.roles:
+            entry = rt.directory.read_entry(names.group_dn(rt.mappings.directory, role.group),
+                                            ["description", "syncdApplicationLabel"])
+            assert entry == {"description": [role.label], "syncdApplicationLabel": [app.label]}
