@@ -8,9 +8,10 @@ from sqlalchemy import update
 
 from syncd import operator
 from syncd.core import intake
+from syncd.directory import names
 from syncd.store.db import transaction
 from syncd.store.tables import requests
-from tests.scenarios.helpers import ADMIN, CORRESPONDENT, REQUESTER, habilitation, people, request_row
+from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, mails_to, people, person, request_row
 
 pytestmark = pytest.mark.slapd
 
@@ -106,9 +107,31 @@ def test_the_e_mail_check_answers_what_intake_decides_later_for_the_same_address
 
 
 def test_each_role_group_in_ldap_carries_its_applications_label_beside_its_own(rt, daemon):
-    from syncd.directory import names
     for app in rt.mappings.applications:
         for role in app.roles:
             entry = rt.directory.read_entry(names.group_dn(rt.mappings.directory, role.group),
                                             ["description", "syncdApplicationLabel"])
             assert entry == {"description": [role.label], "syncdApplicationLabel": [app.label]}
+
+
+def test_the_sign_up_screen_from_the_list_to_the_account_in_ldap_and_its_first_password_mail(
+        api, rt, daemon, smtp_server):
+    people(rt, admin=False)
+    new = "jeanne.martin@lassuranceretraite.fr"
+    [org] = [o for o in api.get("/api/v1/organisations").json()["organisations"] if o["name"] == "CARSAT Rhône-Alpes"]
+    assert api.post("/api/v1/email-check", {"email": new, "internal": True}).json()["acceptable"] is True
+    submitted = api.post("/api/v1/requests", {
+        "kind": "account", "email": new, "civility": "Mme", "given_name": "Jeanne", "family_name": "Martin",
+        "internal": True, "organisation_code": org["code"], "terms_accepted": True, "terms_version": "2026-01",
+        "portal_ref": "signup-jeanne"})
+    assert submitted.status_code == 201, submitted.text
+    daemon.run_job("intake")
+    assert api.decide(submitted.json()["request_id"], "accept", CORRESPONDENT).status_code == 200
+    daemon.run_job("apply")
+    daemon.run_job("deliver")
+    account_id = request_row(rt, submitted.json()["request_id"])["account_id"]
+    entry = rt.directory.read_entry(person(rt, account_id), ["mail", "givenName"])
+    assert entry == {"mail": [new], "givenName": ["Jeanne"]}
+    assert any("/password/reset?token=" in m.get_body(("plain",)).get_content() for m in mails_to(smtp_server, new))
+    # The new account's catalogue: every padlock closed, ready for its first request.
+    assert {r["state"] for r in states(api, new).values()} == {"may_request"}

@@ -3,6 +3,8 @@ only for an active account, and limits that hold whichever web process a call re
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -10,8 +12,9 @@ from syncd import operator
 from syncd.jobs import habilitations
 from syncd.web import create_app
 from syncd.web.portal_api import FORGOTTEN_PER_ADDRESS, FORGOTTEN_PER_CLIENT
-from tests.scenarios.helpers import ADMIN, REQUESTER, mails_to, people
+from tests.scenarios.helpers import ADMIN, REQUESTER, mails_to, people, person
 from tests.web.conftest import CLIENTS, SignedClient
+from tests.web.test_password_reset_page import GOOD, RESET_LINK, form_of
 
 pytestmark = pytest.mark.slapd
 
@@ -24,8 +27,8 @@ def forgot(api, email, client_address="192.0.2.10"):
 
 
 def test_known_unknown_and_disabled_addresses_get_the_same_answer_and_only_the_active_one_a_mail(
-        api, rt, daemon, smtp_server):
-    people(rt, correspondent=False, admin=False)
+        api, client, rt, daemon, smtp_server):
+    ids = people(rt, correspondent=False, admin=False)
     operator.add_account(rt, DISABLED, "Paul", "Parti", "CARSAT-RA")
     habilitations.set_account_status(rt, DISABLED, "disabled")
     answers = [forgot(api, email) for email in (REQUESTER, UNKNOWN, DISABLED, "pas une adresse")]
@@ -34,7 +37,13 @@ def test_known_unknown_and_disabled_addresses_get_the_same_answer_and_only_the_a
     daemon.run_job("deliver")
     assert [m["To"] for m in smtp_server.messages] == [REQUESTER]
     [mail] = mails_to(smtp_server, REQUESTER)
-    assert "/password/reset?token=" in mail.get_body(("plain",)).get_content()
+    [url] = RESET_LINK.findall(mail.get_body(("plain",)).get_content())
+    # The person follows the link and chooses a password: LDAP takes it.
+    parts = urlsplit(url)
+    link = f"{parts.path}?{parts.query}"
+    done = client.post("/password/reset", data=form_of(client, link) | {"password": GOOD, "confirmation": GOOD})
+    assert done.status_code == 200
+    assert rt.directory.can_bind(person(rt, ids["requester"]), GOOD)
 
 
 def test_an_address_is_sent_at_most_the_limit_of_mails_whatever_process_answers(api, rt, daemon, smtp_server, clock):
