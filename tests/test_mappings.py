@@ -109,7 +109,8 @@ def test_the_shipped_samples_load_without_a_problem():
     mappings = load_mappings(SAMPLES)
     assert isinstance(mappings, Mappings)
     assert mappings.directory.base_dn == "dc=example,dc=org"
-    assert mappings.policy == Policy(terms_version="2026-01")
+    assert mappings.policy == Policy(terms_version="2026-01",
+                                     directors_referential=mappings.policy.directors_referential)
 
 
 def test_the_samples_are_split_into_the_files_an_operator_expects():
@@ -859,3 +860,15 @@ def test_an_organisation_name_with_a_control_character_is_reported_before_it_rea
     line = edit(folder, "organisations.yaml", 'name: "CPAM de Paris"', 'name: "CPAM\\u0007 de Paris"')
     assert only_problem() == (f"mappings/organisations.yaml:{line}: organisations[2].name: 'CPAM\\x07 de Paris' "
                               "cannot be written to the directory's description (control character)")
+
+
+def test_a_directors_referential_page_that_is_not_a_web_address_is_reported_with_its_line(folder: Path):
+    line = edit_line(folder, "domains.yaml", "profile_url:", "http://", "javascript:")
+    problem = only_problem()
+    assert problem.startswith(f"mappings/domains.yaml:{line}: policy.directors_referential.profile_url: ")
+
+
+def test_the_sample_names_the_directors_referential_its_page_and_its_contact():
+    ref = load_mappings(SAMPLES).policy.directors_referential
+    assert (ref.name, ref.contact) == ("Référentiel des Agents de Direction", "labdd@ucanss.fr")
+    assert ref.profile_url == "http://ucanss.fr/portail/auth/portal/default/Pcarriere"

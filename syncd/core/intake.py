@@ -132,6 +132,33 @@ def clean_name(raw: Any) -> str | None:
     return value
 
 
+def domain_rejection(email: str, internal: bool, mappings: Mappings) -> Rejection | None:
+    """An internal account's e-mail must be in one of the Institution's domains (a normalised e-mail)."""
+    if internal and not email_domain_is_internal(email, mappings.internal_email_domains):
+        return Rejection(
+            "domain_not_internal",
+            "Pour un compte de salarié de l'Institution, l'adresse e-mail doit appartenir à un domaine "
+            "de l'Institution (par exemple @urssaf.fr ou @assurance-maladie.fr).",
+        )
+    return None
+
+
+def email_rejection(raw: Any, internal: bool, mappings: Mappings) -> tuple[str | None, Rejection | None]:
+    """What intake will say of this address on an account request: (the address as stored, or
+    None; the rejection intake will send, or None). The sign-up form asks this before it submits.
+
+    Whether an account exists already is left out on purpose: intake still rejects a duplicate
+    (by mail, to that address), but the answer here must not tell who has an account.
+    """
+    email = normalise_email(raw)
+    if email is None:
+        return None, Rejection("bad_email", "L'adresse e-mail professionnelle n'est pas valide.")
+    refused = directory_refusals({"email": email}, mappings)
+    if refused:
+        return email, Rejection("bad_email", refused["email"])
+    return email, domain_rejection(email, internal, mappings)
+
+
 def validate_row(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) -> Outcome:
     """Check one queue row; ``row`` holds the portal-written columns (see docs/queue.md)."""
     try:
@@ -175,12 +202,9 @@ def _validate_account(row: dict[str, Any], email: str, facts: IntakeFacts, mappi
         return Rejection("unknown_organisation", "L'organisme choisi est inconnu.")
     if row.get("terms_accepted") is not True:
         return Rejection("terms_not_accepted", "Les conditions générales d'utilisation n'ont pas été acceptées.")
-    if internal and not email_domain_is_internal(email, mappings.internal_email_domains):
-        return Rejection(
-            "domain_not_internal",
-            "Pour un compte de salarié de l'Institution, l'adresse e-mail doit appartenir à un domaine "
-            "de l'Institution (par exemple @urssaf.fr ou @assurance-maladie.fr).",
-        )
+    domain = domain_rejection(email, internal, mappings)
+    if domain is not None:
+        return domain
     if facts.account is not None:
         return Rejection("account_exists", "Un compte existe déjà pour cette adresse e-mail.")
     if facts.account_request_open:

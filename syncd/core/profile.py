@@ -15,14 +15,31 @@ from syncd.mappings import Mappings
 
 EDITABLE = ("civility", "given_name", "family_name", "birth_name", "contact_email", "phone",
             "secondary_organisation")
+# Every field of « Mes coordonnées », in the guide's order.
+FIELDS = ("civility", "given_name", "family_name", "birth_name", "email", "contact_email", "phone",
+          "primary_organisation", "secondary_organisation")
+NOT_HERE = {
+    "email": "L'adresse e-mail professionnelle est votre identifiant de connexion : elle ne peut pas être "
+             "modifiée ici.",
+    "primary_organisation": "L'organisme change par une demande de mobilité vers le nouvel organisme.",
+}
 
 
 class ProfileRefused(PermanentError):
-    """A profile change that is not allowed; ``problems`` maps field → reason (French)."""
+    """A profile change that is not allowed; ``problems`` maps field → reason (French);
+    ``not_editable``: the fields refused because the person may not change them here at all."""
 
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
+    def __init__(self, problems: dict[str, str], not_editable: frozenset[str] = frozenset()):
+        self.problems, self.not_editable = problems, not_editable
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+class ProfileStale(PermanentError):
+    """The account changed since the version the form was read at (optimistic concurrency)."""
+
+    def __init__(self, current_version: int):
+        self.current_version = current_version
+        super().__init__(f"the account is at version {current_version}")
 
 
 def externally_owned(field: str, account: Mapping[str, Any], mappings: Mappings) -> bool:
@@ -32,20 +49,40 @@ def externally_owned(field: str, account: Mapping[str, Any], mappings: Mappings)
     return mapping.owner == "external" or (bool(account.get("director")) and mapping.external_for_directors)
 
 
+def referential_message(mappings: Mappings) -> str:
+    """Why a director cannot change a field here: the referential, its « mon profil » page, its contact."""
+    ref = mappings.policy.directors_referential
+    text = f"Ce champ est géré dans le {ref.name} : merci de le modifier depuis votre page « mon profil »"
+    text += f" ({ref.profile_url})." if ref.profile_url else "."
+    if ref.contact:
+        text += f" Pour toute question relative à ces mises à jour, écrivez à {ref.contact}."
+    return text
+
+
+def not_editable_reason(field: str, account: Mapping[str, Any], mappings: Mappings) -> str | None:
+    """Why the person may not change ``field`` through syncd (French), or None when they may."""
+    if externally_owned(field, account, mappings):
+        # Directors are sent to their referential's own page (the guide); anyone else's field
+        # owned elsewhere is an operator's choice in the mappings, with no page to point to.
+        return (referential_message(mappings) if account.get("director")
+                else "Ce champ est géré par un autre référentiel : il ne peut pas être modifié ici.")
+    if field in NOT_HERE:
+        return NOT_HERE[field]
+    if field not in EDITABLE:
+        return "Ce champ ne peut pas être modifié."
+    return None
+
+
 def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, Any],
                              mappings: Mappings) -> dict[str, Any]:
     problems: dict[str, str] = {}
+    not_editable: set[str] = set()
     clean: dict[str, Any] = {}
     for field, raw in changes.items():
-        if field not in EDITABLE:
-            problems[field] = "Ce champ ne peut pas être modifié."
-            continue
-        if externally_owned(field, account, mappings):
-            # Directors are sent to their referential's own page (the guide); anyone else's field
-            # owned elsewhere is an operator's choice in the mappings, with no page to point to.
-            problems[field] = ("Ce champ est géré dans le Référentiel des Agents de Direction : "
-                               "merci de le modifier depuis votre page « mon profil »." if account.get("director")
-                               else "Ce champ est géré par un autre référentiel : il ne peut pas être modifié ici.")
+        refusal = not_editable_reason(field, account, mappings)
+        if refusal is not None:
+            problems[field] = refusal
+            not_editable.add(field)
             continue
         value = raw.strip() if isinstance(raw, str) else raw
         if value in (None, ""):
@@ -90,5 +127,5 @@ def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, A
     for field, reason in directory_refusals(clean, mappings).items():
         problems[field] = reason
     if problems:
-        raise ProfileRefused(problems)
+        raise ProfileRefused(problems, frozenset(not_editable))
     return clean

@@ -77,3 +77,24 @@ def route(
 def may_decide(route_now: Route, decider_account_id: str) -> bool:
     """Authorisation is checked against routing computed from *current* data, not the old routing."""
     return decider_account_id in route_now.decider_ids
+
+
+def withdrawal_refusal(*, management: Management, organisation_code: str, holder_account_id: str,
+                       actor_account_id: str | None, deciders: tuple[Decider, ...] | list[Decider]) -> str | None:
+    """Why ``actor`` may not withdraw a right of the holder (a stable code), or None when they may.
+
+    A central administrator may withdraw any role; a correspondent of the holder's organisation,
+    a locally managed one. Nobody withdraws their own (as nobody decides their own request).
+    """
+    if actor_account_id is None:
+        return "not_authorised"
+    if actor_account_id == holder_account_id:
+        return "own_request"
+    for d in deciders:
+        if d.account_id != actor_account_id:
+            continue
+        if d.scope is DeciderScope.CENTRAL:
+            return None
+        if management is Management.LOCAL and d.organisation_code == organisation_code:
+            return None
+    return "not_authorised"

@@ -310,7 +310,7 @@ _STANDARD: tuple[AttributeSyntax, ...] = tuple(
 _SYNCD: tuple[AttributeSyntax, ...] = tuple(
     _attrs(Syntax.DIRECTORY_STRING, "syncdAccountStatus", "syncdCivility", "syncdBirthName",
            "syncdTermsVersion", "syncdOrganisationCode", "syncdBranch", "syncdRoleKey",
-           "syncdApplicationKey", "syncdManagement")
+           "syncdApplicationKey", "syncdManagement", "syncdApplicationLabel")
     + _attrs(Syntax.BOOLEAN, "syncdInternal", "syncdDirector")
     + _attrs(Syntax.IA5_STRING, "syncdContactMail")
     + _attrs(Syntax.DN, "syncdPrimaryOrganisation", "syncdSecondaryOrganisation", "syncdCorrespondent")

@@ -255,7 +255,8 @@ class Directory(DirectoryConnection):
     # -- groups -----------------------------------------------------------------------------
 
     def ensure_group(self, group_name: str, role_key: str, app_key: str,
-                     description: str | None = None, *, management: str | None = None) -> Upsert:
+                     description: str | None = None, *, management: str | None = None,
+                     application_label: str | None = None) -> Upsert:
         """Create the role group (with the placeholder member) or bring its syncd values up to date.
 
         Members are never touched here, except that a group that lost its placeholder gets
@@ -271,6 +272,8 @@ class Directory(DirectoryConnection):
         }
         if management is not None:
             changes["syncdManagement"] = ldap_values(management)
+        if application_label is not None:   # beside the role's label, for applications showing both
+            changes["syncdApplicationLabel"] = ldap_values(application_label)
         if groups.rdn_attribute.lower() != "cn":
             changes["cn"] = [group_name]
 

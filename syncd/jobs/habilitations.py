@@ -18,8 +18,8 @@ import structlog
 from sqlalchemy import and_, insert, select, update
 
 from syncd.core import routing
-from syncd.core.model import RequestKind, Status
-from syncd.core.profile import validate_profile_changes
+from syncd.core.model import DeciderScope, RequestKind, Status
+from syncd.core.profile import ProfileStale, validate_profile_changes
 from syncd.errors import DecisionRefused, PermanentError
 from syncd.jobs import notify
 from syncd.jobs.intake import route_and_schedule
@@ -41,8 +41,14 @@ def _habilitation_context(rt: Runtime, account, role_key: str) -> dict[str, Any]
             "role_label": role.label if role else role_key, "application_label": app.label if app else ""}
 
 
-def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | None = None) -> None:
-    """Withdraw one habilitation. Raises ``DecisionRefused`` when ``by`` may not do it."""
+def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | None = None) -> dict[str, Any]:
+    """Withdraw one habilitation (``syncd revoke``, the API's withdrawal, the correspondents' desk).
+
+    Raises ``DecisionRefused``: ``not_found`` (no such account holding the role), ``own_request``,
+    ``not_authorised`` (``routing.withdrawal_refusal``: a central administrator for any role, a
+    correspondent of the holder's organisation for a locally managed one). Returns who withdrew
+    what, and when.
+    """
     now = rt.clock()
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
@@ -50,13 +56,17 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
         key = and_(memberships.c.account_id == (account["id"] if account else None),
                    memberships.c.role_key == role_key, memberships.c.revoked_at.is_(None))
         row = conn.execute(select(memberships).where(key)).mappings().first() if account else None
-        if row is None:
+        if row is None or rt.mappings.role(role_key) is None:
             raise DecisionRefused("not_found", f"{account_ref} holds no habilitation {role_key!r}.")
-        route = routing.route(kind=RequestKind.HABILITATION, management=rt.mappings.management_of(role_key),
-                              organisation_code=account["primary_organisation"], requester_account_id=account["id"],
-                              deciders=repo.current_deciders(conn, account["primary_organisation"]))
-        if actor is None or not routing.may_decide(route, actor["id"]):
-            raise DecisionRefused("not_authorised", "Only a decider for this habilitation may revoke it.")
+        refusal = routing.withdrawal_refusal(
+            management=rt.mappings.management_of(role_key), organisation_code=account["primary_organisation"],
+            holder_account_id=account["id"], actor_account_id=actor["id"] if actor else None,
+            deciders=repo.current_deciders(conn, account["primary_organisation"]))
+        if refusal == "own_request":
+            raise DecisionRefused(refusal, "Nobody withdraws their own habilitation.")
+        if refusal is not None:
+            raise DecisionRefused(refusal, "Only a central administrator, or a correspondent of the holder's "
+                                           "organisation for a locally managed role, may withdraw it.")
         conn.execute(update(memberships).where(key).values(revoked_at=now, applied_at=None))
         audit.record(conn, at=now, actor=actor["id"], action="revoked", request_id=row["granted_by_request"],
                      target=f"{account['id']}:{role_key}", detail={"reason": reason} if reason else None)
@@ -67,40 +77,70 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
                 dedupe_key=f"revoked:{account['id']}:{role_key}:{now.isoformat()}",
                 context=_habilitation_context(rt, account, role_key) | {"revoked_at": now, "reason": reason})
     log.info("habilitation_revoked", account_id=account["id"], role=role_key, by=actor["id"])
+    return {"account_id": account["id"], "role_key": role_key, "withdrawn_at": now, "withdrawn_by": actor["id"]}
 
 
-def set_account_status(rt: Runtime, account_ref: str, status: str) -> str:
-    """Disable (every membership goes, history stays) or re-enable an account."""
+def set_account_status(rt: Runtime, account_ref: str, status: str, *, actor: str | None = None,
+                       reason: str | None = None) -> tuple[str, bool]:
+    """Disable (every membership goes, history stays) or re-enable an account; return its id and
+    whether it changed.
+
+    ``actor`` None: the operator at the command line. Otherwise the account id or e-mail of who
+    asks, which must be an active central administrator (``DecisionRefused("not_authorised")``),
+    and not the account itself (``own_request``).
+    """
     if status not in ("active", "disabled"):
         raise PermanentError(f"unknown account status {status!r}")
+    now = rt.clock()
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
         if account is None:
-            raise PermanentError(f"no account {account_ref!r}")
+            raise DecisionRefused("not_found", f"no account {account_ref!r}")
+        actor_id = "operator"
+        if actor is not None:
+            found = repo.find_account(conn, actor)
+            central = {d.account_id for d in repo.current_deciders(conn) if d.scope is DeciderScope.CENTRAL}
+            if found is None or found["id"] not in central:
+                raise DecisionRefused("not_authorised", "Only a central administrator may change an account's state.")
+            if found["id"] == account["id"]:
+                raise DecisionRefused("own_request", "Nobody changes their own account's state.")
+            actor_id = found["id"]
+        if account["status"] == status:
+            return account["id"], False
         # A new status is a change worth a new try, parked or not (syncd.jobs.accounts writes a
         # disable on its own first, so a value the directory refuses does not keep it out).
         conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(status=status, updated_at=rt.clock(), version=accounts.c.version + 1,
+                     .values(status=status, updated_at=now, version=accounts.c.version + 1,
                              ldap_parked_at=None, ldap_parked_reason=None, ldap_attempts=0,
                              ldap_next_attempt_at=None))
-        audit.record(conn, at=rt.clock(), actor="operator", action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
-                     target=account["id"])
-    log.info("account_status_changed", account_id=account["id"], status=status)
-    return account["id"]
+        audit.record(conn, at=now, actor=actor_id, action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
+                     target=account["id"], detail={"reason": reason} if reason else None)
+    log.info("account_status_changed", account_id=account["id"], status=status, by=actor_id)
+    return account["id"], True
 
 
-def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply "mes coordonnées" changes; the ``accounts`` job writes them to LDAP."""
+def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any], *, expected_version: int | None = None,
+                   channel: str = "cli") -> dict[str, Any]:
+    """Apply "mes coordonnées" changes; the ``accounts`` job writes them to LDAP.
+
+    ``expected_version``: the account's ``version`` the form was read at; ``ProfileStale`` when
+    it has moved on since (checked in the update itself, so two writers cannot both pass).
+    """
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
         if account is None:
             raise PermanentError(f"no account {account_ref!r}")
+        if expected_version is not None and account["version"] != expected_version:
+            raise ProfileStale(account["version"])
         clean = validate_profile_changes(changes, account, rt.mappings)
         if clean:
-            conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                         .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+            done = conn.execute(update(accounts).where(accounts.c.id == account["id"],
+                                                       accounts.c.version == account["version"])
+                                .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
+            if done.rowcount != 1:
+                raise ProfileStale(account["version"] + 1)
             audit.record(conn, at=rt.clock(), actor=account["id"], action="profile_changed", target=account["id"],
-                         detail={"fields": sorted(clean)})
+                         detail={"fields": sorted(clean), "channel": channel})
     return clean
 
 

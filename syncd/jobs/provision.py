@@ -57,7 +57,7 @@ def provision(rt: Runtime) -> int:
                          "correspondents": dns})
         for app in rt.mappings.applications:
             for role in app.roles:
-                outcome = directory.ensure_group(role.group, role.key, app.key, role.label)
+                outcome = directory.ensure_group(role.group, role.key, app.key, role.label, application_label=app.label)
                 if outcome != "unchanged":
                     changed(f"ldap_group_{outcome}", names.group_dn(layout, role.group),
                             {"role_key": role.key, "application_key": app.key})

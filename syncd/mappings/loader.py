@@ -393,6 +393,7 @@ class _MappingsLoader:
         for i, org in items(self.data.get("organisations")):
             written.append((("organisations", i, "name"), "description", org.get("name")))
         for i, app in items(self.data.get("applications")):
+            written.append((("applications", i, "label"), "syncdApplicationLabel", app.get("label")))
             for j, role in items(app.get("roles")):
                 written += [(("applications", i, "roles", j, "label"), "description", role.get("label")),
                             (("applications", i, "roles", j, "group"), "cn", role.get("group"))]

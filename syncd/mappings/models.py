@@ -80,6 +80,16 @@ class Organisation(_Frozen):
     branch: str = Field(min_length=1, max_length=64)
 
 
+class DirectorsReferential(_Frozen):
+    """Where directors ("Agents de Direction", ADD) change the fields the referential owns (the guide's
+    « mon profil » page), and whom to write to: named in the portal's refusals."""
+
+    name: str = Field(default="Référentiel des Agents de Direction", min_length=1, max_length=200,
+                      pattern=r"^[^\x00-\x1f\x7f]+$")
+    profile_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
+    contact: str | None = Field(default=None, max_length=254, pattern=r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+
+
 class Policy(_Frozen):
     """Workflow delays and defaults; per-role settings override these."""
 
@@ -93,6 +103,8 @@ class Policy(_Frozen):
     decision_window_business_days: int = Field(default=2, ge=0, le=30)
     # Internal account requests are accepted tacitly like habilitations; external ones never.
     internal_account_tacit: bool = True
+    # Named in the refusal of a director's change to a field the referential owns.
+    directors_referential: DirectorsReferential = DirectorsReferential()
 
 
 class Mappings(_Frozen):

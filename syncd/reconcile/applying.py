@@ -81,7 +81,7 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
         if role is None or app is None:
             continue
         try:
-            if directory.ensure_group(role.group, role.key, app.key, role.label) == "created":
+            if directory.ensure_group(role.group, role.key, app.key, role.label, application_label=app.label) == "created":
                 result.groups_created += 1
                 _audit(rt, "ldap_group_created", g.dn, {"role_key": role.key})
         except PermanentError as exc:

@@ -107,7 +107,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
                                        layout.people.object_classes)
     result = ReplayResult(request_id, row["kind"], written)
     if role is not None and app is not None:
-        result.group_created = directory.ensure_group(role.group, role.key, app.key, role.label) == "created"
+        result.group_created = directory.ensure_group(role.group, role.key, app.key, role.label, application_label=app.label) == "created"
         with LeanReader(rt.settings.ldap) as reader:
             present = reader.compare(names.group_dn(layout, role.group), layout.groups.member_attribute, dn)
         if not present:

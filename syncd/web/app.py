@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store.db import transaction
-from syncd.web import api, auth, decision_page, links, messages, pages, password_page, tokens
+from syncd.web import api, auth, decision_page, links, messages, pages, password_page, portal_api, tokens
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -366,6 +366,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
                   docs_url=None, redoc_url=None)
     app.state.syncd = svc
     app.include_router(api.router)
+    app.include_router(portal_api.router)   # the portal's screens (docs/web.md)
     app.include_router(decision_page.router)
     app.include_router(password_page.router)
 

@@ -60,6 +60,12 @@ CODES: dict[str, tuple[str, str]] = {
     "rate_limited": ("Trop de requêtes : ralentissez.", "Too many requests: slow down."),
     "unavailable": ("La base de données est indisponible : réessayez dans quelques instants.",
                     "The database is unavailable: try again shortly."),
+    "not_editable": ("Ce champ ne peut pas être modifié ici : voir « fields ».",
+                     "This field cannot be changed here: see fields."),
+    "stale_version": ("Le profil a changé depuis son affichage : rechargez-le puis recommencez.",
+                      "The profile changed since it was read: read it again, then retry."),
+    "if_match_required": ("L'en-tête If-Match (la version du profil lue) est obligatoire.",
+                          "The If-Match header (the version of the profile read) is required."),
     "http_error": ("La requête ne peut pas être servie.", "The request cannot be served."),
 }
 

@@ -225,6 +225,12 @@ class _RequestIn(_In):
 class AccountRequestIn(_RequestIn):
     """« Demande de création de compte » (docs/queue.md §1.1)."""
 
+    # A valid submission, so the fuzzer (tests/web/test_schemathesis.py) reaches the success path.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "kind": "account", "email": "jeanne.martin@lassuranceretraite.fr", "civility": "Mme", "given_name": "Jeanne",
+        "family_name": "Martin", "internal": True, "organisation_code": "CARSAT-RA", "terms_accepted": True,
+        "terms_version": "2026-01"}]})
+
     kind: Literal["account"]
     civility: Literal["M.", "Mme"] | None = None
     given_name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
@@ -237,6 +243,9 @@ class AccountRequestIn(_RequestIn):
 
 class HabilitationRequestIn(_RequestIn):
     """« Demande d'habilitation » for an existing account (docs/queue.md §1.2)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "kind": "habilitation", "email": "a.charenne@lassuranceretraite.fr", "role_key": "opim-local"}]})
 
     kind: Literal["habilitation"]
     role_key: str = Field(pattern=KEY)

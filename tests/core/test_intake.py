@@ -89,3 +89,23 @@ def test_any_malformed_row_is_either_valid_or_rejected_never_a_crash(row):
     assert isinstance(out, (Rejection, ValidAccountRequest, ValidHabilitationRequest))
     if isinstance(out, Rejection):
         assert out.reason and out.code
+
+
+_LOCAL = st.text(st.sampled_from("abcdeé.-_+Z9 "), min_size=0, max_size=12)
+_DOMAIN = st.sampled_from(["assurance-maladie.fr", "idf.urssaf.fr", "URSSAF.FR", "gmail.com", "urssaf.fr.evil.com",
+                           "lassuranceretraite.fr", "", "exa mple.com"])
+
+
+@given(local=_LOCAL, domain=_DOMAIN, internal=st.booleans())
+@settings(max_examples=300)
+def test_the_sign_up_e_mail_check_says_what_intake_decides_of_the_same_address(local, domain, internal):
+    from syncd.core.intake import email_rejection, validate_row
+    email = f"{local}@{domain}"
+    stored, rejection = email_rejection(email, internal, M)
+    outcome = validate_row({"kind": "account", "email": email, "given_name": "Jeanne", "family_name": "Martin",
+                            "internal": internal, "organisation_code": "CPAM-75", "terms_accepted": True},
+                           IntakeFacts(), M)
+    if rejection is None:
+        assert isinstance(outcome, ValidAccountRequest) and outcome.email == stored
+    else:
+        assert outcome == rejection

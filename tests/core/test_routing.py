@@ -1,3 +1,6 @@
+import pytest
+
+from syncd.core import routing
 from syncd.core.model import Management, RequestKind
 from syncd.core.routing import RouteReason, may_decide, route
 from tests.factories import central, correspondent
@@ -51,3 +54,16 @@ def test_only_the_currently_routed_deciders_may_decide():
     assert may_decide(r, "c1")
     assert not may_decide(r, "c9")
     assert not may_decide(r, "admin")
+
+
+@pytest.mark.parametrize("management, actor, expected", [
+    (Management.LOCAL, "c1", None), (Management.LOCAL, "admin", None), (Management.LOCAL, "c-other", "not_authorised"),
+    (Management.CENTRAL, "admin", None), (Management.CENTRAL, "c1", "not_authorised"),
+    (Management.LOCAL, "holder", "own_request"), (Management.LOCAL, None, "not_authorised"),
+    (Management.LOCAL, "stranger", "not_authorised"),
+])
+def test_who_may_withdraw_a_right(management, actor, expected):
+    deciders = [correspondent("c1"), correspondent("c-other", "CPAM-75"), central("admin")]
+    assert routing.withdrawal_refusal(management=management, organisation_code="CARSAT-RA",
+                                      holder_account_id="holder", actor_account_id=actor,
+                                      deciders=deciders) == expected

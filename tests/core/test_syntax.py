@@ -34,7 +34,7 @@ def schema_syntaxes(path: Path) -> dict[str, str]:
                                           (DirectoryKind.DS389, "389ds/99syncd.ldif")])
 def test_the_profile_of_each_kind_gives_every_attribute_of_our_schema_its_syntax(kind, schema):
     declared = schema_syntaxes(SCHEMA / schema)
-    assert len(declared) == 16
+    assert len(declared) == 17
     prof = syntax.profile(kind)
     assert {name: prof.attribute(name).syntax.value for name in declared} == declared
 

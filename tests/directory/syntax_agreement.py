@@ -43,7 +43,8 @@ PERSON_ATTRIBUTES = ("cn", "givenName", "sn", "mail", "telephoneNumber", "syncdC
                      "syncdInternal", "syncdDirector", "syncdTermsVersion", "syncdTermsAcceptedAt",
                      "syncdAccountStatus")
 ORGANISATION_ATTRIBUTES = ("description", "syncdOrganisationCode", "syncdBranch", "syncdCorrespondent")
-GROUP_ATTRIBUTES = ("description", "syncdRoleKey", "syncdApplicationKey", "syncdManagement", "member")
+GROUP_ATTRIBUTES = ("description", "syncdRoleKey", "syncdApplicationKey", "syncdManagement", "syncdApplicationLabel",
+                    "member")
 
 
 class Disagreement(AssertionError):

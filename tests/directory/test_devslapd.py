@@ -29,7 +29,7 @@ def test_both_schema_variants_use_the_same_oids():
     openldap = oids(REPO / "schema" / "openldap" / "syncd.ldif")
     ds389 = oids(REPO / "schema" / "389ds" / "99syncd.ldif")
     assert openldap == ds389
-    assert len(openldap) == 19 and len({o for o, _ in openldap}) == 19
+    assert len(openldap) == 20 and len({o for o, _ in openldap}) == 20
 
 
 def test_a_missing_slapd_binary_says_how_to_install_it(monkeypatch, tmp_path):

@@ -24,7 +24,8 @@ from sqlalchemy import insert
 from syncd.jobs.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store.db import make_engine, transaction
-from syncd.store.tables import accounts, deciders, organisations, request_deciders, requests as requests_table
+from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders,
+                                requests as requests_table)
 from syncd.web import create_app
 from syncd.web.auth import signed_headers
 from tests.factories import T0, mappings
@@ -69,11 +70,13 @@ def seed(engine) -> None:
                 organisation_code="CARSAT-RA", role_key="accords-locaux-acces", status="pending",
                 deadline_at=T0 + timedelta(days=10))).inserted_primary_key[0]
             conn.execute(insert(request_deciders).values(request_id=request_id, account_id="u-cor"))
+        # A right the requester holds, for the withdrawal's examples to withdraw.
+        conn.execute(insert(memberships).values(account_id="u-req", role_key="accords-locaux-acces", granted_at=T0))
 
 
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8"))
 # Path parameters naming the seeded data, so that generated calls also reach existing rows.
-KNOWN = {"account": "u-req", "decider": "u-cor", "request_id": 1}
+KNOWN = {"account": "u-req", "decider": "u-cor", "request_id": 1, "role_key": "accords-locaux-acces"}
 CASES = [(method.upper(), path, mode, known)
          for path, ops in sorted(OPENAPI["paths"].items()) for method, op in sorted(ops.items())
          for mode, known in ((GenerationMode.POSITIVE, False), (GenerationMode.NEGATIVE, False),
@@ -126,3 +129,34 @@ def test_the_committed_openapi_document_is_the_one_the_app_serves(sqlite_engine)
     generated = json.dumps(build_openapi(app), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     assert committed.read_text(encoding="utf-8") == generated, (
         "docs/openapi.json is stale: regenerate it with `python -m syncd.web.openapi > docs/openapi.json`")
+
+
+def _body_refs(operation: dict) -> list[str]:
+    """The component schemas a request body names (directly, or as one of a union)."""
+    text = json.dumps(operation.get("requestBody", {}))
+    return sorted({part.split('"', 1)[0] for part in text.split("#/components/schemas/")[1:]})
+
+
+WITH_EXAMPLES = [(method.upper(), path) for path, ops in sorted(OPENAPI["paths"].items())
+                 for method, op in sorted(ops.items())
+                 if any("examples" in OPENAPI["components"]["schemas"][name] for name in _body_refs(op))]
+
+
+@pytest.mark.parametrize("method, path", WITH_EXAMPLES, ids=[f"{m} {p}" for m, p in WITH_EXAMPLES])
+def test_the_examples_of_the_document_reach_a_successful_answer(web_schema, method, path):
+    """The fuzzer starts from the documented examples: each operation that has some gets at least
+    one 2xx from them, so the success path is exercised and checked against the schema too."""
+    schema, sign = web_schema
+    operation = schema[path][method]
+    fixed = {name: value for name, value in KNOWN.items() if "{" + name + "}" in path}
+    headers = {"If-Match": '"1"'} if method == "PATCH" else None
+    statuses = []
+    for strategy in operation.get_strategies_from_examples(path_parameters=fixed or None, headers=headers):
+        @given(case=strategy)
+        @settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
+        def call(case):
+            statuses.append(case.call_and_validate(auth=sign, checks=CHECKS).status_code)
+
+        call()
+    assert any(200 <= status < 300 for status in statuses), statuses

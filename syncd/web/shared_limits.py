@@ -1,0 +1,36 @@
+"""Rate limits that hold across every web process: counted in the database (``used_tokens``).
+
+The per-client token buckets of ``syncd.web.auth`` live in one process's memory; a limit that
+must hold whatever process a call reaches (the forgotten-password form: mails sent to a person,
+guesses from one address) is counted here instead. A fixed window of ``window`` seconds allows
+``limit`` calls: each call claims the first free slot ``<key>:<window number>:<n>`` (n < limit)
+as a ``used_tokens`` row. The row's primary key makes two processes claiming the same slot at
+once take two different slots or fail; the slots expire with their window and the nonce purge
+removes them. Keys are hashed by the caller when they hold personal data.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from syncd.store.tables import used_tokens
+from syncd.web import tokens
+
+
+def take(conn: Connection, key: str, limit: int, window: int, now: datetime) -> float:
+    """Claim one call of ``limit`` per ``window`` seconds for ``key`` in ``conn``'s transaction:
+    0 if it is allowed, else the seconds until the window ends (for ``Retry-After``)."""
+    number = math.floor(now.timestamp() / window)
+    ends = datetime.fromtimestamp((number + 1) * window, tz=timezone.utc)
+    prefix = f"limit:{key}:{number}:"
+    taken = conn.execute(select(func.count()).select_from(used_tokens)
+                         .where(used_tokens.c.key.like(prefix.replace("%", r"\%").replace("_", r"\_") + "%",
+                                                       escape="\\"))).scalar_one()
+    for slot in range(taken, limit):
+        if tokens.claim(conn, f"{prefix}{slot}", now, ends + timedelta(seconds=1)):
+            return 0.0
+    return max(1.0, (ends - now).total_seconds())
