@@ -227,6 +227,7 @@ class Planner:
                     plan.accounts.append(AccountDrift(row["id"], "missing", self.keys.dn(row["id"]),
                                                       row["email"], action="create"))
                 continue
+            self.reads["compared"] += 1
             drift = self.account_drift(dict(row), self.comparer.desired(row), attrs)
             if drift is not None:
                 plan.accounts.append(drift)
