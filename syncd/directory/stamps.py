@@ -10,9 +10,10 @@ the one place that knows.
   change), not by the memberof overlay adding ``memberOf`` (measured on 2.5: a group add left the
   person's ``entryCSN`` as it was), nor by a failed bind. Returned with the write by the post-read
   control (RFC 4527). Ordered (``csnOrderingMatch``) and indexed (``olcDbIndex: entryCSN eq``
-  serves ``>=``, as syncprov uses it). A CSN starts with its commit time, so the cursor of the
-  next run is taken from the newest stamp seen, minus the run's duration and a margin: a change
-  committed while the run read is at or after it.
+  serves ``>=``, as syncprov uses it). A CSN starts with the time its write began, so the next
+  run's cursor is the later of two bounds below anything the run may have missed: the newest
+  stamp it saw less the run's duration and a write's margin (5 s), and syncd's clock at the
+  start less that margin and 30 s for the clocks' difference.
 * **389 Directory Server: ``entryUSN``** (the USN plugin, which must be enabled:
   ``dsconf INSTANCE plugin usn enable``; ``modifyTimestamp`` has a one-second resolution, too
   coarse to tell syncd's write from another made in the same second). An integer counter per
@@ -35,7 +36,10 @@ from syncd.core.model import DirectoryKind
 from syncd.directory import names
 
 POST_READ_OID = "1.3.6.1.1.13.2"
-CURSOR_MARGIN_SECONDS = 60.0      # beyond the run's duration: the servers' and syncd's clocks may step
+# A CSN is taken when a write starts and becomes visible when it commits: a margin for that.
+WRITE_MARGIN_SECONDS = 5.0
+# When syncd's clock stands in for the server's (NTP keeps them within a second; a margin for worse).
+CLOCK_MARGIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class StampProfile:
     # (newest stamp seen, seconds the run took) -> the next run's cursor; None when the cursor is
     # read from the server before the run instead (``root_dse_cursor``).
     cursor_from_seen: Callable[[str, float], str] | None = None
+    # syncd's clock (epoch seconds) when the run started -> a cursor, for stamps that are times.
+    cursor_from_clock: Callable[[float], str] | None = None
     root_dse_cursor: str | None = None    # root DSE attribute (prefix) holding the server's last stamp
 
     def since_filter(self, cursor: str) -> str:
@@ -56,11 +62,9 @@ class StampProfile:
         key = _csn_key if self.kind == DirectoryKind.OPENLDAP.value else _int_key
         return max(stamps, key=key, default=None)
 
-    def later(self, a: str | None, b: str | None) -> str | None:
-        """The later of two cursors (None: unknown)."""
-        if a is None or b is None:
-            return a if b is None else b
-        return self.newest((a, b))
+    def later(self, *cursors: str | None) -> str | None:
+        """The latest of these cursors (None: unknown)."""
+        return self.newest(c for c in cursors if c is not None)
 
 
 def _csn_key(csn: str) -> str:
@@ -74,16 +78,25 @@ def _int_key(usn: str) -> int:
         return -1
 
 
+def _csn(at: datetime) -> str:
+    return at.strftime("%Y%m%d%H%M%S.%fZ") + "#000000#000#000000"
+
+
 def csn_cursor(newest: str, run_seconds: float) -> str:
-    """An OpenLDAP CSN ``run_seconds`` + the margin before ``newest`` (``YYYYmmddHHMMSS.ffffffZ#…``)."""
+    """The run's duration and a write's margin before the newest CSN it saw: whatever changed
+    during the run, even an entry read before a later change to another, is at or after it."""
     stamp = datetime.strptime(newest[:22], "%Y%m%d%H%M%S.%fZ").replace(tzinfo=timezone.utc)
-    earlier = stamp - timedelta(seconds=run_seconds + CURSOR_MARGIN_SECONDS)
-    return earlier.strftime("%Y%m%d%H%M%S.%fZ") + "#000000#000#000000"
+    return _csn(stamp - timedelta(seconds=run_seconds + WRITE_MARGIN_SECONDS))
+
+
+def csn_at(epoch_seconds: float) -> str:
+    """The CSN of syncd's clock at the run's start, less the clock and write margins."""
+    return _csn(datetime.fromtimestamp(epoch_seconds - CLOCK_MARGIN_SECONDS - WRITE_MARGIN_SECONDS, timezone.utc))
 
 
 _PROFILES = {
     DirectoryKind.OPENLDAP: StampProfile(DirectoryKind.OPENLDAP.value, "entryCSN", post_read=True,
-                                         cursor_from_seen=csn_cursor),
+                                         cursor_from_seen=csn_cursor, cursor_from_clock=csn_at),
     DirectoryKind.DS389: StampProfile(DirectoryKind.DS389.value, "entryUSN", post_read=True,
                                       root_dse_cursor="lastusn"),
 }

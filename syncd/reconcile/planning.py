@@ -2,23 +2,27 @@
 
 Full run, in this order:
 
-1. **People, LDAP side.** One paged search of the people branch (one level) for the
-   attributes syncd may own. Each entry is reduced at once to its key and a few digests
-   (``compare.AccountComparer``): memory holds ~100 bytes per person, not the entries.
-2. **Accounts, database side.** The ``accounts`` table, streamed (a server-side cursor on
-   PostgreSQL). Each row's desired attributes are digested and matched against the LDAP
-   digest of the same key, which is then dropped. Only rows whose digests differ are kept
-   ("suspects"); an active row with no entry is *missing*; the LDAP keys left at the end
-   are *extra* (entries the database does not know).
-3. **Suspects.** Their entries are read again, in batches (one ``(|(uid=…)…)`` search per
-   200), and compared attribute by attribute: *renamed* (e-mail or names), *changed*,
-   *disable*.
+1. **People, LDAP side.** One paged search of the people branch (one level) for each
+   entry's change stamp (``syncd.directory.stamps``) and status only: memory holds a key, a
+   stamp and a flag per person, not the entries.
+2. **Accounts, database side.** The ``accounts`` table joined with ``ldap_stamps``, streamed
+   (a server-side cursor on PostgreSQL). An entry whose stamp is the one recorded, with the
+   same digest of the account's fields and the same layout, is trusted; the others are
+   "suspects"; an active row with no entry is *missing*; the LDAP keys left at the end are
+   *extra* (entries the database does not know).
+3. **Suspects.** Their entries are read in full, in batches (one ``(|(uid=…)…)`` search per
+   200), then their rows, and compared attribute by attribute: *renamed* (e-mail or names),
+   *changed*, *disable*; an entry found equal gets its stamp recorded.
 4. **Groups.** One paged search of the groups branch for ``member``; the entries stream in
    one at a time, so memory holds one group's member list (the biggest one bounds it). For
    each role group, LDAP is read first, then that role's rows in ``memberships`` (so a
-   revocation committed in between is seen as such), and ``syncd.core.planner.plan_group``
-   decides: exclusive groups exactly, shared groups only removing members syncd granted.
-   Role groups that never showed up are *missing*.
+   revocation committed in between is seen as such). Member values equal, as strings, to the
+   DNs syncd writes for the desired members need no parsing; otherwise
+   ``syncd.core.planner.plan_group`` decides on keys: exclusive groups exactly, shared groups
+   only removing members syncd granted. Role groups that never showed up are *missing*.
+
+Incremental runs (``syncd.reconcile.incremental``) reuse steps 3 and 4 for what changed since
+a cursor, which ``propose_cursor`` computes for the next run.
 
 One-object runs read only what they need: ``plan_account`` reads one entry and asks each
 role group with an LDAP compare (no member list transferred, O(log n) on the server with
@@ -94,6 +98,7 @@ class Planner:
         self._verified: list[tuple[str, str, str]] = []
         self._newest: str | None = None             # the newest change stamp seen in this run
         self._start_cursor: str | None = None       # the server's own cursor, read before the run
+        self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
 
@@ -275,13 +280,15 @@ class Planner:
         self._newest = self.stamps.later(self._newest, newest)
 
     def propose_cursor(self, previous: str | None, seconds: float) -> None:
-        """Where the next incremental run starts: at or before the start of this one."""
-        computed = None
-        if self._start_cursor is not None:
-            computed = self._start_cursor
-        elif self._newest is not None and self.stamps.cursor_from_seen is not None:
-            computed = self.stamps.cursor_from_seen(self._newest, seconds)
-        self.next_cursor = self.stamps.later(previous, computed)
+        """Where the next incremental run starts: at or before anything this one may have missed
+        (``syncd.directory.stamps``); never before ``previous``."""
+        profile = self.stamps
+        from_seen = from_clock = None
+        if self._newest is not None and profile.cursor_from_seen is not None:
+            from_seen = profile.cursor_from_seen(self._newest, seconds)
+        if profile.cursor_from_clock is not None:
+            from_clock = profile.cursor_from_clock(self.started_at)
+        self.next_cursor = profile.later(previous, self._start_cursor, from_seen, from_clock)
 
     def account_drift(self, row: dict, desired: dict[str, list[str]], attrs: dict[str, list[str]]
                       ) -> AccountDrift | None:

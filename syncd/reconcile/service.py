@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -32,6 +32,7 @@ class Outcome:
     forced: bool
     applied: ApplyResult | None
     run_id: int | None = None
+    reads: dict[str, int] = field(default_factory=dict)   # what the run read (Planner.reads), for the bench
 
     @property
     def refused(self) -> bool:
@@ -91,7 +92,7 @@ def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False
         applied = None
         if not dry_run and plan.changes and (verdict.ok or (force and verdict.forceable)):
             applied = apply_plan(rt, plan, progress)
-        outcome = Outcome(plan, verdict, dry_run, force, applied, run_id)
+        outcome = Outcome(plan, verdict, dry_run, force, applied, run_id, dict(planner.reads))
     except BaseException as exc:
         if run_id is not None:
             _finish(rt, run_id, None, f"{type(exc).__name__}: {exc}")
