@@ -46,6 +46,16 @@ class Keys:
         # People entries: the layout's structural class (sub-containers of the branch are not people).
         self.people_filter = names.filter_eq("objectClass", layout.people.object_classes[0])
 
+    @property
+    def dn_parts(self) -> tuple[str, str]:
+        """``dn(id) == prefix + id + suffix`` for every id ``all_plain`` accepts."""
+        return f"{self.rdn}=", self._suffix
+
+    @staticmethod
+    def all_plain(account_ids: list[str]) -> bool:
+        """Whether every id is plain (one regex over them all: plain strings concatenate to one)."""
+        return not account_ids or bool(_PLAIN.match("".join(account_ids)))
+
     def dn(self, account_id: str) -> str:
         """The DN syncd writes for an account (``names.person_dn``, fast for plain ids)."""
         if _PLAIN.match(account_id):

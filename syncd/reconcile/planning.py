@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from syncd.core.planner import plan_group
 from syncd.directory import names
@@ -56,6 +56,7 @@ from syncd.store import stamps as stamp_store
 from syncd.store.tables import accounts, ldap_stamps, memberships
 
 SUSPECT_BATCH = 200          # entries re-read per search
+BULK_SUSPECTS = 2000         # above (and above a tenth of the people): one read of the branch instead
 EXTRA_DETAILS = 1000         # extra accounts described one by one (all of them when disabling)
 
 
@@ -101,6 +102,7 @@ class Planner:
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
+        self._role_sql: tuple[str, list[str] | None] | None = None
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -161,7 +163,7 @@ class Planner:
                  .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id)))
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
-        digest_of = stamp_store.row_digest
+        digest_of, width = stamp_store.fields_digest, len(columns)
         n = 0
         with transaction(self.rt.engine, readonly=True) as conn:
             rows = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
@@ -182,27 +184,52 @@ class Planner:
                                                           action="create"))
                     continue
                 if have[0] is None or have[0] != s_stamp or s_layout != layout \
-                        or digest_of(row._mapping, columns) != s_digest:
+                        or digest_of(tuple(row[:width]), i_status) != s_digest:
                     suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
         return suspects
 
     def _check_suspects(self, reader: LeanReader, suspects: list[tuple[str, str]], plan: Plan) -> None:
-        """Read the suspects' entries in full (a search per 200), then their rows, and compare."""
+        """Read the suspects' entries in full, then their rows, and compare: a search per 200
+        suspects, or, when they are many (the first run, a restored directory), one paged read of
+        the whole branch keeping only them."""
         if not suspects:
             return
         self.progress.phase("accounts that differ (LDAP)", len(suspects))
-        for start in range(0, len(suspects), SUSPECT_BATCH):
-            batch = suspects[start:start + SUSPECT_BATCH]
-            flt = names.filter_or(*(names.filter_eq(self.keys.rdn, account_id) for _, account_id in batch))
-            found = {self.keys.of_dn(dn): attrs for dn, attrs in
-                     reader.search(self.keys.branch, flt, self.entry_attributes, scope="one")}
-            self.reads["entries"] += len(found)
-            self.compare_entries([(key, account_id, found.get(key)) for key, account_id in batch], plan,
-                                 extras=False)
-            self.progress.advance(len(batch))
+        if len(suspects) > BULK_SUSPECTS and len(suspects) * 10 > plan.people_in_ldap:
+            self._check_suspects_in_one_read(reader, dict(suspects), plan)
+        else:
+            for start in range(0, len(suspects), SUSPECT_BATCH):
+                batch = suspects[start:start + SUSPECT_BATCH]
+                flt = names.filter_or(*(names.filter_eq(self.keys.rdn, account_id) for _, account_id in batch))
+                found = {self.keys.of_dn(dn): attrs for dn, attrs in
+                         reader.search(self.keys.branch, flt, self.entry_attributes, scope="one")}
+                self.reads["entries"] += len(found)
+                self.compare_entries([(key, account_id, found.get(key)) for key, account_id in batch], plan,
+                                     extras=False)
+                self.progress.advance(len(batch))
         self.record_verified()
+
+    def _check_suspects_in_one_read(self, reader: LeanReader, wanted: dict[str, str], plan: Plan) -> None:
+        of_dn = self.keys.of_dn
+        batch: list[tuple[str, str, dict[str, list[str]] | None]] = []
+        for dn, attrs in reader.search(self.keys.branch, self.keys.people_filter, self.entry_attributes,
+                                       scope="one", page_size=self.config.page_size, missing_ok=True):
+            key = of_dn(dn)
+            account_id = wanted.pop(key, None)
+            if account_id is None:
+                continue
+            self.reads["entries"] += 1
+            batch.append((key, account_id, attrs))
+            if len(batch) >= SUSPECT_BATCH:
+                self.compare_entries(batch, plan, extras=False)
+                self.progress.advance(len(batch))
+                batch = []
+        batch += [(key, account_id, None) for key, account_id in wanted.items()]    # gone in between
+        for start in range(0, len(batch), SUSPECT_BATCH):
+            self.compare_entries(batch[start:start + SUSPECT_BATCH], plan, extras=False)
+        self.progress.advance(len(batch))
 
     def compare_entries(self, batch: list[tuple[str, str, dict[str, list[str]] | None]], plan: Plan, *,
                         extras: bool) -> None:
@@ -382,8 +409,10 @@ class Planner:
         have.discard(self.placeholder_value)
         if len(have) != len(wanted) or len(values) - len(have) > 1:
             return False
-        dn = self.keys.dn
-        if any(dn(account_id) not in have for account_id in wanted):
+        if not self.keys.all_plain(wanted):
+            return False
+        prefix, suffix = self.keys.dn_parts
+        if any(prefix + account_id + suffix not in have for account_id in wanted):
             return False
         plan.groups_checked += 1
         plan.member_values += len(have)
@@ -398,14 +427,29 @@ class Planner:
         inactive = self._inactive_accounts()
         with transaction(self.rt.engine, readonly=True) as conn:
             # No join with accounts: it triples the cost on SQLite (measured); the few
-            # accounts that are not active are looked up in a set instead.
-            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
-                .where(memberships.c.role_key == role_key))
-            for account_id, current in rows:
-                (desired if current and account_id not in inactive else other).append(account_id)
+            # accounts that are not active are looked up in a set instead. One role's rows at
+            # once (the biggest role bounds memory), read from the covering index of 0009.
+            rows = self._role_rows(conn, role_key)
+        for account_id, current in rows:
+            (desired if current and account_id not in inactive else other).append(account_id)
         self._member_cache = (role_key, desired, other)
         return desired, other
+
+    def _role_rows(self, conn: Any, role_key: str) -> list[tuple]:
+        """(account id, not revoked) of a role's rows, through the driver: SQLAlchemy's row
+        handling and statement compilation cost more than the query itself (measured)."""
+        if self._role_sql is None:
+            compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
+                        .where(memberships.c.role_key == bindparam("role_key"))).compile(dialect=conn.dialect)
+            self._role_sql = (str(compiled), list(compiled.positiontup or []) if compiled.positional else None)
+        sql, order = self._role_sql
+        params: Any = tuple(role_key for _ in order) if order is not None else {"role_key": role_key}
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     def desired_members(self, role_key: str) -> tuple[dict[str, str], set[str]]:
         """(key -> account id) of the role's desired members, and keys syncd granted then revoked.

@@ -26,12 +26,19 @@ def source_columns(people: Any) -> list[Any]:
 
 
 def row_digest(row: Any, columns: list[Any]) -> str:
-    """A digest of the fields the entry is computed from; pending is written as active."""
-    parts = []
-    for c in columns:
-        value = row[c.name]
-        parts.append("active" if c.name == "status" and value == "pending" else repr(value))
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    """A digest of the fields the entry is computed from (a mapping holding ``columns``)."""
+    return fields_digest(tuple(row[c.name] for c in columns), _status_index(columns))
+
+
+def fields_digest(values: tuple, status_index: int) -> str:
+    """``row_digest`` of the values of ``source_columns``, in order; pending is written as active."""
+    if values[status_index] == "pending":
+        values = (*values[:status_index], "active", *values[status_index + 1:])
+    return hashlib.blake2b("\x1f".join(map(repr, values)).encode(), digest_size=16).hexdigest()
+
+
+def _status_index(columns: list[Any]) -> int:
+    return next(i for i, c in enumerate(columns) if c.name == "status")
 
 
 def record(conn: Any, items: Iterable[tuple[str, str, str]], layout: str) -> int:

@@ -220,6 +220,9 @@ memberships = Table(
     Column("applied_at", UtcTime, nullable=True),    # when LDAP last matched this row
 )
 Index("ix_memberships_role_key", memberships.c.role_key)
+# A role's rows read from the index alone (the reconciliation, once per role group; migration 0009).
+Index("ix_memberships_role_key_account_id_revoked_at", memberships.c.role_key, memberships.c.account_id,
+      memberships.c.revoked_at)
 
 outbox = Table(
     "outbox",

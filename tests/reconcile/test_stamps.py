@@ -118,3 +118,15 @@ def test_without_a_previous_run_the_incremental_run_is_a_full_one(rt):
     account(rt, "alice")
     outcome, _ = run(rt, since_last=True)
     assert outcome.plan.scope == "full" and outcome.plan.clean
+
+
+def test_when_most_entries_are_suspects_one_read_of_the_branch_finds_the_same(rt, monkeypatch):
+    from syncd.reconcile import planning
+    monkeypatch.setattr(planning, "BULK_SUSPECTS", 0)
+    a, b, c = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe")
+    with transaction(rt.engine) as conn:
+        stamp_store.forget(conn, [a, b, c])             # as after the upgrade: nothing recorded yet
+    Ldap(rt).replace(dn(rt, b), "telephoneNumber", ["+33 1 00 00 00 00"])
+    outcome, reads = run(rt)
+    assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(b, "changed")]
+    assert (reads["suspects"], reads["entries"], reads["stamps_recorded"]) == (3, 3, 2)
