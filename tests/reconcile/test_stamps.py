@@ -130,3 +130,24 @@ def test_when_most_entries_are_suspects_one_read_of_the_branch_finds_the_same(rt
     outcome, reads = run(rt)
     assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(b, "changed")]
     assert (reads["suspects"], reads["entries"], reads["stamps_recorded"]) == (3, 3, 2)
+
+
+def test_in_steady_use_only_entries_changed_by_others_become_suspects(rt):
+    """What moves a person's entryCSN, measured: a group add does not (memberOf is written
+    without it), nor a failed bind; syncd's own writes do but record the new stamp at once; a
+    password change does, so that entry is read once at the next run."""
+    from syncd.jobs import accounts as accounts_job
+    from syncd.jobs import habilitations
+
+    a, b, c, d = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe"), account(rt, "david")
+    run(rt)
+    grant(rt, a, ROLE)                                                  # member added to a group
+    rt.directory.set_password(b, "Un-mot-de-passe-2026")               # password changed
+    habilitations.set_account_status(rt, c, "disabled")                 # syncd writes the status
+    habilitations.update_profile(rt, d, {"phone": "+33 4 00 00 00 00"})  # ... and a profile change
+    accounts_job.sync_accounts(rt)
+    assert not rt.directory.can_bind(dn(rt, a), "not the password")     # a failed bind
+    outcome, reads = run(rt)
+    assert outcome.plan.clean
+    assert reads["suspects"] == 1 and reads["stamps_recorded"] == 1     # bruno, read once
+    assert recorded_stamp(rt, b) == entry(rt, b, "entryCSN")["entryCSN"][0]
