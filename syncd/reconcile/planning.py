@@ -51,8 +51,8 @@ from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.model import AccountDrift, GroupDrift, Plan
 from syncd.store import repo
-from syncd.store.db import transaction
 from syncd.store import stamps as stamp_store
+from syncd.store.db import transaction
 from syncd.store.tables import accounts, ldap_stamps, memberships
 
 SUSPECT_BATCH = 200          # entries re-read per search
