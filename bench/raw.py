@@ -70,7 +70,7 @@ def ldap3_paged_read(ldap: Ldap, base: str, attributes: list[str], page_size: in
     return seconds, entries, values
 
 
-def ldapsearch_read(ldap: Ldap, base: str, attributes: list[str]) -> float:
+def ldapsearch_read(ldap: Ldap, base: str, attributes: list[str], flt: str = "(objectClass=*)") -> float:
     """Seconds ``ldapsearch`` takes for the same paged read (its LDIF output discarded)."""
     with tempfile.NamedTemporaryFile("w", delete=False) as f:
         os.chmod(f.name, 0o600)
@@ -78,7 +78,7 @@ def ldapsearch_read(ldap: Ldap, base: str, attributes: list[str]) -> float:
     try:
         t = time.perf_counter()
         subprocess.run(["ldapsearch", "-LLL", "-x", "-H", ldap.url, "-D", ldap.bind_dn, "-y", f.name, "-b", base,
-                        "-E", "pr=1000/noprompt", "(objectClass=*)", *attributes],
+                        "-E", "pr=1000/noprompt", flt, *attributes],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
         return time.perf_counter() - t
     finally:

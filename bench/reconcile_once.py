@@ -1,10 +1,11 @@
 """One reconciliation in a process of its own, so its peak RSS is its own (``VmHWM``).
 
-    python -m bench.reconcile_once DATABASE_URL LDAP_URL BIND_DN [--force] [--dry-run]
+    python -m bench.reconcile_once DATABASE_URL LDAP_URL BIND_DN [--force] [--dry-run] [--since-last]
 
 The bind password comes from ``SYNCD_LDAP__BIND_PASSWORD``. Prints one JSON object: wall
 seconds of the run (interpreter start and imports excluded), the plan's phases, totals, what
-was written, and the process's peak resident memory.
+was written, what was read (suspects, entries read in full), and the process's peak resident
+memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     p.add_argument("bind_dn")
     p.add_argument("--force", action="store_true")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--since-last", action="store_true")
     args = p.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -49,11 +51,13 @@ def main() -> None:
     rt = Runtime(settings, bench_mappings(), make_engine(args.database_url), clock=lambda: NOW, worker_id="bench")
     before = peak_rss_mib()
     t = time.perf_counter()
-    outcome = run_reconcile(rt, ReconcileConfig(), dry_run=args.dry_run, force=args.force, record=True)
+    outcome = run_reconcile(rt, ReconcileConfig(), dry_run=args.dry_run, force=args.force, since_last=args.since_last,
+                            record=True)
     seconds = time.perf_counter() - t
     rt.close()
     print(json.dumps({"seconds": seconds, "phases": outcome.plan.seconds, "totals": outcome.plan.totals(),
-                      "state": outcome.state, "guard": outcome.verdict.reason,
+                      "state": outcome.state, "guard": outcome.verdict.reason, "scope": outcome.plan.scope,
+                      "reads": outcome.reads,
                       "applied": outcome.applied.to_json() if outcome.applied else None,
                       "rss_before_mib": before, "peak_rss_mib": peak_rss_mib()}))
 

@@ -1,12 +1,14 @@
 """The benchmark: seed, measure side by side, print one table, write it into bench/README.md.
 
-For each size (accounts: 10k, 50k, 150k by default) and each SQL engine (SQLite, and
+For each size (accounts: 10k and 50k by default, 150k on request) and each SQL engine (SQLite, and
 PostgreSQL when it answers), a throwaway slapd is bulk-loaded with ``slapadd`` and a database
 with the same data set (``bench.data``), then, in this order:
 
 1. raw limits (once per size): plain ldap3 and ``ldapsearch`` reads, ldap3 batched adds;
 2. apply: accepted requests → LDAP → marked applied (``syncd.jobs.apply.apply_accepted``);
-3. reconcile with no drift (a process of its own: wall time and peak RSS);
+3. reconcile with no drift (a process of its own: wall time and peak RSS): a first run, which
+   records every entry's change stamp, then the steady full run and an incremental run with
+   nothing changed, each beside its floor measured here;
 4. 1% drift made behind syncd's back (``bench.drift``), reconciled (``--force``: it is above
    the guards);
 5. a dry run that must find nothing left (a check, not a figure);
@@ -38,10 +40,10 @@ import structlog
 from bench import sql as bsql
 from bench.data import NOW, generate, write_ldif
 from bench.drift import make_drift
-from bench.raw import Ldap, raw_limits
+from bench.raw import Ldap, ldapsearch_read, raw_limits
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SIZES = (10_000, 50_000, 150_000)
+DEFAULT_SIZES = (10_000, 50_000)      # 150,000: --sizes 10000,50000,150000 (about 10 more minutes)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -142,15 +144,61 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int) -> dict[str, f
     return {"requests": applied, "seconds": seconds, "per_s": applied / seconds}
 
 
-def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False) -> dict:
+def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False,
+                            since_last: bool = False) -> dict:
     env = dict(os.environ, SYNCD_LDAP__BIND_PASSWORD=slapd.root_password, PYTHONPATH=str(HERE.parent))
     cmd = [sys.executable, "-m", "bench.reconcile_once", db_url, slapd.url, slapd.root_dn]
     cmd += ["--force"] if force else []
     cmd += ["--dry-run"] if dry_run else []
+    cmd += ["--since-last"] if since_last else []
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(HERE.parent))
     if done.returncode != 0:
         raise RuntimeError(f"reconcile_once failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_stamped(db_url: str, slapd: Any, data: Any, ldap: Ldap, applied_at: float) -> dict[str, Any]:
+    """The steady full run (stamps recorded), its floor (ldapsearch's two reads, measured in
+    ``raw_limits``, + the same database reads through the bare driver), and an incremental run
+    with nothing changed since, with its floor (ldapsearch of the two ``>=`` searches)."""
+    from syncd.directory import names
+    from syncd.directory.stamps import CLOCK_MARGIN_SECONDS, WRITE_MARGIN_SECONDS, stamp_profile
+    from syncd.store import stamps as stamp_store
+    from syncd.store.db import make_engine
+    out: dict[str, Any] = {}
+    # The cursor stays a margin behind the clock: "no change" means none within it (apply wrote last).
+    quiet = CLOCK_MARGIN_SECONDS + WRITE_MARGIN_SECONDS + 1 - (time.time() - applied_at)
+    if quiet > 0:
+        time.sleep(quiet)
+    out["clean"] = reconcile_in_subprocess(db_url, slapd)
+    if out["clean"]["state"] != "clean":
+        raise RuntimeError(f"the stamped run found drift: {out['clean']['totals']}")
+    eng = make_engine(db_url)
+    try:
+        out["raw_db_s"] = bsql.raw_db_reads(eng, data.mappings.directory.people,
+                                            [r.key for a in data.mappings.applications for r in a.roles])
+        profile = stamp_profile(data.mappings.directory.kind)
+        with eng.connect() as conn:
+            cursor = stamp_store.cursor(conn, profile.kind)
+    finally:
+        eng.dispose()
+    say(f"{bsql_label(db_url)}: reconcile, no drift, stamped: {out['clean']['seconds']:.2f} s "
+        f"{json.dumps(out['clean']['reads'])} {json.dumps({k: round(v, 2) for k, v in out['clean']['phases'].items()})}; "
+        f"raw database reads {out['raw_db_s']:.2f} s")
+    out["incremental"] = reconcile_in_subprocess(db_url, slapd, since_last=True)
+    if out["incremental"]["scope"] != "incremental" or out["incremental"]["state"] != "clean":
+        raise RuntimeError(f"the incremental run was not a clean incremental one: {out['incremental']}")
+    since = profile.since_filter(cursor)
+    layout = data.mappings.directory
+    out["incremental_floor_s"] = (ldapsearch_read(ldap, names.branch_dn(layout, "people"), [profile.attribute], since)
+                                  + ldapsearch_read(ldap, names.branch_dn(layout, "groups"), ["member"], since))
+    say(f"{bsql_label(db_url)}: reconcile, incremental, no change: {out['incremental']['seconds']:.3f} s "
+        f"{json.dumps(out['incremental']['reads'])}; ldapsearch of the same searches {out['incremental_floor_s']:.3f} s")
+    return out
+
+
+def bsql_label(db_url: str) -> str:
+    return db_url.rsplit("/", 1)[-1]
 
 
 def measure_tacit(db_url: str, slapd: Any, data: Any, total: int, due: int) -> dict[str, float]:
@@ -204,12 +252,14 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
             res: dict[str, Any] = {}
             apply_count = min(size, args.apply)
             res["apply"] = measure_apply(db_url, slapd, data, apply_count)
+            applied_at = time.time()
             say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s")
-            res["clean"] = reconcile_in_subprocess(db_url, slapd)
-            if res["clean"]["state"] != "clean":
-                raise RuntimeError(f"the seeded pair has drift: {res['clean']['totals']}")
-            say(f"{size}/{engine}: reconcile, no drift: {res['clean']['seconds']:.1f} s, "
-                f"{res['clean']['peak_rss_mib']:.0f} MiB {json.dumps({k: round(v, 1) for k, v in res['clean']['phases'].items()})}")
+            res["first"] = reconcile_in_subprocess(db_url, slapd)
+            if res["first"]["state"] != "clean":
+                raise RuntimeError(f"the seeded pair has drift: {res['first']['totals']}")
+            say(f"{size}/{engine}: reconcile, no drift, first run (stamps recorded): {res['first']['seconds']:.1f} s, "
+                f"{res['first']['peak_rss_mib']:.0f} MiB {json.dumps(res['first']['reads'])}")
+            res.update(measure_stamped(db_url, slapd, data, ldap, applied_at))
             eng = make_engine(db_url)
             res["drift_made"] = make_drift(ldap, eng, data, 0.01, set(bsql.accepted_pairs(data, apply_count)))
             eng.dispose()
@@ -287,8 +337,14 @@ def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, l
                     [f"{_f(get(r, e, 'apply', 'per_s'), 0)} ({get(r, e, 'apply', 'requests') or 0:,}; "
                      f"{_pct(get(r, e, 'apply', 'per_s'), get(r, 'raw', 'member_adds_per_s'))})" for r in results]))
     for e in engines:
-        out.append((f"reconcile, no drift, {label[e]}: s / peak RSS MiB / × ldap3 read / × ldapsearch",
-                    [_reconcile_cell(r, e, "clean") for r in results]))
+        out.append((f"reconcile, no drift, first run (no stamps yet), {label[e]}: s / peak RSS MiB / × ldap3 read / "
+                    "× ldapsearch", [_reconcile_cell(r, e, "first") for r in results]))
+    for e in engines:
+        out.append((f"reconcile, no drift, {label[e]}: full run, s / peak RSS MiB / floor: ldapsearch + raw "
+                    "database reads (s) / × ldapsearch / × floor", [_stamped_cell(r, e) for r in results]))
+    for e in engines:
+        out.append((f"reconcile, incremental, no change, {label[e]}: s / peak RSS MiB / floor: ldapsearch of the "
+                    "two searches (s)", [_incremental_cell(r, e) for r in results]))
     for e in engines:
         out.append((f"reconcile, 1% drift repaired, {label[e]}: s / peak RSS MiB / × ldap3 read / writes",
                     [_reconcile_cell(r, e, "drift") for r in results]))
@@ -312,6 +368,22 @@ def _pct(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{100 * a / b:.0f}%"
 
 
+def _stamped_cell(r: dict, engine: str) -> str:
+    res, raw = _dig(r, (engine, "clean")), r.get("raw", {})
+    if not res or not raw.get("ldapsearch_read_s"):
+        return "—"
+    floor = raw["ldapsearch_read_s"] + r[engine]["raw_db_s"]
+    return (f"{res['seconds']:.2f} / {res['peak_rss_mib']:.0f} / {raw['ldapsearch_read_s']:.2f} + "
+            f"{r[engine]['raw_db_s']:.2f} / {res['seconds'] / raw['ldapsearch_read_s']:.1f} / {res['seconds'] / floor:.1f}")
+
+
+def _incremental_cell(r: dict, engine: str) -> str:
+    res = _dig(r, (engine, "incremental"))
+    if not res:
+        return "—"
+    return f"{res['seconds']:.3f} / {res['peak_rss_mib']:.0f} / {r[engine]['incremental_floor_s']:.3f}"
+
+
 def _reconcile_cell(r: dict, engine: str, which: str) -> str:
     res = _dig(r, (engine, which))
     if not res:
@@ -319,7 +391,7 @@ def _reconcile_cell(r: dict, engine: str, which: str) -> str:
     raw = r.get("raw", {})
     ratio = res["seconds"] / raw["ldap3_read_s"] if raw.get("ldap3_read_s") else None
     cell = f"{res['seconds']:.1f} / {res['peak_rss_mib']:.0f} / {_f(ratio, 2)}"
-    if which == "clean":
+    if which == "first":
         cell += f" / {_f(res['seconds'] / raw['ldapsearch_read_s'], 1) if raw.get('ldapsearch_read_s') else '—'}"
     else:
         applied = res.get("applied") or {}

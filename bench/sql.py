@@ -200,3 +200,32 @@ def load_accepted(engine: Engine, data: DataSet, count: int) -> int:
     bulk_insert(engine, "memberships", MEMBERSHIP_COLUMNS, rows)
     analyze(engine)
     return len(reqs)
+
+
+def raw_db_reads(engine: Engine, people: Any, role_keys: list[str]) -> float:
+    """Seconds the reconciliation's database reads take through the bare driver (no SQLAlchemy
+    row handling): every account's compared fields with its stamp, then each role's rows."""
+    import time
+
+    from syncd.store.stamps import source_columns
+
+    columns = ", ".join(f"a.{c.name}" for c in source_columns(people))
+    sqlite = engine.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        t = time.perf_counter()
+        cur.execute(f"SELECT {columns}, s.digest, s.stamp, s.layout FROM accounts a "
+                    "LEFT JOIN ldap_stamps s ON s.account_id = a.id")
+        while cur.fetchmany(5000):
+            pass
+        for key in role_keys:
+            cur.execute(f"SELECT account_id, revoked_at IS NULL FROM memberships WHERE role_key = {mark}", (key,))
+            while cur.fetchmany(5000):
+                pass
+        seconds = time.perf_counter() - t
+        conn.rollback()
+        return seconds
+    finally:
+        conn.close()

@@ -40,11 +40,12 @@ log = structlog.get_logger(__name__)
 # Jobs that write to LDAP run in a lane (a thread) of their own, the others in the main one: a
 # slow or frozen directory does not hold up intake, the tacit sweep or mail, and a long mail
 # delivery does not delay the next apply.
-DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile"})
+DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile", "reconcile_incremental"})
 
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
 SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile",
+                            "reconcile_incremental",
                             "retention", "audit_seal"})
 
 
@@ -90,6 +91,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),
         Job("reconcile", reconcile.reconcile, rt.settings.reconcile.interval_seconds),
+        Job("reconcile_incremental", reconcile.reconcile_incremental, rt.settings.reconcile.incremental_interval_seconds),
         Job("retention", retention.erase_old_mail_content, j.retention_seconds),
         Job("audit_seal", audit_seal.seal_audit, j.audit_seal_seconds),   # last: `once` seals what it wrote
     ]

@@ -102,6 +102,8 @@ class ReconcileSettings(_Section):
 
     mode: Literal["off", "report", "repair"] = "report"
     interval_seconds: float = Field(default=3600, gt=0)
+    # The incremental run (what changed in the directory since the last run; docs/reconcile.md).
+    incremental_interval_seconds: float = Field(default=300, gt=0)
     max_changes: int | None = Field(default=1000, ge=0)      # above: nothing applied without --force
     max_percent: float | None = Field(default=5.0, ge=0)     # ... nor above this share of the values
     min_group_for_emptying_guard: int = Field(default=10, ge=1)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Self, TypeVar
 
 import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+from ldap3.protocol.rfc4527 import post_read_control
 
 from syncd.directory import metrics, names
 from syncd.directory.connection import (
@@ -30,6 +31,7 @@ from syncd.directory.connection import (
     server_pool,
     translated,
 )
+from syncd.directory.stamps import StampProfile, post_read_stamp
 from syncd.directory.values import attrs_of
 from syncd.errors import DirectoryRejected, DirectoryUnavailable
 from syncd.settings import LdapSettings
@@ -151,9 +153,9 @@ class DirectoryConnection:
             return result
         return self._run("modify", dn, call)
 
-    def _add(self, dn: str, attributes: dict) -> dict:
+    def _add(self, dn: str, attributes: dict, controls: list | None = None) -> dict:
         def call(conn: Connection) -> dict:
-            _, result, _, _ = conn.add(dn, attributes=attributes)
+            _, result, _, _ = conn.add(dn, attributes=attributes, controls=controls)
             return result
         return self._run("add", dn, call)
 
@@ -220,8 +222,24 @@ class DirectoryConnection:
     def _upsert(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
                 changes: dict[str, list[str]], create_defaults: Callable[[dict[str, list[str]]], None] | None = None
                 ) -> Upsert:
+        return self._upsert_stamped(dn, rdn_attr, rdn_value, classes, changes, create_defaults)[0]
+
+    def _upsert_stamped(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
+                        changes: dict[str, list[str]],
+                        create_defaults: Callable[[dict[str, list[str]]], None] | None = None,
+                        stamp: StampProfile | None = None) -> tuple[Upsert, str | None]:
+        """``_upsert``, and with ``stamp`` the entry's change stamp once it holds ``changes``.
+
+        The stamp comes from the read that found nothing to change, or from the write's
+        post-read control (the server's state right after the write, with the written
+        attributes: a stamp is returned only if they are what was asked, so a change another
+        client slipped in between our read and our write is never stamped as ours). None when
+        the server gave no stamp.
+        """
         wanted = list(dict.fromkeys([*changes, "objectClass"]))
-        current = self._read_entry(dn, wanted)
+        read = wanted + [stamp.attribute] if stamp else wanted
+        controls = [post_read_control([*changes, stamp.attribute])] if stamp and stamp.post_read else None
+        current = self._read_entry(dn, read)
         if current is None:
             entry = {k: v for k, v in changes.items() if v}
             if not any(k.lower() == rdn_attr.lower() for k in entry):
@@ -229,12 +247,12 @@ class DirectoryConnection:
             if create_defaults:
                 create_defaults(entry)
             entry["objectClass"] = list(dict.fromkeys(classes))
-            result = self._add(dn, entry)
+            result = self._add(dn, entry, controls)
             if result.get("result") != ENTRY_ALREADY_EXISTS:   # else someone was faster: modify
                 raise_for_result(result, operation="add", dn=dn)
                 log.info("ldap_entry_created", dn=dn, attributes=sorted(entry))
-                return "created"
-            current = self._read_entry(dn, wanted)
+                return "created", self._written_stamp(result, stamp, changes)
+            current = self._read_entry(dn, read)
             if current is None:
                 raise error_for_result(result, operation="add", dn=dn)
         modlist: dict[str, list] = {}
@@ -254,8 +272,18 @@ class DirectoryConnection:
             elif sorted(values) != sorted(now):
                 modlist[attr] = [(MODIFY_REPLACE, values)]
         if not modlist:
-            return "unchanged"
-        result = self._modify(dn, modlist)
+            return "unchanged", ((current.get(stamp.attribute) or [None])[0] if stamp else None)
+        result = self._modify(dn, modlist, controls=controls)
         raise_for_result(result, operation="modify", dn=dn)
         log.info("ldap_entry_modified", dn=dn, attributes=sorted(modlist))
-        return "updated"
+        return "updated", self._written_stamp(result, stamp, changes)
+
+    @staticmethod
+    def _written_stamp(result: dict, stamp: StampProfile | None, changes: dict[str, list[str]]) -> str | None:
+        if stamp is None or not stamp.post_read:
+            return None
+        value, attrs = post_read_stamp(result, stamp.attribute)
+        got = {k.lower(): sorted(v) for k, v in attrs.items()}
+        if any(got.get(a.lower(), []) != sorted(v) for a, v in changes.items()):
+            return None
+        return value

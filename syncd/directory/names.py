@@ -378,6 +378,11 @@ def filter_eq(attribute: str, value: str) -> str:
     return f"({validate_attribute_name(attribute)}={escape_filter_value(value)})"
 
 
+def filter_ge(attribute: str, value: str) -> str:
+    """``(attribute>=value)`` with the value escaped (the attribute's ORDERING rule decides)."""
+    return f"({validate_attribute_name(attribute)}>={escape_filter_value(value)})"
+
+
 def filter_present(attribute: str) -> str:
     """``(attribute=*)``."""
     return f"({validate_attribute_name(attribute)}=*)"

@@ -23,7 +23,9 @@ from syncd.errors import DirectoryUnavailable, PermanentError
 from syncd.jobs import notify, parking, passwords
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
+from syncd.directory.stamps import layout_fingerprint
 from syncd.store import audit, repo
+from syncd.store import stamps as ldap_stamps
 from syncd.store.db import transaction
 from syncd.store.queue import claim_requests
 from syncd.store.tables import accounts, memberships, requests
@@ -89,10 +91,11 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
         values["status"] = "active"
     attrs = account_attributes(values, layout.people, first_write=account["ldap_version"] is None,
                                organisation_dn=lambda code: names.organisation_dn(layout, code))
-    rt.directory.upsert_account(account["id"], attrs, layout.people.object_classes)
+    _, stamp = rt.directory.write_account(account["id"], attrs, layout.people.object_classes)
     now = rt.clock()
     with transaction(rt.engine) as conn:
         mark_account_written(conn, account, now)
+        record_stamp(conn, rt, account, stamp)
         audit.record(conn, at=now, actor="syncd", action="ldap_account_written",
                      target=names.person_dn(layout, account["id"]),
                      detail={"attributes": sorted(attrs), "version": account["version"]})
@@ -110,6 +113,17 @@ def mark_account_written(conn, account: RowMapping, now: datetime) -> None:
                          ldap_next_attempt_at=None, ldap_last_error=None))
     conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
                  .values(status="active"))
+
+
+def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> None:
+    """Record the entry's change stamp beside the digest of the fields written (or forget a stale
+    one): the reconciliation then trusts the entry while neither moves (docs/reconcile.md)."""
+    if stamp:
+        layout = rt.mappings.directory
+        digest = ldap_stamps.row_digest(account, ldap_stamps.source_columns(layout.people))
+        ldap_stamps.record(conn, [(account["id"], digest, stamp)], layout_fingerprint(layout))
+    else:
+        ldap_stamps.forget(conn, [account["id"]])
 
 
 def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:

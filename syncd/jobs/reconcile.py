@@ -1,4 +1,4 @@
-"""The daemon's periodic reconciliation (``docs/reconcile.md``).
+"""The daemon's periodic reconciliations (``docs/reconcile.md``): full, and incremental.
 
 ``reconcile.mode`` (settings): ``report`` (default) plans and logs the drift and records the
 run, writing nothing; ``repair`` applies the plan when it is within the guards; ``off`` does
@@ -19,15 +19,21 @@ class ReconcileRefused(PermanentError):
     """A guard refused to apply the reconciliation plan."""
 
 
-def reconcile(rt: Runtime) -> int:
+def reconcile(rt: Runtime, *, since_last: bool = False) -> int:
     """One full reconciliation; returns the writes made (repair) or the drift found (report)."""
     config = config_from(rt.settings)
     if config.mode == "off":
         return 0
-    outcome = run_reconcile(rt, config, dry_run=config.mode != "repair")
+    outcome = run_reconcile(rt, config, dry_run=config.mode != "repair", since_last=since_last)
     if outcome.refused:
         raise ReconcileRefused(f"reconciliation not applied: {outcome.verdict.reason}")
     return outcome.applied.writes if outcome.applied else outcome.plan.changes
+
+
+def reconcile_incremental(rt: Runtime) -> int:
+    """What changed in the directory since the last run (``reconcile.incremental_interval_seconds``);
+    a full run when no run has left a cursor yet. Same mode, guards and outcome as ``reconcile``."""
+    return reconcile(rt, since_last=True)
 
 
 def interval_seconds(rt: Runtime) -> float:

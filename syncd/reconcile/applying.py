@@ -23,7 +23,7 @@ from sqlalchemy import select
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import PermanentError
-from syncd.jobs.apply import mark_account_written
+from syncd.jobs.apply import mark_account_written, record_stamp
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.model import Plan
@@ -94,7 +94,7 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
         with transaction(rt.engine, readonly=True) as conn:
             fresh = {r["id"]: r for r in conn.execute(
                 select(accounts).where(accounts.c.id.in_([a.account_id for a in batch]))).mappings()}
-        written: list[tuple[Any, str, dict, str]] = []
+        written: list[tuple[Any, str, dict, str, str | None]] = []
         try:
             for drift in batch:
                 row = fresh.get(drift.account_id)
@@ -104,9 +104,10 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
                 create = drift.action == "create"
                 try:
                     attrs = comparer.desired(row, first_write=create)
-                    outcome = directory.upsert_account(row["id"], attrs, layout.people.object_classes)
+                    outcome, stamp = directory.write_account(row["id"], attrs, layout.people.object_classes)
                     if not comparer.status_mapped and row["status"] == "disabled":
                         directory.disable_account(row["id"])
+                        stamp = None            # moved by that second write: verified next run
                 except PermanentError as exc:
                     result.errors.append(f"account {row['id']}: {exc}")
                     continue
@@ -114,17 +115,18 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
                     result.accounts_created += 1
                 elif outcome == "updated":
                     result.accounts_updated += 1
-                written.append((row, outcome, attrs, drift.kind))
+                written.append((row, outcome, attrs, drift.kind, stamp))
         finally:
             # One transaction per batch (a commit per account would cost as much as its LDAP
             # write), also when the batch stopped half-way: what was written is recorded.
             if written:
                 now = rt.clock()
                 with transaction(rt.engine) as conn:
-                    for row, outcome, attrs, kind in written:
+                    for row, outcome, attrs, kind, stamp in written:
                         # The version read before the write: a change committed meanwhile keeps
                         # the account behind (the accounts job writes it next).
                         mark_account_written(conn, row, now)
+                        record_stamp(conn, rt, row, stamp)
                         if outcome != "unchanged":
                             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written",
                                          target=names.person_dn(layout, row["id"]),

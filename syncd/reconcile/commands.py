@@ -1,6 +1,6 @@
 """Command-line extension: ``syncd reconcile``, ``syncd replay``, ``syncd adopt``.
 
-    syncd reconcile [--dry-run] [--json] [--force] [--account ID_OR_EMAIL | --group ROLE_KEY]
+    syncd reconcile [--dry-run] [--json] [--force] [--account ID_OR_EMAIL | --group ROLE_KEY | --since-last]
     syncd replay REQUEST_ID [--json]
     syncd adopt [--dry-run] [--json]
 
@@ -26,6 +26,8 @@ def add_commands(sub: Any) -> None:
     target = rc.add_mutually_exclusive_group()
     target.add_argument("--account", metavar="ID_OR_EMAIL", help="this account only (its entry and groups)")
     target.add_argument("--group", metavar="ROLE_KEY", help="this role's group only")
+    target.add_argument("--since-last", action="store_true",
+                        help="only what changed in the directory since the last run (a full run if none)")
 
     rp = sub.add_parser("replay", help="write one accepted request to LDAP again (idempotent)")
     rp.add_argument("request_id", type=int)
@@ -66,7 +68,8 @@ def _reconcile(rt: Any, args: Any) -> int:
 
     config = config_from(rt.settings)
     console = _console()
-    kwargs = dict(dry_run=args.dry_run, force=args.force, account=args.account, group=args.group)
+    kwargs = dict(dry_run=args.dry_run, force=args.force, account=args.account, group=args.group,
+                  since_last=args.since_last)
     if console.is_terminal and not args.json:
         with RichProgress(console) as progress:
             outcome = run_reconcile(rt, config, progress=progress, **kwargs)

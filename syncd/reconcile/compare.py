@@ -4,17 +4,14 @@
   values costs seconds, so the DNs syncd writes itself (``uid=<plain id>,<people branch>``,
   by far the most common) are recognised by a string test and keyed without parsing; any
   other value goes through ``normalise_dn``. Both paths give the same string.
-* **Digests.** An account is unchanged when the digest of the attributes syncd owns is the
-  same on both sides. The LDAP side keeps only that digest per entry (a few dozen bytes for
-  150k entries), never the entries; the full values are fetched again only for the accounts
-  whose digests differ. Which attributes syncd owns depends on the account (a director's
-  names belong to an external referential): each LDAP entry gets one digest per possible
-  set of owned attributes ("variant"), usually two.
+* **Attributes.** What an account's entry should hold (``desired``: the attributes syncd owns,
+  which depend on the account: a director's names belong to an external referential) and
+  which of them differ from an entry read (``differences``). Which entries are read at all is
+  decided by their change stamps (``syncd.reconcile.planning``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -27,7 +24,6 @@ from syncd.mappings import DirectoryLayout
 
 # Values that need no escaping and normalise by lower-casing alone.
 _PLAIN = re.compile(r"^[A-Za-z0-9._@-]+$")
-_DIGEST_SIZE = 16
 
 
 class Keys:
@@ -49,6 +45,16 @@ class Keys:
         self.placeholder = self.of_dn(names.placeholder_dn(layout))
         # People entries: the layout's structural class (sub-containers of the branch are not people).
         self.people_filter = names.filter_eq("objectClass", layout.people.object_classes[0])
+
+    @property
+    def dn_parts(self) -> tuple[str, str]:
+        """``dn(id) == prefix + id + suffix`` for every id ``all_plain`` accepts."""
+        return f"{self.rdn}=", self._suffix
+
+    @staticmethod
+    def all_plain(account_ids: list[str]) -> bool:
+        """Whether every id is plain (one regex over them all: plain strings concatenate to one)."""
+        return not account_ids or bool(_PLAIN.match("".join(account_ids)))
 
     def dn(self, account_id: str) -> str:
         """The DN syncd writes for an account (``names.person_dn``, fast for plain ids)."""
@@ -105,7 +111,7 @@ class Keys:
 
 
 class AccountComparer:
-    """Desired attributes of an account row, and digests of owned attributes on both sides."""
+    """Desired attributes of an account row, and which of them an entry read holds otherwise."""
 
     def __init__(self, layout: DirectoryLayout):
         self.layout = layout
@@ -130,18 +136,6 @@ class AccountComparer:
         if self.traits.lock_attribute:
             wanted.add(self.traits.lock_attribute)
         self.read_attributes = sorted(wanted, key=str.lower)
-        # The owned attribute sets, one per (director, disabled) combination that differs.
-        self.variants: list[tuple[str, ...]] = []
-        self._orders: list[list[tuple[str, str]]] = []      # per variant: (lower-cased, as in desired())
-        self._variant_index: dict[tuple[bool, bool], int] = {}
-        for director in (False, True):
-            for disabled in (False, True):
-                sample = self.desired({"director": director, "status": "disabled" if disabled else "active"})
-                owned = tuple(sorted(k.lower() for k in sample))
-                if owned not in self.variants:
-                    self.variants.append(owned)
-                    self._orders.append(sorted((k.lower(), k) for k in sample))
-                self._variant_index[(director, disabled)] = self.variants.index(owned)
 
     # -- the database side ------------------------------------------------------------------
 
@@ -159,9 +153,6 @@ class AccountComparer:
             attrs[self.traits.lock_attribute] = lock
         return attrs
 
-    def variant_of(self, row: Mapping[str, Any]) -> int:
-        return self._variant_index[(bool(row.get("director")), row.get("status") == DISABLED)]
-
     def canonical(self, attribute: str, values: list[str]) -> str:
         """One attribute's values in comparable form (DN values normalised, order ignored)."""
         if not values:
@@ -175,37 +166,7 @@ class AccountComparer:
             return values[0]
         return "\x01".join(sorted(values))
 
-    @staticmethod
-    def _hash(text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=_DIGEST_SIZE).digest()
-
-    def db_digest(self, desired: Mapping[str, list[str]], variant: int) -> bytes:
-        """Digest of a row's desired attributes (``desired()``), comparable with variant
-        ``variant`` (``variant_of(row)``) of ``ldap_digests``."""
-        canonical, dn_attributes = self.canonical, self.dn_attributes
-        parts = []
-        for low, name in self._orders[variant]:
-            values = desired[name]
-            if not values:
-                parts.append(low + "\x02")
-            elif len(values) == 1 and low not in dn_attributes:
-                parts.append(f"{low}\x02{values[0]}")
-            else:
-                parts.append(f"{low}\x02{canonical(low, values)}")
-        return self._hash("\x00".join(parts))
-
     # -- the LDAP side ----------------------------------------------------------------------
-
-    def ldap_digests(self, attrs: Mapping[str, list[str]]) -> bytes:
-        """The digests of one LDAP entry (lower-cased attribute names), one per variant."""
-        canonical = self.canonical
-        canon = {a: canonical(a, v) for a, v in attrs.items()}
-        get = canon.get
-        return b"".join(self._hash("\x00".join(f"{a}\x02{get(a, '')}" for a in variant))
-                        for variant in self.variants)
-
-    def digest_of_variant(self, digests: bytes, variant: int) -> bytes:
-        return digests[variant * _DIGEST_SIZE:(variant + 1) * _DIGEST_SIZE]
 
     def is_disabled(self, attrs: Mapping[str, list[str]]) -> bool:
         values = attrs.get(self.disabled_attribute.lower(), [])

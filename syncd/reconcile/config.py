@@ -17,6 +17,7 @@ Mode = Literal["off", "report", "repair"]
 class ReconcileConfig:
     mode: Mode = "report"                   # the daemon job: report drift only, or repair it
     interval_seconds: float = 3600.0        # how often the daemon runs it
+    incremental_interval_seconds: float = 300.0  # ... and the incremental run (--since-last)
     max_changes: int | None = 1000          # a plan larger than this is not applied without --force
     max_percent: float | None = 5.0         # ... nor one above this share of the directory's values
     min_group_for_emptying_guard: int = 10  # emptying a group that holds this many members trips the guard

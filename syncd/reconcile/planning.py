@@ -2,23 +2,27 @@
 
 Full run, in this order:
 
-1. **People, LDAP side.** One paged search of the people branch (one level) for the
-   attributes syncd may own. Each entry is reduced at once to its key and a few digests
-   (``compare.AccountComparer``): memory holds ~100 bytes per person, not the entries.
-2. **Accounts, database side.** The ``accounts`` table, streamed (a server-side cursor on
-   PostgreSQL). Each row's desired attributes are digested and matched against the LDAP
-   digest of the same key, which is then dropped. Only rows whose digests differ are kept
-   ("suspects"); an active row with no entry is *missing*; the LDAP keys left at the end
-   are *extra* (entries the database does not know).
-3. **Suspects.** Their entries are read again, in batches (one ``(|(uid=…)…)`` search per
-   200), and compared attribute by attribute: *renamed* (e-mail or names), *changed*,
-   *disable*.
+1. **People, LDAP side.** One paged search of the people branch (one level) for each
+   entry's change stamp (``syncd.directory.stamps``) and status only: memory holds a key, a
+   stamp and a flag per person, not the entries.
+2. **Accounts, database side.** The ``accounts`` table joined with ``ldap_stamps``, streamed
+   (a server-side cursor on PostgreSQL). An entry whose stamp is the one recorded, with the
+   same digest of the account's fields and the same layout, is trusted; the others are
+   "suspects"; an active row with no entry is *missing*; the LDAP keys left at the end are
+   *extra* (entries the database does not know).
+3. **Suspects.** Their entries are read in full, in batches (one ``(|(uid=…)…)`` search per
+   200), then their rows, and compared attribute by attribute: *renamed* (e-mail or names),
+   *changed*, *disable*; an entry found equal gets its stamp recorded.
 4. **Groups.** One paged search of the groups branch for ``member``; the entries stream in
    one at a time, so memory holds one group's member list (the biggest one bounds it). For
    each role group, LDAP is read first, then that role's rows in ``memberships`` (so a
-   revocation committed in between is seen as such), and ``syncd.core.planner.plan_group``
-   decides: exclusive groups exactly, shared groups only removing members syncd granted.
-   Role groups that never showed up are *missing*.
+   revocation committed in between is seen as such). Member values equal, as strings, to the
+   DNs syncd writes for the desired members need no parsing; otherwise
+   ``syncd.core.planner.plan_group`` decides on keys: exclusive groups exactly, shared groups
+   only removing members syncd granted. Role groups that never showed up are *missing*.
+
+Incremental runs (``syncd.reconcile.incremental``) reuse steps 3 and 4 for what changed since
+a cursor, which ``propose_cursor`` computes for the next run.
 
 One-object runs read only what they need: ``plan_account`` reads one entry and asks each
 role group with an LDAP compare (no member list transferred, O(log n) on the server with
@@ -31,13 +35,14 @@ lands in between is then seen in its newer state on the database side, which win
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import Counter
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from syncd.core.planner import plan_group
 from syncd.directory import names
+from syncd.directory.stamps import layout_fingerprint, stamp_profile
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mappings import Role
@@ -46,13 +51,13 @@ from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.model import AccountDrift, GroupDrift, Plan
 from syncd.store import repo
+from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
+from syncd.store.tables import accounts, ldap_stamps, memberships
 
 SUSPECT_BATCH = 200          # entries re-read per search
+BULK_SUSPECTS = 2000         # above (and above a tenth of the people): one read of the branch instead
 EXTRA_DETAILS = 1000         # extra accounts described one by one (all of them when disabling)
-# What a row needs to say what its entry should hold (and what the plan shows).
-_ALWAYS = ("id", "status", "director", "email", "given_name", "family_name")
 
 
 class Progress(Protocol):
@@ -82,6 +87,22 @@ class Planner:
         self.roles: list[Role] = [r for app in rt.mappings.applications for r in app.roles]
         self._inactive: frozenset[str] | None = None     # read once per plan, after the LDAP reads
         self.role_by_group_key = {names.normalise_dn(names.group_dn(self.layout, r.group)): r for r in self.roles}
+        self.stamps = stamp_profile(self.layout.kind)
+        self.stamp_key = self.stamps.attribute.lower()
+        self.fingerprint = layout_fingerprint(self.layout)
+        self.entry_attributes = [*self.comparer.read_attributes, self.stamps.attribute]
+        # What a row needs to say what its entry should hold (and what the plan shows).
+        self.account_columns = stamp_store.source_columns(self.layout.people)
+        self.placeholder_value = names.placeholder_dn(self.layout)
+        # What was read, for the logs and the bench: entries read in full, suspects, stamps recorded.
+        self.reads: Counter[str] = Counter()
+        self._verified: list[tuple[str, str, str]] = []
+        self._newest: str | None = None             # the newest change stamp seen in this run
+        self._start_cursor: str | None = None       # the server's own cursor, read before the run
+        self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
+        self.next_cursor: str | None = None
+        self._member_cache: tuple[str, list[str], list[str]] | None = None
+        self._role_sql: tuple[str, list[str] | None] | None = None
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -90,97 +111,211 @@ class Planner:
 
     def plan_full(self) -> Plan:
         plan = Plan("full")
+        started = time.perf_counter()
         with self.reader() as reader:
+            self.read_start_cursor(reader)
             t = time.perf_counter()
-            people = self._read_people(reader, plan)
+            people = self._read_stamps(reader, plan)
             plan.seconds["ldap_people"] = time.perf_counter() - t
             t = time.perf_counter()
-            suspects = self._match_accounts(people, plan)
+            suspects = self._match_stamps(people, plan)
             plan.seconds["db_accounts"] = time.perf_counter() - t
             t = time.perf_counter()
-            self._diff_suspects(reader, suspects, plan)
+            self._check_suspects(reader, suspects, plan)
             self._describe_extras(reader, people, plan)
             del people
             plan.seconds["suspects"] = time.perf_counter() - t
             t = time.perf_counter()
             self._plan_groups(reader, plan)
             plan.seconds["groups"] = time.perf_counter() - t
+        self.propose_cursor(None, time.perf_counter() - started)
         return plan
 
-    def _read_people(self, reader: LeanReader, plan: Plan) -> dict[str, tuple[bytes, bool]]:
+    def _read_stamps(self, reader: LeanReader, plan: Plan) -> dict[str, tuple[str | None, bool]]:
+        """key -> (change stamp, disabled) of every person entry: no other attribute crosses the wire."""
         with transaction(self.rt.engine, readonly=True) as conn:
             expected = repo_count_accounts(conn)
         self.progress.phase("people (LDAP)", expected)
-        people: dict[str, tuple[bytes, bool]] = {}
-        comparer, keys = self.comparer, self.keys
+        people: dict[str, tuple[str | None, bool]] = {}
+        of_dn, is_disabled, stamp = self.keys.of_dn, self.comparer.is_disabled, self.stamp_key
         n = 0
-        for dn, attrs in reader.search(self.keys.branch, self.keys.people_filter, comparer.read_attributes,
+        for dn, attrs in reader.search(self.keys.branch, self.keys.people_filter,
+                                       [self.stamps.attribute, self.layout.people.disabled_attribute],
                                        scope="one", page_size=self.config.page_size, missing_ok=True):
-            people[keys.of_dn(dn)] = (comparer.ldap_digests(attrs), comparer.is_disabled(attrs))
+            values = attrs.get(stamp)
+            people[of_dn(dn)] = (values[0] if values else None, is_disabled(attrs))
             n += 1
             if n % 1000 == 0:
                 self.progress.advance(1000)
         self.progress.advance(n % 1000)
         plan.people_in_ldap = len(people)
+        self.seen(s for s, _ in people.values() if s)
         return people
 
-    def _account_rows(self) -> Iterator[Any]:
-        # Only the columns the comparison reads: converting unused timestamps costs ~1 s per 150k rows.
-        wanted = set(_ALWAYS) | set(self.layout.people.attributes)
-        columns = [c for c in accounts.c if c.name in wanted]
-        with transaction(self.rt.engine, readonly=True) as conn:
-            result = conn.execution_options(stream_results=True, yield_per=2000).execute(select(*columns))
-            for row in result.mappings():
-                yield row
-
-    def _match_accounts(self, people: dict[str, tuple[bytes, bool]], plan: Plan) -> dict[str, tuple]:
-        """Pop every known key from ``people``; return the suspects (key -> (row, desired))."""
+    def _match_stamps(self, people: dict[str, tuple[str | None, bool]], plan: Plan) -> list[tuple[str, str]]:
+        """Pop every known key from ``people``; return the suspects: (key, account id) of the
+        entries whose stamp, fields (their digest) or layout differ from what was recorded."""
         self.progress.phase("accounts (database)", plan.people_in_ldap or None)
-        comparer, keys = self.comparer, self.keys
-        suspects: dict[str, tuple] = {}
+        keys, layout = self.keys, self.fingerprint
+        suspects: list[tuple[str, str]] = []
+        columns = self.account_columns
+        query = (select(*columns, ldap_stamps.c.digest, ldap_stamps.c.stamp, ldap_stamps.c.layout)
+                 .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id)))
+        at = {c.name: i for i, c in enumerate(columns)}
+        i_id, i_status, i_email = at["id"], at["status"], at["email"]
+        digest_of, width = stamp_store.fields_digest, len(columns)
         n = 0
-        for row in self._account_rows():
-            n += 1
-            if n % 1000 == 0:
-                self.progress.advance(1000)
-            key = keys.of_id(row["id"])
-            have = people.pop(key, None)
-            if row["status"] not in ("active", "disabled"):
-                continue                   # pending: not syncd's to compare yet
-            plan.accounts_in_db += 1
-            if have is None:
-                if row["status"] == "active":
-                    plan.accounts.append(AccountDrift(row["id"], "missing", keys.dn(row["id"]), row["email"],
-                                                      action="create"))
-                continue
-            desired = comparer.desired(row)
-            variant = comparer.variant_of(row)
-            if comparer.digest_of_variant(have[0], variant) != comparer.db_digest(desired, variant):
-                suspects[key] = (dict(row), desired)
+        with transaction(self.rt.engine, readonly=True) as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            for row in rows:
+                account_id, status, email = row[i_id], row[i_status], row[i_email]
+                s_digest, s_stamp, s_layout = row[-3], row[-2], row[-1]
+                n += 1
+                if n % 1000 == 0:
+                    self.progress.advance(1000)
+                key = keys.of_id(account_id)
+                have = people.pop(key, None)
+                if status not in ("active", "disabled"):
+                    continue                   # pending: not syncd's to compare yet
+                plan.accounts_in_db += 1
+                if have is None:
+                    if status == "active":
+                        plan.accounts.append(AccountDrift(account_id, "missing", keys.dn(account_id), email,
+                                                          action="create"))
+                    continue
+                if have[0] is None or have[0] != s_stamp or s_layout != layout \
+                        or digest_of(tuple(row[:width]), i_status) != s_digest:
+                    suspects.append((key, account_id))
         self.progress.advance(n % 1000)
+        self.reads["suspects"] = len(suspects)
         return suspects
 
-    def _diff_suspects(self, reader: LeanReader, suspects: dict[str, tuple], plan: Plan) -> None:
+    def _check_suspects(self, reader: LeanReader, suspects: list[tuple[str, str]], plan: Plan) -> None:
+        """Read the suspects' entries in full, then their rows, and compare: a search per 200
+        suspects, or, when they are many (the first run, a restored directory), one paged read of
+        the whole branch keeping only them."""
         if not suspects:
             return
         self.progress.phase("accounts that differ (LDAP)", len(suspects))
-        items = list(suspects.items())
-        for start in range(0, len(items), SUSPECT_BATCH):
-            batch = items[start:start + SUSPECT_BATCH]
-            flt = names.filter_or(*(names.filter_eq(self.keys.rdn, row["id"]) for _, (row, _) in batch))
-            found = {self.keys.of_dn(dn): attrs for dn, attrs in
-                     reader.search(self.keys.branch, flt, self.comparer.read_attributes, scope="one")}
-            for key, (row, desired) in batch:
-                attrs = found.get(key)
-                if attrs is None:      # gone in between
-                    if row["status"] == "active":
-                        plan.accounts.append(AccountDrift(row["id"], "missing", self.keys.dn(row["id"]),
-                                                          row["email"], action="create"))
-                    continue
-                drift = self.account_drift(row, desired, attrs)
-                if drift is not None:
-                    plan.accounts.append(drift)
-            self.progress.advance(len(batch))
+        if len(suspects) > BULK_SUSPECTS and len(suspects) * 10 > plan.people_in_ldap:
+            self._check_suspects_in_one_read(reader, dict(suspects), plan)
+        else:
+            for start in range(0, len(suspects), SUSPECT_BATCH):
+                batch = suspects[start:start + SUSPECT_BATCH]
+                flt = names.filter_or(*(names.filter_eq(self.keys.rdn, account_id) for _, account_id in batch))
+                found = {self.keys.of_dn(dn): attrs for dn, attrs in
+                         reader.search(self.keys.branch, flt, self.entry_attributes, scope="one")}
+                self.reads["entries"] += len(found)
+                self.compare_entries([(key, account_id, found.get(key)) for key, account_id in batch], plan,
+                                     extras=False)
+                self.progress.advance(len(batch))
+        self.record_verified()
+
+    def _check_suspects_in_one_read(self, reader: LeanReader, wanted: dict[str, str], plan: Plan) -> None:
+        of_dn = self.keys.of_dn
+        batch: list[tuple[str, str, dict[str, list[str]] | None]] = []
+        for dn, attrs in reader.search(self.keys.branch, self.keys.people_filter, self.entry_attributes,
+                                       scope="one", page_size=self.config.page_size, missing_ok=True):
+            key = of_dn(dn)
+            account_id = wanted.pop(key, None)
+            if account_id is None:
+                continue
+            self.reads["entries"] += 1
+            batch.append((key, account_id, attrs))
+            if len(batch) >= SUSPECT_BATCH:
+                self.compare_entries(batch, plan, extras=False)
+                self.progress.advance(len(batch))
+                batch = []
+        batch += [(key, account_id, None) for key, account_id in wanted.items()]    # gone in between
+        for start in range(0, len(batch), SUSPECT_BATCH):
+            self.compare_entries(batch[start:start + SUSPECT_BATCH], plan, extras=False)
+        self.progress.advance(len(batch))
+
+    def compare_entries(self, batch: list[tuple[str, str, dict[str, list[str]] | None]], plan: Plan, *,
+                        extras: bool) -> None:
+        """Compare entries just read (key, account id, attributes or None if gone) with their rows,
+        read now (after LDAP). Equal: the entry's stamp is recorded with the digest of the row. Rows
+        that vanished are skipped, or with ``extras`` their entries are reported as extra."""
+        ids = [account_id for _, account_id, _ in batch]
+        query = (select(*self.account_columns, ldap_stamps.c.digest.label("stamped_digest"),
+                        ldap_stamps.c.stamp.label("stamp"), ldap_stamps.c.layout.label("stamped_layout"))
+                 .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id))
+                 .where(accounts.c.id.in_(ids)))
+        with transaction(self.rt.engine, readonly=True) as conn:
+            rows = {r["id"]: r for r in conn.execute(query).mappings()}
+        for key, account_id, attrs in batch:
+            row = rows.get(account_id)
+            if row is None:
+                if extras and attrs is not None:
+                    self.report_extra(self.keys.dn(account_id), attrs, plan)
+                    plan.extra_accounts_total += 1
+                continue
+            if row["status"] not in ("active", "disabled"):
+                continue
+            if attrs is not None and self._trusted(row, attrs):
+                continue
+            if attrs is None:      # gone in between
+                if row["status"] == "active":
+                    plan.accounts.append(AccountDrift(row["id"], "missing", self.keys.dn(row["id"]),
+                                                      row["email"], action="create"))
+                continue
+            self.reads["compared"] += 1
+            drift = self.account_drift(dict(row), self.comparer.desired(row), attrs)
+            if drift is not None:
+                plan.accounts.append(drift)
+                continue
+            stamp = attrs.get(self.stamp_key)
+            if stamp:
+                self._verified.append((row["id"], stamp_store.row_digest(row, self.account_columns), stamp[0]))
+
+    def _trusted(self, row: Any, attrs: dict[str, list[str]]) -> bool:
+        """The entry's stamp is the one recorded with these fields of the row, under this layout."""
+        stamp = attrs.get(self.stamp_key)
+        return bool(stamp) and stamp[0] == row["stamp"] and row["stamped_layout"] == self.fingerprint \
+            and stamp_store.row_digest(row, self.account_columns) == row["stamped_digest"]
+
+    def read_start_cursor(self, reader: LeanReader) -> None:
+        """Servers whose stamps are counters, not clocks, publish their latest one: read it
+        before anything else, so every change made during the run is at or after it."""
+        attribute = self.stamps.root_dse_cursor
+        if attribute is None:
+            return
+        root = reader.read("", [attribute]) or {}
+        self._start_cursor = self.stamps.newest(v for k, vs in root.items()
+                                                if k.split(";")[0] == attribute.lower() for v in vs)
+
+    def record_verified(self) -> None:
+        """Record the stamps of the entries found equal to their rows (see ``compare_entries``)."""
+        if not self._verified:
+            return
+        verified, self._verified = self._verified, []
+        with transaction(self.rt.engine) as conn:
+            self.reads["stamps_recorded"] += stamp_store.record(conn, verified, self.fingerprint)
+
+    def report_extra(self, dn: str, attrs: dict[str, list[str]], plan: Plan) -> None:
+        uid = self.keys.account_id_of_dn(dn)
+        already = self.comparer.is_disabled(attrs)
+        action = "disable" if self.config.disable_extra_accounts and not already and uid else "none"
+        note = "already disabled" if already else (None if uid else "not named by an account id")
+        mail = self.layout.people.attributes.get("email")
+        mail_attr = mail.ldap.lower() if mail else "mail"
+        plan.accounts.append(AccountDrift(uid or dn, "extra", dn, (attrs.get(mail_attr) or [None])[0],
+                                          action=action, note=note))
+
+    def seen(self, stamps: Any) -> None:
+        newest = self.stamps.newest(stamps)
+        self._newest = self.stamps.later(self._newest, newest)
+
+    def propose_cursor(self, previous: str | None, seconds: float) -> None:
+        """Where the next incremental run starts: at or before anything this one may have missed
+        (``syncd.directory.stamps``); never before ``previous``."""
+        profile = self.stamps
+        from_seen = from_clock = None
+        if self._newest is not None and profile.cursor_from_seen is not None:
+            from_seen = profile.cursor_from_seen(self._newest, seconds)
+        if profile.cursor_from_clock is not None:
+            from_clock = profile.cursor_from_clock(self.started_at)
+        self.next_cursor = profile.later(previous, self._start_cursor, from_seen, from_clock)
 
     def account_drift(self, row: dict, desired: dict[str, list[str]], attrs: dict[str, list[str]]
                       ) -> AccountDrift | None:
@@ -196,7 +331,7 @@ class Planner:
             kind = "changed"
         return AccountDrift(row["id"], kind, self.keys.dn(row["id"]), row["email"], diff, action="update")
 
-    def _describe_extras(self, reader: LeanReader, people: dict[str, tuple[bytes, bool]], plan: Plan) -> None:
+    def _describe_extras(self, reader: LeanReader, people: dict[str, tuple[str | None, bool]], plan: Plan) -> None:
         """Entries of the people branch the database does not know: reported, maybe disabled."""
         if not people:
             return
@@ -213,12 +348,7 @@ class Planner:
             flt = names.filter_or(*(self.keys.filter_of_key(k) for k in batch))
             for dn, attrs in reader.search(self.keys.branch, flt, [mail_attr, self.layout.people.disabled_attribute],
                                            scope="one"):
-                uid = self.keys.account_id_of_dn(dn)
-                already = self.comparer.is_disabled(attrs)
-                action = "disable" if disable and not already and uid else "none"
-                note = "already disabled" if already else (None if uid else "not named by an account id")
-                plan.accounts.append(AccountDrift(uid or dn, "extra", dn, (attrs.get(mail_attr) or [None])[0],
-                                                  action=action, note=note))
+                self.report_extra(dn, attrs, plan)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -226,20 +356,23 @@ class Planner:
         self.progress.phase("groups", len(self.roles))
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
-        for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_attr], scope="one",
-                                       page_size=10, missing_ok=True):
+        for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_attr, self.stamps.attribute],
+                                       scope="one", page_size=10, missing_ok=True):
+            self.seen(attrs.get(self.stamp_key, ()))
             role = self.role_by_group_key.get(names.normalise_dn(dn))
             if role is None or role.key in seen:
                 continue
             seen.add(role.key)
-            self._plan_one_group(role, dn, attrs.get(self.member_attr.lower(), []), plan)
+            self.plan_one_group(role, dn, attrs.get(self.member_attr.lower(), []), plan)
             self.progress.advance(1)
         for role in self.roles:
             if role.key not in seen:
-                self._plan_one_group(role, None, [], plan)
+                self.plan_one_group(role, None, [], plan)
                 self.progress.advance(1)
 
-    def _plan_one_group(self, role: Role, dn: str | None, values: list[str], plan: Plan) -> GroupDrift:
+    def plan_one_group(self, role: Role, dn: str | None, values: list[str], plan: Plan) -> GroupDrift | None:
+        if dn is not None and self._group_unchanged(role, values, plan):
+            return None
         keys = self.keys
         actual: dict[str, str] = {}
         for v in values:
@@ -263,27 +396,75 @@ class Planner:
             plan.groups.append(drift)
         return drift
 
+    def _group_unchanged(self, role: Role, values: list[str], plan: Plan) -> bool:
+        """Whether the group holds exactly its desired members, compared as strings.
+
+        The server returns member values as they were written, and syncd writes ``keys.dn``:
+        when the two sets of strings are equal no value needs parsing. Any difference (a value
+        written by another tool, in another case or spacing, a member to add or remove, a
+        shared group's foreign members) goes to the keyed comparison of ``_plan_one_group``.
+        """
+        wanted, _ = self._member_rows(role.key)
+        have = set(values)
+        have.discard(self.placeholder_value)
+        if len(have) != len(wanted) or len(values) - len(have) > 1:
+            return False
+        if not self.keys.all_plain(wanted):
+            return False
+        prefix, suffix = self.keys.dn_parts
+        if any(prefix + account_id + suffix not in have for account_id in wanted):
+            return False
+        plan.groups_checked += 1
+        plan.member_values += len(have)
+        plan.desired_memberships += len(wanted)
+        return True
+
+    def _member_rows(self, role_key: str) -> tuple[list[str], list[str]]:
+        """Account ids of the role's desired members, and of those syncd granted then revoked
+        (a revoked row, or an account no longer active), as in ``desired_members``."""
+        desired: list[str] = []
+        other: list[str] = []
+        inactive = self._inactive_accounts()
+        with transaction(self.rt.engine, readonly=True) as conn:
+            # No join with accounts: it triples the cost on SQLite (measured); the few
+            # accounts that are not active are looked up in a set instead. One role's rows at
+            # once (the biggest role bounds memory), read from the covering index of 0009.
+            rows = self._role_rows(conn, role_key)
+        for account_id, current in rows:
+            (desired if current and account_id not in inactive else other).append(account_id)
+        self._member_cache = (role_key, desired, other)
+        return desired, other
+
+    def _role_rows(self, conn: Any, role_key: str) -> list[tuple]:
+        """(account id, not revoked) of a role's rows, through the driver: SQLAlchemy's row
+        handling and statement compilation cost more than the query itself (measured)."""
+        if self._role_sql is None:
+            compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
+                        .where(memberships.c.role_key == bindparam("role_key"))).compile(dialect=conn.dialect)
+            self._role_sql = (str(compiled), list(compiled.positiontup or []) if compiled.positional else None)
+        sql, order = self._role_sql
+        params: Any = tuple(role_key for _ in order) if order is not None else {"role_key": role_key}
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def desired_members(self, role_key: str) -> tuple[dict[str, str], set[str]]:
         """(key -> account id) of the role's desired members, and keys syncd granted then revoked.
 
         Desired: a membership row not revoked, of an active account. Granted-then-revoked:
         a revoked row, or a row of an account that is no longer active.
         """
-        desired: dict[str, str] = {}
-        granted: set[str] = set()
+        cached, self._member_cache = self._member_cache, None
+        if cached is not None and cached[0] == role_key:
+            wanted, other = cached[1], cached[2]
+        else:
+            wanted, other = self._member_rows(role_key)
         of_id = self.keys.of_id
-        inactive = self._inactive_accounts()
-        with transaction(self.rt.engine, readonly=True) as conn:
-            # No join with accounts: it triples the cost on SQLite (measured); the few
-            # accounts that are not active are looked up in a set instead.
-            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
-                .where(memberships.c.role_key == role_key))
-            for account_id, current in rows:
-                if current and account_id not in inactive:
-                    desired[of_id(account_id)] = account_id
-                else:
-                    granted.add(of_id(account_id))
+        desired = {of_id(account_id): account_id for account_id in wanted}
+        granted = {of_id(account_id) for account_id in other}
         granted.difference_update(desired)
         return desired, granted
 
@@ -305,7 +486,7 @@ class Planner:
         t = time.perf_counter()
         with self.reader() as reader:
             attrs = reader.read(dn, [self.member_attr])
-        self._plan_one_group(role, dn if attrs is not None else None,
+        self.plan_one_group(role, dn if attrs is not None else None,
                              (attrs or {}).get(self.member_attr.lower(), []), plan)
         plan.seconds["group"] = time.perf_counter() - t
         return plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -13,7 +13,9 @@ from syncd.reconcile import guards
 from syncd.reconcile.applying import ApplyResult, apply_plan
 from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.model import Plan
+from syncd.reconcile.incremental import SCOPE, plan_since
 from syncd.reconcile.planning import Planner, Progress
+from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
 from syncd.store.tables import reconcile_runs
 
@@ -30,6 +32,7 @@ class Outcome:
     forced: bool
     applied: ApplyResult | None
     run_id: int | None = None
+    reads: dict[str, int] = field(default_factory=dict)   # what the run read (Planner.reads), for the bench
 
     @property
     def refused(self) -> bool:
@@ -66,9 +69,14 @@ class Outcome:
 
 
 def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False, force: bool = False,
-                  account: str | None = None, group: str | None = None,
+                  account: str | None = None, group: str | None = None, since_last: bool = False,
                   progress: Progress | None = None, record: bool = True) -> Outcome:
-    """Plan (full, one account or one group), check the guards, apply unless told not to."""
+    """Plan (full, incremental, one account or one group), check the guards, apply unless told not to.
+
+    ``since_last``: only what changed in the directory since the last run that left nothing to
+    write (``syncd.reconcile.incremental``); a full run when there was none. Full and incremental
+    runs that leave nothing to write move that cursor.
+    """
     started = rt.clock()
     run_id = _start(rt, "dry_run" if dry_run else "apply", started) if record else None
     try:
@@ -78,16 +86,22 @@ def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False
         elif group:
             plan = planner.plan_group(group)
         else:
-            plan = planner.plan_full()
+            cursor = _cursor(rt, planner) if since_last else None
+            plan = plan_since(planner, cursor) if cursor else planner.plan_full()
         verdict = guards.check(plan, config)
         applied = None
         if not dry_run and plan.changes and (verdict.ok or (force and verdict.forceable)):
             applied = apply_plan(rt, plan, progress)
-        outcome = Outcome(plan, verdict, dry_run, force, applied, run_id)
+        outcome = Outcome(plan, verdict, dry_run, force, applied, run_id, dict(planner.reads))
     except BaseException as exc:
         if run_id is not None:
             _finish(rt, run_id, None, f"{type(exc).__name__}: {exc}")
         raise
+    if plan.scope in ("full", SCOPE):
+        log.info("reconcile_entries_read", scope=plan.scope, **planner.reads)
+        if planner.next_cursor and (outcome.state in ("clean", "reported") or (
+                outcome.state == "applied" and outcome.applied is not None and not outcome.applied.errors)):
+            _save_cursor(rt, planner, planner.next_cursor)
     log_event = {"clean": "reconcile_clean", "dry_run": "reconcile_drift_found", "reported": "reconcile_drift_found",
                  "refused": "reconcile_refused", "applied": "reconcile_applied"}[outcome.state]
     (log.warning if outcome.state == "refused" else log.info)(
@@ -98,6 +112,16 @@ def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False
             "; ".join(applied.errors[:5]) if applied and applied.errors else None)
         _finish(rt, run_id, outcome.to_json(sample=SAMPLE), error)
     return outcome
+
+
+def _cursor(rt: Runtime, planner: Planner) -> str | None:
+    with transaction(rt.engine, readonly=True) as conn:
+        return stamp_store.cursor(conn, planner.stamps.kind)
+
+
+def _save_cursor(rt: Runtime, planner: Planner, value: str) -> None:
+    with transaction(rt.engine) as conn:
+        stamp_store.set_cursor(conn, planner.stamps.kind, value, rt.clock())
 
 
 def _start(rt: Runtime, mode: str, now: Any) -> int:

@@ -236,6 +236,9 @@ memberships = Table(
 Index("ix_memberships_role_key", memberships.c.role_key)
 Index("ix_memberships_parked_at", memberships.c.parked_at, sqlite_where=memberships.c.parked_at.isnot(None),
       postgresql_where=memberships.c.parked_at.isnot(None))
+# A role's rows read from the index alone (the reconciliation, once per role group; migration 0009).
+Index("ix_memberships_role_key_account_id_revoked_at", memberships.c.role_key, memberships.c.account_id,
+      memberships.c.revoked_at)
 
 outbox = Table(
     "outbox",
@@ -333,4 +336,26 @@ reconcile_runs = Table(
     Column("mode", String(16), nullable=False),          # dry_run / apply
     Column("summary", JSON, nullable=True),
     Column("error", Text, nullable=True),
+)
+
+# The change stamp LDAP gave each person entry (entryCSN on OpenLDAP, syncd.directory.stamps) when
+# syncd last wrote it or saw it equal to the account's fields (their digest; migration 0009). A full
+# reconciliation reads again only the entries whose stamp, fields or layout moved.
+ldap_stamps = Table(
+    "ldap_stamps",
+    metadata,
+    Column("account_id", String(40), primary_key=True),   # no foreign key: a cache, never a reference
+    Column("digest", String(32), nullable=False),         # of the account's fields the entry matched
+    Column("stamp", String(64), nullable=False),
+    Column("layout", String(32), nullable=False),         # mappings and syncd release it was computed under
+)
+
+# Where the next incremental reconciliation starts (``syncd reconcile --since-last``): one row per
+# directory kind, the stamp at or after which entries may have changed since the last run.
+reconcile_cursors = Table(
+    "reconcile_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("stamp", String(64), nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
 )

@@ -100,3 +100,27 @@ def test_the_settings_section_is_read_when_present_with_defaults_otherwise():
     assert (got.mode, got.max_changes, got.max_percent) == ("repair", 50, 5.0)
     got = config_from(SimpleNamespace(reconcile=SimpleNamespace(interval_seconds=600)))
     assert got.interval_seconds == 600 and got.mode == "report"
+
+
+def test_reconcile_since_last_checks_what_changed_since_the_last_run(rt, config_file, capsys):
+    a = account(rt, "alice")
+    capsys.readouterr()
+    assert cli.main(["-c", config_file, "reconcile", "--since-last", "--json"]) == 0   # no cursor yet: full
+    assert json.loads(capsys.readouterr().out)["scope"] == "full"
+    Ldap(rt).replace(dn(rt, a), "telephoneNumber", ["+33 1 00 00 00 00"])
+    assert cli.main(["-c", config_file, "reconcile", "--since-last", "--dry-run", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scope"] == "incremental" and [x["account_id"] for x in doc["accounts"]] == [a]
+
+
+def test_the_daemon_runs_the_incremental_job_on_its_own_interval(rt):
+    from syncd.daemon import default_jobs
+    jobs = {job.name: job for job in default_jobs(rt)}
+    assert jobs["reconcile_incremental"].interval_seconds == rt.settings.reconcile.incremental_interval_seconds
+    a = account(rt, "alice")
+    reconcile_job.reconcile(rt)                      # report mode: clean, the cursor is set
+    Ldap(rt).replace(dn(rt, a), "telephoneNumber", ["+33 1 00 00 00 00"])
+    assert reconcile_job.reconcile_incremental(rt) == 1
+    with transaction(rt.engine) as conn:
+        last = conn.execute(select(reconcile_runs.c.summary).order_by(reconcile_runs.c.id.desc())).scalar()
+    assert last["scope"] == "incremental"

@@ -1,0 +1,153 @@
+"""Change stamps and incremental runs, on a real slapd with SQLite and PostgreSQL.
+
+What a run read is asserted from its ``reconcile_entries_read`` event: ``suspects`` (entries
+whose stamp or fields moved), ``entries`` (read in full by a full run), ``compared`` (compared
+attribute by attribute), ``changed_entries`` (returned by an incremental run's search).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from structlog.testing import capture_logs
+
+from syncd.directory.stamps import stamp_profile
+from syncd.reconcile.config import ReconcileConfig
+from syncd.reconcile.service import run_reconcile
+from syncd.store import stamps as stamp_store
+from syncd.store.db import transaction
+from syncd.store.tables import ldap_stamps
+from tests.reconcile.helpers import Ldap, account, dn, entry, grant
+
+pytestmark = pytest.mark.slapd
+
+ROLE = "accords-locaux-acces"
+
+
+def run(rt, *, since_last: bool = False, dry_run: bool = True):
+    """A run, and what it read (its ``reconcile_entries_read`` event)."""
+    with capture_logs() as logs:
+        outcome = run_reconcile(rt, ReconcileConfig(max_percent=None), dry_run=dry_run, since_last=since_last)
+    reads = [e for e in logs if e["event"] == "reconcile_entries_read"]
+    assert len(reads) == 1, logs
+    return outcome, reads[0]
+
+
+def recorded_stamp(rt, account_id: str) -> str | None:
+    with transaction(rt.engine) as conn:
+        return conn.execute(select(ldap_stamps.c.stamp).where(ldap_stamps.c.account_id == account_id)).scalar()
+
+
+def test_a_write_records_the_stamp_the_server_gave_the_entry(rt):
+    a = account(rt, "alice")
+    assert recorded_stamp(rt, a) == entry(rt, a, "entryCSN")["entryCSN"][0]
+
+
+def test_a_steady_full_run_reads_in_full_only_the_entry_whose_stamp_moved(rt):
+    a, b, c = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe")
+    grant(rt, a, ROLE)
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads.get("suspects", 0) == 0 and reads.get("entries", 0) == 0
+
+    Ldap(rt).replace(dn(rt, b), "telephoneNumber", ["+33 1 00 00 00 00"])
+    outcome, reads = run(rt)
+    assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(b, "changed")]
+    assert (reads["suspects"], reads["entries"], reads["compared"]) == (1, 1, 1)
+
+
+def test_an_entry_changed_but_still_equal_is_read_once_then_trusted_again(rt):
+    a = account(rt, "alice")
+    Ldap(rt).replace(dn(rt, a), "description", ["not an attribute syncd owns"])   # moves entryCSN
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads["suspects"] == 1 and reads["stamps_recorded"] == 1
+    assert recorded_stamp(rt, a) == entry(rt, a, "entryCSN")["entryCSN"][0]
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads.get("suspects", 0) == 0
+
+
+def test_drift_made_by_others_after_the_last_run_is_found_by_the_incremental_run(rt):
+    a, b = account(rt, "alice"), account(rt, "bruno")
+    grant(rt, a, ROLE)
+    grant(rt, b, ROLE)
+    outcome, _ = run(rt)
+    assert outcome.plan.clean
+    with transaction(rt.engine) as conn:
+        assert stamp_store.cursor(conn, stamp_profile(rt.mappings.directory.kind).kind)
+
+    Ldap(rt).replace(dn(rt, a), "mail", ["someone.else@example.org"])
+    Ldap(rt).remove_member(ROLE, dn(rt, b))
+    outcome, reads = run(rt, since_last=True)
+    assert outcome.plan.scope == "incremental"
+    assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(a, "renamed")]
+    assert [(g.role_key, g.add) for g in outcome.plan.groups] == [(ROLE, [b])]
+    # Only the entry whose stamp moved was compared; the other came back trusted (the search
+    # returns every entry changed since the cursor, which is a margin before the last run).
+    assert reads["changed_entries"] == 2 and reads["compared"] == 1, reads
+
+
+def test_an_incremental_run_repairs_what_it_found_and_the_next_one_finds_nothing(rt):
+    a = account(rt, "alice")
+    run(rt)
+    Ldap(rt).replace(dn(rt, a), "telephoneNumber", ["+33 1 00 00 00 00"])
+    outcome, _ = run(rt, since_last=True, dry_run=False)
+    assert outcome.state == "applied"
+    assert entry(rt, a, "telephoneNumber")["telephoneNumber"] == []
+    outcome, reads = run(rt, since_last=True)
+    assert outcome.plan.clean and reads.get("compared", 0) == 0
+
+
+def test_a_deletion_is_found_by_the_full_run_only(rt):
+    a, b = account(rt, "alice"), account(rt, "bruno")
+    run(rt)
+    Ldap(rt).delete(dn(rt, b))
+    outcome, _ = run(rt, since_last=True)
+    assert outcome.plan.accounts == []
+    outcome, _ = run(rt)
+    assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(b, "missing")]
+
+
+def test_an_entry_added_by_others_is_reported_by_the_incremental_run(rt):
+    account(rt, "alice")
+    run(rt)
+    Ldap(rt).add_person("intruder", mail="intruder@example.org")
+    outcome, _ = run(rt, since_last=True)
+    assert [(x.account_id, x.kind, x.action) for x in outcome.plan.accounts] == [("intruder", "extra", "none")]
+
+
+def test_without_a_previous_run_the_incremental_run_is_a_full_one(rt):
+    account(rt, "alice")
+    outcome, _ = run(rt, since_last=True)
+    assert outcome.plan.scope == "full" and outcome.plan.clean
+
+
+def test_when_most_entries_are_suspects_one_read_of_the_branch_finds_the_same(rt, monkeypatch):
+    from syncd.reconcile import planning
+    monkeypatch.setattr(planning, "BULK_SUSPECTS", 0)
+    a, b, c = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe")
+    with transaction(rt.engine) as conn:
+        stamp_store.forget(conn, [a, b, c])             # as after the upgrade: nothing recorded yet
+    Ldap(rt).replace(dn(rt, b), "telephoneNumber", ["+33 1 00 00 00 00"])
+    outcome, reads = run(rt)
+    assert [(x.account_id, x.kind) for x in outcome.plan.accounts] == [(b, "changed")]
+    assert (reads["suspects"], reads["entries"], reads["stamps_recorded"]) == (3, 3, 2)
+
+
+def test_in_steady_use_only_entries_changed_by_others_become_suspects(rt):
+    """What moves a person's entryCSN, measured: a group add does not (memberOf is written
+    without it), nor a failed bind; syncd's own writes do but record the new stamp at once; a
+    password change does, so that entry is read once at the next run."""
+    from syncd.jobs import accounts as accounts_job
+    from syncd.jobs import habilitations
+
+    a, b, c, d = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe"), account(rt, "david")
+    run(rt)
+    grant(rt, a, ROLE)                                                  # member added to a group
+    rt.directory.set_password(b, "Un-mot-de-passe-2026")               # password changed
+    habilitations.set_account_status(rt, c, "disabled")                 # syncd writes the status
+    habilitations.update_profile(rt, d, {"phone": "+33 4 00 00 00 00"})  # ... and a profile change
+    accounts_job.sync_accounts(rt)
+    assert not rt.directory.can_bind(dn(rt, a), "not the password")     # a failed bind
+    outcome, reads = run(rt)
+    assert outcome.plan.clean
+    assert reads["suspects"] == 1 and reads["stamps_recorded"] == 1     # bruno, read once
+    assert recorded_stamp(rt, b) == entry(rt, b, "entryCSN")["entryCSN"][0]
