@@ -243,7 +243,7 @@ class Planner:
                  .where(accounts.c.id.in_(ids)))
         with transaction(self.rt.engine, readonly=True) as conn:
             rows = {r["id"]: r for r in conn.execute(query).mappings()}
-        for key, account_id, attrs in batch:
+        for _key, account_id, attrs in batch:
             row = rows.get(account_id)
             if row is None:
                 if extras and attrs is not None:

@@ -44,7 +44,7 @@ def test_a_write_records_the_stamp_the_server_gave_the_entry(rt):
 
 
 def test_a_steady_full_run_reads_in_full_only_the_entry_whose_stamp_moved(rt):
-    a, b, c = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe")
+    a, b, _c = account(rt, "alice"), account(rt, "bruno"), account(rt, "chloe")
     grant(rt, a, ROLE)
     outcome, reads = run(rt)
     assert outcome.plan.clean and reads.get("suspects", 0) == 0 and reads.get("entries", 0) == 0
@@ -97,7 +97,7 @@ def test_an_incremental_run_repairs_what_it_found_and_the_next_one_finds_nothing
 
 
 def test_a_deletion_is_found_by_the_full_run_only(rt):
-    a, b = account(rt, "alice"), account(rt, "bruno")
+    _a, b = account(rt, "alice"), account(rt, "bruno")
     run(rt)
     Ldap(rt).delete(dn(rt, b))
     outcome, _ = run(rt, since_last=True)
