@@ -176,8 +176,8 @@ def test_a_request_whose_ldap_write_is_refused_for_good_is_parked_not_retried_fo
         clock.advance(seconds=rt.settings.jobs.max_backoff_seconds + 1)
         apply_accepted(rt)
     assert request_row(rt, request_id)["attempts"] == 1
-    [item] = [i for i in request_history(rt.engine.connect(), ids["requester"], rt.mappings)
-              if i.request_id == request_id]
+    with rt.engine.connect() as conn:        # closed: an open read would hold a lock on PostgreSQL
+        [item] = [i for i in request_history(conn, ids["requester"], rt.mappings) if i.request_id == request_id]
     assert item.parked and item.status_label == "En attente de traitement"
 
 
