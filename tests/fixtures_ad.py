@@ -25,13 +25,15 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+import yaml
 from ldap3 import Connection
 
 from syncd.core.model import DirectoryKind
 from syncd.directory import Directory, names
 from syncd.directory.connection import open_connection, safe_close
 from syncd.jobs.runtime import Runtime
-from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, Mappings, PeopleLayout
+from syncd.devslapd import source_dir
+from syncd.mappings import DirectoryLayout, Mappings
 from syncd.settings import Settings
 from syncd.store.db import make_engine
 from tests.factories import mappings as sample_mappings
@@ -48,32 +50,11 @@ def _in_ci() -> bool:
 
 
 def ad_sample_layout(base_dn: str = SUFFIX) -> DirectoryLayout:
-    """The Active Directory layout of mappings/README.md, rooted at ``base_dn``."""
-    attr = AttributeMapping
-    return DirectoryLayout(
-        kind=DirectoryKind.ACTIVE_DIRECTORY,
-        base_dn=base_dn,
-        people=PeopleLayout(
-            branch="ou=people", rdn_attribute="cn", object_classes=("user",),
-            attributes={
-                "given_name": attr(ldap="givenName"),
-                "family_name": attr(ldap="sn"),
-                "email": attr(ldap="mail"),
-                "phone": attr(ldap="telephoneNumber"),
-                "civility": attr(ldap="personalTitle"),
-                "birth_name": attr(ldap="msDS-cloudExtensionAttribute2"),
-                "contact_email": attr(ldap="otherMailbox"),
-                "internal": attr(ldap="msDS-cloudExtensionAttribute3"),
-                "primary_organisation": attr(ldap="seeAlso"),
-            },
-            disabled_attribute="msDS-cloudExtensionAttribute1",
-        ),
-        organisations=BranchLayout(branch="ou=organisations", rdn_attribute="ou",
-                                   object_classes=("organizationalUnit",)),
-        groups=GroupLayout(branch="ou=groups", rdn_attribute="cn", object_classes=("group",),
-                           member_attribute="member",
-                           placeholder_member=f"cn=syncd-placeholder,ou=groups,{base_dn}"),
-    )
+    """The Active Directory layout syncd ships (deploy/activedirectory/directory.yaml) on ``base_dn``."""
+    data = yaml.safe_load((source_dir() / "deploy" / "activedirectory" / "directory.yaml").read_text())["directory"]
+    data["base_dn"] = base_dn
+    data["groups"]["placeholder_member"] = f"cn=syncd-placeholder,ou=groups,{base_dn}"
+    return DirectoryLayout.model_validate(data)
 
 
 def nest_directory(directory: dict, tag: str) -> dict:

@@ -876,13 +876,6 @@ def test_on_active_directory_a_syncd_schema_attribute_is_unknown(folder: Path):
                                      "active_directory")
 
 
-def test_on_active_directory_a_group_name_with_a_character_ad_refuses_is_reported(folder: Path):
-    shutil.copy(AD_DIRECTORY, folder / "directory.yaml")
-    line = edit(folder, "applications.yaml", "group: app-opim-organisme-local", "group: app-opim[local]")
-    assert only_problem() == (f"mappings/applications.yaml:{line}: applications[5].roles[0].group: "
-                              "'app-opim[local]' cannot be written to the directory's sAMAccountName "
-                              "(forbidden character)")
-
 
 def test_the_389ds_lock_attribute_is_known_on_389ds_only(folder: Path):
     edit_line(folder, "directory.yaml", "disabled_attribute:", "syncdAccountStatus", "nsAccountLock")

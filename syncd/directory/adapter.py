@@ -53,10 +53,11 @@ import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
-from syncd.directory import names, paged, servers
+from syncd.directory import activedirectory, names, paged, ranges, servers
 from syncd.directory.base import DirectoryConnection, Upsert
 from syncd.directory.connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
+    NO_SUCH_OBJECT,
     NoSuchEntry,
     open_connection,
     raise_for_result,
@@ -150,11 +151,12 @@ class Directory(DirectoryConnection):
         correspondents = list(dict.fromkeys(correspondent_dns))
         for c in correspondents:
             names.parse_dn(c)
+        name_of = self.traits.name
         changes: dict[str, list[str]] = {
-            "syncdOrganisationCode": [code],
+            name_of("syncdOrganisationCode"): [code],
             "description": ldap_values(name),
-            "syncdBranch": ldap_values(branch),
-            "syncdCorrespondent": correspondents,
+            name_of("syncdBranch"): ldap_values(branch),
+            name_of("syncdCorrespondent"): correspondents,
         }
         if org.rdn_attribute.lower() != "o" and any(c.lower() == "organization" for c in org.object_classes):
             changes["o"] = ldap_values(name)    # organization requires o
@@ -176,7 +178,7 @@ class Directory(DirectoryConnection):
         """
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        changes = self._with_lock(person_attrs(people.attributes, attrs))
+        changes = self._with_lock(self.traits.person_attributes(person_attrs(people.attributes, attrs)))
         classes = list(object_classes or people.object_classes)
 
         def defaults(entry: dict[str, list[str]]) -> None:
@@ -184,6 +186,8 @@ class Directory(DirectoryConnection):
                 given = next((v for k, v in entry.items() if k.lower() == "givenname"), [])
                 family = next((v for k, v in entry.items() if k.lower() == "sn"), [])
                 entry["cn"] = [" ".join([*given[:1], *family[:1]]) or account_id]
+            if self.traits.sam_accounts:
+                activedirectory.user_defaults(self, account_id, entry)
 
         return self._upsert(dn, people.rdn_attribute, account_id, classes, changes, defaults)
 
@@ -204,6 +208,11 @@ class Directory(DirectoryConnection):
             log.info("ldap_account_disabled", dn=dn)
         return outcome == "updated"
 
+    def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
+        if self.traits.lock_attribute and attribute.lower() == self.traits.lock_attribute.lower():
+            return self.traits.merge_lock(current, wanted)
+        return wanted
+
     def _with_lock(self, changes: dict[str, list[str]]) -> dict[str, list[str]]:
         """``changes`` plus the server's lock attribute, when they write the account status."""
         status = next((v for k, v in changes.items() if k.lower() == self.layout.people.disabled_attribute.lower()), [])
@@ -223,16 +232,22 @@ class Directory(DirectoryConnection):
             raise DirectoryRejected("a new password may not be empty")
         dn = names.person_dn(self.layout, account_id)
 
+        if self.traits.password_needs_tls:
+            activedirectory.check_encrypted(self.settings, dn)
+        value: str | bytes = new_password
+        if self.traits.password_attribute.lower() == "unicodepwd":
+            value = activedirectory.unicode_pwd(new_password)
+
         def call(conn: Connection) -> dict:
             if not self.traits.password_extended_operation:
-                conn.modify(dn, {"userPassword": [(MODIFY_REPLACE, [new_password])]})
+                conn.modify(dn, {self.traits.password_attribute: [(MODIFY_REPLACE, [value])]})
                 return conn.result
             op = ModifyPassword(conn, user=dn, new_password=new_password)
             op.send()
             return op.result
 
         result = self._run("password modify", dn, call)
-        raise_for_result(result, operation="password modify", dn=dn)
+        raise_for_result(activedirectory.password_result(result), operation="password modify", dn=dn)
         log.info("ldap_password_set", dn=dn)
 
     def can_bind(self, dn: str, password: str) -> bool:
@@ -264,18 +279,22 @@ class Directory(DirectoryConnection):
         groups = self.layout.groups
         dn = names.group_dn(self.layout, group_name)
         placeholder = names.placeholder_dn(self.layout)
+        name_of = self.traits.name
         changes: dict[str, list[str]] = {
-            "syncdRoleKey": ldap_values(role_key),
-            "syncdApplicationKey": ldap_values(app_key),
+            name_of("syncdRoleKey"): ldap_values(role_key),
+            name_of("syncdApplicationKey"): ldap_values(app_key),
             "description": ldap_values(description),
         }
         if management is not None:
-            changes["syncdManagement"] = ldap_values(management)
+            changes[name_of("syncdManagement")] = ldap_values(management)
         if groups.rdn_attribute.lower() != "cn":
             changes["cn"] = [group_name]
 
         def defaults(entry: dict[str, list[str]]) -> None:
-            entry[groups.member_attribute] = [placeholder]
+            if self.traits.needs_placeholder:
+                entry[groups.member_attribute] = [placeholder]
+            if self.traits.sam_accounts:
+                activedirectory.group_defaults(group_name, entry)
 
         outcome = self._upsert(dn, groups.rdn_attribute, group_name, groups.object_classes, changes, defaults)
         if outcome != "created" and self._restore_placeholder(dn):
@@ -284,6 +303,8 @@ class Directory(DirectoryConnection):
 
     def _restore_placeholder(self, dn: str) -> bool:
         """Add the placeholder member to group ``dn`` if missing; True if it was added."""
+        if not self.traits.needs_placeholder:
+            return False
         attr = self.layout.groups.member_attribute
         placeholder = names.placeholder_dn(self.layout)
         result = self._modify(dn, {attr: [(MODIFY_ADD, [placeholder])]})
@@ -309,16 +330,41 @@ class Directory(DirectoryConnection):
         controls = [(PERMISSIVE_MODIFY_OID, False, None)] if permissive else None
         return change_members(
             dn, attr, values, adding=op == MODIFY_ADD, permissive=permissive,
+            conflict=lambda result: self.traits.member_conflict(result, adding=op == MODIFY_ADD),
             modify=lambda chunk: self._modify(dn, {attr: [(op, chunk)]}, controls=controls),
             read_members=lambda: self._current_members(dn, attr),
             restore_placeholder=lambda: self._restore_placeholder(dn),
             max_values=self.settings.batch_size, max_bytes=self.settings.max_request_bytes)
 
     def _current_members(self, dn: str, attr: str) -> set[str]:
-        current = self._read_entry(dn, [attr])
-        if current is None:
+        values = self._member_list(dn, attr)
+        if values is None:
             raise NoSuchEntry(f"no such group {dn!r}")
-        return {names.normalise_dn(v) for v in current.get(attr, [])}
+        return {names.normalise_dn(v) for v in values}
+
+    def _member_list(self, dn: str, attr: str) -> list[str] | None:
+        """The group's member values (by ranges where the server caps them), or None if no group."""
+        if not self.traits.ranged_members:
+            current = self._read_entry(dn, [attr])
+            return None if current is None else current.get(attr, [])
+
+        def search(conn: Connection, description: str) -> tuple[dict, list[dict]]:
+            # ldap3 fills requested attributes it did not get with [], then trips over the
+            # range it got instead (KeyError): ask it not to fill anything for this search.
+            empty, conn.empty_attributes = conn.empty_attributes, False
+            try:
+                _, result, response, _ = conn.search(dn, "(objectClass=*)", BASE, attributes=[description])
+            finally:
+                conn.empty_attributes = empty
+            return result, [r for r in (response or []) if r.get("type") == "searchResEntry"]
+
+        def read(description: str) -> dict[str, Any] | None:
+            result, entries = self._run("search", dn, lambda conn: search(conn, description))
+            if result and result.get("result") == NO_SUCH_OBJECT:
+                return None
+            raise_for_result(result, operation="read", dn=dn)
+            return dict(entries[0].get("attributes") or {}) if entries else None
+        return ranges.read_ranges(read, attr)
 
     def add_members(self, group_name: str, member_dns: Iterable[str]) -> MemberChange:
         """Add DNs to the group's members, batched; a DN already there is success."""
@@ -337,11 +383,10 @@ class Directory(DirectoryConnection):
         Raises ``NoSuchEntry`` if the group does not exist.
         """
         dn = names.group_dn(self.layout, group_name)
-        attr = self.layout.groups.member_attribute
-        current = self._read_entry(dn, [attr])
-        if current is None:
+        values = self._member_list(dn, self.layout.groups.member_attribute)
+        if values is None:
             raise NoSuchEntry(f"no such group {dn!r}")
-        found = {names.normalise_dn(v) for v in current.get(attr, [])}
+        found = {names.normalise_dn(v) for v in values}
         found.discard(self._placeholder_norm)
         return found
 

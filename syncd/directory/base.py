@@ -217,6 +217,11 @@ class DirectoryConnection:
 
     # -- generic upsert ---------------------------------------------------------------------
 
+    def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
+        """What to write to ``attribute`` holding ``current`` when ``wanted`` is asked
+        (``wanted`` itself; a bit mask keeps the bits the caller does not own: ``Directory``)."""
+        return wanted
+
     def _upsert(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
                 changes: dict[str, list[str]], create_defaults: Callable[[dict[str, list[str]]], None] | None = None
                 ) -> Upsert:
@@ -244,6 +249,7 @@ class DirectoryConnection:
             modlist["objectClass"] = [(MODIFY_ADD, missing)]
         for attr, values in changes.items():
             now = current.get(attr, [])
+            values = self._merged(attr, now, values)
             if attr.lower() == rdn_attr.lower():
                 if {v.lower() for v in values} != {v.lower() for v in now}:
                     raise DirectoryRejected(f"cannot change the naming attribute {attr} of {dn!r}")

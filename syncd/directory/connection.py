@@ -214,6 +214,9 @@ def open_connection(settings: LdapSettings, *, pool: ServerPool | None = None,
         check_names=False,
         receive_timeout=max(1, math.ceil(settings.timeout_seconds)),  # ldap3 packs it as an int
         auto_referrals=False,
+        # syncd follows ranges itself (syncd.directory.ranges): ldap3's own follow-up of
+        # "member;range=…" crashes on an answer that ends the range with no value.
+        auto_range=False,
         read_only=False,
         return_empty_attributes=True,
     )

@@ -411,8 +411,6 @@ class _MappingsLoader:
             for j, role in items(app.get("roles")):
                 written += [(("applications", i, "roles", j, "label"), "description", role.get("label")),
                             (("applications", i, "roles", j, "group"), "cn", role.get("group"))]
-                if prof.knows("sAMAccountName"):      # Active Directory names the group so, too
-                    written.append((("applications", i, "roles", j, "group"), "sAMAccountName", role.get("group")))
         for loc, attribute, value in written:
             refusal = prof.check(attribute, value) if isinstance(value, str) and value else None
             if refusal is not None and refusal.code != "too_long":     # lengths: the models say
