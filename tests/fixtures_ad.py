@@ -1,27 +1,30 @@
-"""Samba Active Directory fixtures: one real domain controller per test session, an OU per test.
+"""Samba Active Directory fixtures: a real domain controller per test, copied from one provisioned per run.
 
-* ``samba_ad`` (session): a ``tests.samba_ad.SambaAd`` provisioned once into a temporary folder
-  on a loopback address of its own and started (``samba -i -M single``). Not root, or no
-  ``samba``: the tests that need it are skipped with a loud reason, unless ``CI=true``, where
-  that is a failure.
-* ``ad_layout`` (function): the Active Directory sample layout (``directory.kind:
-  active_directory``, ``mappings/README.md``) whose three branches are ``OU=t<8 hex>`` inside
-  ``OU=people``, ``OU=organisations`` and ``OU=groups``: every test gets an empty tree.
+* ``samba_ad_template`` (session): a ``tests.samba_ad.SambaAd`` provisioned once into a temporary
+  folder, started once (it makes its TLS key) and stopped. Not root, or no ``samba``: the tests
+  that need it are skipped with a loud reason, unless ``CI=true``, where that is a failure.
+* ``samba_ad`` (function): a copy of the template started on a loopback address of its own
+  (``samba -i -M single``): every test gets an empty domain (AD's sAMAccountName and UPN are
+  unique domain-wide, so tests could not share one by giving each its own OU).
+* ``ad_layout``: the Active Directory layout syncd ships (deploy/activedirectory/directory.yaml,
+  ``directory.kind: active_directory``) on ``DC=example,DC=org``.
 * ``ad_settings``: ``LdapSettings`` over LDAPS with the DC's generated certificate;
   ``ad_admin``: a raw ldap3 connection (LDAPS) to arrange and check behind syncd.
 * ``make_ad_directory(**overrides)`` / ``ad_directory``: ``Directory`` objects on that layout
   (``ensure_branches()`` done for the latter).
 * ``make_ad_runtime(mappings=None, **sections)``: a whole syncd on this test's database, the
-  AD branches, and the in-process SMTP server.
-* ``ad_bulk_group`` (session): a group of ``BULK_MEMBERS`` users, built once per session
-  (the first test that asks for it pays for it), for reading members through range retrieval.
+  AD layout, and the in-process SMTP server.
+* ``ad_bulk_template`` (session) / ``samba_ad_bulk`` (function): the template plus the role group
+  ``BULK_GROUP`` of ``BULK_MEMBERS`` users, built once per run by the first test that asks for it,
+  for reading members through range retrieval.
+
+The terminal summary says how long the DC took to provision, start and copy.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -41,6 +44,7 @@ from tests.fixtures_runtime import WEB_BASE_URL
 from tests.samba_ad import SUFFIX, SambaAd, SambaError, SambaNotAvailable
 
 BULK_MEMBERS = 5000
+BULK_GROUP = "app-bulk-readers"
 _problem: list[str] = []    # why the AD tests were skipped, for the terminal summary
 timings: dict[str, float] = {}
 
@@ -57,15 +61,6 @@ def ad_sample_layout(base_dn: str = SUFFIX) -> DirectoryLayout:
     return DirectoryLayout.model_validate(data)
 
 
-def nest_directory(directory: dict, tag: str) -> dict:
-    """A directory mapping (``model_dump`` form) whose branches are ``ou=<tag>`` under each branch."""
-    out = dict(directory, base_dn=SUFFIX, kind=DirectoryKind.ACTIVE_DIRECTORY.value)
-    for which in ("people", "organisations", "groups"):
-        out[which] = dict(directory[which], branch=f"ou={tag},{directory[which]['branch']}")
-    out["groups"]["placeholder_member"] = f"cn=syncd-placeholder,ou={tag},{directory['groups']['branch']},{SUFFIX}"
-    return out
-
-
 def ad_mappings(mappings: Mappings, layout: DirectoryLayout) -> Mappings:
     """``mappings`` with the AD ``layout`` (an ``ad_layout``) as their directory."""
     data = mappings.model_dump(mode="json")
@@ -74,8 +69,9 @@ def ad_mappings(mappings: Mappings, layout: DirectoryLayout) -> Mappings:
 
 
 @pytest.fixture(scope="session")
-def samba_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAd]:
-    dc = SambaAd(tmp_path_factory.mktemp("samba-ad"))
+def samba_ad_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAd]:
+    """The DC provisioned once per run, started once (its TLS key is made then) and stopped."""
+    dc = SambaAd(tmp_path_factory.mktemp("samba-ad-template"))
     try:
         dc.provision().start()
     except SambaNotAvailable as exc:
@@ -86,10 +82,28 @@ def samba_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAd]:
         if not _problem:
             _problem.append(message)
         pytest.skip(message)
+    finally:
+        dc.stop()
+    timings.update({f"template {k}": v for k, v in dc.timings.items()})
+    yield dc
+
+
+def _started_copy(template: SambaAd, workdir) -> SambaAd:
+    started = time.monotonic()
+    dc = template.copy(workdir)
+    try:
+        dc.start()
     except BaseException:
         dc.stop()
         raise
-    timings.update(dc.timings)
+    timings["copy and start (last)"] = time.monotonic() - started
+    return dc
+
+
+@pytest.fixture
+def samba_ad(samba_ad_template: SambaAd, tmp_path) -> Iterator[SambaAd]:
+    """A domain of this test's own: a copy of the template, started (~0.3-1.5 s)."""
+    dc = _started_copy(samba_ad_template, tmp_path / "samba-ad")
     try:
         yield dc
     finally:
@@ -98,8 +112,7 @@ def samba_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAd]:
 
 @pytest.fixture
 def ad_layout(samba_ad: SambaAd) -> DirectoryLayout:
-    base = ad_sample_layout(SUFFIX).model_dump(mode="json")
-    return DirectoryLayout.model_validate(nest_directory(base, f"t{uuid.uuid4().hex[:8]}"))
+    return ad_sample_layout(SUFFIX)
 
 
 @pytest.fixture
@@ -158,28 +171,45 @@ def make_ad_runtime(db_url, samba_ad: SambaAd, ad_layout: DirectoryLayout, smtp_
 
 
 @pytest.fixture(scope="session")
-def ad_bulk_group(samba_ad: SambaAd) -> tuple[DirectoryLayout, str, set[str]]:
-    """(layout, group name, member DNs): a role group of ``BULK_MEMBERS`` people, built once."""
-    layout = DirectoryLayout.model_validate(nest_directory(ad_sample_layout(SUFFIX).model_dump(mode="json"), "bulk"))
+def ad_bulk_template(samba_ad_template: SambaAd, tmp_path_factory: pytest.TempPathFactory) -> SambaAd:
+    """The template plus a role group of ``BULK_MEMBERS`` people (``BULK_GROUP`` of the sample
+    layout), built once per run by the first test that needs it: AD refuses a member naming no
+    object, so each member is a user (~10-50 ms each on Samba)."""
+    dc = _started_copy(samba_ad_template, tmp_path_factory.mktemp("samba-ad-bulk"))
     started = time.monotonic()
-    with Directory(samba_ad.ldap_settings(), layout) as d:
-        d.ensure_branches()
-        d.ensure_group("bulk-readers", "bulk-readers", "bulk")
-        conn = open_connection(samba_ad.ldap_settings())
-        try:
-            members = []
-            for i in range(BULK_MEMBERS):
-                account_id = f"{i:032x}"
-                dn = names.person_dn(layout, account_id)
-                conn.add(dn, ["user"], {"sAMAccountName": f"b{i:019x}"[:20], "sn": "Bulk"})
-                if conn.result["result"] not in (0, 68):
-                    raise SambaError(f"cannot add {dn}: {conn.result}")
-                members.append(dn)
-        finally:
-            safe_close(conn)
-        d.add_members("bulk-readers", members)
-    timings["bulk_group"] = time.monotonic() - started
-    return layout, "bulk-readers", {names.normalise_dn(m) for m in members}
+    try:
+        layout = ad_sample_layout(SUFFIX)
+        with Directory(dc.ldap_settings(), layout) as d:
+            d.ensure_branches()
+            d.ensure_group(BULK_GROUP, BULK_GROUP, "bulk")
+            conn = open_connection(dc.ldap_settings())
+            try:
+                for dn, account_id in bulk_members(layout):
+                    conn.add(dn, ["user"], {"sAMAccountName": account_id[:20], "sn": "Bulk", "givenName": account_id})
+                    if conn.result["result"] != 0:
+                        raise SambaError(f"cannot add {dn}: {conn.result}")
+            finally:
+                safe_close(conn)
+            d.add_members(BULK_GROUP, [dn for dn, _ in bulk_members(layout)])
+    finally:
+        dc.stop()
+    timings["bulk group"] = time.monotonic() - started
+    return dc
+
+
+def bulk_members(layout: DirectoryLayout) -> list[tuple[str, str]]:
+    """(DN, account id) of the members of the bulk group."""
+    return [(names.person_dn(layout, f"{i:032x}"), f"{i:032x}") for i in range(BULK_MEMBERS)]
+
+
+@pytest.fixture
+def samba_ad_bulk(ad_bulk_template: SambaAd, tmp_path) -> Iterator[SambaAd]:
+    """A domain of this test's own holding the bulk group."""
+    dc = _started_copy(ad_bulk_template, tmp_path / "samba-ad-bulk")
+    try:
+        yield dc
+    finally:
+        dc.stop()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

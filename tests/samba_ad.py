@@ -13,6 +13,9 @@ its own (``127.0.0.N``, ``interfaces`` + ``bind interfaces only``). It must run 
    with a base search until it answers (0.2-0.5 s; the first start also generates the TLS key
    and a self-signed certificate for ``<HOST>.<realm>``: +2 s).
 
+A test run provisions and starts one DC, stops it (its TLS key is made), and starts a copy of
+its folder per test (``copy``: ~0.1 s, then ~0.2-1 s to start): every test gets an empty domain.
+
 TLS uses that generated certificate: ``ca_file`` is ``private/tls/ca.pem`` and, since tests reach
 the DC by address, ``tls.server_name`` names the host the certificate was issued to.
 
@@ -42,6 +45,10 @@ REALM = "EXAMPLE.ORG"
 DOMAIN = "EXAMPLE"
 HOST = "dc1"
 SUFFIX = "DC=example,DC=org"
+
+
+# Sockets, locks and logs of a (stopped) DC that a copy must not inherit.
+_NOT_COPIED = frozenset({"ldapi", "ldap_priv", "msg.sock", "msg.lock", "samba.out"})
 
 
 class SambaNotAvailable(RuntimeError):
@@ -200,6 +207,21 @@ class SambaAd:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def copy(self, workdir: Path, *, address: str | None = None) -> "SambaAd":
+        """A DC of its own from this one's folder (stopped: its databases are copied as files),
+        on another loopback address: the paths and the address in smb.conf are rewritten, the
+        sockets and pid files left behind. ~0.1 s, and ~0.2-1 s to start (no key to generate)."""
+        if self.is_running():
+            raise SambaError("stop a domain controller before copying it")
+        other = SambaAd(workdir, address=address)
+        other.admin_password = self.admin_password
+        shutil.copytree(self.workdir, other.workdir, symlinks=True, dirs_exist_ok=True,
+                        ignore=lambda folder, names: [n for n in names if n in _NOT_COPIED or n.endswith(".pid")])
+        (other.workdir / "log").mkdir(exist_ok=True)
+        text = self.smb_conf.read_text().replace(str(self.workdir), str(other.workdir))
+        other.smb_conf.write_text(text.replace(f"interfaces = {self.address}/", f"interfaces = {other.address}/"))
+        return other
 
     def remove(self) -> None:
         self.stop()

@@ -53,6 +53,8 @@ import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
+from syncd.core import syntax
+from syncd.core.syntax import Syntax
 from syncd.directory import activedirectory, names, paged, ranges, servers
 from syncd.directory.base import DirectoryConnection, Upsert
 from syncd.directory.connection import (
@@ -85,6 +87,7 @@ class Directory(DirectoryConnection):
         self.layout = layout
         self._permissive: bool | None = None
         self.traits = servers.traits(layout.kind)
+        self._profile = syntax.profile(layout.kind)
         self._placeholder_norm = names.normalise_dn(names.placeholder_dn(layout))
 
     # -- permissive modify ------------------------------------------------------------------
@@ -207,6 +210,16 @@ class Directory(DirectoryConnection):
         if outcome == "updated":
             log.info("ldap_account_disabled", dn=dn)
         return outcome == "updated"
+
+    def _same(self, attribute: str, current: list[str], wanted: list[str]) -> bool:
+        # A DN comes back in the server's spelling (AD: "CN=…,OU=…"), not the one written.
+        spec = self._profile.attribute(attribute)
+        if spec is not None and spec.syntax is Syntax.DN and len(current) == len(wanted):
+            try:
+                return {names.normalise_dn(v) for v in current} == {names.normalise_dn(v) for v in wanted}
+            except names.InvalidName:
+                pass
+        return super()._same(attribute, current, wanted)
 
     def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
         if self.traits.lock_attribute and attribute.lower() == self.traits.lock_attribute.lower():

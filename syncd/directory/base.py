@@ -217,6 +217,10 @@ class DirectoryConnection:
 
     # -- generic upsert ---------------------------------------------------------------------
 
+    def _same(self, attribute: str, current: list[str], wanted: list[str]) -> bool:
+        """Whether ``attribute`` already holds ``wanted`` (``Directory`` compares DNs as DNs)."""
+        return sorted(current) == sorted(wanted)
+
     def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
         """What to write to ``attribute`` holding ``current`` when ``wanted`` is asked
         (``wanted`` itself; a bit mask keeps the bits the caller does not own: ``Directory``)."""
@@ -257,7 +261,7 @@ class DirectoryConnection:
             if not values:
                 if now:
                     modlist[attr] = [(MODIFY_DELETE, [])]
-            elif sorted(values) != sorted(now):
+            elif not self._same(attr, now, values):
                 modlist[attr] = [(MODIFY_REPLACE, values)]
         if not modlist:
             return "unchanged"
