@@ -199,7 +199,8 @@ def ad_bulk_template(samba_ad_template: SambaAd, tmp_path_factory: pytest.TempPa
 
 def bulk_members(layout: DirectoryLayout) -> list[tuple[str, str]]:
     """(DN, account id) of the members of the bulk group."""
-    return [(names.person_dn(layout, f"{i:032x}"), f"{i:032x}") for i in range(BULK_MEMBERS)]
+    ids = [f"{i:05x}{'b' * 27}" for i in range(BULK_MEMBERS)]     # the first 20 characters differ
+    return [(names.person_dn(layout, i), i) for i in ids]
 
 
 @pytest.fixture

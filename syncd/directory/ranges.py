@@ -30,6 +30,13 @@ def ranged(attribute: str, start: int = 0, window: int = RANGE_WINDOW) -> str:
     return f"{attribute};range={start}-{start + window - 1}"
 
 
+def attribute_of(description: str) -> str:
+    """The attribute type of a description that may ask for a range (``member;range=0-1499``);
+    any other option is left in place (and refused by the caller's name check)."""
+    match = _RANGE.match(description)
+    return match["attr"] if match else description
+
+
 def ranged_part(attributes: Mapping[str, Any], attribute: str) -> tuple[list[str], int | None] | None:
     """The values of ``attribute`` in one answer holding ``<attribute>;range=a-b``, and where the
     next range starts (None after the last, ``b`` being ``*``); None when there is no range."""

@@ -168,7 +168,7 @@ class LeanReader:
         """
         for a in attributes:
             if a not in ("1.1", "+", "*"):
-                names.validate_attribute_name(a)
+                names.validate_attribute_name(ranges.attribute_of(a))
         names.parse_dn(base)
         size = page_size or self.settings.page_size
         cookie: bytes | None = None
