@@ -263,6 +263,35 @@ class Directory(DirectoryConnection):
         raise_for_result(activedirectory.password_result(result), operation="password modify", dn=dn)
         log.info("ldap_password_set", dn=dn)
 
+    def locked_out_accounts(self) -> list[str] | None:
+        """The ids of the people the server has locked out after bad passwords (AD's
+        ``lockoutTime``), or None when the server has no such lockout (no LDAP read then)."""
+        attr = self.traits.lockout_attribute
+        if attr is None:
+            return None
+        rdn = self.layout.people.rdn_attribute
+        return sorted(e[rdn][0] for e in self.iter_entries(names.branch_dn(self.layout, "people"),
+                                                           names.filter_at_least(attr, 1), [rdn], scope="one")
+                      if e[rdn])
+
+    def clear_lockout(self, account_id: str) -> bool:
+        """Clear the server's lockout of a person (an operator's command); True if there was one.
+
+        Raises ``NoSuchEntry`` if the person does not exist, ``DirectoryRejected`` on a server
+        without lockouts."""
+        attr = self.traits.lockout_attribute
+        if attr is None:
+            raise DirectoryRejected(f"directory.kind {self.layout.kind.value} has no lockout to clear")
+        dn = names.person_dn(self.layout, account_id)
+        current = self._read_entry(dn, [attr])
+        if current is None:
+            raise NoSuchEntry(f"no such person {dn!r}")
+        if not any(v not in ("0", "") for v in current.get(attr, [])):
+            return False
+        raise_for_result(self._modify(dn, {attr: [(MODIFY_REPLACE, ["0"])]}), operation="modify", dn=dn)
+        log.info("ldap_lockout_cleared", dn=dn)
+        return True
+
     def can_bind(self, dn: str, password: str) -> bool:
         """Whether ``dn`` / ``password`` authenticate (a fresh connection, closed at once).
 

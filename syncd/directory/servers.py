@@ -36,6 +36,10 @@ Active Directory (Windows Server, Samba 4 AD DC; deploy/activedirectory/README.m
   conflicts itself as on 389-DS: AD answers entryAlreadyExists (68) to a member already there
   and unwillingToPerform (53) to one already gone (``members``). Groups may be empty: no
   placeholder member (AD refuses a member value naming no object).
+* **lockouts**: the DC sets ``lockoutTime`` after too many bad passwords (the domain's
+  ``lockoutThreshold``); the bind then fails whatever the password. ``syncd status`` lists the
+  locked-out accounts and ``syncd unlock EMAIL`` clears one (``lockoutTime: 0``, the only value
+  AD lets a client write); syncd never clears one by itself.
 * **member lists**: read with range retrieval (``member;range=0-1499``…), as a Windows DC
   returns at most MaxValRange (1,500) values of an attribute per read.
 """
@@ -93,6 +97,7 @@ class ServerTraits:
     needs_placeholder: bool = True     # a group may not be empty (groupOfNames)
     ranged_members: bool = False       # member lists are read by ranges (AD's MaxValRange)
     sam_accounts: bool = False         # users and groups need sAMAccountName, groupType... (AD)
+    lockout_attribute: str | None = None   # set by the server after bad passwords (AD: lockoutTime)
     # Membership write results meaning "already there" (add) / "already gone" (remove); a
     # removal refused with one of ``gone_messages`` in its message is "already gone" too.
     benign_add_codes: frozenset[int] = frozenset({ATTRIBUTE_OR_VALUE_EXISTS})
@@ -161,6 +166,7 @@ _TRAITS = {
         lock_value="", refused_bind_codes=frozenset({INVALID_CREDENTIALS}), password_attribute="unicodePwd",
         password_needs_tls=True, lock_bit=ACCOUNTDISABLE, common_name_attribute="displayName",
         attribute_names=AD_ATTRIBUTES, needs_placeholder=False, ranged_members=True, sam_accounts=True,
+        lockout_attribute="lockoutTime",
         # AD: a member already there is entryAlreadyExists (68; 20 on older DCs); one already
         # gone, or naming no object at all, unwillingToPerform (53; 16 on older DCs).
         benign_add_codes=frozenset({ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS}),

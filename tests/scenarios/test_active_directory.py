@@ -1,7 +1,8 @@
 """End to end on a real Samba AD domain controller (``directory.kind: active_directory``, the layout of
 deploy/activedirectory, over LDAPS): a request flows to ``member`` and the native ``memberOf``, a
 password set through a reset link binds (``unicodePwd``), a password the domain's policy refuses is
-explained on the password page, and ``syncd disable`` stops the bind within one pass.
+explained on the password page, ``syncd disable`` stops the bind within one pass, and a lockout by
+the DC shows in ``syncd status`` until ``syncd unlock`` clears it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from ldap3 import MODIFY_REPLACE
 
+from syncd import operator
 from syncd.core.model import Verdict
 from syncd.directory import names
 from syncd.errors import DirectoryRejected
@@ -82,3 +85,24 @@ def test_a_disabled_account_cannot_bind_after_one_pass_and_enable_lets_it_bind_a
     habilitations.set_account_status(rt, REQUESTER, "active")       # syncd enable
     daemon.run_job("accounts")
     assert rt.directory.can_bind(dn, PASSWORD) is True
+
+
+def test_a_lockout_after_bad_passwords_shows_in_status_and_only_an_operator_clears_it(rt, daemon, smtp_server,
+                                                                                        ad_admin):
+    ids = people(rt)
+    dn = person(rt, ids["requester"])
+    passwords.reset_password(rt, reset_token(rt, daemon, smtp_server), PASSWORD)
+    ad_admin.modify(rt.mappings.directory.base_dn, {"lockoutThreshold": [(MODIFY_REPLACE, ["3"])]})   # the domain's
+    assert operator.status_report(rt)["locked_out_accounts"] == []
+    for _ in range(3):
+        assert rt.directory.can_bind(dn, "pas le bon") is False
+    assert rt.directory.can_bind(dn, PASSWORD) is False                     # locked out by the DC
+    report = operator.status_report(rt)
+    assert report["locked_out_accounts"] == [ids["requester"]]
+    assert "locked out by the directory after bad passwords: 1 account(s)" in operator.format_status(report)
+    daemon.run_job("accounts")                                                # syncd leaves it alone
+    assert rt.directory.can_bind(dn, PASSWORD) is False
+    assert operator.unlock_account(rt, REQUESTER) is True                    # syncd unlock EMAIL
+    assert rt.directory.can_bind(dn, PASSWORD) is True
+    assert operator.unlock_account(rt, REQUESTER) is False
+    assert operator.status_report(rt)["locked_out_accounts"] == []
