@@ -27,9 +27,12 @@ Decisions worth knowing:
   2.5.13: the control makes adding a present value succeed, but deleting an absent value
   still answers noSuchAttribute (16), so removals take the split path there as well.
 * **The server's kind** (``layout.kind``, ``directory.kind`` of the mappings) selects what
-  differs between OpenLDAP and 389-DS (``syncd.directory.servers``): on 389-DS no
-  permissive-modify control, passwords set by a modify of ``userPassword``, and
-  ``nsAccountLock`` kept in step with the account status.
+  differs between OpenLDAP, 389-DS and Active Directory (``syncd.directory.servers``): on
+  389-DS no permissive-modify control, passwords set by a modify of ``userPassword``, and
+  ``nsAccountLock`` kept in step with the account status; on AD also no placeholder, syncd's
+  own attributes in AD's default schema, ``unicodePwd`` over TLS only, the disable bit of
+  ``userAccountControl``, member lists by ranges (``ranges``), and what a new user or group
+  needs (``activedirectory``).
 * **``permissive_modify: auto``** looks for the control in the root DSE's supportedControl
   once; OpenLDAP supports the control without advertising it, so when it is not listed a
   harmless probe settles it: a modify of a DN that does not exist, carrying the control as
