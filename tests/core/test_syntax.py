@@ -122,3 +122,11 @@ def test_active_directory_keeps_mail_in_a_unicode_string_bounded_by_its_range_up
     assert ad.check("mail", "anne.lée@example.org") is None      # a Unicode string on AD, not IA5
     assert ad.check("givenName", "a" * 65).code == "too_long"
     assert ad.check("syncdAccountStatus", "active").code == "unknown_attribute"
+
+
+def test_at_intake_a_name_longer_than_ad_keeps_is_refused_in_french_on_active_directory_only():
+    values, attributes = {"given_name": "A" * 65}, {"given_name": "givenName"}
+    refused = syntax.refusals("active_directory", values, attributes)
+    assert refused["given_name"].code == "too_long"
+    assert syntax.sentence("given_name", refused["given_name"]).startswith("Le prénom dépasse 64 caractères")
+    assert syntax.refusals("openldap", values, attributes) == {}
