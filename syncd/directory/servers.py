@@ -32,8 +32,9 @@ Active Directory (Windows Server, Samba 4 AD DC; deploy/activedirectory/README.m
 * **locking**: ``userAccountControl``'s ACCOUNTDISABLE bit (0x2); the other bits are the
   domain's and are kept as they are. A disabled account's bind is invalidCredentials (49,
   data 533); a locked-out one (``lockoutTime``) 49 too (data 775).
-* **membership writes**: AD has the permissive-modify control, but syncd resolves its
-  conflicts itself as on 389-DS: AD answers entryAlreadyExists (68) to a member already there
+* **membership writes**: AD has the permissive-modify control (Samba advertises it too), but
+  syncd resolves its conflicts itself as on 389-DS, so that what a write changed stays known
+  (``MemberChange.changed``) and every DC takes the same path: AD answers entryAlreadyExists (68) to a member already there
   and unwillingToPerform (53) to one already gone (``members``). Groups may be empty: no
   placeholder member (AD refuses a member value naming no object).
 * **lockouts**: the DC sets ``lockoutTime`` after too many bad passwords (the domain's
