@@ -31,16 +31,13 @@ import pytest
 import yaml
 from ldap3 import Connection
 
-from syncd.core.model import DirectoryKind
 from syncd.directory import Directory, names
+from syncd.devslapd import source_dir
 from syncd.directory.connection import open_connection, safe_close
 from syncd.jobs.runtime import Runtime
-from syncd.devslapd import source_dir
 from syncd.mappings import DirectoryLayout, Mappings
-from syncd.settings import Settings
-from syncd.store.db import make_engine
 from tests.factories import mappings as sample_mappings
-from tests.fixtures_runtime import WEB_BASE_URL
+from tests.fixtures_runtime import build_runtime
 from tests.samba_ad import SUFFIX, SambaAd, SambaError, SambaNotAvailable
 
 BULK_MEMBERS = 5000
@@ -154,14 +151,9 @@ def make_ad_runtime(db_url, samba_ad: SambaAd, ad_layout: DirectoryLayout, smtp_
     made: list[Runtime] = []
 
     def make(mappings: Mappings | None = None, **sections) -> Runtime:
-        values = {"database": {"url": db_url}, "ldap": samba_ad.ldap_settings().model_dump(),
-                  "smtp": smtp_settings.model_dump(), "web": {"base_url": WEB_BASE_URL},
-                  "jobs": {"max_backoff_seconds": 60}, **sections}
-        values["ldap"]["bind_password"] = samba_ad.admin_password
-        settings = Settings(**values)
-        runtime = Runtime(settings, ad_mappings(mappings or sample_mappings(), ad_layout),
-                          make_engine(db_url, pool_size=settings.database.pool_size),
-                          clock=clock, worker_id="test-worker")
+        ldap = dict(samba_ad.ldap_settings().model_dump(), bind_password=samba_ad.admin_password)
+        runtime = build_runtime(db_url, ldap, ad_mappings(mappings or sample_mappings(), ad_layout),
+                                smtp_settings, clock, **sections)
         made.append(runtime)
         return runtime
 
