@@ -1,15 +1,17 @@
 """Samba Active Directory fixtures: a real domain controller per test, copied from one provisioned per run.
 
 * ``samba_ad_template`` (session): a ``tests.samba_ad.SambaAd`` provisioned once into a temporary
-  folder, started once (it makes its TLS key) and stopped. Not root, or no ``samba``: the tests
+  folder, started once (it makes its TLS key), given syncd's service account and ``OU=syncd``
+  delegated to it as deploy/activedirectory/README.md says, and stopped. Not root, or no ``samba``: the tests
   that need it are skipped with a loud reason, unless ``CI=true``, where that is a failure.
 * ``samba_ad`` (function): a copy of the template started on a loopback address of its own
   (``samba -i -M single``): every test gets an empty domain (AD's sAMAccountName and UPN are
   unique domain-wide, so tests could not share one by giving each its own OU).
 * ``ad_layout``: the Active Directory layout syncd ships (deploy/activedirectory/directory.yaml,
-  ``directory.kind: active_directory``) on ``DC=example,DC=org``.
-* ``ad_settings``: ``LdapSettings`` over LDAPS with the DC's generated certificate;
-  ``ad_admin``: a raw ldap3 connection (LDAPS) to arrange and check behind syncd.
+  ``directory.kind: active_directory``) on ``OU=syncd,DC=example,DC=org``.
+* ``ad_settings``: ``LdapSettings`` over LDAPS with the DC's generated certificate, bound as
+  syncd's service account (its delegated rights only); ``ad_admin``: a raw ldap3 connection
+  (LDAPS) as the domain's Administrator, to arrange and check behind syncd.
 * ``make_ad_directory(**overrides)`` / ``ad_directory``: ``Directory`` objects on that layout
   (``ensure_branches()`` done for the latter).
 * ``make_ad_runtime(mappings=None, **sections)``: a whole syncd on this test's database, the
@@ -38,7 +40,7 @@ from syncd.jobs.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
 from tests.factories import mappings as sample_mappings
 from tests.fixtures_runtime import build_runtime
-from tests.samba_ad import SUFFIX, SambaAd, SambaError, SambaNotAvailable
+from tests.samba_ad import SYNCD_OU, SambaAd, SambaError, SambaNotAvailable
 
 BULK_MEMBERS = 5000
 BULK_GROUP = "app-bulk-readers"
@@ -50,7 +52,7 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-def ad_sample_layout(base_dn: str = SUFFIX) -> DirectoryLayout:
+def ad_sample_layout(base_dn: str = SYNCD_OU) -> DirectoryLayout:
     """The Active Directory layout syncd ships (deploy/activedirectory/directory.yaml) on ``base_dn``."""
     data = yaml.safe_load((source_dir() / "deploy" / "activedirectory" / "directory.yaml").read_text())["directory"]
     data["base_dn"] = base_dn
@@ -70,7 +72,7 @@ def samba_ad_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samb
     """The DC provisioned once per run, started once (its TLS key is made then) and stopped."""
     dc = SambaAd(tmp_path_factory.mktemp("samba-ad-template"))
     try:
-        dc.provision().start()
+        dc.provision().start().delegate()
     except SambaNotAvailable as exc:
         dc.stop()
         message = f"ACTIVE DIRECTORY (SAMBA AD DC) TESTS NOT RUN: {exc}"
@@ -109,7 +111,7 @@ def samba_ad(samba_ad_template: SambaAd, tmp_path) -> Iterator[SambaAd]:
 
 @pytest.fixture
 def ad_layout(samba_ad: SambaAd) -> DirectoryLayout:
-    return ad_sample_layout(SUFFIX)
+    return ad_sample_layout(SYNCD_OU)
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ def ad_settings(samba_ad: SambaAd):
 @pytest.fixture
 def ad_admin(samba_ad: SambaAd) -> Iterator[Connection]:
     """A raw ldap3 connection (LDAPS) as the domain's Administrator, to arrange and check."""
-    conn = open_connection(samba_ad.ldap_settings())
+    conn = open_connection(samba_ad.admin_settings())
     yield conn
     safe_close(conn)
 
@@ -151,7 +153,7 @@ def make_ad_runtime(db_url, samba_ad: SambaAd, ad_layout: DirectoryLayout, smtp_
     made: list[Runtime] = []
 
     def make(mappings: Mappings | None = None, **sections) -> Runtime:
-        ldap = dict(samba_ad.ldap_settings().model_dump(), bind_password=samba_ad.admin_password)
+        ldap = dict(samba_ad.ldap_settings().model_dump(), bind_password=samba_ad.service_password)
         runtime = build_runtime(db_url, ldap, ad_mappings(mappings or sample_mappings(), ad_layout),
                                 smtp_settings, clock, **sections)
         made.append(runtime)
@@ -170,11 +172,11 @@ def ad_bulk_template(samba_ad_template: SambaAd, tmp_path_factory: pytest.TempPa
     dc = _started_copy(samba_ad_template, tmp_path_factory.mktemp("samba-ad-bulk"))
     started = time.monotonic()
     try:
-        layout = ad_sample_layout(SUFFIX)
-        with Directory(dc.ldap_settings(), layout) as d:
+        layout = ad_sample_layout(SYNCD_OU)
+        with Directory(dc.admin_settings(), layout) as d:
             d.ensure_branches()
             d.ensure_group(BULK_GROUP, BULK_GROUP, "bulk")
-            conn = open_connection(dc.ldap_settings())
+            conn = open_connection(dc.admin_settings())
             try:
                 for dn, account_id in bulk_members(layout):
                     conn.add(dn, ["user"], {"sAMAccountName": account_id[:20], "sn": "Bulk", "givenName": account_id})

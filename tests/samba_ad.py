@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ldap3 import Connection, Server
+
 from syncd.settings import LdapSettings
 
 SAMBA = Path(os.environ.get("SYNCD_SAMBA", "/usr/sbin/samba"))
@@ -45,6 +47,16 @@ REALM = "EXAMPLE.ORG"
 DOMAIN = "EXAMPLE"
 HOST = "dc1"
 SUFFIX = "DC=example,DC=org"
+SYNCD_OU = f"OU=syncd,{SUFFIX}"
+# The delegation of deploy/activedirectory/README.md on SYNCD_OU, inherited by everything below:
+# create and delete users, groups and OUs; read and write their properties; reset passwords.
+_USER, _GROUP, _OU = ("bf967aba-0de6-11d0-a285-00aa003049e2", "bf967a9c-0de6-11d0-a285-00aa003049e2",
+                      "bf967aa5-0de6-11d0-a285-00aa003049e2")
+_RESET_PASSWORD = "00299570-246d-11d0-a768-00aa006e0529"
+DELEGATION = tuple(
+    [f"(OA;CI;CCDC;{cls};;{{sid}})" for cls in (_USER, _GROUP, _OU)]
+    + [f"(OA;CIIO;RPWP;;{cls};{{sid}})" for cls in (_USER, _GROUP, _OU)]
+    + [f"(OA;CIIO;CR;{_RESET_PASSWORD};{_USER};{{sid}})"])
 
 
 # Sockets, locks and logs of a (stopped) DC that a copy must not inherit.
@@ -80,6 +92,9 @@ class SambaAd:
         self.admin_password = "Adm-" + secrets.token_hex(10) + "!Z9"
         self.admin_dn = f"CN=Administrator,CN=Users,{SUFFIX}"
         self.suffix = SUFFIX
+        self.base_dn = SYNCD_OU                       # syncd's base_dn, delegated to it
+        self.service_dn = f"CN=svc-syncd,CN=Users,{SUFFIX}"
+        self.service_password = "Svc-" + secrets.token_hex(12) + "!Q7"
         self._process: subprocess.Popen | None = None
         self.timings: dict[str, float] = {}
 
@@ -218,6 +233,7 @@ class SambaAd:
             raise SambaError("stop a domain controller before copying it")
         other = SambaAd(workdir, address=address)
         other.admin_password = self.admin_password
+        other.service_password = self.service_password
         shutil.copytree(self.workdir, other.workdir, symlinks=True, dirs_exist_ok=True,
                         ignore=lambda folder, names: [n for n in names if n in _NOT_COPIED or n.endswith(".pid")])
         (other.workdir / "log").mkdir(exist_ok=True)
@@ -229,17 +245,54 @@ class SambaAd:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    # -- syncd's service account ------------------------------------------------------------
+
+    def delegate(self) -> "SambaAd":
+        """Create ``SYNCD_OU`` and syncd's service account, and delegate that OU to it as
+        deploy/activedirectory/README.md says (``samba-tool dsacl set``, the SDDL of ``dsacls``)."""
+        from ldap3 import BASE
+        conn = Connection(Server(self.address), self.admin_dn, self.admin_password, auto_bind=True)
+        try:
+            for dn, classes, attrs in (
+                    (self.base_dn, ["organizationalUnit"], {}),
+                    (self.service_dn, ["user"], {"sAMAccountName": "svc-syncd", "userAccountControl": "512"})):
+                conn.add(dn, classes, attrs)
+                if conn.result["result"] != 0:
+                    raise SambaError(f"cannot add {dn}: {conn.result}")
+            conn.extend.microsoft.modify_password(self.service_dn, self.service_password)
+            conn.search(self.service_dn, "(objectClass=*)", BASE, attributes=["objectSid"])
+            sid = _sid_text(conn.response[0]["raw_attributes"]["objectSid"][0])
+        finally:
+            conn.unbind()
+        sddl = "".join(ace.format(sid=sid) for ace in DELEGATION)
+        done = subprocess.run([str(SAMBA_TOOL), "dsacl", "set", "-s", str(self.smb_conf), "-H", self.url,
+                               "-U", f"Administrator%{self.admin_password}", f"--objectdn={self.base_dn}",
+                               f"--sddl={sddl}"], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise SambaError(f"samba-tool dsacl set failed ({done.returncode}): {done.stderr[-2000:]}")
+        return self
+
     # -- settings ---------------------------------------------------------------------------
 
     def ldap_settings(self, *, tls: bool = True, **overrides: Any) -> LdapSettings:
-        """Settings bound as the domain's Administrator, over LDAPS with the DC's certificate
-        (``tls=False``: plain LDAP, on which syncd refuses to set passwords)."""
-        values: dict[str, Any] = {"urls": [self.ldaps_url if tls else self.url], "bind_dn": self.admin_dn,
-                                  "bind_password": self.admin_password, "timeout_seconds": 10}
+        """Settings bound as syncd's service account (``delegate``), over LDAPS with the DC's
+        certificate (``tls=False``: plain LDAP, on which syncd refuses to set passwords)."""
+        values: dict[str, Any] = {"urls": [self.ldaps_url if tls else self.url], "bind_dn": self.service_dn,
+                                  "bind_password": self.service_password, "timeout_seconds": 10}
         if tls:
             values["tls"] = {"mode": "ldaps", "ca_file": str(self.ca_file), "server_name": self.server_name}
         values.update(overrides)
         return LdapSettings(**values)
 
+    def admin_settings(self, **overrides: Any) -> LdapSettings:
+        """Settings bound as the domain's Administrator: for arranging and checking, never for syncd."""
+        return self.ldap_settings(bind_dn=self.admin_dn, bind_password=self.admin_password, **overrides)
+
     def __repr__(self) -> str:
         return f"SambaAd({self.url}, {self.workdir})"
+
+
+def _sid_text(raw: bytes) -> str:
+    """A binary objectSid as S-1-5-21-…"""
+    subs = [int.from_bytes(raw[8 + 4 * i:12 + 4 * i], "little") for i in range(raw[1])]
+    return f"S-{raw[0]}-{int.from_bytes(raw[2:8], 'big')}-" + "-".join(map(str, subs))

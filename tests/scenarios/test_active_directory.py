@@ -88,11 +88,11 @@ def test_a_disabled_account_cannot_bind_after_one_pass_and_enable_lets_it_bind_a
 
 
 def test_a_lockout_after_bad_passwords_shows_in_status_and_only_an_operator_clears_it(rt, daemon, smtp_server,
-                                                                                        ad_admin):
+                                                                                        ad_admin, samba_ad):
     ids = people(rt)
     dn = person(rt, ids["requester"])
     passwords.reset_password(rt, reset_token(rt, daemon, smtp_server), PASSWORD)
-    ad_admin.modify(rt.mappings.directory.base_dn, {"lockoutThreshold": [(MODIFY_REPLACE, ["3"])]})   # the domain's
+    ad_admin.modify(samba_ad.suffix, {"lockoutThreshold": [(MODIFY_REPLACE, ["3"])]})   # the domain's policy
     assert operator.status_report(rt)["locked_out_accounts"] == []
     for _ in range(3):
         assert rt.directory.can_bind(dn, "pas le bon") is False
