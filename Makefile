@@ -29,12 +29,13 @@ $(TEST_STAMP): pyproject.toml $(VENV_STAMP)
 # System packages from the distribution (Debian/Ubuntu): OpenLDAP for both; for the tests, Chromium
 # (pages), systemd (unit checks), prometheus (promtool checks the alert rules), apache2 (an
 # application checking rights with mod_authnz_ldap, tests/apps) and 389-ds-base (the directory
-# adapter's contract suite and scenarios also run on 389 Directory Server).
+# adapter's contract suite and scenarios also run on 389 Directory Server) and samba (the same, on a
+# Samba Active Directory domain controller; it runs as root only).
 demo-packages:
 	@sh deploy/dev/ensure-packages.sh slapd ldap-utils
 
 test-packages:
-	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus apache2 389-ds-base
+	@sh deploy/dev/ensure-packages.sh slapd ldap-utils chromium openssl systemd prometheus apache2 389-ds-base samba
 
 demo: $(DEMO_STAMP) demo-packages
 	$(BIN)/syncd demo

@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--external", action="store_true", help="not an employee of the institution")
     add.add_argument("--director", action="store_true", help="data owned by the directors' referential")
 
+    unl = sub.add_parser("unlock", help="clear the directory's lockout of an account after bad passwords (AD)")
+    unl.add_argument("email")
+
     dcd = sub.add_parser("decider", help="correspondents and central administrators").add_subparsers(
         dest="decider_command", required=True)
     for name in ("add", "remove"):
@@ -183,6 +186,9 @@ def _dispatch_runtime(args, rt) -> int:
         account_id = operator.add_account(rt, args.email, args.given_name, args.family_name, args.organisation,
                                           internal=not args.external, director=args.director)
         print(account_id)
+        return 0
+    if cmd == "unlock":
+        print("unlocked" if operator.unlock_account(rt, args.email) else "was not locked")
         return 0
     if cmd == "decider":
         change = operator.add_decider if args.decider_command == "add" else operator.remove_decider

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, insert
 
 from syncd.core.intake import directory_refusals, normalise_email
-from syncd.errors import PermanentError
+from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
-from syncd.store import health, parked, repo
+from syncd.store import audit, health, parked, repo
 from syncd.store.db import DIALECT_INSERTS, transaction
 from syncd.store.tables import accounts, deciders, requests
 
+
+log = structlog.get_logger(__name__)
 
 NO_CENTRAL_ADMINISTRATOR = (
     "WARNING: NO CENTRAL ADMINISTRATOR. Requests of organisations without a correspondent, of centrally "
@@ -67,8 +70,31 @@ def status_report(rt: Runtime) -> dict[str, Any]:
         waiting_since = health.awaiting_decider_oldest(conn)
         report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
         report["central_administrators"] = health.central_administrator_count(conn)
+    report["locked_out_accounts"] = _locked_out(rt)
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report
+
+
+def _locked_out(rt: Runtime) -> list[str] | None:
+    """Accounts the directory locked out after bad passwords (Active Directory); None when the
+    directory has no such lockout, or could not be read (status must not fail for it)."""
+    try:
+        return rt.directory.locked_out_accounts()
+    except (DirectoryUnavailable, DirectoryRejected) as exc:
+        log.warning("status_lockouts_unread", error=str(exc))
+        return None
+
+
+def unlock_account(rt: Runtime, email: str) -> bool:
+    """``syncd unlock EMAIL``: clear the directory's lockout of an account; True if it was locked."""
+    with transaction(rt.engine, readonly=True) as conn:
+        account = repo.account_by_email(conn, email.strip())
+    if account is None:
+        raise PermanentError(f"no account for {email!r}")
+    cleared = rt.directory.clear_lockout(account["id"])
+    with transaction(rt.engine) as conn:
+        audit.record(conn, at=rt.clock(), actor="cli", action="lockout_cleared", target=account["id"])
+    return cleared
 
 
 def _age(seconds: float | None) -> str:
@@ -104,6 +130,9 @@ def format_status(report: dict[str, Any]) -> str:
         if j["consecutive_failures"] == 0 and j["last_error_at"] is not None:
             state += f" (last failed {j['last_error_at']}: {j['last_error']})"
         lines.append(f"  {j['job']:10} last ok {j['last_ok_at'] or '-'}  {state}")
+    if report.get("locked_out_accounts"):
+        lines.append(f"locked out by the directory after bad passwords: {len(report['locked_out_accounts'])} "
+                     "account(s) (syncd unlock EMAIL): " + ", ".join(report["locked_out_accounts"][:10]))
     lines.append("health: " + ("ok" if report["healthy"] else "DEGRADED (see failing jobs above)"))
     return "\n".join(lines)
 

@@ -42,9 +42,10 @@ def mapping_plan(rt, new):
     from syncd.store.tables import memberships
 
     layout = rt.mappings.directory
-    groups = [(e["syncdRoleKey"][0], e[layout.groups.rdn_attribute][0]) for e in rt.directory.iter_entries(
-        names.branch_dn(layout, "groups"), names.filter_present("syncdRoleKey"),
-        ["syncdRoleKey", layout.groups.rdn_attribute], scope="one") if e["syncdRoleKey"]]
+    role_key = rt.directory.traits.name("syncdRoleKey")     # where the server keeps it (AD: adminDisplayName)
+    groups = [(e[role_key][0], e[layout.groups.rdn_attribute][0]) for e in rt.directory.iter_entries(
+        names.branch_dn(layout, "groups"), names.filter_present(role_key),
+        [role_key, layout.groups.rdn_attribute], scope="one") if e[role_key]]
     orgs = [e[layout.organisations.rdn_attribute][0] for e in rt.directory.iter_entries(
         names.branch_dn(layout, "organisations"), names.filter_present(layout.organisations.rdn_attribute),
         [layout.organisations.rdn_attribute], scope="one")]

@@ -41,6 +41,9 @@ class TlsSettings(_Section):
     mode: Literal["none", "starttls", "ldaps"] = "none"
     ca_file: str | None = None
     verify: bool = True
+    # The name the server's certificate carries, when syncd reaches it by another (an address,
+    # a load balancer's name): the certificate is checked against it as well.
+    server_name: str | None = None
 
 
 class LdapSettings(_Section):

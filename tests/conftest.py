@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures_smtp",
     "tests.fixtures_runtime",
     "tests.fixtures_389ds",
+    "tests.fixtures_ad",
 ]
 
 import pytest

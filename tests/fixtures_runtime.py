@@ -38,19 +38,23 @@ def clock():
     return Clock()
 
 
+def build_runtime(db_url: str, ldap: dict, the_mappings, smtp_settings, clock, **sections) -> Runtime:
+    """A ``Runtime`` on ``db_url`` and the directory ``ldap`` (settings as a dict), with the
+    in-process SMTP server, the test clock and the tests' usual settings; ``sections`` override."""
+    values = {"database": {"url": db_url}, "ldap": ldap, "smtp": smtp_settings.model_dump(),
+              "web": {"base_url": WEB_BASE_URL}, "jobs": {"max_backoff_seconds": 60}, **sections}
+    settings = Settings(**values)
+    return Runtime(settings, the_mappings, make_engine(db_url, pool_size=settings.database.pool_size),
+                   clock=clock, worker_id="test-worker")
+
+
 @pytest.fixture
 def make_runtime(db_url, ldap_settings, ldap_layout, smtp_settings, clock):
     made: list[Runtime] = []
 
     def make(**sections) -> Runtime:
-        values = {"database": {"url": db_url}, "ldap": ldap_settings.model_dump(),
-                  "smtp": smtp_settings.model_dump(), "web": {"base_url": WEB_BASE_URL},
-                  "jobs": {"max_backoff_seconds": 60}}
-        values.update(sections)
-        settings = Settings(**values)
-        runtime = Runtime(settings, mappings(base_dn=ldap_layout.base_dn),
-                          make_engine(db_url, pool_size=settings.database.pool_size),
-                          clock=clock, worker_id="test-worker")
+        runtime = build_runtime(db_url, ldap_settings.model_dump(), mappings(base_dn=ldap_layout.base_dn),
+                                smtp_settings, clock, **sections)
         made.append(runtime)
         return runtime
 

@@ -834,12 +834,48 @@ def test_a_mapped_attribute_the_profile_does_not_know_is_reported_with_its_line(
 def test_a_field_mapped_to_an_attribute_whose_syntax_cannot_hold_it_is_reported(folder: Path):
     line = edit_line(folder, "directory.yaml", "phone:", "telephoneNumber", "syncdInternal")
     edit_line(folder, "directory.yaml", "internal:", "syncdInternal", "syncdDirector")
-    edit_line(folder, "directory.yaml", "  director:", "syncdDirector", "description")
+    edit_line(folder, "directory.yaml", "  director:", "syncdDirector", "mobile")
     problems = problems_of()
     assert f"mappings/directory.yaml:{line}: directory.people.attributes.phone.ldap: 'syncdInternal' has the " \
            "syntax Boolean, which cannot hold the values of 'phone'; use an attribute of syntax DirectoryString " \
            "or PrintableString or TelephoneNumber" in problems
-    assert any("attributes.director.ldap: 'description' has the syntax DirectoryString" in p for p in problems)
+    assert any("attributes.director.ldap: 'mobile' has the syntax TelephoneNumber" in p for p in problems)
+
+
+# --- Active Directory ---------------------------------------------------------------------------
+
+AD_DIRECTORY = Path(__file__).resolve().parent.parent / "deploy" / "activedirectory" / "directory.yaml"
+
+
+def test_the_active_directory_layout_of_deploy_passes_check_config(folder: Path):
+    shutil.copy(AD_DIRECTORY, folder / "directory.yaml")
+    directory = load_mappings(folder).directory
+    assert directory.kind.value == "active_directory"
+    assert directory.people.object_classes == ("user",)
+
+
+def test_on_active_directory_people_named_by_uid_are_reported_with_their_line(folder: Path):
+    shutil.copy(AD_DIRECTORY, folder / "directory.yaml")
+    line = edit(folder, "directory.yaml", "rdn_attribute: cn                   # AD names users by cn",
+                "rdn_attribute: uid")
+    assert only_problem() == (f"mappings/directory.yaml:{line}: directory.people.rdn_attribute: "
+                              "directory.kind active_directory names these entries by cn, not 'uid'")
+
+
+def test_on_active_directory_a_group_without_the_group_class_is_reported(folder: Path):
+    shutil.copy(AD_DIRECTORY, folder / "directory.yaml")
+    line = edit(folder, "directory.yaml", "object_classes: [group]", "object_classes: [groupOfNames]")
+    assert only_problem() == (f"mappings/directory.yaml:{line}: directory.groups.object_classes: "
+                              "directory.kind active_directory needs the object class 'group' here")
+
+
+def test_on_active_directory_a_syncd_schema_attribute_is_unknown(folder: Path):
+    shutil.copy(AD_DIRECTORY, folder / "directory.yaml")
+    line = edit_line(folder, "directory.yaml", "civility:", "personalTitle", "syncdCivility")
+    assert only_problem().startswith(f"mappings/directory.yaml:{line}: directory.people.attributes.civility.ldap: "
+                                     "'syncdCivility' is not an attribute syncd knows for directory.kind "
+                                     "active_directory")
+
 
 
 def test_the_389ds_lock_attribute_is_known_on_389ds_only(folder: Path):

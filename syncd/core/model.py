@@ -53,6 +53,7 @@ class DirectoryKind(str, enum.Enum):
 
     OPENLDAP = "openldap"
     DS389 = "389ds"          # 389 Directory Server (Red Hat Directory Server, FreeIPA's)
+    ACTIVE_DIRECTORY = "active_directory"   # Microsoft Active Directory, Samba AD DC
 
 
 class Management(str, enum.Enum):

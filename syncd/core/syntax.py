@@ -26,8 +26,13 @@ docs/reliability.md, "What the directory accepts"):
   server enforces but other directories and the applications reading them do;
 * no DN with an RDN type this profile does not list: syncd writes only the DNs it builds.
 
-Pure: plain values in, plain values out. Adding a kind (Active Directory) is one more entry in
-``PROFILES``.
+Active Directory (``_AD``) has a schema of its own: every string is a DirectoryString there
+(``mail``, ``telephoneNumber`` too), with ``rangeUpper`` bounds, and ``sAMAccountName`` refuses
+``"/\\[]:;|=,+*?<>`` and more than 20 characters (``sam_account_name`` derives it from an id).
+A Boolean or a date that syncd formats itself ("TRUE", "20260101000000Z") may be kept in a
+DirectoryString: AD has no free attribute of those syntaxes.
+
+Pure: plain values in, plain values out.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class AttributeSyntax:
     syntax: Syntax
     max_length: int | None = None      # the schema's upper bound ({n}), in characters
     aliases: tuple[str, ...] = ()
+    forbidden: str = ""                # characters the server refuses besides the syntax's own
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,9 @@ class SyntaxProfile:
     # Whether the server checks the values inside a DN against their attributes' syntaxes
     # (OpenLDAP does; 389-DS checks only the DN's form: measured, it takes dc=<U+00A0>).
     checks_values_inside_dns: bool = True
+    # Branch ("people", "organisations", "groups") -> (naming attribute, object class) the
+    # server requires of syncd's entries there; empty when the schema leaves it to the layout.
+    required_layout: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     _by_name: dict[str, AttributeSyntax] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,11 +175,19 @@ def _hygiene(value: str) -> Refusal | None:
 def _check(profile: SyntaxProfile, spec: AttributeSyntax, value: str) -> Refusal | None:
     if not isinstance(value, str):
         return Refusal("not_text", "n'est pas un texte")
-    problem = _hygiene(value) or _VALIDATORS[spec.syntax](profile, value)
+    problem = _hygiene(value) or _VALIDATORS[spec.syntax](profile, value) or _forbidden(spec, value)
     if problem is None and spec.max_length is not None and len(value) > spec.max_length:
         problem = Refusal("too_long", f"dépasse {spec.max_length} caractères, la longueur que l'annuaire "
                                       "prévoit pour ce champ", stricter_than_server=True)
     return problem
+
+
+def _forbidden(spec: AttributeSyntax, value: str) -> Refusal | None:
+    bad = next((c for c in value if c in spec.forbidden), None)
+    if bad is None:
+        return None
+    return Refusal("forbidden_character", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
+                                          f"(sont refusés : {' '.join(spec.forbidden)})")
 
 
 def _directory_string(profile: SyntaxProfile, value: str) -> Refusal | None:
@@ -320,11 +337,55 @@ _SYNCD: tuple[AttributeSyntax, ...] = tuple(
 # 389-DS's own operational attributes syncd may write (account locking, 01core389.ldif).
 _DS389_ONLY: tuple[AttributeSyntax, ...] = tuple(_attrs(Syntax.DIRECTORY_STRING, "nsAccountLock"))
 
+# Active Directory's schema (the default one of Windows Server 2012 R2 and later, which Samba 4
+# provisions; no Exchange, no schema extension): its string attributes are "Unicode strings"
+# (2.5.5.12, a DirectoryString), ``mail`` and ``telephoneNumber`` included; the bounds are the
+# schema's ``rangeUpper``. syncd's own attributes live in attributes the default schema has
+# (deploy/activedirectory/README.md says which and why): the twenty ``msDS-cloudExtensionAttribute``
+# of users, ``adminDisplayName`` / ``adminDescription`` / ``info`` of groups, ``businessCategory``
+# and ``seeAlso`` of organisational units.
+SAM_ACCOUNT_NAME_FORBIDDEN = '"/\\[]:;|=,+*?<>'
+SAM_ACCOUNT_NAME_MAX = 20
+_AD: tuple[AttributeSyntax, ...] = tuple(
+    _attrs(Syntax.DIRECTORY_STRING,
+           ("name", 255, ()), ("cn", 64, ("commonName",)), ("sn", 64, ("surname",)),
+           ("givenName", 64, ()), ("initials", 6, ()), ("title", 128, ()), ("displayName", 256, ()),
+           ("description", 1024, ()), ("info", 1024, ()), ("o", 64, ()), ("ou", 64, ()),
+           ("mail", 256, ()), ("otherMailbox", None, ()), ("telephoneNumber", 64, ()), ("mobile", 64, ()),
+           ("personalTitle", 64, ()), ("employeeType", 256, ()), ("employeeNumber", 512, ()),
+           ("departmentNumber", None, ()), ("department", 64, ()), ("company", 64, ()),
+           ("businessCategory", 128, ()), ("adminDisplayName", 256, ()), ("adminDescription", 1024, ()),
+           ("userPrincipalName", 1024, ()), ("uid", None, ()), ("preferredLanguage", None, ()),
+           *((f"msDS-cloudExtensionAttribute{i}", None, ()) for i in range(1, 21)))
+    + [AttributeSyntax("sAMAccountName", Syntax.DIRECTORY_STRING, SAM_ACCOUNT_NAME_MAX,
+                       forbidden=SAM_ACCOUNT_NAME_FORBIDDEN)]
+    + _attrs(Syntax.IA5_STRING, ("dc", 255, ("domainComponent",)))
+    + _attrs(Syntax.DN, ("member", None, ()), ("seeAlso", None, ()), ("manager", None, ()),
+             ("managedBy", None, ()))
+)
+
 PROFILES: dict[DirectoryKind, SyntaxProfile] = {
     DirectoryKind.OPENLDAP: SyntaxProfile(DirectoryKind.OPENLDAP, _STANDARD + _SYNCD),
     DirectoryKind.DS389: SyntaxProfile(DirectoryKind.DS389, _STANDARD + _SYNCD + _DS389_ONLY,
                                        checks_values_inside_dns=False),
+    # AD names users and groups by cn whatever the layout says (the classes' rDNAttID), and the
+    # adapter writes what user and group objects need (sAMAccountName, groupType...).
+    DirectoryKind.ACTIVE_DIRECTORY: SyntaxProfile(DirectoryKind.ACTIVE_DIRECTORY, _AD, required_layout={
+        "people": ("cn", "user"), "organisations": ("ou", "organizationalUnit"), "groups": ("cn", "group")}),
 }
+
+
+def sam_account_name(account_id: str) -> str:
+    """The ``sAMAccountName`` of an account on Active Directory: the first 20 characters of its
+    id, spaces and dots at the end dropped (AD refuses a name ending in a dot). syncd's ids are
+    32 hexadecimal digits, so that is their first 20 (80 bits): two ids sharing them are
+    practically impossible, and the adapter checks before it creates the entry all the same.
+    Raises ``ValueError`` for an id AD cannot name (a forbidden character, nothing left)."""
+    name = account_id.strip()[:SAM_ACCOUNT_NAME_MAX].rstrip(". ")
+    refusal = PROFILES[DirectoryKind.ACTIVE_DIRECTORY].check("sAMAccountName", name)
+    if refusal is not None:
+        raise ValueError(f"no sAMAccountName for account id {account_id!r}: {refusal.code}")
+    return name
 
 
 def profile(kind: DirectoryKind | str) -> SyntaxProfile:
@@ -345,10 +406,10 @@ FIELD_SYNTAXES: dict[str, frozenset[Syntax]] = {
     "phone": frozenset({Syntax.TELEPHONE_NUMBER, Syntax.PRINTABLE_STRING, Syntax.DIRECTORY_STRING}),
     "primary_organisation": frozenset({Syntax.DN}),
     "secondary_organisation": frozenset({Syntax.DN}),
-    "internal": frozenset({Syntax.BOOLEAN}),
-    "director": frozenset({Syntax.BOOLEAN}),
+    "internal": frozenset({Syntax.BOOLEAN, Syntax.DIRECTORY_STRING}),
+    "director": frozenset({Syntax.BOOLEAN, Syntax.DIRECTORY_STRING}),
     "terms_version": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
-    "terms_accepted_at": frozenset({Syntax.GENERALIZED_TIME}),
+    "terms_accepted_at": frozenset({Syntax.GENERALIZED_TIME, Syntax.DIRECTORY_STRING}),
     "status": frozenset({Syntax.DIRECTORY_STRING, Syntax.PRINTABLE_STRING}),
 }
 

@@ -27,9 +27,12 @@ Decisions worth knowing:
   2.5.13: the control makes adding a present value succeed, but deleting an absent value
   still answers noSuchAttribute (16), so removals take the split path there as well.
 * **The server's kind** (``layout.kind``, ``directory.kind`` of the mappings) selects what
-  differs between OpenLDAP and 389-DS (``syncd.directory.servers``): on 389-DS no
-  permissive-modify control, passwords set by a modify of ``userPassword``, and
-  ``nsAccountLock`` kept in step with the account status.
+  differs between OpenLDAP, 389-DS and Active Directory (``syncd.directory.servers``): on
+  389-DS no permissive-modify control, passwords set by a modify of ``userPassword``, and
+  ``nsAccountLock`` kept in step with the account status; on AD also no placeholder, syncd's
+  own attributes in AD's default schema, ``unicodePwd`` over TLS only, the disable bit of
+  ``userAccountControl``, member lists by ranges (``ranges``), and what a new user or group
+  needs (``activedirectory``).
 * **``permissive_modify: auto``** looks for the control in the root DSE's supportedControl
   once; OpenLDAP supports the control without advertising it, so when it is not listed a
   harmless probe settles it: a modify of a DN that does not exist, carrying the control as
@@ -53,10 +56,13 @@ import structlog
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.extend.standard.modifyPassword import ModifyPassword
 
-from syncd.directory import names, paged, servers
+from syncd.core import syntax
+from syncd.core.syntax import Syntax
+from syncd.directory import activedirectory, names, paged, ranges, servers
 from syncd.directory.base import DirectoryConnection, Upsert
 from syncd.directory.connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
+    NO_SUCH_OBJECT,
     NoSuchEntry,
     open_connection,
     raise_for_result,
@@ -85,6 +91,7 @@ class Directory(DirectoryConnection):
         self.layout = layout
         self._permissive: bool | None = None
         self.traits = servers.traits(layout.kind)
+        self._profile = syntax.profile(layout.kind)
         self._placeholder_norm = names.normalise_dn(names.placeholder_dn(layout))
 
     # -- permissive modify ------------------------------------------------------------------
@@ -151,11 +158,12 @@ class Directory(DirectoryConnection):
         correspondents = list(dict.fromkeys(correspondent_dns))
         for c in correspondents:
             names.parse_dn(c)
+        name_of = self.traits.name
         changes: dict[str, list[str]] = {
-            "syncdOrganisationCode": [code],
+            name_of("syncdOrganisationCode"): [code],
             "description": ldap_values(name),
-            "syncdBranch": ldap_values(branch),
-            "syncdCorrespondent": correspondents,
+            name_of("syncdBranch"): ldap_values(branch),
+            name_of("syncdCorrespondent"): correspondents,
         }
         if org.rdn_attribute.lower() != "o" and any(c.lower() == "organization" for c in org.object_classes):
             changes["o"] = ldap_values(name)    # organization requires o
@@ -190,7 +198,7 @@ class Directory(DirectoryConnection):
         """The write of ``upsert_account`` / ``write_account`` (stamp: read it back, or not)."""
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        changes = self._with_lock(person_attrs(people.attributes, attrs))
+        changes = self._with_lock(self.traits.person_attributes(person_attrs(people.attributes, attrs)))
         classes = list(object_classes or people.object_classes)
 
         def defaults(entry: dict[str, list[str]]) -> None:
@@ -198,6 +206,8 @@ class Directory(DirectoryConnection):
                 given = next((v for k, v in entry.items() if k.lower() == "givenname"), [])
                 family = next((v for k, v in entry.items() if k.lower() == "sn"), [])
                 entry["cn"] = [" ".join([*given[:1], *family[:1]]) or account_id]
+            if self.traits.sam_accounts:
+                activedirectory.user_defaults(self, account_id, entry)
 
         return self._upsert_stamped(dn, people.rdn_attribute, account_id, classes, changes, defaults, stamp)
 
@@ -218,6 +228,21 @@ class Directory(DirectoryConnection):
             log.info("ldap_account_disabled", dn=dn)
         return outcome == "updated"
 
+    def _same(self, attribute: str, current: list[str], wanted: list[str]) -> bool:
+        # A DN comes back in the server's spelling (AD: "CN=…,OU=…"), not the one written.
+        spec = self._profile.attribute(attribute)
+        if spec is not None and spec.syntax is Syntax.DN and len(current) == len(wanted):
+            try:
+                return {names.normalise_dn(v) for v in current} == {names.normalise_dn(v) for v in wanted}
+            except names.InvalidName:
+                pass
+        return super()._same(attribute, current, wanted)
+
+    def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
+        if self.traits.lock_attribute and attribute.lower() == self.traits.lock_attribute.lower():
+            return self.traits.merge_lock(current, wanted)
+        return wanted
+
     def _with_lock(self, changes: dict[str, list[str]]) -> dict[str, list[str]]:
         """``changes`` plus the server's lock attribute, when they write the account status."""
         status = next((v for k, v in changes.items() if k.lower() == self.layout.people.disabled_attribute.lower()), [])
@@ -237,17 +262,52 @@ class Directory(DirectoryConnection):
             raise DirectoryRejected("a new password may not be empty")
         dn = names.person_dn(self.layout, account_id)
 
+        if self.traits.password_needs_tls:
+            activedirectory.check_encrypted(self.settings, dn)
+        value: str | bytes = new_password
+        if self.traits.password_attribute.lower() == "unicodepwd":
+            value = activedirectory.unicode_pwd(new_password)
+
         def call(conn: Connection) -> dict:
             if not self.traits.password_extended_operation:
-                conn.modify(dn, {"userPassword": [(MODIFY_REPLACE, [new_password])]})
+                conn.modify(dn, {self.traits.password_attribute: [(MODIFY_REPLACE, [value])]})
                 return conn.result
             op = ModifyPassword(conn, user=dn, new_password=new_password)
             op.send()
             return op.result
 
         result = self._run("password modify", dn, call)
-        raise_for_result(result, operation="password modify", dn=dn)
+        raise_for_result(activedirectory.password_result(result), operation="password modify", dn=dn)
         log.info("ldap_password_set", dn=dn)
+
+    def locked_out_accounts(self) -> list[str] | None:
+        """The ids of the people the server has locked out after bad passwords (AD's
+        ``lockoutTime``), or None when the server has no such lockout (no LDAP read then)."""
+        attr = self.traits.lockout_attribute
+        if attr is None:
+            return None
+        rdn = self.layout.people.rdn_attribute
+        return sorted(e[rdn][0] for e in self.iter_entries(names.branch_dn(self.layout, "people"),
+                                                           names.filter_at_least(attr, 1), [rdn], scope="one")
+                      if e[rdn])
+
+    def clear_lockout(self, account_id: str) -> bool:
+        """Clear the server's lockout of a person (an operator's command); True if there was one.
+
+        Raises ``NoSuchEntry`` if the person does not exist, ``DirectoryRejected`` on a server
+        without lockouts."""
+        attr = self.traits.lockout_attribute
+        if attr is None:
+            raise DirectoryRejected(f"directory.kind {self.layout.kind.value} has no lockout to clear")
+        dn = names.person_dn(self.layout, account_id)
+        current = self._read_entry(dn, [attr])
+        if current is None:
+            raise NoSuchEntry(f"no such person {dn!r}")
+        if not any(v not in ("0", "") for v in current.get(attr, [])):
+            return False
+        raise_for_result(self._modify(dn, {attr: [(MODIFY_REPLACE, ["0"])]}), operation="modify", dn=dn)
+        log.info("ldap_lockout_cleared", dn=dn)
+        return True
 
     def can_bind(self, dn: str, password: str) -> bool:
         """Whether ``dn`` / ``password`` authenticate (a fresh connection, closed at once).
@@ -279,20 +339,24 @@ class Directory(DirectoryConnection):
         groups = self.layout.groups
         dn = names.group_dn(self.layout, group_name)
         placeholder = names.placeholder_dn(self.layout)
+        name_of = self.traits.name
         changes: dict[str, list[str]] = {
-            "syncdRoleKey": ldap_values(role_key),
-            "syncdApplicationKey": ldap_values(app_key),
+            name_of("syncdRoleKey"): ldap_values(role_key),
+            name_of("syncdApplicationKey"): ldap_values(app_key),
             "description": ldap_values(description),
         }
         if management is not None:
-            changes["syncdManagement"] = ldap_values(management)
+            changes[name_of("syncdManagement")] = ldap_values(management)
         if application_label is not None:   # beside the role's label, for applications showing both
-            changes["syncdApplicationLabel"] = ldap_values(application_label)
+            changes[name_of("syncdApplicationLabel")] = ldap_values(application_label)
         if groups.rdn_attribute.lower() != "cn":
             changes["cn"] = [group_name]
 
         def defaults(entry: dict[str, list[str]]) -> None:
-            entry[groups.member_attribute] = [placeholder]
+            if self.traits.needs_placeholder:
+                entry[groups.member_attribute] = [placeholder]
+            if self.traits.sam_accounts:
+                activedirectory.group_defaults(group_name, entry)
 
         outcome = self._upsert(dn, groups.rdn_attribute, group_name, groups.object_classes, changes, defaults)
         if outcome != "created" and self._restore_placeholder(dn):
@@ -301,6 +365,8 @@ class Directory(DirectoryConnection):
 
     def _restore_placeholder(self, dn: str) -> bool:
         """Add the placeholder member to group ``dn`` if missing; True if it was added."""
+        if not self.traits.needs_placeholder:
+            return False
         attr = self.layout.groups.member_attribute
         placeholder = names.placeholder_dn(self.layout)
         result = self._modify(dn, {attr: [(MODIFY_ADD, [placeholder])]})
@@ -326,16 +392,41 @@ class Directory(DirectoryConnection):
         controls = [(PERMISSIVE_MODIFY_OID, False, None)] if permissive else None
         return change_members(
             dn, attr, values, adding=op == MODIFY_ADD, permissive=permissive,
+            conflict=lambda result: self.traits.member_conflict(result, adding=op == MODIFY_ADD),
             modify=lambda chunk: self._modify(dn, {attr: [(op, chunk)]}, controls=controls),
             read_members=lambda: self._current_members(dn, attr),
             restore_placeholder=lambda: self._restore_placeholder(dn),
             max_values=self.settings.batch_size, max_bytes=self.settings.max_request_bytes)
 
     def _current_members(self, dn: str, attr: str) -> set[str]:
-        current = self._read_entry(dn, [attr])
-        if current is None:
+        values = self._member_list(dn, attr)
+        if values is None:
             raise NoSuchEntry(f"no such group {dn!r}")
-        return {names.normalise_dn(v) for v in current.get(attr, [])}
+        return {names.normalise_dn(v) for v in values}
+
+    def _member_list(self, dn: str, attr: str) -> list[str] | None:
+        """The group's member values (by ranges where the server caps them), or None if no group."""
+        if not self.traits.ranged_members:
+            current = self._read_entry(dn, [attr])
+            return None if current is None else current.get(attr, [])
+
+        def search(conn: Connection, description: str) -> tuple[dict, list[dict]]:
+            # ldap3 fills requested attributes it did not get with [], then trips over the
+            # range it got instead (KeyError): ask it not to fill anything for this search.
+            empty, conn.empty_attributes = conn.empty_attributes, False
+            try:
+                _, result, response, _ = conn.search(dn, "(objectClass=*)", BASE, attributes=[description])
+            finally:
+                conn.empty_attributes = empty
+            return result, [r for r in (response or []) if r.get("type") == "searchResEntry"]
+
+        def read(description: str) -> dict[str, Any] | None:
+            result, entries = self._run("search", dn, lambda conn: search(conn, description))
+            if result and result.get("result") == NO_SUCH_OBJECT:
+                return None
+            raise_for_result(result, operation="read", dn=dn)
+            return dict(entries[0].get("attributes") or {}) if entries else None
+        return ranges.read_ranges(read, attr)
 
     def add_members(self, group_name: str, member_dns: Iterable[str]) -> MemberChange:
         """Add DNs to the group's members, batched; a DN already there is success."""
@@ -354,11 +445,10 @@ class Directory(DirectoryConnection):
         Raises ``NoSuchEntry`` if the group does not exist.
         """
         dn = names.group_dn(self.layout, group_name)
-        attr = self.layout.groups.member_attribute
-        current = self._read_entry(dn, [attr])
-        if current is None:
+        values = self._member_list(dn, self.layout.groups.member_attribute)
+        if values is None:
             raise NoSuchEntry(f"no such group {dn!r}")
-        found = {names.normalise_dn(v) for v in current.get(attr, [])}
+        found = {names.normalise_dn(v) for v in values}
         found.discard(self._placeholder_norm)
         return found
 

@@ -219,6 +219,15 @@ class DirectoryConnection:
 
     # -- generic upsert ---------------------------------------------------------------------
 
+    def _same(self, attribute: str, current: list[str], wanted: list[str]) -> bool:
+        """Whether ``attribute`` already holds ``wanted`` (``Directory`` compares DNs as DNs)."""
+        return sorted(current) == sorted(wanted)
+
+    def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
+        """What to write to ``attribute`` holding ``current`` when ``wanted`` is asked
+        (``wanted`` itself; a bit mask keeps the bits the caller does not own: ``Directory``)."""
+        return wanted
+
     def _upsert(self, dn: str, rdn_attr: str, rdn_value: str, classes: Sequence[str],
                 changes: dict[str, list[str]], create_defaults: Callable[[dict[str, list[str]]], None] | None = None
                 ) -> Upsert:
@@ -262,6 +271,7 @@ class DirectoryConnection:
             modlist["objectClass"] = [(MODIFY_ADD, missing)]
         for attr, values in changes.items():
             now = current.get(attr, [])
+            values = self._merged(attr, now, values)
             if attr.lower() == rdn_attr.lower():
                 if {v.lower() for v in values} != {v.lower() for v in now}:
                     raise DirectoryRejected(f"cannot change the naming attribute {attr} of {dn!r}")
@@ -269,7 +279,7 @@ class DirectoryConnection:
             if not values:
                 if now:
                     modlist[attr] = [(MODIFY_DELETE, [])]
-            elif sorted(values) != sorted(now):
+            elif not self._same(attr, now, values):
                 modlist[attr] = [(MODIFY_REPLACE, values)]
         if not modlist:
             return "unchanged", ((current.get(stamp.attribute) or [None])[0] if stamp else None)

@@ -15,7 +15,8 @@ Connections:
     ``syncd.directory.names``; ldap3's own DN "fixing" mangles some hostile values).
   * TLS: ``ldaps`` (or any ``ldaps://`` URL) wraps the socket, ``starttls`` upgrades it
     before the bind. Certificates are verified (``CERT_REQUIRED``) unless ``tls.verify`` is
-    false; ``tls.ca_file`` names the CA bundle.
+    false; ``tls.ca_file`` names the CA bundle; ``tls.server_name`` is a name the certificate
+    may carry besides the URL's host (a DC reached by address: its certificate names its host).
 
 Errors (every ldap3 exception and every non-success result code is translated here):
   * ``DirectoryUnavailable`` — retrying later may help: the socket could not be opened or
@@ -164,7 +165,8 @@ def tls_config(settings: LdapSettings) -> Tls | None:
         return None
     validate = ssl.CERT_REQUIRED if settings.tls.verify else ssl.CERT_NONE
     with translated("tls configuration"):
-        return Tls(validate=validate, ca_certs_file=settings.tls.ca_file or None)
+        return Tls(validate=validate, ca_certs_file=settings.tls.ca_file or None,
+                   valid_names=[settings.tls.server_name] if settings.tls.server_name else None)
 
 
 def server_pool(settings: LdapSettings) -> ServerPool:
@@ -212,6 +214,9 @@ def open_connection(settings: LdapSettings, *, pool: ServerPool | None = None,
         check_names=False,
         receive_timeout=max(1, math.ceil(settings.timeout_seconds)),  # ldap3 packs it as an int
         auto_referrals=False,
+        # syncd follows ranges itself (syncd.directory.ranges): ldap3's own follow-up of
+        # "member;range=…" crashes on an answer that ends the range with no value.
+        auto_range=False,
         read_only=False,
         return_empty_attributes=True,
     )

@@ -27,12 +27,7 @@ from typing import Literal
 import structlog
 
 from syncd.directory import names
-from syncd.directory.connection import (
-    ATTRIBUTE_OR_VALUE_EXISTS,
-    NO_SUCH_ATTRIBUTE,
-    OBJECT_CLASS_VIOLATION,
-    error_for_result,
-)
+from syncd.directory.connection import OBJECT_CLASS_VIOLATION, error_for_result
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +76,7 @@ def _chunks(values: list[str], max_values: int, max_bytes: int, fixed: int) -> I
 
 
 def change_members(dn: str, attr: str, values: list[str], *, adding: bool, permissive: bool,
-                   modify: Callable[[list[str]], dict], read_members: Callable[[], set[str]],
+                   conflict: Callable[[dict], bool], modify: Callable[[list[str]], dict], read_members: Callable[[], set[str]],
                    restore_placeholder: Callable[[], object],
                    max_values: int, max_bytes: int) -> MemberChange:
     """Add (``adding``) or remove ``values`` (distinct, placeholder left out) of group ``dn``.
@@ -89,9 +84,10 @@ def change_members(dn: str, attr: str, values: list[str], *, adding: bool, permi
     ``modify(chunk)`` sends one modify of ``attr`` carrying ``chunk`` and returns ldap3's
     result dict; ``read_members()`` returns the group's members as normalised DNs;
     ``restore_placeholder()`` adds the placeholder back to a group that lost it. Batches hold
-    at most ``max_values`` values and about ``max_bytes`` bytes.
+    at most ``max_values`` values and about ``max_bytes`` bytes. ``conflict(result)``: whether a
+    refused modify means "a value of the batch is already there" (add) / "already gone"
+    (remove): ``servers.ServerTraits.member_conflict``.
     """
-    benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
     fixed = _REQUEST_OVERHEAD + len(dn.encode("utf-8")) + len(attr)
     operations = conflicts = reads = 0
     current: set[str] | None = None    # the group's members, read once if conflicts pile up
@@ -108,7 +104,7 @@ def change_members(dn: str, attr: str, values: list[str], *, adding: bool, permi
         code = result.get("result")
         if code == 0:
             return
-        if code == benign:
+        if conflict(result):
             if len(chunk) == 1:
                 conflicts += 1
                 return

@@ -388,6 +388,11 @@ def filter_present(attribute: str) -> str:
     return f"({validate_attribute_name(attribute)}=*)"
 
 
+def filter_at_least(attribute: str, value: int) -> str:
+    """``(attribute>=value)`` for an integer value."""
+    return f"({validate_attribute_name(attribute)}>={int(value)})"
+
+
 def _check_filter(f: str) -> str:
     if not isinstance(f, str) or not (f.startswith("(") and f.endswith(")")):
         raise InvalidName(f"not a parenthesised filter: {f!r}")

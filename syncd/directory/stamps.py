@@ -20,9 +20,10 @@ the one place that knows.
   backend, ordered (``integerOrderingMatch``), indexed by the plugin; 389-DS offers the post-read
   control. A counter is no clock: the cursor is ``lastusn`` read from the root DSE before the run.
   Not measured here (the 389-DS fixture is being built in parallel).
-* **Active Directory (later): ``uSNChanged``**, which is per domain controller: a cursor is only
-  valid on the DC whose ``invocationId`` it was taken from, so the cursor must carry that id and a
-  run on another DC starts with a full run.
+* **Active Directory: ``uSNChanged``**, which is per domain controller, the cursor from the root
+  DSE's ``highestCommittedUSN``. A cursor is only valid on the DC whose ``invocationId`` it was
+  taken from; tying the cursor to that id is not done yet, so with several DCs behind
+  ``ldap.urls`` run full reconciliations only (docs/reconcile.md).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ _PROFILES = {
                                          cursor_from_seen=csn_cursor, cursor_from_clock=csn_at),
     DirectoryKind.DS389: StampProfile(DirectoryKind.DS389.value, "entryUSN", post_read=True,
                                       root_dse_cursor="lastusn"),
+    # uSNChanged is per domain controller: a recorded stamp is only trusted on the DC that gave it
+    # (see the module's docstring: the invocationId is not tied to the cursor yet, so with several
+    # DCs behind ldap.urls a full run is the safe choice). Read back after a write, no post-read.
+    DirectoryKind.ACTIVE_DIRECTORY: StampProfile(DirectoryKind.ACTIVE_DIRECTORY.value, "uSNChanged",
+                                                 post_read=False, root_dse_cursor="highestCommittedUSN"),
 }
 
 

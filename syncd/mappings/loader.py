@@ -368,6 +368,7 @@ class _MappingsLoader:
                                                      "what syncd writes there")
                     if problem:
                         self._report(("directory", name, key), problem)
+            self._check_required_layout(kind, name, layout)
         people = directory.get("people")
         attributes = people.get("attributes") if isinstance(people, dict) else None
         for field, mapping in attributes.items() if isinstance(attributes, dict) else ():
@@ -377,6 +378,20 @@ class _MappingsLoader:
                                                  f"the values of {field!r}")
                 if problem:
                     self._report(("directory", "people", "attributes", field, "ldap"), problem)
+
+    def _check_required_layout(self, kind: DirectoryKind, name: str, layout: Any) -> None:
+        """The naming attribute and object class the server requires in branch ``name``."""
+        required = syntax.profile(kind).required_layout.get(name)
+        if required is None or not isinstance(layout, dict):
+            return
+        rdn, cls = required
+        if isinstance(layout.get("rdn_attribute"), str) and layout["rdn_attribute"].lower() != rdn.lower():
+            self._report(("directory", name, "rdn_attribute"),
+                         f"directory.kind {kind.value} names these entries by {rdn}, not {layout['rdn_attribute']!r}")
+        classes = layout.get("object_classes")
+        if isinstance(classes, list | tuple) and cls.lower() not in [c.lower() for c in classes if isinstance(c, str)]:
+            self._report(("directory", name, "object_classes"),
+                         f"directory.kind {kind.value} needs the object class {cls!r} here")
 
     def _check_written_values(self) -> None:
         """The names and labels syncd writes to LDAP pass the syntax profile (a control character

@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy import insert, select
 
 from syncd.core.intake import email_domain_is_internal, normalise_email
-from syncd.directory import names
+from syncd.directory import names, ranges, servers
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.ldapread import LeanReader
@@ -140,13 +140,14 @@ class _Adopter:
     def _organisations(self, reader: LeanReader) -> dict[str, list[str]]:
         branch = names.branch_dn(self.layout, "organisations")
         found: dict[str, list[str]] = {}
-        for dn, attrs in reader.search(branch, "(objectClass=*)", ["syncdCorrespondent"], scope="one",
+        correspondent = servers.traits(self.layout.kind).name("syncdCorrespondent")   # AD: seeAlso
+        for dn, attrs in reader.search(branch, "(objectClass=*)", [correspondent], scope="one",
                                        missing_ok=True):
             code = self._organisation_code(dn)
             if code is None:
                 self.report.organisations_unknown.append(dn)
                 continue
-            found[code] = attrs.get("syncdcorrespondent", [])
+            found[code] = attrs.get(correspondent.lower(), [])
         return found
 
     # -- people ----------------------------------------------------------------------------
@@ -232,8 +233,9 @@ class _Adopter:
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
         attr = self.layout.groups.member_attribute
+        request = ranges.ranged(attr) if servers.traits(self.layout.kind).ranged_members else attr
         self.progress.phase("groups (LDAP)", len(roles))
-        for dn, attrs in reader.search(branch, "(objectClass=*)", [attr], scope="one", page_size=10,
+        for dn, attrs in reader.search(branch, "(objectClass=*)", [request], scope="one", page_size=10,
                                        missing_ok=True):
             role = roles.get(names.normalise_dn(dn))
             if role is None:

@@ -119,20 +119,22 @@ class AccountComparer:
         self.people = people
         self.disabled_attribute = people.disabled_attribute
         self.status_mapped = "status" in people.attributes
+        # The server's account lock (389-DS: nsAccountLock; AD: userAccountControl) follows the
+        # status: an entry that lost it, or predates it, is drift like any owned attribute.
+        self.traits = servers.traits(layout.kind)
+        self.common_name = self.traits.common_name_attribute      # "cn", or AD's displayName
+        self.lock_attribute = (self.traits.lock_attribute or "").lower()
         self.dn_attributes = frozenset(people.attributes[f].ldap.lower() for f in DN_FIELDS
                                        if f in people.attributes)
         self.mail_attributes = frozenset(people.attributes[f].ldap.lower()
                                          for f in ("email", "given_name", "family_name")
-                                         if f in people.attributes) | {"cn"}
+                                         if f in people.attributes) | {self.common_name.lower()}
         self.status_attribute = (people.attributes["status"].ldap.lower() if self.status_mapped
                                  else people.disabled_attribute.lower())
-        # The server's account lock (389-DS: nsAccountLock) follows the status: an entry that
-        # lost it, or predates it, is drift like any owned attribute.
-        self.traits = servers.traits(layout.kind)
         self.org_dn = lru_cache(maxsize=4096)(lambda code: names.organisation_dn(layout, code))
         self._normalise = lru_cache(maxsize=65536)(names.normalise_dn)
         # Every attribute the comparison may need, as requested from the server.
-        wanted = {m.ldap for m in people.attributes.values()} | {"cn", people.disabled_attribute}
+        wanted = {m.ldap for m in people.attributes.values()} | {self.common_name, people.disabled_attribute}
         if self.traits.lock_attribute:
             wanted.add(self.traits.lock_attribute)
         self.read_attributes = sorted(wanted, key=str.lower)
@@ -144,7 +146,8 @@ class AccountComparer:
         values = row
         if row.get("status") == "pending":      # written as active, as push_account does
             values = dict(row, status="active")
-        attrs = account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn)
+        attrs = self.traits.person_attributes(
+            account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn))
         if not self.status_mapped and values.get("status") == DISABLED:
             attrs[self.disabled_attribute] = [DISABLED]
         status = next((v for k, v in attrs.items() if k.lower() == self.status_attribute), [])
@@ -157,6 +160,8 @@ class AccountComparer:
         """One attribute's values in comparable form (DN values normalised, order ignored)."""
         if not values:
             return ""
+        if attribute == self.lock_attribute:
+            values = self.traits.lock_canonical(values)    # a bit mask: the lock bit alone
         if attribute in self.dn_attributes:
             try:
                 values = [self._normalise(v) for v in values]

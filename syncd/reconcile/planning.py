@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, func, select
 
 from syncd.core.planner import plan_group
-from syncd.directory import names
+from syncd.directory import names, ranges, servers
 from syncd.directory.stamps import layout_fingerprint, stamp_profile
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
@@ -84,6 +84,9 @@ class Planner:
         self.comparer = AccountComparer(self.layout)
         self.progress = progress or NoProgress()
         self.member_attr = self.layout.groups.member_attribute
+        # What member lists are asked for: by ranges where the server caps them (AD).
+        self.member_request = (ranges.ranged(self.member_attr) if servers.traits(self.layout.kind).ranged_members
+                               else self.member_attr)
         self.roles: list[Role] = [r for app in rt.mappings.applications for r in app.roles]
         self._inactive: frozenset[str] | None = None     # read once per plan, after the LDAP reads
         self.role_by_group_key = {names.normalise_dn(names.group_dn(self.layout, r.group)): r for r in self.roles}
@@ -356,7 +359,7 @@ class Planner:
         self.progress.phase("groups", len(self.roles))
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
-        for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_attr, self.stamps.attribute],
+        for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_request, self.stamps.attribute],
                                        scope="one", page_size=10, missing_ok=True):
             self.seen(attrs.get(self.stamp_key, ()))
             role = self.role_by_group_key.get(names.normalise_dn(dn))
@@ -485,7 +488,7 @@ class Planner:
         dn = names.group_dn(self.layout, role.group)
         t = time.perf_counter()
         with self.reader() as reader:
-            attrs = reader.read(dn, [self.member_attr])
+            attrs = reader.read(dn, [self.member_request])
         self.plan_one_group(role, dn if attrs is not None else None,
                              (attrs or {}).get(self.member_attr.lower(), []), plan)
         plan.seconds["group"] = time.perf_counter() - t

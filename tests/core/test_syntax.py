@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.core import syntax
 from syncd.core.intake import IntakeFacts, Rejection, ValidAccountRequest, validate_row
@@ -96,3 +98,35 @@ def test_the_attribute_a_field_is_mapped_to_decides_what_the_door_accepts():
 def test_a_terms_version_is_kept_only_when_it_is_plain_text_otherwise_the_policys_is_recorded(written, kept):
     outcome = validate_row(account_row(terms_version=written), IntakeFacts(), M)
     assert outcome.terms_version == (kept or M.policy.terms_version)
+
+
+# -- Active Directory ----------------------------------------------------------------------------
+
+@given(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
+def test_an_active_directory_account_name_is_the_first_20_hex_digits_of_the_id(account_id):
+    name = syntax.sam_account_name(account_id)
+    assert name == account_id[:20]
+    assert syntax.profile("active_directory").check("sAMAccountName", name) is None
+
+
+@pytest.mark.parametrize("char", list(syntax.SAM_ACCOUNT_NAME_FORBIDDEN))
+def test_active_directory_refuses_its_forbidden_characters_in_an_account_name(char):
+    refusal = syntax.profile("active_directory").check("sAMAccountName", f"ab{char}cd")
+    assert refusal is not None and refusal.code == "forbidden_character"
+    with pytest.raises(ValueError):
+        syntax.sam_account_name(f"ab{char}cd")
+
+
+def test_active_directory_keeps_mail_in_a_unicode_string_bounded_by_its_range_upper():
+    ad = syntax.profile("active_directory")
+    assert ad.check("mail", "anne.lée@example.org") is None      # a Unicode string on AD, not IA5
+    assert ad.check("givenName", "a" * 65).code == "too_long"
+    assert ad.check("syncdAccountStatus", "active").code == "unknown_attribute"
+
+
+def test_at_intake_a_name_longer_than_ad_keeps_is_refused_in_french_on_active_directory_only():
+    values, attributes = {"given_name": "A" * 65}, {"given_name": "givenName"}
+    refused = syntax.refusals("active_directory", values, attributes)
+    assert refused["given_name"].code == "too_long"
+    assert syntax.sentence("given_name", refused["given_name"]).startswith("Le prénom dépasse 64 caractères")
+    assert syntax.refusals("openldap", values, attributes) == {}
