@@ -145,7 +145,12 @@ def _dispatch(args) -> int:
         return 0
     if cmd == "demo":
         from syncd.demo import run_demo
-        return run_demo(var=args.var, exit_after_scenario=args.exit_after_scenario)
+        from syncd.devslapd import DevSlapdError
+        try:
+            return run_demo(var=args.var, exit_after_scenario=args.exit_after_scenario)
+        except DevSlapdError as exc:   # no slapd, or no template to configure it: say which, no traceback
+            print(f"syncd demo cannot start its OpenLDAP server: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
     for extension in _extensions():
         code = extension.dispatch(args, lambda: _runtime(args))
         if code is not None:

@@ -9,8 +9,8 @@ the foreground (``-d 0``) as a child process, so stopping it is stopping that pr
         print(slapd.url, slapd.root_dn, slapd.root_password)
 
 The ``deploy/`` and ``schema/`` folders are read from the source tree syncd is installed
-from (an editable install, the usual case for development). From a wheel they are not
-there: set ``SYNCD_SOURCE_DIR`` to a syncd checkout, or you get an error that says so.
+from (an editable install, the usual case for development), or, from a wheel, from the copies
+it installs under ``<prefix>/share/syncd``; ``SYNCD_SOURCE_DIR`` names another folder.
 
 Options (all off by default, for the operations tests):
 
@@ -40,8 +40,10 @@ import os
 import re
 import secrets
 import shutil
+import site
 import socket
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -82,14 +84,16 @@ def source_dir() -> Path:
     if env:
         candidates.append(Path(env))
     candidates.append(Path(__file__).resolve().parent.parent)
+    # A wheel installs them as data files under <prefix>/share/syncd (pyproject.toml).
+    candidates += [Path(sysconfig.get_path("data")) / "share" / "syncd",
+                   Path(site.getuserbase()) / "share" / "syncd"]
     for c in candidates:
         if (c / "deploy" / "openldap" / "slapd.ldif.in").is_file() and (c / "schema" / "openldap" / "syncd.ldif").is_file():
             return c
     raise DevSlapdError(
-        "cannot find deploy/openldap/slapd.ldif.in and schema/openldap/syncd.ldif next to the "
-        f"syncd package (looked in: {', '.join(str(c) for c in candidates)}). They ship with the "
-        "source tree, not the wheel: install syncd editable (pip install -e .) or set "
-        "SYNCD_SOURCE_DIR to a syncd checkout."
+        "cannot find deploy/openldap/slapd.ldif.in and schema/openldap/syncd.ldif (looked in: "
+        f"{', '.join(str(c) for c in candidates)}): reinstall syncd from its wheel or its source "
+        "tree, or set SYNCD_SOURCE_DIR to a syncd checkout."
     )
 
 

@@ -159,21 +159,26 @@ def check_syntax_profile(conn: Connection, base_dn: str, kind: DirectoryKind, *,
     probe = Probe(conn, base_dn)
     prof = syntax.profile(kind)
     for spec in tested_attributes(kind):
-        @_settings(examples)
-        @given(values_for(spec, probe.base))
-        def agrees(value: str, spec=spec) -> None:    # bound now: hypothesis runs it in this loop
-            refusal = prof.check(spec.name, value)
-            if refusal is not None and refusal.stricter_than_server:
-                return
-            result = probe.write(spec.name, value)
-            if refusal is None and result["result"] != 0:
-                raise Disagreement(f"{kind.value}: the profile accepts {value!r} for {spec.name} "
-                                   f"({spec.syntax.label}); the server refused it: {result['description']} "
-                                   f"{result.get('message', '')}")
-            if refusal is not None and result["result"] == 0:
-                raise Disagreement(f"{kind.value}: the profile refuses {value!r} for {spec.name} "
-                                   f"({refusal.code}: {refusal.reason}); the server took it")
-        agrees()
+        _agreement(spec, prof, probe, kind, examples)()
+
+
+def _agreement(spec, prof, probe: "Probe", kind: DirectoryKind, examples: int):
+    """The property for one attribute (a function of its own, so each binds its own ``spec``)."""
+    @_settings(examples)
+    @given(values_for(spec, probe.base))
+    def agrees(value: str) -> None:
+        refusal = prof.check(spec.name, value)
+        if refusal is not None and refusal.stricter_than_server:
+            return
+        result = probe.write(spec.name, value)
+        if refusal is None and result["result"] != 0:
+            raise Disagreement(f"{kind.value}: the profile accepts {value!r} for {spec.name} "
+                               f"({spec.syntax.label}); the server refused it: {result['description']} "
+                               f"{result.get('message', '')}")
+        if refusal is not None and result["result"] == 0:
+            raise Disagreement(f"{kind.value}: the profile refuses {value!r} for {spec.name} "
+                               f"({refusal.code}: {refusal.reason}); the server took it")
+    return agrees
 
 
 def shipped_mappings(kind: DirectoryKind) -> Mappings:
