@@ -184,7 +184,7 @@ requests = Table(
     Column("first_routed_at", UtcTime, nullable=True),       # first reached a decider: the minimum window starts
     Column("parked_at", UtcTime, nullable=True),             # failed for good: no blind retry (syncd parked)
     Column("parked_reason", Text, nullable=True),
-    CheckConstraint("kind in ('account','habilitation','renewal')", name="kind"),
+    CheckConstraint("kind in ('account','habilitation','renewal','mobility')", name="kind"),
     CheckConstraint(
         "status in ('new','pending','awaiting_decider','accepted','accepted_tacitly','refused','rejected')",
         name="status",
