@@ -78,7 +78,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 UtcTime = UtcDateTime()
 
 REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
-REQUEST_KINDS = ("account", "habilitation", "renewal")
+REQUEST_KINDS = ("account", "habilitation", "renewal", "mobility")
 ACCOUNT_STATUSES = ("pending", "active", "disabled")
 
 organisations = Table(

@@ -561,7 +561,7 @@ def pending(request: Request,
             page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = 20,
             organisation: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = None,
             role: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = None,
-            kind: Annotated[Literal["account", "habilitation", "renewal"] | None, Query()] = None
+            kind: Annotated[Literal["account", "habilitation", "renewal", "mobility"] | None, Query()] = None
             ) -> PendingOut:
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:

@@ -206,6 +206,8 @@ def test_a_mobility_submitted_by_the_portal_is_decided_from_the_new_organisation
     assert asked == ["Demande de changement d'organisme à valider – Aristide Charenne"]
     assert not any("changement d'organisme" in m["Subject"] for m in mails_to(smtp_server, CORRESPONDENT)), \
         "the organisation the person leaves is not asked"
+    pending = api.get(f"/api/v1/deciders/{OTHER_CORRESPONDENT}/pending?kind=mobility").json()
+    assert [i["description"] for i in pending["items"]] == ["Changement d'organisme vers CPAM de Paris"]
     path = urlsplit(links_in(mails_to(smtp_server, OTHER_CORRESPONDENT)[-1])[0]).path
     page = client.get(path)
     assert "Demande de changement d'organisme à valider" in text(page)
