@@ -5,8 +5,9 @@ Written in the decision's transaction (``decisions.grant``): the account's
 writes the new organisation to LDAP), and the withdrawal of every right held through the old
 organisation's local management (``routing.withdrawn_on_mobility``), each through the one
 withdrawal use-case (``habilitations.withdraw``: a mail to the holder, the member taken out of
-its group by the ``accounts`` job). An ``organisation_changed`` event on the request records what
-moved, for the history and the requester's mail.
+its group by the ``accounts`` job). The person's undecided requests move with them (the
+``reroute`` job sends them to the new organisation's deciders). An ``organisation_changed``
+event on the request records what moved, for the history and the requester's mail.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from syncd.errors import PermanentError
 from syncd.jobs.habilitations import withdraw
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, repo
-from syncd.store.tables import accounts, memberships
+from syncd.store.tables import accounts, memberships, requests
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,11 @@ def move(conn: Connection, rt: Runtime, row: RowMapping, decided_by: str | None,
     old, new = account["primary_organisation"], row["organisation_code"]
     conn.execute(update(accounts).where(accounts.c.id == account["id"])
                  .values(primary_organisation=new, updated_at=now, version=accounts.c.version + 1))
+    # Requests still undecided follow the person: the reroute job sends them to the new
+    # organisation's deciders, and the old organisation's can no longer decide them.
+    conn.execute(update(requests).where(requests.c.account_id == account["id"], requests.c.id != row["id"],
+                                        requests.c.status.in_(repo.UNDECIDED_STATUSES))
+                 .values(organisation_code=new, updated_at=now))
     held = {m["role_key"]: m for m in conn.execute(select(memberships).where(
         memberships.c.account_id == account["id"], memberships.c.revoked_at.is_(None))).mappings()
         if rt.mappings.role(m["role_key"]) is not None}

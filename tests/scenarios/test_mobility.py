@@ -136,3 +136,19 @@ def test_a_mobility_nobody_refuses_is_accepted_tacitly_like_a_habilitation(rt, d
         assert repo.account_by_id(conn, ids["requester"])["primary_organisation"] == "CPAM-75"
     assert person(rt, ids["requester"]) not in member_dns(rt, "accords-locaux-acces")
     assert any("changement d'organisme" in m["Subject"] for m in mails_to(smtp_server, REQUESTER))
+
+
+def test_the_requests_still_undecided_move_with_the_person_to_the_new_organisations_deciders(rt, daemon):
+    ids = people(rt)
+    ids["new"] = operator.add_account(rt, NEW_CORRESPONDENT, "Paul", "Durand", "CPAM-75")
+    operator.add_decider(rt, NEW_CORRESPONDENT, "CPAM-75")
+    waiting = habilitation(rt)                       # local: routed to the CARSAT-RA correspondent
+    move = mobility(rt)
+    daemon.run_job("intake")
+    assert deciders_of(rt, waiting) == {ids["correspondent"]}
+    decide_request(rt, move, NEW_CORRESPONDENT, Verdict.ACCEPT)
+    daemon.run_job("reroute")
+    assert deciders_of(rt, waiting) == {ids["new"]}
+    with pytest.raises(DecisionRefused):
+        decide_request(rt, waiting, CORRESPONDENT, Verdict.ACCEPT)
+    decide_request(rt, waiting, NEW_CORRESPONDENT, Verdict.ACCEPT)
