@@ -29,6 +29,7 @@ from syncd.store.tables import (accounts, deciders, memberships, organisations, 
 
 ACCOUNT_REQUEST_LABEL = "Création de compte"
 RENEWAL_PREFIX = "Renouvellement - "
+MOBILITY_PREFIX = "Changement d'organisme vers "
 OTHER_APPLICATION_LABEL = "Autres habilitations"   # a role no longer in the mappings
 MAX_PAGE_SIZE = 100
 # An accepted request whose LDAP write is parked (docs/workflow.md, "Parked requests").
@@ -188,10 +189,14 @@ def _membership_end(m, now: datetime | None) -> tuple[str, datetime] | None:
     return None
 
 
-def describe(kind: str, role_key: str | None, mappings: Mappings | None) -> str:
-    """The "Description" column: the role's label, or "Création de compte"."""
+def describe(kind: str, role_key: str | None, mappings: Mappings | None, organisation_code: str | None = None) -> str:
+    """The "Description" column: the role's label, "Création de compte", or for a mobility
+    "Changement d'organisme vers" the new organisation's name."""
     if kind == RequestKind.ACCOUNT.value:
         return ACCOUNT_REQUEST_LABEL
+    if kind == RequestKind.MOBILITY.value:
+        org = mappings.organisation(organisation_code) if organisation_code and mappings is not None else None
+        return MOBILITY_PREFIX + (org.name if org else (organisation_code or ""))
     role = mappings.role(role_key) if role_key and mappings is not None else None
     label = role.label if role else (role_key or "")
     return RENEWAL_PREFIX + label if kind == RequestKind.RENEWAL.value else label
@@ -261,7 +266,7 @@ def _history_item(r: RowMapping, mappings: Mappings, end: tuple[str, datetime] |
     status, parked = r["status"], r["parked_at"] is not None
     return HistoryItem(
         request_id=r["id"], kind=r["kind"], date=aware(r["submitted_at"]),
-        description=describe(r["kind"], r["role_key"], mappings),
+        description=describe(r["kind"], r["role_key"], mappings, r["organisation_code"]),
         status=status, status_label=ended_label(*end) if end else status_label(status, parked), parked=parked,
         role_key=r["role_key"],
         application_label=_application_label(r["role_key"], mappings),
@@ -380,7 +385,7 @@ def pending_for_decider(conn: Connection, decider_id: str, *, mappings: Mappings
     items = []
     for r in conn.execute(stmt).mappings():
         items.append(PendingItem(
-            request_id=r["id"], kind=r["kind"], description=describe(r["kind"], r["role_key"], mappings),
+            request_id=r["id"], kind=r["kind"], description=describe(r["kind"], r["role_key"], mappings, r["organisation_code"]),
             requester_name=_person_name(r["a_given"] or r["given_name"], r["a_family"] or r["family_name"],
                                         r["a_email"] or r["email"]),
             requester_email=r["a_email"] or r["email"] or "", organisation_code=r["organisation_code"],
@@ -413,7 +418,7 @@ def request_detail(conn: Connection, request_id: int, mappings: Mappings) -> Req
     return RequestDetail(
         request_id=r["id"], kind=r["kind"], status=r["status"],
         status_label=status_label(r["status"], r["parked_at"] is not None), parked=r["parked_at"] is not None,
-        description=describe(r["kind"], r["role_key"], mappings),
+        description=describe(r["kind"], r["role_key"], mappings, r["organisation_code"]),
         requester_name=_person_name(given, family, email), requester_email=email,
         requester_account_id=r["account_id"], internal=None if internal is None else bool(internal),
         organisation_code=org_code, organisation_name=org_name or org_code, role_key=r["role_key"],

@@ -39,6 +39,8 @@ class ExistingAccount:
     status: str             # pending / active / disabled
     internal: bool
     primary_organisation: str
+    director: bool = False  # the directors' referential owns their organisation
+
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class IntakeFacts:
     account: ExistingAccount | None = None        # the account with the row's e-mail, if any
     account_request_open: bool = False            # another account request for this e-mail is pending
     habilitation_open_or_granted: bool = False    # same account and role already pending or granted
+    mobility_open: bool = False                   # a mobility of this account is undecided
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,14 @@ class ValidHabilitationRequest:
     organisation_code: str
 
 
-Outcome = ValidAccountRequest | ValidHabilitationRequest | Rejection
+@dataclass(frozen=True)
+class ValidMobilityRequest:
+    account_id: str
+    organisation_code: str    # the organisation the person moves to: its correspondents decide
+    from_organisation: str
+
+
+Outcome = ValidAccountRequest | ValidHabilitationRequest | ValidMobilityRequest | Rejection
 
 
 def normalise_email(raw: Any) -> str | None:
@@ -172,6 +182,8 @@ def validate_row(row: dict[str, Any], facts: IntakeFacts, mappings: Mappings) ->
         return Rejection("bad_email", "L'adresse e-mail professionnelle n'est pas valide.")
     if kind is RequestKind.ACCOUNT:
         return _validate_account(row, email, facts, mappings)
+    if kind is RequestKind.MOBILITY:
+        return validate_mobility(row.get("organisation_code"), facts, mappings)
     return _validate_habilitation(row, facts, mappings)
 
 
@@ -230,3 +242,24 @@ def _validate_habilitation(row: dict[str, Any], facts: IntakeFacts, mappings: Ma
     if facts.habilitation_open_or_granted:
         return Rejection("duplicate", "Cette habilitation est déjà accordée ou déjà demandée.")
     return ValidHabilitationRequest(account.id, role.key, account.primary_organisation)
+
+
+def validate_mobility(organisation_code: Any, facts: IntakeFacts, mappings: Mappings) -> ValidMobilityRequest | Rejection:
+    """A move of an active account to another known organisation; a director's organisation is
+    the referential's, so it never moves here."""
+    account = facts.account
+    if account is None:
+        return Rejection("unknown_account", "Aucun compte n'existe pour cette adresse e-mail.")
+    if account.status != "active":
+        return Rejection("account_not_active", "Le compte n'est pas actif.")
+    if account.director:
+        ref = mappings.policy.directors_referential
+        return Rejection("director", f"L'organisme d'un agent de direction est géré dans le {ref.name} : "
+                                     "le changement d'organisme s'y fait, pas ici.")
+    if not isinstance(organisation_code, str) or mappings.organisation(organisation_code) is None:
+        return Rejection("unknown_organisation", "L'organisme choisi est inconnu.")
+    if organisation_code == account.primary_organisation:
+        return Rejection("same_organisation", "Vous êtes déjà rattaché à cet organisme.")
+    if facts.mobility_open:
+        return Rejection("duplicate", "Une demande de changement d'organisme est déjà en cours.")
+    return ValidMobilityRequest(account.id, organisation_code, account.primary_organisation)

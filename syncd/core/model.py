@@ -14,6 +14,7 @@ class RequestKind(str, enum.Enum):
     ACCOUNT = "account"            # "demande de création de compte"
     HABILITATION = "habilitation"  # "demande d'habilitation"
     RENEWAL = "renewal"            # recertification of a habilitation before it expires
+    MOBILITY = "mobility"          # "changement d'organisme": the person moves to another organisation
 
 
 class Status(str, enum.Enum):

@@ -98,3 +98,11 @@ def withdrawal_refusal(*, management: Management, organisation_code: str, holder
         if management is Management.LOCAL and d.organisation_code == organisation_code:
             return None
     return "not_authorised"
+
+
+def withdrawn_on_mobility(held: dict[str, Management]) -> list[str]:
+    """The rights a person loses by moving to another organisation: role key → management in,
+    the locally managed ones out (sorted). The old organisation's correspondents granted those,
+    and nobody there may look after them once the person has left; a centrally managed role does
+    not depend on the organisation, so it stays."""
+    return sorted(key for key, management in held.items() if management is Management.LOCAL)

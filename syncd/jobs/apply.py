@@ -20,7 +20,7 @@ from syncd.core.entries import account_attributes
 from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError
-from syncd.jobs import notify, parking, passwords
+from syncd.jobs import mobility, notify, parking, passwords
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
@@ -33,6 +33,8 @@ from syncd.store.tables import accounts, memberships, requests
 log = structlog.get_logger(__name__)
 
 ACCEPTED = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
+# Requests applied by writing the account's entry (a mobility: its new organisation), not a group.
+ACCOUNT_KINDS = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 
 
 def apply_accepted(rt: Runtime) -> int:
@@ -49,7 +51,7 @@ def apply_accepted(rt: Runtime) -> int:
     failed: dict[int, Exception] = {}   # request id -> why its write failed
     try:
         _write_accounts(rt, rows, applied, failed)
-        _write_memberships(rt, [r for r in rows if r["kind"] != RequestKind.ACCOUNT.value and r["id"] not in failed],
+        _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
                            applied, failed)
     except DirectoryUnavailable as exc:
         done = {r["id"] for r in applied} | set(failed)
@@ -68,18 +70,18 @@ def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: 
         wanted = {a["id"]: a for a in conn.execute(select(accounts).where(accounts.c.id.in_(needed))).mappings()}
     for row in rows:
         account = wanted.get(row["account_id"])
-        is_account_request = row["kind"] == RequestKind.ACCOUNT.value
+        writes_entry = row["kind"] in ACCOUNT_KINDS
         if account is None:
             failed[row["id"]] = PermanentError("the request's account does not exist")
             continue
-        if account["ldap_version"] is not None and not is_account_request:
+        if account["ldap_version"] is not None and not writes_entry:
             continue
         try:
             push_account(rt, account)
         except PermanentError as exc:
             failed[row["id"]] = exc
             continue
-        if is_account_request:
+        if writes_entry:
             applied.append(row)
 
 
@@ -186,7 +188,7 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
     layout = rt.mappings.directory
     conn.execute(_MARK_APPLIED, {"ids": [r["id"] for r in rows], "now": now})
     repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
-    habilitations = [r for r in rows if r["kind"] != RequestKind.ACCOUNT.value]
+    habilitations = [r for r in rows if r["kind"] not in ACCOUNT_KINDS]
     group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
                  for key in {r["role_key"] for r in habilitations}}
     audit.record_many(conn, [
@@ -206,6 +208,11 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
     for r in rows:
         if r["kind"] == RequestKind.ACCOUNT.value:
             passwords.issue_reset(conn, rt, r["account_id"], now, template="account_created_set_password")
+        elif r["kind"] == RequestKind.MOBILITY.value:
+            notify.to_requester(conn, r, "mobility_accepted", rt.mappings, rt.settings.web.base_url, now,
+                                language=notify.language_of(rt.settings), decided_at=r["decided_at"],
+                                tacit=r["status"] == Status.ACCEPTED_TACITLY.value,
+                                withdrawn=mobility.withdrawn_labels(conn, rt, r["id"]))
 
 
 def _accepted_template(row: RowMapping) -> str:

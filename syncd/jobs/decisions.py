@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from syncd.core import lifecycle
 from syncd.core.model import Decision, RequestKind, Status, Verdict
 from syncd.errors import DecisionRefused
-from syncd.jobs import notify
+from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, grants, leadership, repo
@@ -89,7 +89,7 @@ def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecyc
         detail["comment"] = t.comment
     repo.add_event(conn, row["id"], t.event, t.at, actor=t.decided_by, detail=detail)
     if t.to_status.is_accepted:
-        grant(conn, rt, row, t.at)
+        grant(conn, rt, row, t.at, decided_by=t.decided_by)
     elif t.to_status is Status.REFUSED:
         # The row as the update above left it, without reading it back.
         decided = dict(row) | {"status": t.to_status.value, "decided_at": t.at, "decided_by": t.decided_by,
@@ -100,8 +100,12 @@ def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecyc
                  target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
 
 
-def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime) -> None:
-    """Write the desired state an accepted request asks for: a new account, or a membership."""
+def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, decided_by: str | None = None) -> None:
+    """Write the desired state an accepted request asks for: a new account, a membership, or the
+    account in its new organisation (``syncd.jobs.mobility``)."""
+    if row["kind"] == RequestKind.MOBILITY.value:
+        mobility.move(conn, rt, row, decided_by, now)
+        return
     if row["kind"] == RequestKind.ACCOUNT.value:
         existing = repo.account_by_email(conn, row["email"])
         account_id = existing["id"] if existing else repo.new_account_id()
@@ -124,15 +128,16 @@ def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datet
 
     The rows are taken in order, so a request sees what an earlier one in the same call granted
     (a renewal right after a habilitation extends it), as calling ``grant`` on each would. New
-    accounts still go through ``grant`` one at a time: account requests are rare.
+    accounts and mobilities still go through ``grant`` one at a time: they are rare.
     """
+    one_by_one = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
     found = grants.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
-                                       if r["kind"] != RequestKind.ACCOUNT.value))
+                                       if r["kind"] not in one_by_one))
     held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}
     granted: dict[tuple[str, str], dict] = {}
     months_of: dict[str, int | None] = {}
     for row in rows:
-        if row["kind"] == RequestKind.ACCOUNT.value:
+        if row["kind"] in one_by_one:
             grant(conn, rt, row, now)
             continue
         key = (row["account_id"], row["role_key"])

@@ -67,17 +67,27 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
         if refusal is not None:
             raise DecisionRefused(refusal, "Only a central administrator, or a correspondent of the holder's "
                                            "organisation for a locally managed role, may withdraw it.")
-        conn.execute(update(memberships).where(key).values(revoked_at=now, applied_at=None))
-        audit.record(conn, at=now, actor=actor["id"], action="revoked", request_id=row["granted_by_request"],
-                     target=f"{account['id']}:{role_key}", detail={"reason": reason} if reason else None)
-        if row["granted_by_request"]:
-            repo.add_event(conn, row["granted_by_request"], "revoked", now, actor=actor["id"],
-                           detail={"reason": reason} if reason else None)
-        enqueue(conn, recipient=account["email"], template="habilitation_revoked", now=now, language=notify.language_of(rt.settings),
-                dedupe_key=f"revoked:{account['id']}:{role_key}:{now.isoformat()}",
-                context=_habilitation_context(rt, account, role_key) | {"revoked_at": now, "reason": reason})
-    log.info("habilitation_revoked", account_id=account["id"], role=role_key, by=actor["id"])
+        withdraw(conn, rt, account, role_key, actor["id"], reason, now, granted_by_request=row["granted_by_request"])
     return {"account_id": account["id"], "role_key": role_key, "withdrawn_at": now, "withdrawn_by": actor["id"]}
+
+
+def withdraw(conn, rt: Runtime, account, role_key: str, actor_id: str, reason: str | None, now,
+             *, granted_by_request: int | None) -> None:
+    """The withdrawal itself, once authorised: the membership marked revoked (the ``accounts`` job
+    takes the member out of its group), the audit row, the history event and the holder's mail.
+    ``revoke`` and an accepted mobility (``syncd.jobs.mobility``) both withdraw through here."""
+    conn.execute(update(memberships).where(memberships.c.account_id == account["id"],
+                                           memberships.c.role_key == role_key, memberships.c.revoked_at.is_(None))
+                 .values(revoked_at=now, applied_at=None))
+    audit.record(conn, at=now, actor=actor_id, action="revoked", request_id=granted_by_request,
+                 target=f"{account['id']}:{role_key}", detail={"reason": reason} if reason else None)
+    if granted_by_request:
+        repo.add_event(conn, granted_by_request, "revoked", now, actor=actor_id,
+                       detail={"reason": reason} if reason else None)
+    enqueue(conn, recipient=account["email"], template="habilitation_revoked", now=now,
+            language=notify.language_of(rt.settings), dedupe_key=f"revoked:{account['id']}:{role_key}:{now.isoformat()}",
+            context=_habilitation_context(rt, account, role_key) | {"revoked_at": now, "reason": reason})
+    log.info("habilitation_revoked", account_id=account["id"], role=role_key, by=actor_id)
 
 
 def set_account_status(rt: Runtime, account_ref: str, status: str, *, actor: str | None = None,

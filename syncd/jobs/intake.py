@@ -97,6 +97,12 @@ def _take_in_one(conn: Connection, rt: Runtime, request_id: int) -> None:
                                    organisation_code=outcome.organisation_code, role_key=None)
         log.info("request_routed", request_id=request_id, kind="account", reason=route.reason.value,
                  deciders=len(route.deciders))
+    elif isinstance(outcome, intake.ValidMobilityRequest):
+        # The new organisation decides: its correspondents know whether the person joins them.
+        route = route_and_schedule(conn, rt, row, kind=RequestKind.MOBILITY, account_id=outcome.account_id,
+                                   organisation_code=outcome.organisation_code, role_key=None)
+        log.info("request_routed", request_id=request_id, kind="mobility", organisation=outcome.organisation_code,
+                 reason=route.reason.value, deciders=len(route.deciders))
     else:
         route = route_and_schedule(conn, rt, row, kind=RequestKind(row["kind"]), account_id=outcome.account_id,
                                    organisation_code=outcome.organisation_code, role_key=outcome.role_key)

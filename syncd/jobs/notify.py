@@ -39,6 +39,11 @@ def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, 
     given = account["given_name"] if account else row["given_name"]
     family = account["family_name"] if account else row["family_name"]
     org_code = row["organisation_code"] or (account["primary_organisation"] if account else None)
+    target = None
+    if row["kind"] == RequestKind.MOBILITY.value:
+        # A mobility's organisation is where the person goes; the person is still of their own.
+        target = mappings.organisation(org_code) if org_code else None
+        org_code = account["primary_organisation"] if account else org_code
     org = mappings.organisation(org_code) if org_code else None
     role = mappings.role(row["role_key"]) if row["role_key"] else None
     app = mappings.application_of(row["role_key"]) if row["role_key"] else None
@@ -51,6 +56,7 @@ def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, 
         "requester_name": " ".join(x for x in (given, family) if x) or (row["email"] or ""),
         "requester_email": (account["email"] if account else row["email"]) or "",
         "organisation_name": org.name if org else (org_code or ""),
+        "target_organisation_name": target.name if target else (row["organisation_code"] or ""),
         "role_label": role.label if role else "",
         "application_label": app.label if app else "",
         "submitted_at": submitted.isoformat() if submitted else None,

@@ -66,6 +66,8 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
     "habilitation_revoked": _HABILITATION | {"revoked_at"},
     "habilitation_expiring": _HABILITATION | {"expires_at"},
     "habilitation_expired": _HABILITATION | {"expired_at"},
+    # withdrawn: the labels of the rights the move took away (may be empty)
+    "mobility_accepted": frozenset({"requester_name", "submitted_at", "target_organisation_name", "withdrawn"}),
 }
 
 # Keys a template shows when present (other keys are ignored).
@@ -84,6 +86,7 @@ OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
     "habilitation_revoked": frozenset({"reason"}),
     "habilitation_expiring": frozenset({"renew_url"}),
     "habilitation_expired": frozenset(),
+    "mobility_accepted": frozenset({"decided_at", "tacit"}),
 }
 
 MULTILINE_KEYS = frozenset({"comment", "reason"})

@@ -284,8 +284,8 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
         return IntakeFacts()
     email = email.strip().lower()
     row = account_by_email(conn, email)
-    account = (ExistingAccount(row["id"], row["status"], bool(row["internal"]), row["primary_organisation"])
-               if row else None)
+    account = (ExistingAccount(row["id"], row["status"], bool(row["internal"]), row["primary_organisation"],
+                               bool(row["director"])) if row else None)
     account_open = False
     hab_dup = False
     if kind == RequestKind.ACCOUNT.value:
@@ -295,6 +295,12 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
                                         requests.c.kind == RequestKind.ACCOUNT.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None
+    elif kind == RequestKind.MOBILITY.value and row is not None:
+        mobility_open = conn.execute(
+            select(requests.c.id).where(requests.c.account_id == row["id"],
+                                        requests.c.kind == RequestKind.MOBILITY.value,
+                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)).first() is not None
+        return IntakeFacts(account, mobility_open=mobility_open)
     elif row is not None and isinstance(role_key, str):
         hab_dup = conn.execute(
             select(requests.c.id).where(requests.c.account_id == row["id"], requests.c.role_key == role_key,

@@ -78,7 +78,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 UtcTime = UtcDateTime()
 
 REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
-REQUEST_KINDS = ("account", "habilitation", "renewal")
+REQUEST_KINDS = ("account", "habilitation", "renewal", "mobility")
 ACCOUNT_STATUSES = ("pending", "active", "disabled")
 
 organisations = Table(
@@ -184,7 +184,7 @@ requests = Table(
     Column("first_routed_at", UtcTime, nullable=True),       # first reached a decider: the minimum window starts
     Column("parked_at", UtcTime, nullable=True),             # failed for good: no blind retry (syncd parked)
     Column("parked_reason", Text, nullable=True),
-    CheckConstraint("kind in ('account','habilitation','renewal')", name="kind"),
+    CheckConstraint("kind in ('account','habilitation','renewal','mobility')", name="kind"),
     CheckConstraint(
         "status in ('new','pending','awaiting_decider','accepted','accepted_tacitly','refused','rejected')",
         name="status",

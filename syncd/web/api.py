@@ -50,7 +50,8 @@ from syncd.store.tables import requests
 from syncd.web import messages, tokens
 from syncd.web.auth import AuthError, Verified, verify
 from syncd.web.schemas import (MAX_ID, REF, AccountRequestIn, ContactsOut, DecisionIn, DecisionOut,
-                               Error, HistoryOut, PendingOut, RequestOut, RightsOut, SubmitIn, SubmittedOut)
+                               Error, HistoryOut, MobilityRequestIn, PendingOut, RequestOut, RightsOut, SubmitIn,
+                               SubmittedOut)
 
 if TYPE_CHECKING:
     from syncd.web.app import Services
@@ -418,7 +419,7 @@ def get_request(request: Request, request_id: Annotated[int, Path(ge=1, le=MAX_I
 
 
 @router.post("/requests", response_model=SubmittedOut, status_code=201, operation_id="submit_request",
-             summary="Submit an account or habilitation request (the queue table's contract, docs/queue.md)",
+             summary="Submit an account, habilitation or mobility request (the queue table's contract, docs/queue.md)",
              responses={200: {"model": SubmittedOut, "description": "A request with this portal_ref existed: "
                                                                      "it is returned, nothing is added."},
                         **POST_ERRORS})
@@ -443,6 +444,10 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
         if refused:
             raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
                            fields=[{"field": f, "message": m} for f, m in refused.items()])
+    elif isinstance(submitted, MobilityRequestIn):
+        if rt.mappings.organisation(submitted.organisation_code) is None:
+            raise invalid("organisation_code", "unknown organisation", "Organisme inconnu.")
+        values.update(organisation_code=submitted.organisation_code)
     else:
         if rt.mappings.role(submitted.role_key) is None:
             raise invalid("role_key", "unknown role", "Rôle inconnu.")
@@ -556,7 +561,7 @@ def pending(request: Request,
             page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = 20,
             organisation: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = None,
             role: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] = None,
-            kind: Annotated[Literal["account", "habilitation", "renewal"] | None, Query()] = None
+            kind: Annotated[Literal["account", "habilitation", "renewal", "mobility"] | None, Query()] = None
             ) -> PendingOut:
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:

@@ -64,8 +64,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def _title(r: queries.RequestDetail) -> str:
-    return ("Demande de création de compte à valider" if r.kind == "account"
-            else "Demande d'habilitation à valider")
+    return {"account": "Demande de création de compte à valider",
+            "mobility": "Demande de changement d'organisme à valider"}.get(r.kind, "Demande d'habilitation à valider")
 
 
 # --- what a link may do now -----------------------------------------------------------------------

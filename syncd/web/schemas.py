@@ -251,7 +251,17 @@ class HabilitationRequestIn(_RequestIn):
     role_key: str = Field(pattern=KEY)
 
 
-SubmitIn = Annotated[AccountRequestIn | HabilitationRequestIn, Field(discriminator="kind")]
+class MobilityRequestIn(_RequestIn):
+    """« Changement d'organisme »: an existing account moves to another organisation (docs/queue.md §1.3)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "kind": "mobility", "email": "a.charenne@lassuranceretraite.fr", "organisation_code": "CPAM-75"}]})
+
+    kind: Literal["mobility"]
+    organisation_code: str = Field(pattern=CODE, description="The organisation the person moves to.")
+
+
+SubmitIn = Annotated[AccountRequestIn | HabilitationRequestIn | MobilityRequestIn, Field(discriminator="kind")]
 
 
 class SubmittedOut(BaseModel):

@@ -2,7 +2,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.core.intake import (ExistingAccount, IntakeFacts, Rejection, ValidAccountRequest,
-                               ValidHabilitationRequest, validate_row)
+                               ValidHabilitationRequest, ValidMobilityRequest, validate_row)
 from tests.factories import mappings
 
 M = mappings()
@@ -109,3 +109,32 @@ def test_the_sign_up_e_mail_check_says_what_intake_decides_of_the_same_address(l
         assert isinstance(outcome, ValidAccountRequest) and outcome.email == stored
     else:
         assert outcome == rejection
+
+
+def mobility_row(**over):
+    return {"kind": "mobility", "email": "a.charenne@lassuranceretraite.fr", "organisation_code": "CPAM-75"} | over
+
+
+def test_a_mobility_of_an_active_account_to_another_known_organisation_is_valid():
+    assert validate_row(mobility_row(), IntakeFacts(account=ACTIVE), M) == ValidMobilityRequest(
+        "u1", "CPAM-75", "CARSAT-RA")
+
+
+def test_mobility_requests_are_rejected_each_with_its_reason():
+    disabled = ExistingAccount("u1", "disabled", True, "CARSAT-RA")
+    assert code(validate_row(mobility_row(), IntakeFacts(), M)) == "unknown_account"
+    assert code(validate_row(mobility_row(), IntakeFacts(account=disabled), M)) == "account_not_active"
+    assert code(validate_row(mobility_row(organisation_code="NOWHERE"), IntakeFacts(account=ACTIVE), M)) \
+        == "unknown_organisation"
+    assert code(validate_row(mobility_row(organisation_code=None), IntakeFacts(account=ACTIVE), M)) \
+        == "unknown_organisation"
+    assert code(validate_row(mobility_row(organisation_code="CARSAT-RA"), IntakeFacts(account=ACTIVE), M)) \
+        == "same_organisation"
+    assert code(validate_row(mobility_row(), IntakeFacts(account=ACTIVE, mobility_open=True), M)) == "duplicate"
+
+
+def test_a_directors_mobility_is_refused_naming_the_referential_that_owns_their_organisation():
+    director = ExistingAccount("u1", "active", True, "CARSAT-RA", director=True)
+    outcome = validate_row(mobility_row(), IntakeFacts(account=director), M)
+    assert code(outcome) == "director"
+    assert M.policy.directors_referential.name in outcome.reason

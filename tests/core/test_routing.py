@@ -67,3 +67,22 @@ def test_who_may_withdraw_a_right(management, actor, expected):
     assert routing.withdrawal_refusal(management=management, organisation_code="CARSAT-RA",
                                       holder_account_id="holder", actor_account_id=actor,
                                       deciders=deciders) == expected
+
+
+def test_a_mobility_goes_to_the_correspondents_of_the_organisation_the_person_joins():
+    r = route(kind=RequestKind.MOBILITY, management=None, organisation_code="CPAM-75",
+              requester_account_id="u1", deciders=DECIDERS)
+    assert r.reason is RouteReason.LOCAL and r.decider_ids == {"c9"}
+    assert not may_decide(r, "c1"), "the organisation the person leaves does not decide"
+
+
+def test_a_mobility_to_an_organisation_without_correspondent_goes_to_the_central_administrators():
+    r = route(kind=RequestKind.MOBILITY, management=None, organisation_code="URSSAF-IDF",
+              requester_account_id="u1", deciders=DECIDERS)
+    assert r.reason is RouteReason.NO_CORRESPONDENT and r.decider_ids == {"admin"}
+
+
+def test_moving_withdraws_the_locally_managed_rights_and_keeps_the_central_ones():
+    held = {"b-local": Management.LOCAL, "opim": Management.CENTRAL, "a-local": Management.LOCAL}
+    assert routing.withdrawn_on_mobility(held) == ["a-local", "b-local"]
+    assert routing.withdrawn_on_mobility({}) == []

@@ -54,4 +54,8 @@ SAMPLE_CONTEXTS: dict[str, dict] = {
                              "reason": "Changement de poste."},
     "habilitation_expiring": {"requester_name": "Aristide Charenne", **HABILITATION, "expires_at": EXPIRES},
     "habilitation_expired": {"requester_name": "Aristide Charenne", **HABILITATION, "expired_at": EXPIRES},
+    "mobility_accepted": {"requester_name": "Aristide Charenne", "kind": "mobility",
+                          "submitted_at": SUBMITTED, "decided_at": DECIDED,
+                          "target_organisation_name": "CPAM de Paris", "tacit": False,
+                          "withdrawn": ["Accords locaux - Accès organisme"]},
 }

@@ -180,3 +180,11 @@ def test_an_english_mail_reads_in_english():
     mail = render("request_refused", "en", SAMPLE_CONTEXTS["request_refused"])
     assert mail.subject == 'Your request for the habilitation "Egap - Guides d\'administration du personnel" has been refused'
     assert "Reason given:\nCette application est réservée au service RH." in mail.text
+
+
+def test_the_mobility_mail_names_the_new_organisation_and_the_rights_withdrawn():
+    mail = render("mobility_accepted", "fr", SAMPLE_CONTEXTS["mobility_accepted"])
+    assert mail.subject == "Votre changement d'organisme vers CPAM de Paris a été accepté"
+    assert "- Accords locaux - Accès organisme" in mail.text
+    kept = render("mobility_accepted", "fr", {**SAMPLE_CONTEXTS["mobility_accepted"], "withdrawn": []})
+    assert "retirées" not in kept.text and "conservées" in kept.text

@@ -181,3 +181,28 @@ def test_an_audit_trail_chained_before_sealing_existed_still_verifies_after_the_
         assert audit.verify(conn) is None
         assert [r["seq"] for r in audit.rows(conn)] == [1, 2, 3, 4] and audit.head(conn)[0] == 4
     engine.dispose()
+
+
+def test_downgrading_below_mobility_refuses_while_mobility_requests_exist(empty_db_url):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from syncd.store.tables import requests
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    cfg = alembic_config(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(requests).values(kind="mobility", email="a@b.fr", organisation_code="CPAM-75",
+                                                 submitted_at=datetime.now(timezone.utc)))
+        with pytest.raises(RuntimeError, match="mobility"):
+            command.downgrade(cfg, "0009")
+        with engine.begin() as conn:
+            conn.execute(requests.delete())
+        command.downgrade(cfg, "0009")
+        assert current_revision(empty_db_url) == "0009"
+    finally:
+        engine.dispose()
+    upgrade(empty_db_url)
+    assert _diff(empty_db_url) == []

@@ -189,3 +189,30 @@ def test_an_account_request_is_decided_from_its_link_too(api, client, routed, rt
     done = client.post(path, data={"verdict": "accept", "csrf": csrf_of(page.text)})
     assert done.status_code == 200
     assert request_row(rt, request_id)["status"] == "accepted"
+
+
+def test_a_mobility_submitted_by_the_portal_is_decided_from_the_new_organisations_link(
+        api, client, routed, rt, daemon, smtp_server):
+    from tests.scenarios.helpers import REQUESTER
+    from tests.web.conftest import OTHER_CORRESPONDENT
+    unknown = api.post("/api/v1/requests", {"kind": "mobility", "email": REQUESTER, "organisation_code": "NOWHERE"})
+    assert unknown.status_code == 400
+    submitted = api.post("/api/v1/requests", {"kind": "mobility", "email": REQUESTER, "organisation_code": "CPAM-75"})
+    assert submitted.status_code == 201
+    request_id = submitted.json()["request_id"]
+    daemon.run_job("intake")
+    daemon.run_job("deliver")
+    asked = [m["Subject"] for m in mails_to(smtp_server, OTHER_CORRESPONDENT)]
+    assert asked == ["Demande de changement d'organisme à valider – Aristide Charenne"]
+    assert not any("changement d'organisme" in m["Subject"] for m in mails_to(smtp_server, CORRESPONDENT)), \
+        "the organisation the person leaves is not asked"
+    pending = api.get(f"/api/v1/deciders/{OTHER_CORRESPONDENT}/pending?kind=mobility").json()
+    assert [i["description"] for i in pending["items"]] == ["Changement d'organisme vers CPAM de Paris"]
+    path = urlsplit(links_in(mails_to(smtp_server, OTHER_CORRESPONDENT)[-1])[0]).path
+    page = client.get(path)
+    assert "Demande de changement d'organisme à valider" in text(page)
+    done = client.post(path, data={"verdict": "accept", "csrf": csrf_of(page.text)})
+    assert done.status_code == 200
+    assert request_row(rt, request_id)["status"] == "accepted"
+    history = api.get(f"/api/v1/accounts/{REQUESTER}/history").json()
+    assert any(i["description"] == "Changement d'organisme vers CPAM de Paris" for i in history["items"])

@@ -1,0 +1,76 @@
+"""An accepted mobility: the account moves to its new organisation, with what it may keep.
+
+Written in the decision's transaction (``decisions.grant``): the account's
+``primary_organisation`` and ``version`` (so the ``accounts`` job, or the apply job right away,
+writes the new organisation to LDAP), and the withdrawal of every right held through the old
+organisation's local management (``routing.withdrawn_on_mobility``), each through the one
+withdrawal use-case (``habilitations.withdraw``: a mail to the holder, the member taken out of
+its group by the ``accounts`` job). The person's undecided requests move with them (the
+``reroute`` job sends them to the new organisation's deciders). An ``organisation_changed``
+event on the request records what moved, for the history and the requester's mail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from syncd.core import routing
+from syncd.errors import PermanentError
+from syncd.jobs.habilitations import withdraw
+from syncd.jobs.runtime import Runtime
+from syncd.store import audit, repo
+from syncd.store.tables import accounts, memberships, requests
+
+log = structlog.get_logger(__name__)
+
+CHANGED_EVENT = "organisation_changed"
+
+
+def move(conn: Connection, rt: Runtime, row: RowMapping, decided_by: str | None, now: datetime) -> None:
+    """Move the request's account to the request's organisation (an accepted mobility)."""
+    account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
+    if account is None:
+        raise PermanentError("the mobility's account does not exist")
+    old, new = account["primary_organisation"], row["organisation_code"]
+    conn.execute(update(accounts).where(accounts.c.id == account["id"])
+                 .values(primary_organisation=new, updated_at=now, version=accounts.c.version + 1))
+    # Requests still undecided follow the person: the reroute job sends them to the new
+    # organisation's deciders, and the old organisation's can no longer decide them.
+    conn.execute(update(requests).where(requests.c.account_id == account["id"], requests.c.id != row["id"],
+                                        requests.c.status.in_(repo.UNDECIDED_STATUSES))
+                 .values(organisation_code=new, updated_at=now))
+    held = {m["role_key"]: m for m in conn.execute(select(memberships).where(
+        memberships.c.account_id == account["id"], memberships.c.revoked_at.is_(None))).mappings()
+        if rt.mappings.role(m["role_key"]) is not None}
+    gone = routing.withdrawn_on_mobility({k: rt.mappings.management_of(k) for k in held})
+    old_name = _name(rt, old)
+    reason = (f"Changement d'organisme : vous quittez {old_name} pour {_name(rt, new)}, "
+              f"et cette habilitation était gérée localement par {old_name}.")
+    actor = decided_by or "syncd"
+    for role_key in gone:
+        withdraw(conn, rt, account, role_key, actor, reason, now, granted_by_request=held[role_key]["granted_by_request"])
+    detail: dict[str, Any] = {"from": old, "to": new, "withdrawn": gone}
+    repo.add_event(conn, row["id"], CHANGED_EVENT, now, actor=actor, detail=detail)
+    audit.record(conn, at=now, actor=actor, action="organisation_changed", request_id=row["id"],
+                 target=account["id"], detail=detail)
+    log.info("organisation_changed", request_id=row["id"], account_id=account["id"], from_organisation=old,
+             to_organisation=new, withdrawn=len(gone))
+
+
+def withdrawn_labels(conn: Connection, rt: Runtime, request_id: int) -> list[str]:
+    """The labels of the rights a mobility withdrew, from its ``organisation_changed`` event."""
+    for event in reversed(repo.events_of(conn, request_id)):
+        if event["event"] == CHANGED_EVENT:
+            keys = (event["detail"] or {}).get("withdrawn", [])
+            return [r.label if (r := rt.mappings.role(k)) else k for k in keys]
+    return []
+
+
+def _name(rt: Runtime, code: str) -> str:
+    org = rt.mappings.organisation(code)
+    return org.name if org else code
