@@ -12,6 +12,7 @@ database and in the catcher's output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -118,6 +119,14 @@ def creator(server: DevSlapd, base: str, search: str) -> str | None:
         conn.unbind()
 
 
+def drift_seen(env: dict[str, str]) -> dict:
+    """The totals of ``syncd reconcile --dry-run`` run with these settings."""
+    done = subprocess.run(["syncd", "reconcile", "--dry-run", "--json"], cwd=REPO, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["totals"]
+
+
 def rows(db: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
@@ -203,9 +212,12 @@ def test_the_operator_guide_works_from_top_to_bottom(tmp_path: Path, directory_s
     config = etc / "syncd.yaml"
     config.write_text(config.read_text(encoding="utf-8").replace(f"bind_dn: {syncd_dn(SUFFIX)}",
                                                                  f"bind_dn: {server.root_dn}"), encoding="utf-8")
-    op.env["SYNCD_LDAP__BIND_PASSWORD_FILE"] = str(secrets / "admin_pw_file")
-    as_root = subprocess.run(["syncd", "once"], cwd=REPO, env=op.env, capture_output=True, text=True)
-    assert as_root.returncode == 0, as_root.stderr
-    done = op.block(code["service-account"], {**url, "/etc/syncd": str(etc)})
+    (etc / "credentials" / "ldap-bind-password").write_text(server.root_password, encoding="utf-8")
+    as_root = drift_seen(op.env)
+    done = op.block(code["service-account"], {**url, "/etc/syncd": str(etc),
+                                              "/root/syncd-ldap.pw": str(secrets / "syncd_pw_file")})
     assert f"bind_dn: {syncd_dn(SUFFIX)}" in config.read_text(encoding="utf-8")
     assert f"dn:{syncd_dn(SUFFIX)}" in done.stdout
+    # the service account sees everything the root DN saw: the same people, groups and drift
+    assert drift_seen(op.env) == as_root
+    assert as_root["people_in_ldap"] == 3 and as_root["groups_checked"] == 7
