@@ -54,9 +54,8 @@ def test_the_guide_lists_exactly_the_tls_modes_the_settings_accept():
 class Operator:
     """A shell session: each block sees what the previous ones exported."""
 
-    def __init__(self, folder: Path, values: dict[str, str]):
+    def __init__(self, folder: Path):
         self.folder = folder
-        self.values = values
         self.env = {**os.environ, "PATH": f"{folder / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
         for name in [n for n in self.env if n.startswith("SYNCD_")]:
             del self.env[name]
@@ -68,8 +67,9 @@ class Operator:
             (bin_dir / name).chmod(0o755)
 
     def block(self, block: str, values: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run ``block`` with the doc's example ``values`` replaced by the test's."""
         dump = self.folder / "env.dump"
-        script = substitute(block, values if values is not None else {}) + f'\nenv -0 > "{dump}"\n'
+        script = substitute(block, values or {}) + f'\nenv -0 > "{dump}"\n'
         done = subprocess.run(["sh", "-e", "-c", script], cwd=REPO, env=self.env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, f"the guide's block failed (exit {done.returncode}):\n{script}\n{done.stdout}\n{done.stderr}"
@@ -157,7 +157,7 @@ def test_the_operator_guide_works_from_top_to_bottom(tmp_path: Path, directory_s
     code = dict(blocks)
     etc, var, port = tmp_path / "etc", tmp_path / "var", free_port()
     url = {"ldap://ldap1.example.org": server.url}
-    op = Operator(tmp_path, {})
+    op = Operator(tmp_path)
 
     # 2. the service account and the application account bind with the README's password files
     done = op.block(code["accounts"], {**url, "/root/syncd-ldap.pw": str(secrets / "syncd_pw_file"),
