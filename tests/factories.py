@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
 from syncd.mappings import Mappings
@@ -73,3 +75,17 @@ def correspondent(account_id: str, org: str = "CARSAT-RA") -> Decider:
 
 def central(account_id: str) -> Decider:
     return Decider(account_id, f"{account_id}@ucanss.fr", DeciderScope.CENTRAL)
+
+
+def closing_factory(build: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """For a fixture: yield ``make`` (which calls ``build`` and remembers what it made), then
+    close everything made, as the test ends. ``yield from closing_factory(...)`` in the fixture."""
+    made: list[Any] = []
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        made.append(build(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for thing in made:
+        thing.close()

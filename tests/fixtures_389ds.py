@@ -38,12 +38,12 @@ from syncd.directory import Directory, names
 from syncd.directory.connection import open_connection, safe_close
 from syncd.jobs.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
-from syncd.settings import LdapSettings, Settings
-from syncd.store.db import make_engine
+from syncd.settings import LdapSettings
 from tests.ds389 import Ds389, Ds389NotInstalled
+from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings
 from tests.fixtures_ldap import sample_layout
-from tests.fixtures_runtime import WEB_BASE_URL
+from tests.fixtures_runtime import build_runtime
 
 SUFFIX = "dc=example,dc=org"
 _problem: list[str] = []    # why the 389-DS tests were skipped, for the terminal summary
@@ -114,16 +114,7 @@ def ds389_admin(ds389: Ds389) -> Iterator[Connection]:
 
 @pytest.fixture
 def make_ds389_directory(ds389: Ds389, ds389_layout: DirectoryLayout) -> Iterator[Callable[..., Directory]]:
-    made: list[Directory] = []
-
-    def make(**overrides) -> Directory:
-        d = Directory(ds389.ldap_settings(**overrides), ds389_layout)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.close()
+    yield from closing_factory(lambda **overrides: Directory(ds389.ldap_settings(**overrides), ds389_layout))
 
 
 @pytest.fixture
@@ -135,22 +126,11 @@ def ds389_directory(make_ds389_directory) -> Directory:
 
 @pytest.fixture
 def make_ds389_runtime(db_url, ds389: Ds389, ds389_layout: DirectoryLayout, smtp_settings, clock):
-    made: list[Runtime] = []
-
     def make(mappings: Mappings | None = None, **sections) -> Runtime:
-        values = {"database": {"url": db_url}, "ldap": ds389.ldap_settings().model_dump(),
-                  "smtp": smtp_settings.model_dump(), "web": {"base_url": WEB_BASE_URL},
-                  "jobs": {"max_backoff_seconds": 60}, **sections}
-        settings = Settings(**values)
-        runtime = Runtime(settings, nest_mappings(mappings or sample_mappings(), ds389_layout),
-                          make_engine(db_url, pool_size=settings.database.pool_size),
-                          clock=clock, worker_id="test-worker")
-        made.append(runtime)
-        return runtime
+        return build_runtime(db_url, ds389.ldap_settings().model_dump(),
+                             nest_mappings(mappings or sample_mappings(), ds389_layout), smtp_settings, clock, **sections)
 
-    yield make
-    for runtime in made:
-        runtime.close()
+    yield from closing_factory(make)
 
 
 class Endpoint(NamedTuple):

@@ -39,6 +39,7 @@ from syncd.devslapd import source_dir
 from syncd.directory.connection import open_connection, safe_close
 from syncd.jobs.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
+from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings
 from tests.fixtures_runtime import build_runtime
 from tests.samba_ad import SYNCD_OU, SambaAd, SambaError, SambaNotAvailable
@@ -128,16 +129,7 @@ def ad_admin(samba_ad: SambaAd) -> Iterator[Connection]:
 
 @pytest.fixture
 def make_ad_directory(samba_ad: SambaAd, ad_layout: DirectoryLayout) -> Iterator[Callable[..., Directory]]:
-    made: list[Directory] = []
-
-    def make(**overrides) -> Directory:
-        d = Directory(samba_ad.ldap_settings(**overrides), ad_layout)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.close()
+    yield from closing_factory(lambda **overrides: Directory(samba_ad.ldap_settings(**overrides), ad_layout))
 
 
 @pytest.fixture
@@ -149,18 +141,12 @@ def ad_directory(make_ad_directory) -> Directory:
 
 @pytest.fixture
 def make_ad_runtime(db_url, samba_ad: SambaAd, ad_layout: DirectoryLayout, smtp_settings, clock):
-    made: list[Runtime] = []
-
     def make(mappings: Mappings | None = None, **sections) -> Runtime:
         ldap = dict(samba_ad.ldap_settings().model_dump(), bind_password=samba_ad.service_password)
-        runtime = build_runtime(db_url, ldap, ad_mappings(mappings or sample_mappings(), ad_layout),
-                                smtp_settings, clock, **sections)
-        made.append(runtime)
-        return runtime
+        return build_runtime(db_url, ldap, ad_mappings(mappings or sample_mappings(), ad_layout),
+                             smtp_settings, clock, **sections)
 
-    yield make
-    for runtime in made:
-        runtime.close()
+    yield from closing_factory(make)
 
 
 @pytest.fixture(scope="session")

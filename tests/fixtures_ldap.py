@@ -32,6 +32,7 @@ import pytest
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
 from syncd.mappings import AttributeMapping, BranchLayout, DirectoryLayout, GroupLayout, PeopleLayout
 from syncd.settings import LdapSettings
+from tests.factories import closing_factory
 from tests.openldap_setup import APP_PASSWORD, app_dn, configure_as_documented, serve_base
 
 if TYPE_CHECKING:
@@ -119,16 +120,7 @@ def ldap_settings(slapd: DevSlapd) -> LdapSettings:
 def make_directory(slapd: DevSlapd, ldap_layout: DirectoryLayout) -> Iterator[Callable[..., Directory]]:
     from syncd.directory import Directory
 
-    made: list[Directory] = []
-
-    def make(**overrides) -> Directory:
-        d = Directory(slapd.ldap_settings(**overrides), ldap_layout)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.close()
+    yield from closing_factory(lambda **overrides: Directory(slapd.ldap_settings(**overrides), ldap_layout))
 
 
 @pytest.fixture

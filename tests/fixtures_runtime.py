@@ -15,7 +15,7 @@ from syncd.daemon import Daemon
 from syncd.jobs.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store.db import make_engine
-from tests.factories import T0, mappings
+from tests.factories import T0, closing_factory, mappings
 
 WEB_BASE_URL = "https://habilitations.example.org"
 
@@ -50,17 +50,8 @@ def build_runtime(db_url: str, ldap: dict, the_mappings, smtp_settings, clock, *
 
 @pytest.fixture
 def make_runtime(db_url, ldap_settings, ldap_layout, smtp_settings, clock):
-    made: list[Runtime] = []
-
-    def make(**sections) -> Runtime:
-        runtime = build_runtime(db_url, ldap_settings.model_dump(), mappings(base_dn=ldap_layout.base_dn),
-                                smtp_settings, clock, **sections)
-        made.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in made:
-        runtime.close()
+    yield from closing_factory(lambda **sections: build_runtime(
+        db_url, ldap_settings.model_dump(), mappings(base_dn=ldap_layout.base_dn), smtp_settings, clock, **sections))
 
 
 @pytest.fixture
