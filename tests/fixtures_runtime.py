@@ -38,10 +38,11 @@ def clock():
     return Clock()
 
 
-def build_runtime(db_url: str, ldap: dict, the_mappings, smtp_settings, clock, **sections) -> Runtime:
-    """A ``Runtime`` on ``db_url`` and the directory ``ldap`` (settings as a dict), with the
-    in-process SMTP server, the test clock and the tests' usual settings; ``sections`` override."""
-    values = {"database": {"url": db_url}, "ldap": ldap, "smtp": smtp_settings.model_dump(),
+def build_runtime(db_url: str, directory: dict, the_mappings, smtp_settings, clock, **sections) -> Runtime:
+    """A ``Runtime`` on ``db_url`` and the ``directory`` (LDAP settings as a dict), with the
+    in-process SMTP server, the test clock and the tests' usual settings; ``sections`` override
+    any of them (``ldap=`` included)."""
+    values = {"database": {"url": db_url}, "ldap": directory, "smtp": smtp_settings.model_dump(),
               "web": {"base_url": WEB_BASE_URL}, "jobs": {"max_backoff_seconds": 60}, **sections}
     settings = Settings(**values)
     return Runtime(settings, the_mappings, make_engine(db_url, pool_size=settings.database.pool_size),

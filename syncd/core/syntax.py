@@ -349,7 +349,9 @@ SAM_ACCOUNT_NAME_MAX = 20
 _AD: tuple[AttributeSyntax, ...] = tuple(
     _attrs(Syntax.DIRECTORY_STRING,
            ("name", 255, ()), ("cn", 64, ("commonName",)), ("sn", 64, ("surname",)),
-           ("givenName", 64, ()), ("initials", 6, ()), ("title", 128, ()), ("displayName", 256, ()),
+           ("givenName", 64, ()), ("initials", 6, ()), ("title", 128, ()),
+           # displayName also holds a role group's application label (syncdApplicationLabel elsewhere)
+           ("displayName", 256, ("syncdApplicationLabel",)),
            ("description", 1024, ()), ("info", 1024, ()), ("o", 64, ()), ("ou", 64, ()),
            ("mail", 256, ()), ("otherMailbox", None, ()), ("telephoneNumber", 64, ()), ("mobile", 64, ()),
            ("personalTitle", 64, ()), ("employeeType", 256, ()), ("employeeNumber", 512, ()),
