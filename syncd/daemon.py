@@ -46,7 +46,7 @@ DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile", "reco
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
 SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile",
                             "reconcile_incremental",
-                            "retention", "audit_seal"})
+                            "retention", "audit_seal", "digest"})
 
 
 # The daemon's own series, served on settings.metrics.listen (the web process serves the
@@ -77,8 +77,8 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, reconcile,
-                            retention, routing, tacit)
+    from syncd.jobs import (accounts, apply, audit_seal, deliver, digest, habilitations, intake, provision,
+                            reconcile, retention, routing, tacit)
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -87,6 +87,7 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("tacit", tacit.sweep, j.tacit_seconds),
         Job("remind", tacit.remind, j.tacit_seconds),
         Job("expiry", habilitations.expire_and_renew, j.tacit_seconds),
+        Job("digest", digest.send_digests, j.digest_seconds),
         Job("apply", apply.apply_accepted, j.apply_seconds),
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),
