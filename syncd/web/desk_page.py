@@ -95,7 +95,7 @@ def pending_view(svc: "Services", session: "Session", application: str, status: 
     return {"decider_name": decider_name(account), "central": central, "organisations": organisations,
             "items": items, "waiting": [_item(r, svc, now) for r in waiting],
             "applications": [(a.key, a.label) for a in sorted(m.applications, key=lambda a: a.label.casefold())],
-            "statuses": STATUSES, "application": app.key if app else "", "status": status,
+            "statuses": STATUSES, "application": app.key if app else "", "status_filter": status,
             "today_count": sum(1 for i in items if i["today"])}
 
 
