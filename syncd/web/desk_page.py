@@ -37,7 +37,7 @@ from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.web import desk_auth, tokens
 from syncd.web.decision_page import COMMENT_CHARACTER, COMMENT_REQUIRED, COMMENT_TOO_LONG, REFUSALS_FR
-from syncd.web.pages import PARIS, message, render
+from syncd.web.pages import PARIS, fr_datetime, message, render
 from syncd.web.schemas import forbidden_character
 
 if TYPE_CHECKING:
@@ -62,21 +62,28 @@ def decider_name(account) -> str:
     return f"{account['given_name']} {account['family_name']}" if account else ""
 
 
-def _item(row, svc: "Services", now: datetime) -> dict:
+def _item(row, svc: "Services", today, tacit_of: dict) -> dict:
     m = svc.rt.mappings
     deadline = repo.aware(row["deadline_at"])
-    tacit = lifecycle.tacit_applies(repo.request_view(row), internal_accounts=m.policy.internal_account_tacit)
+    # The core's rule depends on the kind and the account type alone: asked once per pair.
+    key = (row["kind"], row["internal"])
+    if key not in tacit_of:
+        tacit_of[key] = lifecycle.tacit_applies(repo.request_view(row),
+                                                internal_accounts=m.policy.internal_account_tacit)
+    tacit = tacit_of[key]
     app = m.application_of(row["role_key"]) if row["role_key"] else None
     org = m.organisation(row["organisation_code"]) if row["organisation_code"] else None
+    submitted = repo.aware(row["submitted_at"])
     return {"id": row["id"], "kind": row["kind"],
             "requester": " ".join(x for x in (row["a_given"] or row["given_name"], row["a_family"] or row["family_name"])
                                   if x) or (row["a_email"] or row["email"] or ""),
             "email": row["a_email"] or row["email"] or "",
             "organisation": org.name if org else (row["organisation_code"] or "—"),
             "description": queries.describe(row["kind"], row["role_key"], m, row["organisation_code"]),
-            "application": app.label if app else "—", "submitted_at": repo.aware(row["submitted_at"]),
-            "deadline": deadline, "tacit": tacit,
-            "today": bool(tacit and deadline and deadline.astimezone(PARIS).date() <= now.astimezone(PARIS).date())}
+            "application": app.label if app else "—",
+            "submitted_iso": submitted.isoformat(), "submitted": fr_datetime(submitted),
+            "deadline_iso": deadline.isoformat() if deadline else "", "deadline": fr_datetime(deadline), "tacit": tacit,
+            "today": bool(tacit and deadline and deadline.astimezone(PARIS).date() <= today)}
 
 
 def pending_view(svc: "Services", session: "Session", application: str, status: str) -> dict:
@@ -89,11 +96,12 @@ def pending_view(svc: "Services", session: "Session", application: str, status: 
         central, organisations = desk_store.scopes_of(conn, session.decider_id)
         rows = desk_store.pending_for(conn, session.decider_id, role_keys) if status != "awaiting_decider" else []
         waiting = desk_store.awaiting_decider(conn, role_keys) if central and status in ("", "awaiting_decider") else []
-    items = [_item(r, svc, now) for r in rows]
+    today, tacit_of = now.astimezone(PARIS).date(), {}
+    items = [_item(r, svc, today, tacit_of) for r in rows]
     if status == "due_today":
         items = [i for i in items if i["today"]]
     return {"decider_name": decider_name(account), "central": central, "organisations": organisations,
-            "items": items, "waiting": [_item(r, svc, now) for r in waiting],
+            "items": items, "waiting": [_item(r, svc, today, tacit_of) for r in waiting],
             "applications": [(a.key, a.label) for a in sorted(m.applications, key=lambda a: a.label.casefold())],
             "statuses": STATUSES, "application": app.key if app else "", "status_filter": status,
             "today_count": sum(1 for i in items if i["today"])}
