@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
 MAX_ROWS = 1000
+RIGHT = re.compile(r"[A-Za-z0-9._@+-]{1,64}:[A-Za-z0-9._-]{1,64}")   # <account id>:<role key>, as the page writes it
 REASON_REQUIRED = "Merci d'indiquer le motif du retrait : il est communiqué à la personne concernée."
 REASON_INVALID = "Le motif du retrait ne peut dépasser 2 000 caractères ni contenir de caractère de contrôle."
 NOTHING_SELECTED = "Sélectionnez au moins une habilitation (case à cocher de sa ligne)."
@@ -105,7 +107,7 @@ async def withdraw(request: Request, reason: Annotated[str, Form(max_length=20_0
     if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
         return csrf_refused()
     rights = list(dict.fromkeys(v for v in (await request.form()).getlist("right")[:MAX_ROWS]
-                                if isinstance(v, str) and v.count(":") == 1 and len(v) < 200))
+                                if isinstance(v, str) and RIGHT.fullmatch(v)))
     error = None
     if not rights:
         error = NOTHING_SELECTED
