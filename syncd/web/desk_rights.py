@@ -55,13 +55,11 @@ def rights_view(svc: "Services", session: "Session", application: str) -> dict:
     with transaction(svc.rt.engine, readonly=True) as conn:
         account = repo.account_by_id(conn, session.decider_id)
         central, organisations = desk_store.scopes_of(conn, session.decider_id)
-        rows = desk_store.rights_held(conn, now, organisations=organisations,
-                                      role_keys=central_keys if central else (), limit=MAX_ROWS + 1)
+        rows = desk_store.rights_held(conn, now, organisations=organisations, role_keys=central_keys if central else (),
+                                      within=[r.key for r in app.roles] if app else None, limit=MAX_ROWS + 1)
     groups: dict[str, dict] = {}
     for r in rows[:MAX_ROWS]:
         role, role_app = m.role(r["role_key"]), m.application_of(r["role_key"])
-        if app is not None and role_app is not app:
-            continue
         local = m.management_of(r["role_key"]) is Management.LOCAL if role else False
         mine = central or (local and r["primary_organisation"] in organisations)
         group = groups.setdefault(role_app.key if role_app else "", {
