@@ -25,7 +25,7 @@ SIGNING_KEY = "bench-desk-signing-key-" + "0123456789abcdef" * 2
 def _pending(data: DataSet, decider: dict, count: int):
     roles = data.roles
     for k in range(count):
-        account = data.accounts[1 + k % (len(data.accounts) - 1)]
+        account = data.accounts[k % (len(data.accounts) - 1)]
         submitted = NOW - timedelta(days=9, minutes=k)
         yield {"kind": "habilitation", "submitted_at": submitted, "email": account["email"],
                "role_key": roles[k % len(roles)].key, "account_id": account["id"], "attempts": 0,
@@ -43,7 +43,7 @@ def measure_desk(db_url: str, data: DataSet, pending: int = 500, renders: int = 
     from syncd.store.tables import deciders, request_deciders, requests
     from syncd.web import create_app, desk_auth
 
-    decider = data.accounts[0]
+    decider = data.accounts[-1]     # not accounts[0]: the tacit sweep's load routes its requests to that one
     settings = Settings(database={"url": db_url}, web={"base_url": "http://bench.invalid", "signing_key": SIGNING_KEY})
     rt = Runtime(settings, data.mappings, make_engine(db_url), clock=lambda: NOW, worker_id="bench-desk")
     try:
