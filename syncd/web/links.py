@@ -158,3 +158,43 @@ def check_form_token(key: str, token: str | None, link_id: str, now: datetime) -
         raise LinkRefused("invalid", "The form token belongs to another link.")
     if _epoch(now) >= expires:
         raise LinkRefused("expired", "The form has expired.")
+
+
+# --- review links ---------------------------------------------------------------------------------
+# A reviewer's link to the rights a review campaign asks them to review (syncd.jobs.reviews): it
+# names the campaign and the reviewer, and lives until a day after the campaign's window ends.
+# Unlike a decision link it is not single-use: a reviewer comes back to a list of many rights.
+
+REVIEW_SALT = "syncd.review-link.v1"
+REVIEW_PATH = "/review/"
+
+
+@dataclass(frozen=True)
+class ReviewClaims:
+    campaign_id: int
+    decider_id: str
+    expires_at: datetime
+
+
+def review_url(base_url: str, key: str | None, campaign_id: int, decider_id: str, closes_at: datetime) -> str:
+    """The reviewer's signed link (needs ``web.signing_key``; without it, the plain address of
+    the review page, where the reviewer signs in as on the desk)."""
+    if key is None:
+        return f"{base_url.rstrip('/')}{REVIEW_PATH.rstrip('/')}"
+    payload = {"c": int(campaign_id), "d": str(decider_id), "x": _epoch(_aware(closes_at) + LINK_GRACE)}
+    return f"{base_url.rstrip('/')}{REVIEW_PATH}{_serializer(key, REVIEW_SALT).dumps(payload)}"
+
+
+def read_review_token(key: str, token: str, now: datetime) -> ReviewClaims:
+    """The claims of a genuine, unexpired review link token, or ``LinkRefused``."""
+    if not token or len(token) > 1000:
+        raise LinkRefused("invalid", "This link is not valid.")
+    try:
+        payload: Any = _serializer(key, REVIEW_SALT).loads(token)
+        claims = ReviewClaims(int(payload["c"]), str(payload["d"]),
+                              datetime.fromtimestamp(int(payload["x"]), tz=timezone.utc))
+    except (BadSignature, KeyError, TypeError, ValueError, OverflowError, OSError):
+        raise LinkRefused("invalid", "This link is not valid.") from None
+    if now >= claims.expires_at:
+        raise LinkRefused("expired", "This link has expired.")
+    return claims
