@@ -58,6 +58,13 @@ def audit_actions(rt):
             [(r["action"], r["target"], r["detail"]) for r in audit.rows(conn)]
 
 
+def scraped(rt) -> dict:
+    """The web process's database gauges, by (name, label values)."""
+    from syncd.web.metrics import DatabaseCollector
+    return {(s.name, tuple(s.labels.values())): s.value
+            for family in DatabaseCollector(lambda: rt.engine, rt.clock).collect() for s in family.samples}
+
+
 def campaign_state(rt):
     with transaction(rt.engine) as conn:
         return conn.execute(select(review_campaigns.c.state)).scalar_one()
@@ -149,6 +156,10 @@ def test_a_right_nobody_can_review_waits_visibly_and_is_not_withdrawn_until_a_re
     report = operator.status_report(rt)
     assert "NOBODY CAN REVIEW 1" in operator.format_status(report)
     assert report["reviews"][0]["state"] == "awaiting_reviewer"
+    clock.advance(hours=1)
+    seen = scraped(rt)
+    assert seen["syncd_review_awaiting_reviewer_seconds", ()] == timedelta(days=1, hours=1).total_seconds()
+    assert seen["syncd_review_items", ("CARSAT-RA", "undecided")] == 1
 
     operator.add_decider(rt, ADMIN, None)
     daemon.run_job("reviews")
