@@ -64,12 +64,12 @@ def ask_to_decide(conn: Connection, rt: Runtime, row: RowMapping, decider_ids, r
     if route.reason is routing.RouteReason.ESCALATED:
         # No deadline any more: the link lasts its default length, not a day past a passed deadline.
         notify.to_deciders(conn, dict(row) | {"deadline_at": None}, sorted(decider_ids), "request_escalated",
-                           rt.mappings, rt.settings.web, now, purpose="escalated", language=language)
+                           rt.mappings, rt.settings.web, now, purpose="escalated", language=language, desk=rt.settings.desk)
     else:
         tacit_applies = lifecycle.tacit_applies(repo.request_view(row),
                                                 internal_accounts=rt.mappings.policy.internal_account_tacit)
         notify.to_deciders(conn, row, sorted(decider_ids), "request_to_decide", rt.mappings, rt.settings.web,
-                           now, purpose="to_decide", language=language, tacit=tacit_applies)
+                           now, purpose="to_decide", language=language, desk=rt.settings.desk, tacit=tacit_applies)
 
 
 def reroute_pending(rt: Runtime) -> int:

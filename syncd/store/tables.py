@@ -360,6 +360,19 @@ reconcile_cursors = Table(
     Column("updated_at", UtcTime, nullable=False),
 )
 
+# The operator's revocations of the correspondents' desk links (``syncd desk revoke``, migration
+# 0011): every desk link, and every desk session opened with one, issued to ``account_id`` at or
+# before ``revoked_at`` stops working, in every web process (syncd.web.desk_auth).
+desk_revocations = Table(
+    "desk_revocations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), nullable=False, index=True),   # no foreign key: a record, kept
+    Column("revoked_at", UtcTime, nullable=False),
+    Column("revoked_by", String(100), nullable=False),
+    Column("reason", Text, nullable=True),
+)
+
 # --- added in migration 0012: access review campaigns (syncd.core.reviews, syncd.jobs.reviews) -----
 
 REVIEW_STATES = ("open", "awaiting_reviewer", "closed")

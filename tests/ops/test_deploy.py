@@ -201,7 +201,7 @@ def test_the_example_settings_are_valid_settings_without_secrets(tmp_path):
     assert settings.ldap.tls.verify and settings.ldap.tls.mode == "ldaps"
     listed = yaml.safe_load((DEPLOY / "syncd.example.yaml").read_text())
     for section, model in Settings.model_fields.items():
-        if section in ("ldap", "smtp", "database", "jobs", "log", "web"):
+        if section in ("ldap", "smtp", "database", "jobs", "log", "web", "desk"):
             fields = set(model.annotation.model_fields) - {"bind_password", "password", "clients", "signing_key"}
             missing = fields - set(listed[section])
             assert not missing, f"{section}: the example does not show {sorted(missing)}"

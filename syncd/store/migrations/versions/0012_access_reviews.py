@@ -1,10 +1,9 @@
 """Access reviews: review campaigns and the rights they review (issue #15, part 3).
 
-Two new tables, nothing changed in the others. Revision 0011 belongs to the correspondents'
-desk, developed beside this one; the two are chained when both land.
+Two new tables, nothing changed in the others.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06
 """
 from __future__ import annotations
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
