@@ -44,7 +44,7 @@ class ReviewDecision(str, enum.Enum):
     ENDED = "ended"                                # the right ended otherwise meanwhile (withdrawn, account disabled)
 
 
-_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+_DAY = re.compile(r"^([0-9]{2})-([0-9]{2})$")
 
 
 def parse_day(text: str) -> tuple[int, int]:

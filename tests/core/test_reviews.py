@@ -30,7 +30,7 @@ def test_a_day_of_the_year_reads_month_then_day():
     assert parse_day("01-15") == (1, 15) and parse_day("02-29") == (2, 29)
 
 
-@pytest.mark.parametrize("text", ["1-15", "13-01", "04-31", "00-10", "01-00", "15/01", "", "2027-01-15"])
+@pytest.mark.parametrize("text", ["1-15", "13-01", "04-31", "00-10", "01-00", "15/01", "", "2027-01-15", "٠١-١٥"])
 def test_what_is_not_a_day_of_the_year_is_refused(text):
     with pytest.raises(ValueError):
         parse_day(text)
@@ -122,3 +122,12 @@ def test_the_end_sorts_every_unanswered_right_into_exactly_one_outcome(specs, un
     for i in items:
         if i.id in plan.withdraw or i.id in plan.keep:
             assert i.held and reviewers(i, deciders), "only a right someone could have reviewed is settled"
+
+
+@given(st.text(max_size=12))
+def test_any_text_is_a_day_of_the_year_or_refused_with_a_value_error(text):
+    try:
+        month, day = parse_day(text)
+    except ValueError:
+        return
+    assert latest_scheduled([(month, day)], datetime(2030, 12, 31, 23, 59, tzinfo=timezone.utc)) is not None
