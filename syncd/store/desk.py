@@ -88,10 +88,12 @@ def awaiting_decider(conn: Connection, role_keys: Collection[str] | None = None,
 # --- rights ---------------------------------------------------------------------------------------
 
 def rights_held(conn: Connection, now: datetime, *, organisations: Collection[str] = (),
-                role_keys: Collection[str] = (), limit: int = 1000) -> list[RowMapping]:
+                role_keys: Collection[str] = (), within: Collection[str] | None = None,
+                limit: int = 1000) -> list[RowMapping]:
     """Memberships held now (not withdrawn, not expired) by accounts of ``organisations``, or of
-    the roles ``role_keys`` whoever holds them: the holder's name, e-mail and organisation
-    (``primary_organisation``) with each, sorted by role then family name. At most ``limit``."""
+    the roles ``role_keys`` whoever holds them, and only of the roles ``within`` if given (an
+    application's): the holder's name, e-mail and organisation (``primary_organisation``) with
+    each, sorted by role then family name. At most ``limit``."""
     if not organisations and not role_keys:
         return []
     scope = []
@@ -104,7 +106,10 @@ def rights_held(conn: Connection, now: datetime, *, organisations: Collection[st
                    accounts.c.family_name, accounts.c.email, accounts.c.primary_organisation)
             .join(accounts, accounts.c.id == memberships.c.account_id)
             .where(memberships.c.revoked_at.is_(None), or_(*scope),
-                   or_(memberships.c.expires_at.is_(None), memberships.c.expires_at > now))
+                   or_(memberships.c.expires_at.is_(None), memberships.c.expires_at > now)))
+    if within is not None:
+        stmt = stmt.where(memberships.c.role_key.in_(list(within)))
+    stmt = (stmt
             .order_by(memberships.c.role_key, accounts.c.family_name, accounts.c.given_name, accounts.c.id)
             .limit(limit))
     return list(conn.execute(stmt).mappings())

@@ -85,7 +85,7 @@ def _loads(key: str, salt: str, token: str | None) -> dict:
         raise Refused("invalid")
     try:
         payload = _serializer(key, salt).loads(token)
-    except BadSignature:
+    except (BadSignature, UnicodeError, ValueError):
         raise Refused("invalid") from None
     if not isinstance(payload, dict):
         raise Refused("invalid")

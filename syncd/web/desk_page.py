@@ -21,7 +21,6 @@ The rights tab is ``syncd.web.desk_rights``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
@@ -198,7 +197,7 @@ def _selected(values: list) -> list[int]:
     """The selected request ids, each once, in order; what is not a number is dropped."""
     ids: list[int] = []
     for v in values[:MAX_SELECTED]:
-        if isinstance(v, str) and v.isdigit() and len(v) < 19 and int(v) not in ids:
+        if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 19 and int(v) not in ids:
             ids.append(int(v))
     return ids
 

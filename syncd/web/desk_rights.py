@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
 MAX_ROWS = 1000
+RIGHT = re.compile(r"[A-Za-z0-9._@+-]{1,64}:[A-Za-z0-9._-]{1,64}")   # <account id>:<role key>, as the page writes it
 REASON_REQUIRED = "Merci d'indiquer le motif du retrait : il est communiqué à la personne concernée."
 REASON_INVALID = "Le motif du retrait ne peut dépasser 2 000 caractères ni contenir de caractère de contrôle."
 NOTHING_SELECTED = "Sélectionnez au moins une habilitation (case à cocher de sa ligne)."
@@ -53,13 +55,11 @@ def rights_view(svc: "Services", session: "Session", application: str) -> dict:
     with transaction(svc.rt.engine, readonly=True) as conn:
         account = repo.account_by_id(conn, session.decider_id)
         central, organisations = desk_store.scopes_of(conn, session.decider_id)
-        rows = desk_store.rights_held(conn, now, organisations=organisations,
-                                      role_keys=central_keys if central else (), limit=MAX_ROWS + 1)
+        rows = desk_store.rights_held(conn, now, organisations=organisations, role_keys=central_keys if central else (),
+                                      within=[r.key for r in app.roles] if app else None, limit=MAX_ROWS + 1)
     groups: dict[str, dict] = {}
     for r in rows[:MAX_ROWS]:
         role, role_app = m.role(r["role_key"]), m.application_of(r["role_key"])
-        if app is not None and role_app is not app:
-            continue
         local = m.management_of(r["role_key"]) is Management.LOCAL if role else False
         mine = central or (local and r["primary_organisation"] in organisations)
         group = groups.setdefault(role_app.key if role_app else "", {
@@ -105,7 +105,7 @@ async def withdraw(request: Request, reason: Annotated[str, Form(max_length=20_0
     if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
         return csrf_refused()
     rights = list(dict.fromkeys(v for v in (await request.form()).getlist("right")[:MAX_ROWS]
-                                if isinstance(v, str) and v.count(":") == 1 and len(v) < 200))
+                                if isinstance(v, str) and RIGHT.fullmatch(v)))
     error = None
     if not rights:
         error = NOTHING_SELECTED

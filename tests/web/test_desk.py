@@ -285,3 +285,42 @@ def test_a_central_administrator_s_digest_tells_of_the_requests_nobody_can_decid
     [mail] = mails_to(smtp_server, ADMIN)
     assert "1 demande ne peut être décidée par personne" in mail.get_body(("plain",)).get_content()
 
+
+
+def test_the_rights_tab_shows_the_organisation_s_rights_by_application_and_withdraws_with_a_reason_once(
+        rt, daemon, client):
+    from syncd.core.model import Verdict
+    from syncd.jobs.decisions import decide_request
+    ids = people(rt)
+    local, central = habilitation(rt), habilitation(rt, "opim-local")
+    daemon.run_job("intake")
+    decide_request(rt, local, CORRESPONDENT, Verdict.ACCEPT)
+    decide_request(rt, central, ADMIN, Verdict.ACCEPT)
+    open_desk(client, _link(rt, ids["correspondent"]))
+
+    page = client.get("/desk/rights")
+    assert page.status_code == 200
+    assert "<h2 id=\"app-1\">Accords locaux</h2>" in page.text and ">OPIM</h2>" in page.text
+    right = f"{ids['requester']}:accords-locaux-acces"
+    assert f'value="{right}"' in page.text                                 # locally managed: withdrawable
+    assert f'value="{ids["requester"]}:opim-local"' not in page.text      # centrally managed: not by a correspondent
+    assert ">OPIM</h2>" not in client.get("/desk/rights?application=accords-locaux").text
+
+    form = {"csrf": csrf_of(page), "right": [right], "reason": ""}
+    refused = client.post("/desk/withdraw", data=form)
+    assert refused.status_code == 400 and "indiquer le motif du retrait" in refused.text
+    done = client.post("/desk/withdraw", data=form | {"reason": "Fin de mission"})
+    again = client.post("/desk/withdraw", data=form | {"reason": "Fin de mission"})
+
+    assert 'data-outcome="withdrawn"' in done.text and 'data-outcome="not_found"' in again.text
+    with transaction(rt.engine, readonly=True) as conn:
+        assert conn.execute(select(func.count()).select_from(audit_log).where(
+            audit_log.c.action == "revoked", audit_log.c.actor == ids["correspondent"])).scalar() == 1
+
+
+def _link(rt, account_id: str) -> str:
+    """A desk link as ``syncd desk link`` prints it (its path)."""
+    from urllib.parse import urlsplit
+
+    from syncd.web import desk_auth
+    return urlsplit(desk_auth.desk_url(rt.settings, account_id, rt.clock())).path

@@ -34,8 +34,8 @@ def shots(tmp_path: Path) -> Path:
 
 
 @SQLITE_ONLY
-def test_a_correspondent_accepts_three_requests_is_told_a_refusal_needs_a_reason_and_withdraws_a_right(  # noqa: F811
-        browser, server, rt, daemon, smtp_server, tmp_path):
+def test_a_correspondent_accepts_three_requests_is_told_a_refusal_needs_a_reason_and_withdraws_a_right(
+        browser, server, rt, daemon, smtp_server, tmp_path):  # noqa: F811 - pytest fixtures imported above
     folder = shots(tmp_path)
     people(rt)
     three = [habilitation(rt, role) for role in LOCAL_ROLES]
