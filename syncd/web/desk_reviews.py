@@ -98,13 +98,14 @@ async def answer(request: Request, action: Annotated[str, Form(max_length=20)] =
     if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
         return csrf_refused()
     ids = list(dict.fromkeys(int(v) for v in (await request.form()).getlist("item")[:MAX_SELECTED]
-                             if isinstance(v, str) and v.isdigit() and len(v) < 19))
+                             if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 19))
     error = None
     if not ids:
         error = NOTHING_SELECTED
     elif action == "withdraw" and not reason.strip():
         error = REASON_REQUIRED
-    elif action == "withdraw" and (len(reason) > MAX_COMMENT or forbidden_character(reason, multi_line=True)):
+    elif action == "withdraw" and (len(reason) > MAX_COMMENT
+                                   or forbidden_character(reason, multi_line=True) is not None):
         error = REASON_INVALID
     elif action not in ("confirm", "withdraw"):
         error = NOTHING_SELECTED
