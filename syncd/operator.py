@@ -70,6 +70,8 @@ def status_report(rt: Runtime) -> dict[str, Any]:
         waiting_since = health.awaiting_decider_oldest(conn)
         report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
         report["central_administrators"] = health.central_administrator_count(conn)
+    from syncd.jobs import reviews
+    report["reviews"] = reviews.progress(rt)
     report["locked_out_accounts"] = _locked_out(rt)
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report
@@ -124,6 +126,17 @@ def format_status(report: dict[str, Any]) -> str:
     for kind, p in report["parked"].items():
         oldest = f", oldest {p['oldest']} since {p['oldest_parked_at']}: {p['oldest_reason']}" if p["count"] else ""
         lines.append(f"  {kind:12} {p['count']}{oldest}")
+    lines.append("access reviews under way (syncd review):" if report["reviews"] else "access reviews under way: none")
+    for c in report["reviews"]:
+        items = c["items"]
+        answered = ", ".join(f"{k} {v}" for k, v in sorted(items.items()) if k != "undecided")
+        line = (f"  {c['organisation_code']:12} campaign {c['campaign_id']} {c['state']}, ends {c['closes_at']}: "
+                f"{sum(items.values())} right(s), {items.get('undecided', 0)} unanswered"
+                + (f" ({answered})" if answered else ""))
+        if c["no_reviewer"]:
+            line += (f"; NOBODY CAN REVIEW {c['no_reviewer']}: they wait, nothing is withdrawn "
+                     "(syncd decider add EMAIL --organisation CODE | --central)")
+        lines.append(line)
     lines.append("jobs:")
     for j in report["jobs"]:
         state = "ok" if j["consecutive_failures"] == 0 else f"FAILING x{j['consecutive_failures']}: {j['last_error']}"

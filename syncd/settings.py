@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
@@ -136,6 +136,25 @@ class MetricsSettings(_Section):
     listen: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$")
 
 
+class ReviewSettings(_Section):
+    """Access review campaigns (docs/operations.md, "Access reviews"; syncd.core.reviews)."""
+
+    # Days of the year ("MM-DD", 00:00 UTC) a campaign opens for every organisation; empty: only
+    # `syncd review start` opens one.
+    schedule: list[str] = []
+    window_days: int = Field(default=30, ge=1, le=365)       # how long reviewers have to answer
+    # What the end of the window does with a right nobody confirmed or withdrew.
+    unanswered: Literal["keep", "withdraw"] = "keep"
+
+    @field_validator("schedule")
+    @classmethod
+    def _days(cls, days: list[str]) -> list[str]:
+        from syncd.core.reviews import parse_day
+        for day in days:
+            parse_day(day)       # ValueError: pydantic reports it with the setting's place
+        return days
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -171,6 +190,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
+    review: ReviewSettings = ReviewSettings()
     log: LogSettings = LogSettings()
     config_dir: str = "."   # folder of the config file: relative paths resolve against it
 

@@ -172,3 +172,17 @@ def test_syncd_desk_revoke_records_the_revocation_and_desk_link_prints_a_fresh_l
         assert conn.execute(select(audit_log.c.action).where(audit_log.c.target == "c1")).scalars().all() == [
             "desk_links_revoked"]
     engine.dispose()
+
+def test_an_operator_opens_a_review_and_a_reviewer_answers_it_from_the_command_line(granted, config):
+    applications = config.parent / "mappings" / "applications.yaml"
+    applications.write_text(applications.read_text().replace(
+        "        group: app-egap-guides-administration\n",
+        "        group: app-egap-guides-administration\n        review: true\n"))
+    assert granted("check-config").startswith("configuration valid")
+    opened = granted("review", "start", "--org", "CARSAT-RA")
+    assert opened.startswith("CARSAT-RA: campaign 1: 1 right(s), 1 reviewer(s) mailed, ends ")
+    assert main(["-c", str(config), "review", "start", "--org", "CARSAT-RA"]) == 1     # one under way
+    [line, total] = granted("review", "list", "--as", "admin@ucanss.fr").splitlines()
+    assert "Aristide Charenne" in line and total == "1 right(s)"
+    assert granted("review", "confirm", line.split()[0], "--as", "admin@ucanss.fr") == "1 right(s) confirmed"
+    assert "campaign 1 open" in granted("status") and "0 unanswered (confirmed 1)" in granted("status")

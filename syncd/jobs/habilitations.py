@@ -6,7 +6,8 @@
 - A role with ``validity_months`` grants habilitations that expire. ``RENEWAL_NOTICE`` before the
   end, a renewal request goes to the deciders like a new request (tacit acceptance included);
   accepted, the validity starts again; an habilitation still unrenewed at its end is removed
-  and the user told.
+  and the user told. Not for a role marked ``review: true``: access review campaigns recertify
+  those (``syncd.jobs.reviews``).
 """
 
 from __future__ import annotations
@@ -159,9 +160,12 @@ def expire_and_renew(rt: Runtime) -> int:
     now = rt.clock()
     touched = 0
     with transaction(rt.engine) as conn:
+        # A reviewed role (review: true) is recertified by its review campaigns (syncd.jobs.reviews):
+        # no renewal request, and a validity set before it was reviewed does not end it.
         due = list(conn.execute(select(memberships).where(
             memberships.c.revoked_at.is_(None), memberships.c.expires_at.is_not(None),
-            memberships.c.expires_at <= now + RENEWAL_NOTICE)).mappings())
+            memberships.c.expires_at <= now + RENEWAL_NOTICE,
+            memberships.c.role_key.not_in(rt.mappings.reviewed_roles()))).mappings())
         for m in due:
             account = repo.account_by_id(conn, m["account_id"])
             if account is None:

@@ -7,7 +7,8 @@
 * ``/password/reset``   the page behind the « mot de passe oublié » and first-password links
                         (``syncd.web.password_page``); both rendered by ``syncd.web.pages``;
 * ``/desk``             the correspondents' desk, opened from the daily digest's link
-                        (``syncd.web.desk_page``, ``syncd.web.desk_rights``, ``syncd.web.desk_auth``);
+                        (``syncd.web.desk_page``, ``syncd.web.desk_rights``, ``syncd.web.desk_reviews``,
+                        ``syncd.web.desk_auth``);
 * ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
@@ -44,8 +45,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
 from syncd.jobs.runtime import Runtime
 from syncd.store.db import transaction
-from syncd.web import (api, auth, decision_page, desk_page, desk_rights, links, messages, pages, password_page,
-                       portal_api, tokens)
+from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, links, messages, pages,
+                       password_page, portal_api, tokens)
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -374,6 +375,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     app.include_router(password_page.router)
     app.include_router(desk_page.router)
     app.include_router(desk_rights.router)
+    app.include_router(desk_reviews.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -1,6 +1,6 @@
 """Who is at the desk: the digest's personal link, the session it opens, and the forms' CSRF token.
 
-Every tab of the correspondents' desk (``syncd.web.desk_page``, and later the access reviews)
+Every tab of the correspondents' desk (``syncd.web.desk_page``, ``desk_rights``, ``desk_reviews``)
 authenticates through this module alone:
 
 1. **The link** (``desk_url``): a token signed with ``web.signing_key`` (HMAC-SHA256,
@@ -43,6 +43,7 @@ LINK_SALT = "syncd.desk-link.v1"
 SESSION_SALT = "syncd.desk-session.v1"
 CSRF_SALT = "syncd.desk-csrf.v1"
 OPEN_PATH = "/desk/open/"
+REVIEWS_TAB = "reviews"     # ``?tab=`` of a link that opens on the access reviews (syncd.web.desk_reviews)
 SESSION_COOKIE = "syncd_desk"
 COOKIE_PATH = "/desk"
 MAX_TOKEN = 1000
@@ -106,6 +107,19 @@ def desk_url(settings: "Settings", decider_id: str, now: datetime) -> str:
         raise ValueError("web.signing_key is not set: the desk needs it")
     return (f"{settings.web.base_url.rstrip('/')}{OPEN_PATH}"
             f"{link_token(key, decider_id, now, settings.desk.link_days)}")
+
+
+def review_url(settings: "Settings", decider_id: str, now: datetime, closes_at: datetime) -> str:
+    """A reviewer's personal desk link, opening on the access reviews tab (``REVIEWS_TAB``) and
+    valid until a day after the campaign's window ends; without ``web.signing_key``, the tab's
+    plain address."""
+    from syncd.web.links import signing_key
+    key = signing_key(settings.web)
+    base = settings.web.base_url.rstrip("/")
+    if key is None:
+        return f"{base}/desk/reviews"
+    days = max((closes_at - now).days + 2, 1)
+    return f"{base}{OPEN_PATH}{link_token(key, decider_id, now, days)}?tab={REVIEWS_TAB}"
 
 
 def read_link(key: str, token: str, now: datetime) -> Session:

@@ -3,7 +3,8 @@
 Routes (docs/web.md, "The correspondents' desk"); who is at the desk is ``syncd.web.desk_auth``'s:
 
 * ``GET /desk/open/{token}``: the digest's personal link; starts the session (sets the cookie)
-  and sends the browser on to ``/desk`` - a page of this site, so the SameSite=Strict cookie
+  and sends the browser on to ``/desk`` (``/desk/reviews`` with ``?tab=reviews``, a review
+  campaign's mail) - a page of this site, so the SameSite=Strict cookie
   goes with it even when the mail was read on another site. Changes nothing in the store.
 * ``GET /desk``: the pending requests routed to the decider, the closest deadline first (those
   accepted tacitly today marked), filtered by ``?application=`` and ``?status=``
@@ -120,7 +121,7 @@ def _filters(application: str, status: str) -> tuple[str, str]:
 # --- routes ---------------------------------------------------------------------------------------
 
 @router.get("/desk/open/{token}", response_class=HTMLResponse)
-async def open_desk(request: Request, token: str) -> HTMLResponse:
+async def open_desk(request: Request, token: str, tab: str = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
     if svc.signing_key is None:
         return message(404, "Page introuvable", "Le bureau des correspondants n'est pas activé.", kind="error")
@@ -130,7 +131,9 @@ async def open_desk(request: Request, token: str) -> HTMLResponse:
     except desk_auth.Refused as exc:
         return desk_auth.refused_page(exc.code, link=True)
     log.info("desk_opened", decider=session.decider_id)
-    return desk_auth.respond(svc, session, render("desk_open.html", title="Ouverture de votre bureau"))
+    # A review campaign's mail opens on the reviews tab; any other value on the requests.
+    target = "/desk/reviews" if tab == desk_auth.REVIEWS_TAB else "/desk"
+    return desk_auth.respond(svc, session, render("desk_open.html", title="Ouverture de votre bureau", target=target))
 
 
 def _check_link(svc: "Services", session: "Session") -> None:

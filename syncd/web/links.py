@@ -158,3 +158,4 @@ def check_form_token(key: str, token: str | None, link_id: str, now: datetime) -
         raise LinkRefused("invalid", "The form token belongs to another link.")
     if _epoch(now) >= expires:
         raise LinkRefused("expired", "The form has expired.")
+

@@ -8,7 +8,8 @@ Two kinds:
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
   LDAP and those whose LDAP write is failing, the items parked (count and oldest, per kind), the
   outbox backlog, each job's consecutive failures, the oldest request nobody can decide and how
-  many central administrators there are.
+  many central administrators there are, the rights of the access review campaigns under way per
+  organisation and answer, and how long a campaign has waited for a reviewer.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
@@ -26,9 +27,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from syncd.core.model import Status
-from syncd.store import health, parked
+from syncd.store import health, parked, reviews
 from syncd.store.db import transaction
-from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
+from syncd.store.tables import REQUEST_STATUSES, REVIEW_DECISIONS, audit_log, job_runs, outbox, requests
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,8 @@ class DatabaseCollector(Collector):
                                             job_runs.c.last_ok_at)).all())
             waiting_since = health.awaiting_decider_oldest(conn)
             centrals = health.central_administrator_count(conn)
+            campaigns = reviews.progress(conn)
+            review_waiting_since = reviews.awaiting_reviewer_oldest(conn)
 
         per_status = GaugeMetricFamily("syncd_requests", "Requests in the queue table, by status",
                                        labels=["status"])
@@ -126,6 +129,18 @@ class DatabaseCollector(Collector):
                                 "Age of the oldest request that nobody can decide (0 when none)",
                                 value=max((now - waiting_since).total_seconds(), 0.0) if waiting_since else 0.0)
         yield GaugeMetricFamily("syncd_central_administrators", "Active central administrators", value=centrals)
+        review_items = GaugeMetricFamily("syncd_review_items", "Rights of the access review campaigns under way, "
+                                         "per organisation and answer (undecided: not yet answered)",
+                                         labels=["organisation", "answer"])
+        for c in campaigns:
+            for answer in (reviews.UNDECIDED, *REVIEW_DECISIONS):
+                review_items.add_metric([c["organisation_code"], answer], c["items"].get(answer, 0))
+        yield review_items
+        yield GaugeMetricFamily("syncd_review_awaiting_reviewer_seconds",
+                                "How long since the window ended of the oldest review campaign with rights nobody "
+                                "can review (0 when none)",
+                                value=max((now - review_waiting_since).total_seconds(), 0.0) if review_waiting_since
+                                else 0.0)
         failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
                                      labels=["job_name"])
         last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",

@@ -58,6 +58,9 @@ SAMPLE_CONTEXTS: dict[str, dict] = {
                           "submitted_at": SUBMITTED, "decided_at": DECIDED,
                           "target_organisation_name": "CPAM de Paris", "tacit": False,
                           "withdrawn": ["Accords locaux - Accès organisme"]},
+    "review_opened": {"reviewer_name": "Lucie Martin", "organisation_name": "CARSAT Rhône-Alpes", "rights": 12,
+                      "closes_at": EXPIRES, "unanswered": "withdraw",
+                      "review_url": "https://habilitations.example.org/review/abc.def"},
     "decider_digest": {"decider_name": "Lucie Martin", "count": 32, "more": 2, "waiting_count": 1,
                        "desk_url": "https://habilitations.example.org/desk/open/eyJkIjoiYSJ9.sig",
                        "expires_at": DEADLINE, "items": [

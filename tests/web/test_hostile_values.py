@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from syncd.web import api as api_module
-from syncd.web import decision_page, desk_auth, desk_page, desk_rights, password_page
+from syncd.web import decision_page, desk_auth, desk_page, desk_reviews, desk_rights, password_page
 from syncd.web.links import decision_link
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, request_row
 from tests.web.conftest import SignedClient
@@ -117,7 +117,7 @@ READS = {"/api/v1/requests/{request_id}": "/api/v1/requests/{}",
 
 def _routes() -> set[str]:
     return {r.path for router in (api_module.router, decision_page.router, password_page.router, desk_page.router,
-                                  desk_rights.router)
+                                  desk_rights.router, desk_reviews.router)
             for r in router.routes} | APP_ROUTES
 
 
@@ -214,7 +214,7 @@ def test_no_hostile_value_in_any_page_or_other_route_gets_a_5xx(walk, routed, rt
         walk_desk(walk, routed, name, value, desk_csrf)
     walk.done({r for r in _routes() if not r.startswith("/api/")},
               {"/decide/{token}", "/decisions/{request_id}", "/password/reset", "/desk/open/{token}", "/desk",
-               "/desk/decide", "/desk/rights", "/desk/withdraw", "/desk/logout"} | APP_ROUTES)
+               "/desk/decide", "/desk/rights", "/desk/withdraw", "/desk/logout", "/desk/reviews"} | APP_ROUTES)
 
 
 def walk_desk(walk: Walk, routed, name: str, value, csrf: bytes) -> None:
@@ -232,4 +232,9 @@ def walk_desk(walk: Walk, routed, name: str, value, csrf: bytes) -> None:
         form = {"right": f"{routed['requester']}:{ROLE}".encode(), "reason": b"Fin de mission", "csrf": csrf,
                 "application": b""} | {field: utf8(value)}
         walk.raw(f"POST /desk/withdraw {field}={name}", "POST", "/desk/withdraw", body=_form(form), headers=FORM)
+    walk.raw(f"GET /desk/open/{{token}} ?tab={name}", "GET", f"/desk/open/x?tab={percent(value)}")
+    walk.raw(f"GET /desk/reviews ?{name}", "GET", f"/desk/reviews?x={percent(value)}")
+    for field in ("item", "action", "reason", "csrf"):
+        form = {"item": b"1", "action": b"withdraw", "reason": b"Fin de mission", "csrf": csrf} | {field: utf8(value)}
+        walk.raw(f"POST /desk/reviews {field}={name}", "POST", "/desk/reviews", body=_form(form), headers=FORM)
     walk.raw(f"POST /desk/logout csrf={name}", "POST", "/desk/logout", body=_form({"csrf": utf8(value)}), headers=FORM)
