@@ -1,7 +1,7 @@
 """The catalogue with its padlocks (the guide's « Demander de nouvelles habilitations »): every
 application and role of the mappings, and for one person each role's state.
 
-A read like ``syncd.queries``: no write, no lock. The states, checked in this order:
+A read like ``syncd.store.queries``: no write, no lock. The states, checked in this order:
 
 * ``held``          the person holds the role (a membership not revoked, not expired): no padlock;
 * ``requested``     a request for it is open (``new``, ``pending`` or ``awaiting_decider``, parked
