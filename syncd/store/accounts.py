@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.store.tables import accounts
@@ -72,3 +72,21 @@ def record_failure(conn: Connection, account_id: str, values: dict[str, Any]) ->
 
 def remove(conn: Connection, account_id: str) -> None:
     conn.execute(delete(accounts).where(accounts.c.id == account_id))
+
+
+def inactive_ids(conn: Connection) -> frozenset[str]:
+    return frozenset(r[0] for r in conn.execute(select(accounts.c.id).where(accounts.c.status != "active")))
+
+
+def count_provisioned(conn: Connection) -> int:
+    """Accounts that have (or should have) an LDAP entry: active or disabled."""
+    return conn.execute(select(func.count()).select_from(accounts)
+                        .where(accounts.c.status.in_(("active", "disabled")))).scalar_one()
+
+
+def ids_and_emails(conn: Connection) -> list[tuple[str, str]]:
+    return [tuple(r) for r in conn.execute(select(accounts.c.id, accounts.c.email))]
+
+
+def add_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(accounts), rows)

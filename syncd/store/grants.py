@@ -171,3 +171,34 @@ def active_holders(conn: Connection, role_key: str, account_ids: list[str]) -> s
         select(memberships.c.account_id).join(accounts, accounts.c.id == memberships.c.account_id)
         .where(memberships.c.role_key == role_key, memberships.c.account_id.in_(account_ids),
                memberships.c.revoked_at.is_(None), accounts.c.status == "active"))}
+
+
+_ROLE_ROWS: dict[str, tuple[str, list[str] | None]] = {}   # per dialect: the SQL and its parameter order
+
+
+def role_rows(conn: Connection, role_key: str) -> list[tuple]:
+    """(account id, not revoked) of a role's rows, through the driver: SQLAlchemy's row handling
+    and statement compilation cost more than the query itself (measured)."""
+    if conn.dialect.name not in _ROLE_ROWS:
+        compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
+                    .where(memberships.c.role_key == bindparam("role_key"))).compile(dialect=conn.dialect)
+        _ROLE_ROWS[conn.dialect.name] = (str(compiled),
+                                         list(compiled.positiontup or []) if compiled.positional else None)
+    sql, order = _ROLE_ROWS[conn.dialect.name]
+    params: Any = tuple(role_key for _ in order) if order is not None else {"role_key": role_key}
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def roles_of(conn: Connection, account_id: str) -> list[tuple[str, bool]]:
+    """(role key, not revoked) of every membership row of an account."""
+    return [tuple(r) for r in conn.execute(select(memberships.c.role_key, memberships.c.revoked_at.is_(None))
+                                           .where(memberships.c.account_id == account_id))]
+
+
+def add_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(_INSERT_MEMBERSHIPS, rows)

@@ -242,6 +242,10 @@ def add_decider(conn: Connection, account_id: str, scope: str, organisation_code
     ).on_conflict_do_nothing())
 
 
+def add_deciders(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(deciders), rows)
+
+
 def remove_decider(conn: Connection, account_id: str, scope: str, organisation_code: str | None) -> None:
     conn.execute(delete(deciders).where(
         deciders.c.account_id == account_id, deciders.c.scope == scope,
