@@ -51,7 +51,7 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
         actor = repo.find_account(conn, by)
-        row = grants.held(conn, account["id"], role_key) if account else None
+        row = grants.membership(conn, account["id"], role_key, "held") if account else None
         if row is None or rt.mappings.role(role_key) is None:
             raise DecisionRefused("not_found", f"{account_ref} holds no habilitation {role_key!r}.")
         refusal = routing.withdrawal_refusal(

@@ -214,7 +214,7 @@ def settle_membership(rt: Runtime, ref: str, reason: str, operator: str = "opera
         raise DecisionRefused("wrong_kind", f"{ref} is not a membership")
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        row = grants.parked_membership(conn, key[0], key[1])
+        row = grants.membership(conn, key[0], key[1], "parked")
         if row is None:
             raise DecisionRefused("not_parked", f"{ref} is not parked")
         grants.settle(conn, key[0], key[1], now)

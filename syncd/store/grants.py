@@ -82,13 +82,6 @@ def mark_applied(conn: Connection, pairs: list[tuple[str, str]], now: datetime) 
     conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({a for a, _ in pairs}), "pairs": pairs, "now": now})
 
 
-def held(conn: Connection, account_id: str, role_key: str) -> RowMapping | None:
-    """The membership of ``account_id`` in ``role_key``, unless revoked."""
-    return conn.execute(select(memberships).where(
-        memberships.c.account_id == account_id, memberships.c.role_key == role_key,
-        memberships.c.revoked_at.is_(None))).mappings().first()
-
-
 def held_by(conn: Connection, account_id: str) -> list[RowMapping]:
     """Every membership of ``account_id`` not revoked."""
     return list(conn.execute(select(memberships).where(
@@ -139,25 +132,20 @@ def revoke_granted_by(conn: Connection, request_id: int, now: datetime) -> None:
                                            memberships.c.revoked_at.is_(None)).values(revoked_at=now, applied_at=None))
 
 
-def parked_membership(conn: Connection, account_id: str, role_key: str) -> RowMapping | None:
-    return conn.execute(select(memberships).where(*_parked(account_id, role_key))).mappings().first()
-
-
 def settle(conn: Connection, account_id: str, role_key: str, now: datetime) -> None:
     """A parked membership an operator made right by hand: recorded as matching LDAP."""
-    conn.execute(update(memberships).where(*_parked(account_id, role_key)).values(
+    conn.execute(update(memberships).where(memberships.c.account_id == account_id, memberships.c.role_key == role_key,
+                                           _IN_STATE["parked"]).values(
         applied_at=now, parked_at=None, parked_reason=None, attempts=0, next_attempt_at=None))
 
 
-def _parked(account_id: str, role_key: str) -> tuple:
-    return (memberships.c.account_id == account_id, memberships.c.role_key == role_key,
-            memberships.c.parked_at.is_not(None))
+_IN_STATE = {"held": memberships.c.revoked_at.is_(None), "parked": memberships.c.parked_at.is_not(None)}
 
 
-def membership(conn: Connection, account_id: str, role_key: str) -> RowMapping | None:
-    """The membership row of the pair, whatever its state."""
-    return conn.execute(select(memberships).where(memberships.c.account_id == account_id,
-                                                  memberships.c.role_key == role_key)).mappings().first()
+def membership(conn: Connection, account_id: str, role_key: str, state: str | None = None) -> RowMapping | None:
+    """The membership row of the pair; with ``state``, only if it is "held" (not revoked) or "parked"."""
+    stmt = select(memberships).where(memberships.c.account_id == account_id, memberships.c.role_key == role_key)
+    return conn.execute(stmt if state is None else stmt.where(_IN_STATE[state])).mappings().first()
 
 
 def held_role_keys(conn: Connection) -> list[str]:
