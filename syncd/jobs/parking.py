@@ -159,7 +159,7 @@ def refuse_request(rt: Runtime, request_id: int, reason: str, operator: str = "o
         row = repo.lock_request(conn, request_id)
         if row is None or row["parked_at"] is None:
             raise DecisionRefused("not_parked", f"request {request_id} is not parked")
-        repo.update_request(conn, request_id, now, status=Status.REFUSED.value, decided_at=now,
+        repo.update_request(conn, request_id, now, parked=True, status=Status.REFUSED.value, decided_at=now,
                             decided_by=operator, comment=reason, parked_at=None, parked_reason=None,
                             next_attempt_at=None, claimed_by=None, claimed_until=None)
         grants.revoke_granted_by(conn, request_id, now)

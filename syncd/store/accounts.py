@@ -67,7 +67,8 @@ def move_organisation(conn: Connection, account_id: str, organisation_code: str,
 def record_failure(conn: Connection, account_id: str, values: dict[str, Any]) -> None:
     """A failed LDAP write: ``values`` (attempts, last_error, next_attempt_at or parked_at…) go to
     the account's ``ldap_`` columns."""
-    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**{f"ldap_{k}": v for k, v in values.items()}))
+    conn.execute(update(accounts).where(accounts.c.id == account_id)
+                 .values(**{f"ldap_{k}": v for k, v in values.items()}))
 
 
 def remove(conn: Connection, account_id: str) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, delete, exists, false, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row, RowMapping
 
+from syncd.core import lifecycle
 from syncd.core.intake import ExistingAccount, IntakeFacts
 from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
+from syncd.errors import StoreRejected
 from syncd.store.db import dialect_insert
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
                                 requests)
@@ -136,8 +138,18 @@ def set_routing(conn: Connection, request_id: int, decider_ids: Iterable[str]) -
         conn.execute(insert(request_deciders), rows)
 
 
-def update_request(conn: Connection, request_id: int, now: datetime, **values: Any) -> None:
-    conn.execute(update(requests).where(requests.c.id == request_id).values(updated_at=now, **values))
+def update_request(conn: Connection, request_id: int, now: datetime, *, parked: bool = False, **values: Any) -> None:
+    """Write ``values``. A new ``status`` is written only from a status the state machine moves
+    from (``lifecycle.sources``; ``parked``: the request must be parked): else nothing changes and
+    ``StoreRejected`` is raised."""
+    stmt = update(requests).where(requests.c.id == request_id)
+    if "status" in values:
+        froms = lifecycle.sources(Status(values["status"]), parked=parked)
+        stmt = stmt.where(requests.c.status.in_(sorted(s.value for s in froms)))
+        stmt = stmt.where(requests.c.parked_at.is_not(None)) if parked else stmt
+    if conn.execute(stmt.values(updated_at=now, **values)).rowcount != 1 and "status" in values:
+        raise StoreRejected(f"request {request_id}: the state machine has no move to {values['status']} from "
+                            "its status")
 
 
 _INSERT_EVENT = insert(request_events)   # built once: values as parameters
