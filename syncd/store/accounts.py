@@ -13,14 +13,17 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from syncd.core.model import PROVISIONED, AccountStatus
 from syncd.store.tables import accounts
+
+ACTIVE, PENDING = AccountStatus.ACTIVE.value, AccountStatus.PENDING.value
 
 
 def due_for_ldap(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
     """Active or disabled accounts whose LDAP entry is behind, not parked and not backing off,
     by next attempt: an account's change, or the end of its back-off."""
     return list(conn.execute(select(accounts).where(
-        accounts.c.status.in_(("active", "disabled")),
+        accounts.c.status.in_(PROVISIONED),
         or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version),
         accounts.c.ldap_parked_at.is_(None),
         or_(accounts.c.ldap_next_attempt_at.is_(None), accounts.c.ldap_next_attempt_at <= now))
@@ -41,14 +44,14 @@ def mark_written(conn: Connection, account: RowMapping, now: datetime) -> None:
     conn.execute(update(accounts).where(accounts.c.id == account["id"])
                  .values(ldap_synced_at=now, ldap_version=account["version"], ldap_attempts=0,
                          ldap_next_attempt_at=None, ldap_last_error=None))
-    conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
-                 .values(status="active"))
+    conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == PENDING)
+                 .values(status=ACTIVE))
 
 
-def set_status(conn: Connection, account_id: str, status: str, now: datetime) -> None:
+def set_status(conn: Connection, account_id: str, status: AccountStatus | str, now: datetime) -> None:
     """A new status, and a new try for its LDAP write, parked or not."""
     conn.execute(update(accounts).where(accounts.c.id == account_id)
-                 .values(status=status, updated_at=now, version=accounts.c.version + 1,
+                 .values(status=AccountStatus(status).value, updated_at=now, version=accounts.c.version + 1,
                          ldap_parked_at=None, ldap_parked_reason=None, ldap_attempts=0, ldap_next_attempt_at=None))
 
 
@@ -76,13 +79,13 @@ def remove(conn: Connection, account_id: str) -> None:
 
 
 def inactive_ids(conn: Connection) -> frozenset[str]:
-    return frozenset(r[0] for r in conn.execute(select(accounts.c.id).where(accounts.c.status != "active")))
+    return frozenset(r[0] for r in conn.execute(select(accounts.c.id).where(accounts.c.status != ACTIVE)))
 
 
 def count_provisioned(conn: Connection) -> int:
     """Accounts that have (or should have) an LDAP entry: active or disabled."""
     return conn.execute(select(func.count()).select_from(accounts)
-                        .where(accounts.c.status.in_(("active", "disabled")))).scalar_one()
+                        .where(accounts.c.status.in_(PROVISIONED))).scalar_one()
 
 
 def ids_and_emails(conn: Connection) -> list[tuple[str, str]]:

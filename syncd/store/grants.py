@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ARRAY, String, and_, bindparam, func, insert, null, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from syncd.core.model import AccountStatus, MembershipState
 from syncd.store.tables import accounts, memberships
 
 _HELD = (memberships.c.account_id, memberships.c.role_key, memberships.c.expires_at, memberships.c.revoked_at)
@@ -139,7 +140,7 @@ def settle(conn: Connection, account_id: str, role_key: str, now: datetime) -> N
         applied_at=now, parked_at=None, parked_reason=None, attempts=0, next_attempt_at=None))
 
 
-_IN_STATE = {"held": memberships.c.revoked_at.is_(None), "parked": memberships.c.parked_at.is_not(None)}
+_IN_STATE = {MembershipState.HELD: memberships.c.revoked_at.is_(None), "parked": memberships.c.parked_at.is_not(None)}
 
 
 def membership(conn: Connection, account_id: str, role_key: str, state: str | None = None) -> RowMapping | None:
@@ -158,7 +159,7 @@ def active_holders(conn: Connection, role_key: str, account_ids: list[str]) -> s
     return {r[0] for r in conn.execute(
         select(memberships.c.account_id).join(accounts, accounts.c.id == memberships.c.account_id)
         .where(memberships.c.role_key == role_key, memberships.c.account_id.in_(account_ids),
-               memberships.c.revoked_at.is_(None), accounts.c.status == "active"))}
+               memberships.c.revoked_at.is_(None), accounts.c.status == AccountStatus.ACTIVE.value))}
 
 
 _ROLE_ROWS: dict[str, tuple[str, list[str] | None]] = {}   # per dialect: the SQL and its parameter order

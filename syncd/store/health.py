@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core.model import Status
+from syncd.core.model import AccountStatus, Status
 from syncd.store.repo import GRANTED_STATUSES, OPEN_STATUSES, aware
 from syncd.store.tables import accounts, deciders, job_runs, outbox, reconcile_runs, requests
 
@@ -35,7 +35,7 @@ def central_administrator_count(conn: Connection) -> int:
     correspondent, centrally managed roles and escalations have nobody to decide them."""
     return conn.execute(select(func.count(func.distinct(deciders.c.account_id)))
                         .select_from(deciders.join(accounts, accounts.c.id == deciders.c.account_id))
-                        .where(deciders.c.scope == "central", accounts.c.status == "active")).scalar() or 0
+                        .where(deciders.c.scope == "central", accounts.c.status == AccountStatus.ACTIVE.value)).scalar() or 0
 
 
 def unapplied_count(conn: Connection) -> int:
