@@ -40,12 +40,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
 from syncd.errors import MailRejected, MailUnavailable
+from syncd.mail.outbox import utc
 from syncd.mail.render import MailTemplateError, RenderedMail, render
 from syncd.store import outbox
 from syncd.store.db import Engine
@@ -111,8 +112,8 @@ def deliver_pending(
     Raises ``StoreUnavailable`` / ``StoreRejected`` only when the database fails (mails sent
     before that are sent again later: at-least-once).
     """
-    now = _utc(now)
-    moment_of = (lambda: _utc(clock())) if clock is not None else (lambda: now)
+    now = utc(now)
+    moment_of = (lambda: utc(clock())) if clock is not None else (lambda: now)
     bound = log.bind(worker_id=worker_id)
     sent = retried = failed = deferred = 0
     in_a_row_unavailable = 0
@@ -221,9 +222,3 @@ def _erase_secrets(context: Any) -> dict[str, Any]:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)

@@ -87,7 +87,7 @@ def _row(*, recipient: str, template: str, context: Mapping[str, Any], now: date
          dedupe_key: str | None, language: str) -> dict[str, Any]:
     _check(recipient, template, context)
     return {
-        "created_at": _utc(now),
+        "created_at": utc(now),
         "recipient": recipient.strip(),
         "template": template,
         "language": supported_language(language),
@@ -115,7 +115,7 @@ def _check(recipient: str, template: str, context: Mapping[str, Any]) -> None:
         raise ValueError(f"not a single e-mail address: {recipient!r}")
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
     """Aware UTC; a naive value (as SQLite gives back) is taken to be UTC already."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
@@ -128,7 +128,7 @@ def _jsonable(value: Any, path: str = "context") -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, datetime):
-        return _utc(value).isoformat()
+        return utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
