@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection, RowMapping
+from syncd.store.db import Connection, RowMapping
 
 from syncd.core.model import RequestKind
 from syncd.mail.outbox import Mail, enqueue

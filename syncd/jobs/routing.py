@@ -15,16 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import lifecycle, routing, tacit
 from syncd.core.model import RequestKind, Status
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
 from syncd.store import repo
-from syncd.store.db import transaction
-from syncd.store.tables import requests
+from syncd.store.db import Connection, RowMapping, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -80,8 +77,7 @@ def reroute_pending(rt: Runtime) -> int:
     changed = 0
     with transaction(rt.engine) as conn:
         deciders = repo.current_deciders(conn)
-        rows = list(conn.execute(select(requests).where(requests.c.status.in_(repo.UNDECIDED_STATUSES))
-                                 .order_by(requests.c.id)).mappings())
+        rows = repo.undecided(conn)
         for row in rows:
             route = current_route(conn, rt, row, deciders)
             before = set(repo.routed_to(conn, row["id"]))

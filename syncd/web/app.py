@@ -37,16 +37,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
 from syncd.jobs.runtime import Runtime
-from syncd.store.db import transaction
+from syncd.store import tokens
+from syncd.store.db import Connection, ping, transaction
 from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, links, messages, pages,
-                       password_page, portal_api, tokens)
+                       password_page, portal_api)
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -319,7 +318,7 @@ class Services:
         checks: dict[str, str] = {}
         try:
             with transaction(self.rt.engine, readonly=True) as conn:
-                conn.execute(text("select 1"))
+                ping(conn)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - report, do not crash the probe
             checks["database"] = f"unavailable: {type(exc).__name__}"

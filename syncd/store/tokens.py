@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from syncd.store.db import DIALECT_INSERTS
 from syncd.store.tables import used_tokens
 
 # Built once per dialect (every API call claims its nonce); the values come as parameters.
 _CLAIMS = {name: insert(used_tokens).on_conflict_do_nothing(index_elements=["key"]).returning(used_tokens.c.key)
-           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+           for name, insert in DIALECT_INSERTS.items()}
 
 
 def claim(conn: Connection, key: str, now: datetime, expires_at: datetime, result: Any = None) -> bool:
@@ -44,6 +44,13 @@ def store_result(conn: Connection, key: str, result: Any) -> None:
 
 def release(conn: Connection, key: str) -> None:
     conn.execute(delete(used_tokens).where(used_tokens.c.key == key))
+
+
+def count_prefixed(conn: Connection, prefix: str) -> int:
+    """How many markers start with ``prefix`` (taken literally: ``%`` and ``_`` are escaped)."""
+    pattern = prefix.replace("%", r"\%").replace("_", r"\_") + "%"
+    return conn.execute(select(func.count()).select_from(used_tokens)
+                        .where(used_tokens.c.key.like(pattern, escape="\\"))).scalar_one()
 
 
 def purge(conn: Connection, now: datetime) -> int:
