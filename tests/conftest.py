@@ -11,6 +11,12 @@ pytest_plugins = [
 
 import pytest
 import structlog
+from hypothesis import settings
+
+# Hypothesis's per-example deadline is a timing test in disguise: on a shared two-core machine a
+# slow example fails a correct property. Properties here are about values, never speed (bench/).
+settings.register_profile("syncd", deadline=None)
+settings.load_profile("syncd")
 
 
 @pytest.fixture(autouse=True)
