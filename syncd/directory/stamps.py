@@ -102,7 +102,8 @@ _PROFILES = {
                                       root_dse_cursor="lastusn"),
     # uSNChanged is per domain controller: a recorded stamp is only trusted on the DC that gave it
     # (see the module's docstring: the invocationId is not tied to the cursor yet, so with several
-    # DCs behind ldap.urls a full run is the safe choice). Read back after a write, no post-read.
+    # DCs behind ldap.urls a full run is the safe choice). No post-read control: a write returns no
+    # stamp, so an entry syncd wrote is compared once at the next run, then trusted.
     DirectoryKind.ACTIVE_DIRECTORY: StampProfile(DirectoryKind.ACTIVE_DIRECTORY.value, "uSNChanged",
                                                  post_read=False, root_dse_cursor="highestCommittedUSN"),
 }
