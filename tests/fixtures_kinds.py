@@ -12,6 +12,7 @@ of each test per server.
   that arranges and checks behind syncd (root DN / Directory Manager / domain Administrator),
   those of an application's read-only account where the deployment files make one, and the few
   facts of the test server that are no trait of syncd's (its password policy…).
+* ``shows_locked(directory, dn)``: whether an entry is locked the way its server locks accounts.
 * ``make_kind_runtime(mappings=None, **sections)``: a whole syncd (``Runtime``) on that server,
   this test's database and the in-process SMTP server. ``mappings`` is a function of a base DN
   (``tests.factories.mappings`` by default): each kind moves them onto its own layout (a base
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 import pytest
 
 from syncd.core.model import DirectoryKind
+from syncd.directory import Directory
 from syncd.directory.servers import ServerTraits, traits
-from syncd.jobs.runtime import Runtime
-from syncd.mappings import Mappings
+from syncd.mappings import DirectoryLayout, Mappings
 from syncd.settings import LdapSettings
 from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings
@@ -57,16 +58,24 @@ class KindServer:
     # MemberOf plugin); OpenLDAP's overlay does not move entryCSN, AD's memberOf is a back link.
     member_of_moves_stamp: bool = False
 
-    def shows_locked(self, rt: Runtime, dn: str) -> bool:
-        """Whether the entry ``dn`` is locked the way this server locks an account: its lock
-        attribute (389-DS's nsAccountLock, AD's disable bit) or, on OpenLDAP, the status the
-        shipped access rules read."""
-        t = self.traits
-        if t.lock_attribute is None:
-            status = rt.mappings.directory.people.attributes["status"].ldap
-            return rt.directory.read_entry(dn, [status])[status] == ["disabled"]
-        values = rt.directory.read_entry(dn, [t.lock_attribute])[t.lock_attribute]
-        return t.lock_canonical(values) == (["locked"] if t.lock_bit else [t.lock_value])
+
+
+def status_attribute(layout: DirectoryLayout) -> str:
+    """Where the account status is written: its mapped attribute, else the disabled attribute."""
+    people = layout.people
+    return people.attributes["status"].ldap if "status" in people.attributes else people.disabled_attribute
+
+
+def shows_locked(directory: Directory, dn: str) -> bool:
+    """Whether the entry ``dn`` is locked the way its server locks an account: its lock
+    attribute (389-DS's nsAccountLock, AD's disable bit) or, on OpenLDAP, the status the shipped
+    access rules read."""
+    t = traits(directory.layout.kind)
+    if t.lock_attribute is None:
+        status = status_attribute(directory.layout)      # the rules let "active" bind, nothing else
+        return [v.lower() for v in directory.read_entry(dn, [status])[status]] != ["active"]
+    values = directory.read_entry(dn, [t.lock_attribute])[t.lock_attribute]
+    return t.lock_canonical(values) == (["locked"] if t.lock_bit else [t.lock_value])
 
 
 @pytest.fixture(params=SERVER_KINDS)

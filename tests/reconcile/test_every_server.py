@@ -26,6 +26,7 @@ from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.service import run_reconcile
 from syncd.store.db import transaction
 from syncd.store.tables import accounts
+from tests.fixtures_kinds import shows_locked
 from tests.reconcile.conftest import reconcile_mappings
 from tests.reconcile.helpers import Ldap, account, dn, entry, grant, key, members, reconcile
 
@@ -88,7 +89,7 @@ def test_drift_in_memberships_and_accounts_is_repaired_and_a_disabled_account_is
     assert members(rt, ROLE) == {key(rt, a)}
     assert entry(rt, a, full_name) == {full_name: ["Alice Testeur"]}
     assert entry(rt, b, status_attribute(rt))[status_attribute(rt)] == ["disabled"]
-    assert kind_server.shows_locked(rt, dn(rt, b)) is True
+    assert shows_locked(rt.directory, dn(rt, b)) is True
     assert rt.directory.can_bind(dn(rt, b), PASSWORD) is False
     assert reconcile(rt).plan.clean
 

@@ -22,6 +22,7 @@ from syncd.errors import DirectoryRejected
 from syncd.jobs import habilitations, passwords
 from syncd.jobs.decisions import decide_request
 from syncd.web.password_page import PASSWORD_ERRORS_FR, _directory_refusal
+from tests.fixtures_kinds import shows_locked
 from tests.scenarios.helpers import (CORRESPONDENT, REQUESTER, events, habilitation, mails_to, member_dns, people,
                                      person, request_row)
 
@@ -117,14 +118,14 @@ def test_a_disabled_account_cannot_bind_after_one_pass_and_enable_lets_it_bind_a
     dn = person(rt, ids["requester"])
     passwords.reset_password(rt, reset_token(rt, daemon, smtp_server), PASSWORD)
     assert rt.directory.can_bind(dn, PASSWORD) is True
-    assert kind_server.shows_locked(rt, dn) is False
+    assert shows_locked(rt.directory, dn) is False
 
     habilitations.set_account_status(rt, REQUESTER, "disabled")     # syncd disable
     daemon.run_job("accounts")                                        # one pass
     assert rt.directory.can_bind(dn, PASSWORD) is False
-    assert kind_server.shows_locked(rt, dn) is True
+    assert shows_locked(rt.directory, dn) is True
 
     habilitations.set_account_status(rt, REQUESTER, "active")       # syncd enable
     daemon.run_job("accounts")
     assert rt.directory.can_bind(dn, PASSWORD) is True
-    assert kind_server.shows_locked(rt, dn) is False
+    assert shows_locked(rt.directory, dn) is False
