@@ -3,8 +3,9 @@ bound as its service account: a directory in line with the database reconciles c
 server's spelling of DNs, AD's ``displayName`` for the full name and its disable bit among the
 domain's own bits), drift in memberships and accounts is repaired without the permissive-modify
 control where the server has none, a lock lifted behind syncd's back is set again, a missing
-branch is no empty branch, and an incremental run finds what others changed since the last run
-by each server's change stamp (entryCSN, entryUSN, uSNChanged).
+branch is no empty branch, an incremental run finds what others changed since the last run by
+each server's change stamp (entryCSN, entryUSN, uSNChanged), and a group of 5,000 members is read
+whole (through range retrieval on AD) and repaired member by member.
 
 What differs by server is asked of its traits (``syncd.directory.servers``) or of the test
 server's facts (``KindServer``), never of its name.
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import pytest
 from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from structlog.testing import capture_logs
 
-from syncd.directory import names
+from syncd.core.model import DirectoryKind
+from syncd.directory import names, ranges, servers
 from syncd.directory.connection import NoSuchEntry, open_connection, safe_close
 from syncd.directory.stamps import stamp_profile
 from syncd.jobs import provision
@@ -25,8 +27,11 @@ from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.service import run_reconcile
 from syncd.store.db import transaction
-from syncd.store.tables import accounts
-from tests.fixtures_kinds import shows_locked
+from syncd.mappings import Mappings
+from syncd.store.tables import accounts, memberships
+from tests.fixtures_ad import BULK_GROUP, BULK_MEMBERS, ad_mappings, ad_sample_layout, bulk_members
+from tests.fixtures_kinds import SUFFIX, shows_locked
+from tests.fixtures_runtime import build_runtime
 from tests.reconcile.conftest import reconcile_mappings
 from tests.reconcile.helpers import Ldap, account, dn, entry, grant, key, members, reconcile
 
@@ -177,3 +182,66 @@ def test_an_incremental_run_repairs_what_it_found_and_the_next_one_finds_nothing
     assert reads.get("compared", 0) == (0 if stamp_profile(rt.mappings.directory.kind).post_read else 1), reads
     outcome, reads = run(rt, since_last=True)
     assert outcome.plan.clean and reads.get("compared", 0) == 0, reads
+
+
+# -- a group of many members: read whole (by ranges on AD), repaired member by member ---------------
+
+BULK_ROLE = "bulk-readers"
+
+
+def bulk_mappings(base_dn: str) -> Mappings:
+    """The reconcile mappings plus a role whose group is the bulk group of tests/fixtures_ad.py."""
+    data = reconcile_mappings(base_dn).model_dump(mode="json")
+    data["applications"].append({"key": "bulk", "label": "Bulk", "management": "central", "roles": [
+        {"key": BULK_ROLE, "label": "Bulk - lecture", "group": BULK_GROUP}]})
+    return Mappings.model_validate(data)
+
+
+@pytest.fixture
+def bulk_rt(server_kind, request, db_url, smtp_settings, clock):
+    """A syncd whose role ``BULK_ROLE`` has ``BULK_MEMBERS`` members, in the database and in the
+    directory: on AD the DC copied from the bulk template (its 5,000 users are built once per run),
+    elsewhere a group of that many member values (they need not name entries there)."""
+    if server_kind == DirectoryKind.ACTIVE_DIRECTORY.value:
+        dc = request.getfixturevalue("samba_ad_bulk")
+        ldap = dict(dc.ldap_settings().model_dump(), bind_password=dc.service_password)
+        rt = build_runtime(db_url, ldap, ad_mappings(bulk_mappings(SUFFIX), ad_sample_layout()), smtp_settings, clock)
+        request.addfinalizer(rt.close)
+    else:
+        rt = request.getfixturevalue("make_kind_runtime")(bulk_mappings)
+    provision.provision(rt)
+    bulk = bulk_members(rt.mappings.directory)
+    if server_kind != DirectoryKind.ACTIVE_DIRECTORY.value:
+        rt.directory.add_members(BULK_GROUP, [dn for dn, _ in bulk])
+    now = rt.clock()
+    with transaction(rt.engine) as conn:
+        conn.execute(insert(accounts), [
+            {"id": i, "email": f"{i}@example.org", "given_name": "Bulk", "family_name": i, "status": "active",
+             "primary_organisation": "CARSAT-RA", "internal": False, "created_at": now, "updated_at": now}
+            for _, i in bulk])
+        conn.execute(insert(memberships), [{"account_id": i, "role_key": BULK_ROLE, "granted_at": now,
+                                            "applied_at": now} for _, i in bulk])
+    return rt
+
+
+@pytest.mark.timeout(900)     # on AD, the first test to ask builds the bulk template: minutes
+def test_a_group_of_5000_members_is_read_whole_and_only_its_drift_is_repaired(bulk_rt, monkeypatch):
+    rt = bulk_rt
+    bulk = bulk_members(rt.mappings.directory)
+    (lost_dn, lost), (_, revoked) = bulk[0], bulk[-1]
+    Ldap(rt).remove_member(BULK_ROLE, lost_dn)              # lost from the directory
+    with transaction(rt.engine) as conn:                   # revoked in the database, still a member
+        conn.execute(update(memberships).where(memberships.c.account_id == revoked).values(revoked_at=rt.clock()))
+    asked: list[str] = []
+    real = ranges.ranged
+    monkeypatch.setattr(ranges, "ranged", lambda *a, **k: asked.append(real(*a, **k)) or asked[-1])
+
+    [drift] = reconcile(rt, group=BULK_ROLE, dry_run=True).plan.groups
+    assert (drift.add, len(drift.remove), drift.current, drift.desired) == ([lost], 1, BULK_MEMBERS - 1,
+                                                                           BULK_MEMBERS - 1)
+    assert names.normalise_dn(drift.remove[0]) == key(rt, revoked)
+    assert reconcile(rt, group=BULK_ROLE).state == "applied"
+    assert members(rt, BULK_ROLE) == {names.normalise_dn(dn) for dn, _ in bulk[:-1]}
+    assert reconcile(rt, group=BULK_ROLE).plan.clean
+    # AD caps a plain read of a member list (MaxValRange): syncd asks by ranges there, whole elsewhere
+    assert bool(asked) is servers.traits(rt.mappings.directory.kind).ranged_members
