@@ -19,15 +19,17 @@ the one place that knows.
   coarse to tell syncd's write from another made in the same second). An integer counter per
   backend, ordered (``integerOrderingMatch``), indexed by the plugin; 389-DS offers the post-read
   control. A counter is no clock: the cursor is ``lastusn`` read from the root DSE before the run.
-  Not measured here (the 389-DS fixture is being built in parallel).
+  deploy/389ds/10-plugins.ldif enables the plugin; the MemberOf plugin writes ``memberOf`` into
+  the person, which moves its ``entryUSN`` (tests/reconcile/test_every_server.py).
 * **Active Directory: ``uSNChanged``**, which is per domain controller, the cursor from the root
   DSE's ``highestCommittedUSN``. A cursor is only valid on the DC whose database counted it: the
   run reads that DC's ``invocationId`` (the root DSE's ``dsServiceName`` names the DC's NTDS
   Settings object, which holds it; it changes too when the DC's database is restored from a
   backup, when its USNs go back) and the cursor is stored with it. A cursor taken on another DC,
   or stored with no DC (before this), is not trusted: the incremental run is a full one, which
-  stores a cursor of this DC. No post-read control: a write returns no stamp, so an entry syncd
-  wrote is compared once at the next run, then trusted.
+  stores a cursor of this DC. The stamps a run records are tied to the DC the same way
+  (``server_fingerprint``), so a run on another DC trusts none of them. No post-read control: a
+  write returns no stamp, so an entry syncd wrote is compared once at the next run, then trusted.
 """
 
 from __future__ import annotations
@@ -114,6 +116,12 @@ _PROFILES = {
                                                  post_read=False, root_dse_cursor="highestCommittedUSN",
                                                  server_identity=("dsServiceName", "invocationId")),
 }
+
+
+def server_fingerprint(fingerprint: str, server: str) -> str:
+    """``fingerprint`` (``layout_fingerprint``) for stamps counted by ``server`` only: a stamp AD's
+    DC gave (uSNChanged) means nothing on another DC, so it is recorded, and trusted, with it."""
+    return hashlib.blake2b(f"{fingerprint}\n{server}".encode(), digest_size=12).hexdigest()
 
 
 def guid_text(raw: bytes) -> str:

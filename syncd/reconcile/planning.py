@@ -42,7 +42,7 @@ from sqlalchemy import bindparam, func, select
 
 from syncd.core.planner import plan_group
 from syncd.directory import names, ranges, servers
-from syncd.directory.stamps import guid_text, layout_fingerprint, stamp_profile
+from syncd.directory.stamps import guid_text, layout_fingerprint, server_fingerprint, stamp_profile
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mappings import Role
@@ -282,6 +282,9 @@ class Planner:
         """Servers whose stamps are counters, not clocks, publish their latest one: read it
         before anything else, so every change made during the run is at or after it."""
         self.server_id = self.read_server_id(reader)
+        if self.server_id is not None:
+            # A recorded stamp is another DC's number: trusted on the DC that counted it only.
+            self.fingerprint = server_fingerprint(layout_fingerprint(self.layout), self.server_id)
         attribute = self.stamps.root_dse_cursor
         if attribute is None:
             return

@@ -201,3 +201,24 @@ def test_an_ad_cursor_is_trusted_only_on_the_domain_controller_whose_invocation_
         with transaction(rt.engine) as conn:
             assert stamp_store.cursor_of(conn, kind).server == invocation_id(samba_ad)   # this DC's, again
         assert run(rt, since_last=True)[0].plan.scope == "incremental"
+
+
+@pytest.mark.samba_ad
+def test_stamps_recorded_on_one_ad_domain_controller_are_not_trusted_on_another(make_ad_runtime, monkeypatch):
+    from syncd.reconcile.planning import Planner
+    rt = make_ad_runtime(reconcile_mappings("dc=example,dc=org"))
+    provision.provision(rt)
+    a, b = account(rt, "alice"), account(rt, "bruno")
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads["stamps_recorded"] == 2     # AD gives no stamp with a write
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads.get("suspects", 0) == 0     # trusted on this DC
+
+    other_dc = str(uuid.uuid4())            # the same entries read through another DC
+    monkeypatch.setattr(Planner, "read_server_id", lambda self, reader: other_dc)
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads["suspects"] == 2 and reads["stamps_recorded"] == 2
+    outcome, reads = run(rt)
+    assert reads.get("suspects", 0) == 0    # recorded again, for that DC
+    assert {recorded_stamp(rt, a), recorded_stamp(rt, b)} <= {entry(rt, x, "uSNChanged")["uSNChanged"][0]
+                                                               for x in (a, b)}
