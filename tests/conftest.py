@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures_runtime",
     "tests.fixtures_389ds",
     "tests.fixtures_ad",
+    "tests.fixtures_kinds",
 ]
 
 import pytest

@@ -106,6 +106,9 @@ class SyntaxProfile:
     # Branch ("people", "organisations", "groups") -> (naming attribute, object class) the
     # server requires of syncd's entries there; empty when the schema leaves it to the layout.
     required_layout: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # A form of RDN value (as written, escaped) the server's DN parser refuses in valid RFC 4514
+    # DNs, refused as stricter than the server (it takes others that match): see _AD_DN_QUIRK.
+    dn_quirk: re.Pattern[str] | None = None
     _by_name: dict[str, AttributeSyntax] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -228,7 +231,7 @@ def _dn(profile: SyntaxProfile, value: str) -> Refusal | None:
     # knows; a server also takes the types of its other schemas and RFC 4514's rarer forms.
     refused = Refusal("not_dn", "n'est pas un nom d'entrée (DN) que syncd écrit", stricter_than_server=True)
     rdns = _split_dn(value)
-    if rdns is None:
+    if rdns is None or (profile.dn_quirk is not None and profile.dn_quirk.search(value)):
         return refused
     for rdn in rdns:
         for attribute, raw in rdn:
@@ -366,6 +369,13 @@ _AD: tuple[AttributeSyntax, ...] = tuple(
              ("managedBy", None, ()))
 )
 
+# Samba's DN parser (ldb) refuses, as invalidDNSyntax "Empty RDN value" or "could not parse",
+# some RDN values where an escaped comma follows a space: ``o=0 \,,…``, ``o=a \, ,…`` and
+# ``o=a \,+cn=x,…`` (measured on Samba 4.17, tests/directory/test_syntax_agreement.py) while
+# OpenLDAP and 389-DS take them. It takes ``o=a \,b,…`` and ``o=a \2C,…``: refusing every space
+# before an escaped comma is stricter than the DC, which is allowed; syncd's own DNs never have one.
+_AD_DN_QUIRK = re.compile(r" \\,")
+
 PROFILES: dict[DirectoryKind, SyntaxProfile] = {
     DirectoryKind.OPENLDAP: SyntaxProfile(DirectoryKind.OPENLDAP, _STANDARD + _SYNCD),
     DirectoryKind.DS389: SyntaxProfile(DirectoryKind.DS389, _STANDARD + _SYNCD + _DS389_ONLY,
@@ -373,7 +383,8 @@ PROFILES: dict[DirectoryKind, SyntaxProfile] = {
     # AD names users and groups by cn whatever the layout says (the classes' rDNAttID), and the
     # adapter writes what user and group objects need (sAMAccountName, groupType...).
     DirectoryKind.ACTIVE_DIRECTORY: SyntaxProfile(DirectoryKind.ACTIVE_DIRECTORY, _AD, required_layout={
-        "people": ("cn", "user"), "organisations": ("ou", "organizationalUnit"), "groups": ("cn", "group")}),
+        "people": ("cn", "user"), "organisations": ("ou", "organizationalUnit"), "groups": ("cn", "group")},
+        dn_quirk=_AD_DN_QUIRK),
 }
 
 

@@ -19,16 +19,23 @@ the one place that knows.
   coarse to tell syncd's write from another made in the same second). An integer counter per
   backend, ordered (``integerOrderingMatch``), indexed by the plugin; 389-DS offers the post-read
   control. A counter is no clock: the cursor is ``lastusn`` read from the root DSE before the run.
-  Not measured here (the 389-DS fixture is being built in parallel).
+  deploy/389ds/10-plugins.ldif enables the plugin; the MemberOf plugin writes ``memberOf`` into
+  the person, which moves its ``entryUSN`` (tests/reconcile/test_every_server.py).
 * **Active Directory: ``uSNChanged``**, which is per domain controller, the cursor from the root
-  DSE's ``highestCommittedUSN``. A cursor is only valid on the DC whose ``invocationId`` it was
-  taken from; tying the cursor to that id is not done yet, so with several DCs behind
-  ``ldap.urls`` run full reconciliations only (docs/reconcile.md).
+  DSE's ``highestCommittedUSN``. A cursor is only valid on the DC whose database counted it: the
+  run reads that DC's ``invocationId`` (the root DSE's ``dsServiceName`` names the DC's NTDS
+  Settings object, which holds it; it changes too when the DC's database is restored from a
+  backup, when its USNs go back) and the cursor is stored with it. A cursor taken on another DC,
+  or stored with no DC (before this), is not trusted: the incremental run is a full one, which
+  stores a cursor of this DC. The stamps a run records are tied to the DC the same way
+  (``server_fingerprint``), so a run on another DC trusts none of them. No post-read control: a
+  write returns no stamp, so an entry syncd wrote is compared once at the next run, then trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -54,6 +61,9 @@ class StampProfile:
     # syncd's clock (epoch seconds) when the run started -> a cursor, for stamps that are times.
     cursor_from_clock: Callable[[float], str] | None = None
     root_dse_cursor: str | None = None    # root DSE attribute (prefix) holding the server's last stamp
+    # Stamps counted per server (AD): (root DSE attribute naming the server's own entry, that
+    # entry's binary GUID identifying the database that counts); a cursor is trusted on it only.
+    server_identity: tuple[str, str] | None = None
 
     def since_filter(self, cursor: str) -> str:
         """The entries changed at or after ``cursor``."""
@@ -100,12 +110,23 @@ _PROFILES = {
                                          cursor_from_seen=csn_cursor, cursor_from_clock=csn_at),
     DirectoryKind.DS389: StampProfile(DirectoryKind.DS389.value, "entryUSN", post_read=True,
                                       root_dse_cursor="lastusn"),
-    # uSNChanged is per domain controller: a recorded stamp is only trusted on the DC that gave it
-    # (see the module's docstring: the invocationId is not tied to the cursor yet, so with several
-    # DCs behind ldap.urls a full run is the safe choice). Read back after a write, no post-read.
+    # uSNChanged is per domain controller: the cursor is trusted on the DC whose invocationId it
+    # was stored with only (see the module's docstring).
     DirectoryKind.ACTIVE_DIRECTORY: StampProfile(DirectoryKind.ACTIVE_DIRECTORY.value, "uSNChanged",
-                                                 post_read=False, root_dse_cursor="highestCommittedUSN"),
+                                                 post_read=False, root_dse_cursor="highestCommittedUSN",
+                                                 server_identity=("dsServiceName", "invocationId")),
 }
+
+
+def server_fingerprint(fingerprint: str, server: str) -> str:
+    """``fingerprint`` (``layout_fingerprint``) for stamps counted by ``server`` only: a stamp AD's
+    DC gave (uSNChanged) means nothing on another DC, so it is recorded, and trusted, with it."""
+    return hashlib.blake2b(f"{fingerprint}\n{server}".encode(), digest_size=12).hexdigest()
+
+
+def guid_text(raw: bytes) -> str:
+    """A binary GUID as AD writes it (its first three fields little-endian): 6f2c…-…"""
+    return str(uuid.UUID(bytes_le=raw)) if len(raw) == 16 else raw.hex()
 
 
 def stamp_profile(kind: DirectoryKind | str) -> StampProfile:

@@ -10,6 +10,10 @@ OpenLDAP, an index-served search (``syncd.directory.stamps``) — and checks onl
 * **role groups** changed since the cursor: their member lists are planned exactly as in a
   full run (``Planner._plan_one_group``).
 
+Stamps counted per server (AD's uSNChanged, per domain controller): the cursor is stored with
+the server's identity (``syncd.directory.stamps``) and a cursor of another server gives a full
+run instead, which stores a cursor of this one.
+
 What it cannot see: a deleted entry has no stamp left to find, so a person or a group deleted
 behind syncd's back is found by the next full run only (a group that lost a deleted person's
 membership through refint did change, and is checked). Changes made in the database are the
@@ -20,28 +24,38 @@ from __future__ import annotations
 
 import time
 
+import structlog
+
 from syncd.directory import names
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.model import Plan
 from syncd.reconcile.planning import SUSPECT_BATCH, Planner
+from syncd.store.stamps import Cursor
 
 SCOPE = "incremental"
+log = structlog.get_logger(__name__)
 
 
-def plan_since(planner: Planner, cursor: str) -> Plan:
-    """What changed in the directory at or after ``cursor``, compared with the database."""
+def plan_since(planner: Planner, cursor: Cursor) -> Plan:
+    """What changed in the directory at or after ``cursor``, compared with the database; a full
+    plan when another server counted the cursor (AD: another DC, or this one restored)."""
     plan = Plan(SCOPE)
     started = time.perf_counter()
-    since = planner.stamps.since_filter(cursor)
+    since = planner.stamps.since_filter(cursor.stamp)
     with planner.reader() as reader:
         planner.read_start_cursor(reader)
+        if not planner.trusts(cursor):
+            log.warning("reconcile_cursor_of_another_server", recorded=cursor.server, server=planner.server_id,
+                        stamp=planner.stamps.attribute)
+            reader.close()
+            return planner.plan_full()
         t = time.perf_counter()
         _people(planner, reader, since, plan)
         plan.seconds["people"] = time.perf_counter() - t
         t = time.perf_counter()
         _groups(planner, reader, since, plan)
         plan.seconds["groups"] = time.perf_counter() - t
-    planner.propose_cursor(cursor, time.perf_counter() - started)
+    planner.propose_cursor(cursor.stamp, time.perf_counter() - started)
     return plan
 
 

@@ -293,6 +293,23 @@ class LeanReader:
         entries = [r for r in response or [] if r.get("type") == "searchResEntry"]
         return {k.lower(): v for k, v in (entries[0].get("attributes") or {}).items()} if entries else None
 
+    def read_binary(self, dn: str, attribute: str) -> list[bytes] | None:
+        """One attribute's values as bytes (a GUID is no UTF-8), through ldap3 on the side
+        connection: not a bulk read. None if there is no entry ``dn``."""
+        names.validate_attribute_name(attribute)
+        if self._side is None or self._side.closed:
+            self._side = open_connection(self.settings)
+        with translated("search", dn or "<root DSE>"):
+            _, result, response, _ = self._side.search(dn, "(objectClass=*)", BASE, attributes=[attribute])
+        if result and result.get("result") == NO_SUCH_OBJECT:
+            return None
+        raise_for_result(result, operation="search", dn=dn)
+        entries = [r for r in response or [] if r.get("type") == "searchResEntry"]
+        if not entries:
+            return None
+        raw = entries[0].get("raw_attributes") or {}
+        return next((list(v) for k, v in raw.items() if k.lower() == attribute.lower()), [])
+
     def read(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
         """One entry's attributes, or None if it does not exist."""
         found = None

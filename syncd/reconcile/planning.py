@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from syncd.core.planner import plan_group
 from syncd.directory import names, ranges, servers
-from syncd.directory.stamps import layout_fingerprint, stamp_profile
+from syncd.directory.stamps import guid_text, layout_fingerprint, server_fingerprint, stamp_profile
 from syncd.errors import PermanentError
 from syncd.jobs.runtime import Runtime
 from syncd.mappings import Role
@@ -99,6 +99,7 @@ class Planner:
         self._verified: list[tuple[str, str, str]] = []
         self._newest: str | None = None             # the newest change stamp seen in this run
         self._start_cursor: str | None = None       # the server's own cursor, read before the run
+        self.server_id: str | None = None           # the server counting per-server stamps (AD's DC)
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
@@ -270,12 +271,35 @@ class Planner:
     def read_start_cursor(self, reader: LeanReader) -> None:
         """Servers whose stamps are counters, not clocks, publish their latest one: read it
         before anything else, so every change made during the run is at or after it."""
+        self.server_id = self.read_server_id(reader)
+        if self.server_id is not None:
+            # A recorded stamp is another DC's number: trusted on the DC that counted it only.
+            self.fingerprint = server_fingerprint(layout_fingerprint(self.layout), self.server_id)
         attribute = self.stamps.root_dse_cursor
         if attribute is None:
             return
         root = reader.read("", [attribute]) or {}
         self._start_cursor = self.stamps.newest(v for k, vs in root.items()
                                                 if k.split(";")[0] == attribute.lower() for v in vs)
+
+    def read_server_id(self, reader: LeanReader) -> str | None:
+        """The identity of the server whose stamps this run reads, where stamps are counted per
+        server (AD: the DC's invocationId, found through the root DSE's dsServiceName)."""
+        if self.stamps.server_identity is None:
+            return None
+        pointer, attribute = self.stamps.server_identity
+        own = reader.read_binary("", pointer)
+        if not own:
+            raise PermanentError(f"the directory's root DSE has no {pointer}: cannot tell which server counts "
+                                 f"its {self.stamps.attribute}")
+        raw = reader.read_binary(own[0].decode("utf-8"), attribute)
+        if not raw:
+            raise PermanentError(f"{own[0].decode('utf-8')!r} has no {attribute} the service account may read")
+        return guid_text(raw[0])
+
+    def trusts(self, cursor: stamp_store.Cursor) -> bool:
+        """Whether ``cursor`` was counted by the server this run reads (``read_start_cursor`` first)."""
+        return cursor.server == self.server_id
 
     def record_verified(self) -> None:
         """Record the stamps of the entries found equal to their rows (see ``compare_entries``)."""

@@ -113,14 +113,14 @@ def run_reconcile(rt: Runtime, config: ReconcileConfig, *, dry_run: bool = False
     return outcome
 
 
-def _cursor(rt: Runtime, planner: Planner) -> str | None:
+def _cursor(rt: Runtime, planner: Planner) -> stamp_store.Cursor | None:
     with transaction(rt.engine, readonly=True) as conn:
-        return stamp_store.cursor(conn, planner.stamps.kind)
+        return stamp_store.cursor_of(conn, planner.stamps.kind)
 
 
 def _save_cursor(rt: Runtime, planner: Planner, value: str) -> None:
     with transaction(rt.engine) as conn:
-        stamp_store.set_cursor(conn, planner.stamps.kind, value, rt.clock())
+        stamp_store.set_cursor(conn, planner.stamps.kind, value, rt.clock(), server=planner.server_id)
 
 
 def _start(rt: Runtime, mode: str, now: Any) -> int:

@@ -1,12 +1,17 @@
 """The ``ldap_stamps`` and ``reconcile_cursors`` tables: change stamps syncd saw, and where the
-incremental reconciliation starts (``syncd.directory.stamps``, docs/reconcile.md)."""
+incremental reconciliation starts (``syncd.directory.stamps``, docs/reconcile.md).
+
+A cursor counted by one server only (AD's uSNChanged, per domain controller) is stored with the
+identity of that server (the DC's ``invocationId``) in the same ``stamp`` column, as
+``<stamp>@<server>``: one row, so the two never disagree, and no migration (a stamp holds no
+``@``; a cursor stored before, with no server, is one of an unknown server)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select
 
@@ -58,13 +63,33 @@ def forget(conn: Any, account_ids: Iterable[str]) -> None:
         conn.execute(delete(ldap_stamps).where(ldap_stamps.c.account_id.in_(ids[start:start + _CHUNK])))
 
 
+class Cursor(NamedTuple):
+    """Where the next incremental run starts, and the server that counted it (None: any, or unknown)."""
+
+    stamp: str
+    server: str | None = None
+
+
+def cursor_of(conn: Any, name: str) -> Cursor | None:
+    value = conn.execute(select(reconcile_cursors.c.stamp).where(reconcile_cursors.c.name == name)).scalar()
+    if value is None:
+        return None
+    stamp, _, server = value.partition("@")
+    return Cursor(stamp, server or None)
+
+
 def cursor(conn: Any, name: str) -> str | None:
-    return conn.execute(select(reconcile_cursors.c.stamp).where(reconcile_cursors.c.name == name)).scalar()
+    """The stamp of the cursor ``name``, whichever server counted it."""
+    found = cursor_of(conn, name)
+    return found.stamp if found else None
 
 
-def set_cursor(conn: Any, name: str, stamp: str, now: datetime) -> None:
+def set_cursor(conn: Any, name: str, stamp: str, now: datetime, server: str | None = None) -> None:
+    if "@" in stamp or (server is not None and ("@" in server or not server)):
+        raise ValueError(f"a cursor's stamp and server hold no '@': {stamp!r}, {server!r}")
     conn.execute(delete(reconcile_cursors).where(reconcile_cursors.c.name == name))
-    conn.execute(insert(reconcile_cursors).values(name=name, stamp=stamp, updated_at=now))
+    conn.execute(insert(reconcile_cursors).values(name=name, stamp=f"{stamp}@{server}" if server else stamp,
+                                                  updated_at=now))
 
 
 def _stamped(columns: list[Any]):

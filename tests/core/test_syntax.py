@@ -130,3 +130,15 @@ def test_at_intake_a_name_longer_than_ad_keeps_is_refused_in_french_on_active_di
     assert refused["given_name"].code == "too_long"
     assert syntax.sentence("given_name", refused["given_name"]).startswith("Le prénom dépasse 64 caractères")
     assert syntax.refusals("openldap", values, attributes) == {}
+
+
+@pytest.mark.parametrize("value, samba_takes", [("o=0 \\,,ou=x,dc=example,dc=org", False),
+                                                ("o=a \\, ,ou=x,dc=example,dc=org", False),
+                                                ("o=a \\,b,ou=x,dc=example,dc=org", True)])
+def test_a_dn_with_a_space_before_an_escaped_comma_is_refused_on_active_directory_only(value, samba_takes):
+    """Samba's DN parser refuses some of these valid DNs (measured); syncd refuses them all there,
+    as stricter than the server, and the other servers' profiles take them."""
+    refusal = syntax.profile("active_directory").check("seeAlso", value)
+    assert refusal.code == "not_dn" and refusal.stricter_than_server
+    assert syntax.profile("openldap").check("seeAlso", value) is None
+    assert syntax.profile("389ds").check("seeAlso", value) is None

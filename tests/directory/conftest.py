@@ -1,6 +1,6 @@
 """The directory adapter's tests run on every server syncd supports.
 
-``server_kind`` is ``openldap`` (the slapd of ``tests/fixtures_ldap.py``), ``389ds`` (the 389
+``server_kind`` (tests/fixtures_kinds.py) is ``openldap`` (the slapd of ``tests/fixtures_ldap.py``), ``389ds`` (the 389
 Directory Server of ``tests/fixtures_389ds.py``, bound as syncd's service account) or
 ``active_directory`` (the Samba AD domain controller of ``tests/fixtures_ad.py``, over LDAPS). Any
 test here that takes ``ldap_layout``, ``make_directory``, ``directory`` or ``admin`` runs on each;
@@ -18,12 +18,6 @@ _FIXTURES = {  # server kind -> (layout, make_directory, admin connection)
     "389ds": ("ds389_layout", "make_ds389_directory", "ds389_admin"),
     "active_directory": ("ad_layout", "make_ad_directory", "ad_admin"),
 }
-
-
-@pytest.fixture(params=["openldap", pytest.param("389ds", marks=pytest.mark.ds389),
-                        pytest.param("active_directory", marks=pytest.mark.samba_ad)])
-def server_kind(request) -> str:
-    return request.param
 
 
 def skip_on(server_kind: str, kind: str, reason: str) -> None:

@@ -11,8 +11,9 @@ few entries; they run hypothesis properties and raise on the first disagreement:
 * every value the door validators accept (intake of a queue row, the profile check), with the
   shipped mappings switched to ``kind``, is written to the attribute its field is mapped to.
 
-The OpenLDAP tests call them with the session's slapd (test_syntax_agreement.py); a 389-DS
-fixture calls them the same way with ``DirectoryKind.DS389``.
+test_syntax_agreement.py calls them on each server kind: the session's slapd, 389-DS, and a copy
+of the Samba AD DC (``DirectoryKind.ACTIVE_DIRECTORY``: AD's classes and attributes, the layout of
+deploy/activedirectory).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from datetime import timezone
 from pathlib import Path
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ldap3 import MODIFY_REPLACE, Connection
@@ -32,7 +34,7 @@ from syncd.core.intake import IntakeFacts, ValidAccountRequest, validate_row, wr
 from syncd.core.model import DirectoryKind
 from syncd.core.profile import ProfileRefused, validate_profile_changes
 from syncd.directory import names
-from syncd.mappings import Mappings, load_mappings
+from syncd.mappings import DirectoryLayout, Mappings, load_mappings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings"
 
@@ -53,16 +55,44 @@ class Disagreement(AssertionError):
 
 # -- the entries the values are written to --------------------------------------------------------
 
+# On Active Directory the same fields live in attributes of AD's default schema
+# (deploy/activedirectory: the layout's people attributes, and servers.AD_ATTRIBUTES).
+AD_PERSON_ATTRIBUTES = ("displayName", "personalTitle", "givenName", "sn", "msDS-cloudExtensionAttribute2", "mail",
+                        "otherMailbox", "telephoneNumber", "seeAlso", "msDS-cloudExtensionAttribute3",
+                        "msDS-cloudExtensionAttribute4", "msDS-cloudExtensionAttribute5",
+                        "msDS-cloudExtensionAttribute6", "msDS-cloudExtensionAttribute1")
+AD_ORGANISATION_ATTRIBUTES = ("description", "businessCategory", "seeAlso")
+AD_GROUP_ATTRIBUTES = ("description", "adminDisplayName", "adminDescription", "info", "displayName", "member")
+
+
+def attribute_names(kind: DirectoryKind) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(person, organisation, role group) attributes syncd writes on ``kind``."""
+    if kind is DirectoryKind.ACTIVE_DIRECTORY:
+        return AD_PERSON_ATTRIBUTES, AD_ORGANISATION_ATTRIBUTES, AD_GROUP_ATTRIBUTES
+    return PERSON_ATTRIBUTES, ORGANISATION_ATTRIBUTES, GROUP_ATTRIBUTES
+
+
 class Probe:
     """A person, an organisation and a role group under ``base_dn``, and writes to them."""
 
-    def __init__(self, conn: Connection, base_dn: str):
+    def __init__(self, conn: Connection, base_dn: str, kind: DirectoryKind = DirectoryKind.OPENLDAP):
         self.conn = conn
-        self.base = names.child_dn("ou", f"syntax-{uuid.uuid4().hex[:8]}", base_dn)
+        self.kind = kind
+        tag = uuid.uuid4().hex[:8]
+        self.base = names.child_dn("ou", f"syntax-{tag}", base_dn)
+        self.attributes = dict(zip(("person", "organisation", "group"), attribute_names(kind), strict=True))
+        self._add(self.base, {"objectClass": ["organizationalUnit"], "ou": [self.base.split(",")[0][3:]]})
+        if kind is DirectoryKind.ACTIVE_DIRECTORY:     # AD's classes, named as syncd names them there
+            self.person = names.child_dn("cn", "probe", self.base)
+            self.organisation = names.child_dn("ou", "probe", self.base)
+            self.group = names.child_dn("cn", "probe-group", self.base)
+            self._add(self.person, {"objectClass": ["user"], "sAMAccountName": [f"probe-{tag}"]})
+            self._add(self.organisation, {"objectClass": ["organizationalUnit"]})
+            self._add(self.group, {"objectClass": ["group"]})
+            return
         self.person = names.child_dn("uid", "probe", self.base)
         self.organisation = names.child_dn("o", "probe", self.base)
         self.group = names.child_dn("cn", "probe", self.base)
-        self._add(self.base, {"objectClass": ["organizationalUnit"], "ou": [self.base.split(",")[0][3:]]})
         self._add(self.person, {"objectClass": ["inetOrgPerson", "syncdAccount"], "uid": ["probe"],
                                 "cn": ["probe"], "sn": ["probe"]})
         self._add(self.organisation, {"objectClass": ["organization", "syncdOrganisation"], "o": ["probe"]})
@@ -77,12 +107,9 @@ class Probe:
         assert result["result"] == 0, f"cannot create {dn}: {result}"
 
     def entry_of(self, attribute: str) -> str:
-        if attribute in PERSON_ATTRIBUTES:
-            return self.person
-        if attribute in ORGANISATION_ATTRIBUTES:
-            return self.organisation
-        if attribute in GROUP_ATTRIBUTES:
-            return self.group
+        for which, attributes in self.attributes.items():
+            if attribute in attributes:
+                return getattr(self, which)
         raise KeyError(attribute)
 
     def write(self, attribute: str, value: str) -> dict:
@@ -149,17 +176,25 @@ def _settings(examples: int) -> Callable:
 
 def tested_attributes(kind: DirectoryKind) -> list[syntax.AttributeSyntax]:
     prof = syntax.profile(kind)
-    wanted = PERSON_ATTRIBUTES + ORGANISATION_ATTRIBUTES + GROUP_ATTRIBUTES
+    wanted = [name for names_ in attribute_names(kind) for name in names_]
     return [prof.attribute(name) for name in dict.fromkeys(wanted)]
 
 
 def check_syntax_profile(conn: Connection, base_dn: str, kind: DirectoryKind, *, examples: int = 40) -> None:
     """For each attribute syncd writes: what the profile accepts, the server takes; what it refuses
     for a reason not documented as stricter than the server, the server refuses."""
-    probe = Probe(conn, base_dn)
+    probe = Probe(conn, base_dn, kind)
     prof = syntax.profile(kind)
     for spec in tested_attributes(kind):
         _agreement(spec, prof, probe, kind, examples)()
+
+
+def names_no_object(result: dict) -> bool:
+    """AD's answer to a DN value that is well formed but names no object (ERROR_DS_OBJ_NOT_FOUND
+    / "Referenced object not found"): not a syntax refusal. syncd writes DNs of its own entries."""
+    return result["result"] in (19, 32) and any(m in str(result.get("message", ""))
+                                               for m in ("000020B5", "00000525", "Referenced object not found",
+                                                         "specified dn doesn't exist"))
 
 
 def _agreement(spec, prof, probe: "Probe", kind: DirectoryKind, examples: int):
@@ -171,6 +206,8 @@ def _agreement(spec, prof, probe: "Probe", kind: DirectoryKind, examples: int):
         if refusal is not None and refusal.stricter_than_server:
             return
         result = probe.write(spec.name, value)
+        if refusal is None and spec.syntax is syntax.Syntax.DN and names_no_object(result):
+            return    # a well-formed DN of no entry: AD keeps references to existing objects only
         if refusal is None and result["result"] != 0:
             raise Disagreement(f"{kind.value}: the profile accepts {value!r} for {spec.name} "
                                f"({spec.syntax.label}); the server refused it: {result['description']} "
@@ -182,13 +219,18 @@ def _agreement(spec, prof, probe: "Probe", kind: DirectoryKind, examples: int):
 
 
 def shipped_mappings(kind: DirectoryKind) -> Mappings:
+    """The shipped mappings on ``kind``: their directory switched to it, or on AD replaced by
+    deploy/activedirectory's (AD keeps the fields in attributes of its own schema)."""
     m = load_mappings(SHIPPED)
+    if kind is DirectoryKind.ACTIVE_DIRECTORY:
+        data = yaml.safe_load((SHIPPED.parent / "deploy" / "activedirectory" / "directory.yaml").read_text())
+        return m.model_copy(update={"directory": DirectoryLayout.model_validate(data["directory"])})
     return m.model_copy(update={"directory": m.directory.model_copy(update={"kind": kind})})
 
 
 def check_door_validators(conn: Connection, base_dn: str, kind: DirectoryKind, *, examples: int = 120) -> None:
     """Every value intake and the profile check accept is written to its mapped attribute."""
-    probe = Probe(conn, base_dn)
+    probe = Probe(conn, base_dn, kind)
     mappings = shipped_mappings(kind)
     attributes = written_attributes(mappings)
     account = {"director": False, "primary_organisation": "CARSAT-RA"}

@@ -1,10 +1,10 @@
-"""The Directory adapter's contract, on a real slapd configured as deploy/openldap ships it and
-on a real 389 Directory Server configured from deploy/389ds (memberOf plugin, no permissive
-modify, syncd bound as its service account).
+"""The Directory adapter's contract, on a real slapd configured as deploy/openldap ships it, on a
+real 389 Directory Server configured from deploy/389ds (memberOf plugin, no permissive modify,
+syncd bound as its service account) and on a Samba AD DC with deploy/activedirectory's layout.
 
 Every test that takes ``directory`` / ``make_directory`` / ``ldap_layout`` / ``admin`` runs on
-both servers (``server_kind``, tests/directory/conftest.py); where the servers rightly differ,
-the test says how.
+each server (``server_kind``, tests/fixtures_kinds.py and tests/directory/conftest.py); where the
+servers rightly differ, the test says how.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from syncd.directory import Directory, NoSuchEntry, adapter
 from syncd.directory import names
 from syncd.errors import DirectoryRejected, DirectoryUnavailable
 from tests.directory.conftest import skip_on
+from tests.fixtures_kinds import shows_locked, status_attribute
 from tests.fixtures_ldap import sample_layout
 
 pytestmark = pytest.mark.slapd
@@ -465,6 +466,48 @@ def test_paged_iteration_returns_all_2500_entries_with_page_size_100(directory, 
 def test_iterating_under_a_missing_base_is_a_no_such_entry(directory):
     with pytest.raises(NoSuchEntry):
         list(directory.iter_entries("ou=nowhere," + directory.layout.base_dn, "(objectClass=*)", ["cn"]))
+
+
+# -- account lock: each server's own (OpenLDAP: the access rules read the status; 389-DS:
+# nsAccountLock; AD: userAccountControl's disable bit) -------------------------------------------
+
+PASSWORD = "Un mot de passe solide 42"      # AD's complexity: three kinds of characters at least
+
+
+def person_with_password(directory, account_id: str, status: str) -> str:
+    dn = person(directory, account_id, **{status_attribute(directory.layout): status})
+    directory.set_password(account_id, PASSWORD)
+    return dn
+
+
+def test_a_disabled_account_cannot_bind_and_writing_it_active_again_restores_the_bind(directory):
+    dn = person_with_password(directory, "u1", status="active")
+    assert directory.can_bind(dn, PASSWORD) is True
+    assert directory.disable_account("u1") is True
+    status = status_attribute(directory.layout)
+    assert directory.read_entry(dn, [status])[status] == ["disabled"] and shows_locked(directory, dn)
+    assert directory.can_bind(dn, PASSWORD) is False
+    assert directory.upsert_account("u1", {status: "active"}) == "updated"
+    assert not shows_locked(directory, dn)
+    assert directory.can_bind(dn, PASSWORD) is True
+
+
+def test_an_account_written_with_any_status_but_active_is_locked_from_its_creation(directory):
+    dn = person_with_password(directory, "u1", status="pending")
+    assert directory.can_bind(dn, PASSWORD) is False
+    assert shows_locked(directory, dn)
+
+
+def test_an_account_with_no_password_yet_cannot_bind(directory):
+    dn = person(directory, "u1", **{status_attribute(directory.layout): "active"})
+    assert directory.can_bind(dn, PASSWORD) is False
+
+
+def test_writing_other_attributes_leaves_the_lock_as_it_is(directory):
+    dn = person_with_password(directory, "u1", status="active")
+    directory.disable_account("u1")
+    assert directory.upsert_account("u1", {"given_name": "Anne"}) == "updated"
+    assert directory.can_bind(dn, PASSWORD) is False and shows_locked(directory, dn)
 
 
 # -- passwords ---------------------------------------------------------------------------------

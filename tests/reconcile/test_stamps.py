@@ -1,4 +1,6 @@
-"""Change stamps and incremental runs, on a real slapd with SQLite and PostgreSQL.
+"""Change stamps and incremental runs, on a real slapd with SQLite and PostgreSQL; on a Samba AD
+DC, the cursor tied to the domain controller that counted it (the same runs on every server:
+tests/reconcile/test_every_server.py).
 
 What a run read is asserted from its ``reconcile_entries_read`` event: ``suspects`` (entries
 whose stamp or fields moved), ``entries`` (read in full by a full run), ``compared`` (compared
@@ -7,16 +9,22 @@ attribute by attribute), ``changed_entries`` (returned by an incremental run's s
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from ldap3 import BASE
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
+from syncd.directory.connection import open_connection, safe_close
 from syncd.directory.stamps import stamp_profile
+from syncd.jobs import provision
 from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.service import run_reconcile
 from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
 from syncd.store.tables import ldap_stamps
+from tests.reconcile.conftest import reconcile_mappings
 from tests.reconcile.helpers import Ldap, account, dn, entry, grant
 
 pytestmark = pytest.mark.slapd
@@ -151,3 +159,66 @@ def test_in_steady_use_only_entries_changed_by_others_become_suspects(rt):
     assert outcome.plan.clean
     assert reads["suspects"] == 1 and reads["stamps_recorded"] == 1     # bruno, read once
     assert recorded_stamp(rt, b) == entry(rt, b, "entryCSN")["entryCSN"][0]
+
+
+# -- Active Directory: uSNChanged is counted per domain controller -------------------------------
+
+def invocation_id(samba_ad) -> str:
+    """The DC's invocationId, read as its Administrator: the NTDS Settings object the root DSE names."""
+    conn = open_connection(samba_ad.admin_settings())
+    try:
+        _, _, response, _ = conn.search("", "(objectClass=*)", BASE, attributes=["dsServiceName"])
+        ntds = response[0]["attributes"]["dsServiceName"]
+        _, _, response, _ = conn.search(ntds if isinstance(ntds, str) else ntds[0], "(objectClass=*)", BASE,
+                                        attributes=["invocationId"])
+        return str(uuid.UUID(bytes_le=response[0]["raw_attributes"]["invocationId"][0]))
+    finally:
+        safe_close(conn)
+
+
+@pytest.mark.samba_ad
+def test_an_ad_cursor_is_trusted_only_on_the_domain_controller_whose_invocation_id_it_holds(
+        make_ad_runtime, samba_ad):
+    rt = make_ad_runtime(reconcile_mappings("dc=example,dc=org"))
+    provision.provision(rt)
+    kind = stamp_profile(rt.mappings.directory.kind).kind
+    a = account(rt, "alice")
+    outcome, _ = run(rt)
+    with transaction(rt.engine) as conn:
+        recorded = stamp_store.cursor_of(conn, kind)
+    assert recorded.server == invocation_id(samba_ad) and int(recorded.stamp) > 0
+    assert run(rt, since_last=True)[0].plan.scope == "incremental"
+
+    # Another DC behind ldap.urls, or this one restored from a backup: another invocationId.
+    for other in (str(uuid.uuid4()), None):          # None: a cursor stored before syncd kept the DC
+        with transaction(rt.engine) as conn:
+            stamp_store.set_cursor(conn, kind, recorded.stamp, rt.clock(), server=other)
+        Ldap(rt).replace(dn(rt, a), "telephoneNumber", ["+33 1 00 00 00 00"])
+        with capture_logs() as logs:
+            outcome = run_reconcile(rt, ReconcileConfig(max_percent=None), since_last=True)
+        assert outcome.plan.scope == "full" and outcome.state == "applied"      # not the cursor's word
+        assert [e for e in logs if e["event"] == "reconcile_cursor_of_another_server"][0]["recorded"] == other
+        with transaction(rt.engine) as conn:
+            assert stamp_store.cursor_of(conn, kind).server == invocation_id(samba_ad)   # this DC's, again
+        assert run(rt, since_last=True)[0].plan.scope == "incremental"
+
+
+@pytest.mark.samba_ad
+def test_stamps_recorded_on_one_ad_domain_controller_are_not_trusted_on_another(make_ad_runtime, monkeypatch):
+    from syncd.reconcile.planning import Planner
+    rt = make_ad_runtime(reconcile_mappings("dc=example,dc=org"))
+    provision.provision(rt)
+    a, b = account(rt, "alice"), account(rt, "bruno")
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads["stamps_recorded"] == 2     # AD gives no stamp with a write
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads.get("suspects", 0) == 0     # trusted on this DC
+
+    other_dc = str(uuid.uuid4())            # the same entries read through another DC
+    monkeypatch.setattr(Planner, "read_server_id", lambda self, reader: other_dc)
+    outcome, reads = run(rt)
+    assert outcome.plan.clean and reads["suspects"] == 2 and reads["stamps_recorded"] == 2
+    outcome, reads = run(rt)
+    assert reads.get("suspects", 0) == 0    # recorded again, for that DC
+    assert {recorded_stamp(rt, a), recorded_stamp(rt, b)} <= {entry(rt, x, "uSNChanged")["uSNChanged"][0]
+                                                               for x in (a, b)}

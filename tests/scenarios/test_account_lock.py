@@ -5,6 +5,10 @@ the session's slapd configured from ``deploy/openldap/production`` (50-acls.ldif
 within one pass of the ``accounts`` job after ``syncd disable`` the bind fails, ``syncd enable``
 restores it, an account whose status is not "active" cannot bind even with the right
 password, and a refused bind writes nothing onto the entry (its ``entryCSN`` stays).
+
+Disable and enable on every server: tests/scenarios/test_every_server.py. On Active Directory the
+DC itself locks an account out after bad passwords (``lockoutTime``): that shows in ``syncd
+status`` until ``syncd unlock`` clears it, last here.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import shutil
 import subprocess
 
 import pytest
-from ldap3 import BASE, NONE, SAFE_SYNC, Connection, Server
+from ldap3 import BASE, MODIFY_REPLACE, NONE, SAFE_SYNC, Connection, Server
 
+from syncd import operator
+from syncd.daemon import Daemon
 from syncd.directory import names
 from syncd.jobs import habilitations
-from tests.scenarios.helpers import people, person
+from tests.scenarios.helpers import REQUESTER, people, person
 
 pytestmark = pytest.mark.slapd
 
@@ -109,3 +115,28 @@ def test_an_application_sees_the_membership_as_its_own_account_and_no_longer_the
         assert whoami(slapd, dn, PASSWORD) == INVALID_CREDENTIALS
     finally:
         app.unbind()
+
+
+@pytest.mark.samba_ad
+def test_an_ad_lockout_after_bad_passwords_shows_in_status_and_only_an_operator_clears_it(
+        make_ad_runtime, ad_admin, samba_ad):
+    rt = make_ad_runtime()
+    Daemon(rt).run_job("provision")
+    ids = people(rt, correspondent=False, admin=False)
+    dn = person(rt, ids["requester"])
+    password = "Un mot de passe solide 42"
+    rt.directory.set_password(ids["requester"], password)
+    ad_admin.modify(samba_ad.suffix, {"lockoutThreshold": [(MODIFY_REPLACE, ["3"])]})   # the domain's policy
+    assert operator.status_report(rt)["locked_out_accounts"] == []
+    for _ in range(3):
+        assert rt.directory.can_bind(dn, "pas le bon") is False
+    assert rt.directory.can_bind(dn, password) is False                     # locked out by the DC
+    report = operator.status_report(rt)
+    assert report["locked_out_accounts"] == [ids["requester"]]
+    assert "locked out by the directory after bad passwords: 1 account(s)" in operator.format_status(report)
+    Daemon(rt).run_job("accounts")                                            # syncd leaves it alone
+    assert rt.directory.can_bind(dn, password) is False
+    assert operator.unlock_account(rt, REQUESTER) is True                    # syncd unlock EMAIL
+    assert rt.directory.can_bind(dn, password) is True
+    assert operator.unlock_account(rt, REQUESTER) is False
+    assert operator.status_report(rt)["locked_out_accounts"] == []

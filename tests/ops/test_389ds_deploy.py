@@ -1,6 +1,7 @@
 """389 Directory Server as deploy/389ds configures it: the files apply again, the configuration
-they leave is the one the README describes, the ACIs hold for syncd, an application and a person,
-and an account whose status is not ``active`` cannot bind (``nsAccountLock``)."""
+they leave is the one the README describes (MemberOf, Referential Integrity, USN), the ACIs hold
+for syncd, an application and a person, and syncd rides out a crash of the server. (The account
+lock, nsAccountLock, is in the adapter's suite of every server: tests/directory/test_adapter.py.)"""
 
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def test_the_plugins_indexes_and_limits_are_those_the_readme_describes(ds389, ds
         names.normalise_dn(f"ou={b},{ds389.suffix}") for b in ("people", "groups")}
     assert read(ds389_admin, "cn=referential integrity postoperation,cn=plugins,cn=config",
                 "nsslapd-pluginEnabled")["nsslapd-pluginenabled"] == ["on"]
+    assert read(ds389_admin, "cn=USN,cn=plugins,cn=config", "nsslapd-pluginEnabled")["nsslapd-pluginenabled"] == ["on"]
+    assert read(ds389_admin, "", "lastusn")          # the cursor of incremental reconciliations
     _, _, response, _ = ds389_admin.search("cn=index,cn=userRoot,cn=ldbm database,cn=plugins,cn=config",
                                            "(objectClass=nsIndex)", LEVEL, attributes=["cn", "nsIndexType"])
     types = {r["attributes"]["cn"][0].lower(): {t.lower() for t in r["attributes"]["nsIndexType"]} for r in response}
@@ -124,38 +127,6 @@ def test_a_person_reads_their_own_entry_changes_their_password_and_sees_nobody_e
     finally:
         safe_close(me)
     assert ds389_directory.can_bind(dn, "a new one of my own") is True
-
-
-# -- account lock ------------------------------------------------------------------------------
-
-def test_a_disabled_account_cannot_bind_and_writing_it_active_again_restores_the_bind(ds389_directory, ds389_admin):
-    dn = person_with_password(ds389_directory, "u1", syncdAccountStatus="active")
-    assert ds389_directory.can_bind(dn, PASSWORD) is True
-    assert ds389_directory.disable_account("u1") is True
-    assert read(ds389_admin, dn, "nsAccountLock", "syncdAccountStatus") == {
-        "nsaccountlock": ["true"], "syncdaccountstatus": ["disabled"]}
-    assert ds389_directory.can_bind(dn, PASSWORD) is False
-    assert ds389_directory.upsert_account("u1", {"syncdAccountStatus": "active"}) == "updated"
-    assert "nsaccountlock" not in read(ds389_admin, dn, "nsAccountLock")
-    assert ds389_directory.can_bind(dn, PASSWORD) is True
-
-
-def test_an_account_written_with_any_status_but_active_is_locked_from_its_creation(ds389_directory):
-    dn = person_with_password(ds389_directory, "u1", syncdAccountStatus="pending")
-    assert ds389_directory.can_bind(dn, PASSWORD) is False
-    assert ds389_directory.read_entry(dn, ["nsAccountLock"])["nsAccountLock"] == ["true"]
-
-
-def test_an_account_with_no_password_yet_cannot_bind(ds389_directory):
-    ds389_directory.upsert_account("u1", {"given_name": "Ann", "family_name": "Lee", "syncdAccountStatus": "active"})
-    assert ds389_directory.can_bind(names.person_dn(ds389_directory.layout, "u1"), PASSWORD) is False
-
-
-def test_writing_other_attributes_leaves_the_lock_as_it_is(ds389_directory):
-    dn = person_with_password(ds389_directory, "u1")
-    ds389_directory.disable_account("u1")
-    assert ds389_directory.upsert_account("u1", {"given_name": "Anne"}) == "updated"
-    assert ds389_directory.can_bind(dn, PASSWORD) is False
 
 
 # -- outages -----------------------------------------------------------------------------------
