@@ -114,7 +114,7 @@ def _load(args, *, for_daemon: bool = False):
 
 
 def _runtime(args, *, require_schema: bool = True):
-    from syncd.jobs.runtime import Runtime, default_worker_id
+    from syncd.runtime import Runtime, default_worker_id
     from syncd.store.db import make_engine
     from syncd.store.migrate import is_up_to_date
 

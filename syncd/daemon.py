@@ -31,7 +31,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from syncd.directory import metrics as ldap_metrics  # noqa: F401  (registers the LDAP write series at start)
 from syncd.errors import ConfigError, TemporaryError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import health, leadership
 from syncd.store.db import transaction
 

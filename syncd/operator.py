@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert
 
 from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import oldest_pending_age, pending_count
 from syncd.store import audit, health, parked, repo
 from syncd.store.db import DIALECT_INSERTS, transaction

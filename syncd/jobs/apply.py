@@ -21,7 +21,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError
 from syncd.jobs import mobility, notify, parking, passwords
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
 from syncd.store import audit, repo

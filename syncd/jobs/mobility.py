@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from syncd.core import routing
 from syncd.errors import PermanentError
 from syncd.jobs.habilitations import withdraw
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, repo
 from syncd.store.tables import accounts, memberships, requests
 

@@ -35,7 +35,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, leadership, parked, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, memberships, requests

@@ -10,7 +10,7 @@ daemon then shows the job as failing in ``syncd status`` until an operator looks
 from __future__ import annotations
 
 from syncd.errors import PermanentError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile.config import config_from
 from syncd.reconcile.service import run_reconcile
 

@@ -24,7 +24,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import PermanentError
 from syncd.jobs.apply import mark_account_written
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
 from syncd.store import audit, repo

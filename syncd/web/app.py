@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store.db import transaction
 from syncd.web import api, auth, decision_page, links, messages, pages, password_page, portal_api, tokens
 from syncd.web.metrics import WebMetrics

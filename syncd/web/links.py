@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from itsdangerous import BadSignature, URLSafeSerializer
 
 if TYPE_CHECKING:
-    from syncd.jobs.runtime import Runtime
+    from syncd.runtime import Runtime
     from syncd.settings import WebSettings
 
 LINK_SALT = "syncd.decision-link.v1"
