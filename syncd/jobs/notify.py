@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import RequestKind
+from syncd.mail import links
 from syncd.mail.outbox import Mail, enqueue
 from syncd.mail.render import DEFAULT_LANGUAGE
 from syncd.mappings import Mappings
@@ -94,7 +95,6 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
     The key is ``web.signing_key``; without one the mail carries the plain URL. A signed link is
     erased from the outbox row once the mail is sent.
     """
-    from syncd.web import links
     base_url = web.base_url
     context = request_context(conn, row, mappings, base_url) | extra
     key = links.signing_key(web)

@@ -1,7 +1,7 @@
 """The correspondents' web hook: signed decision links, and the portal's HMAC-signed API.
 
-``create_app`` lives in ``syncd.web.app``; it is imported lazily so that the daemon, which only
-needs ``syncd.web.links`` to put signed links in its mails, does not load the web framework.
+``create_app`` lives in ``syncd.web.app``; it is imported lazily so that importing the package
+does not load the web framework. The signed links the mails carry are ``syncd.mail.links``.
 """
 
 from __future__ import annotations

@@ -40,9 +40,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
+from syncd.mail import links
 from syncd.runtime import Runtime
 from syncd.store.db import transaction
-from syncd.web import api, auth, decision_page, links, messages, pages, password_page, portal_api, tokens
+from syncd.web import api, auth, decision_page, messages, pages, password_page, portal_api, tokens
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 

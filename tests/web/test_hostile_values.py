@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from syncd.web import api as api_module
 from syncd.web import decision_page, password_page
-from syncd.web.links import decision_link
+from syncd.mail.links import decision_link
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, request_row
 from tests.web.conftest import SignedClient
 from tests.web.hostile_values import ALL, RAW, TEXT, percent, utf8
