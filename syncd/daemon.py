@@ -77,8 +77,9 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, reconcile,
-                            retention, routing, tacit)
+    from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, retention, routing,
+                            tacit)
+    from syncd.reconcile import job as reconcile
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),

@@ -59,7 +59,7 @@ def apply_accepted(rt: Runtime) -> int:
             if r["id"] not in done:
                 failed[r["id"]] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
-    _record(rt, applied, failed, {r["id"]: r for r in rows})
+    record_outcomes(rt, applied, failed, {r["id"]: r for r in rows})
     return len(applied)
 
 
@@ -150,8 +150,9 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
         log.info("members_added", group=group, count=len(dns))
 
 
-def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
-            by_id: dict[int, RowMapping]) -> None:
+def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
+                    by_id: dict[int, RowMapping]) -> None:
+    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):

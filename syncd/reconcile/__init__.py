@@ -9,6 +9,7 @@ Modules:
   ``guards``    when a plan is too big to apply without ``--force``, or at all;
   ``applying``  writing a plan, re-validated against the database;
   ``service``   one run: plan, guards, apply, ``reconcile_runs``;
+  ``job``       the daemon's periodic runs (full and incremental);
   ``replay``, ``adopt``, ``render``, ``commands`` (the command line), ``config``.
 
 See ``docs/reconcile.md``.
