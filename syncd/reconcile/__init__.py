@@ -10,7 +10,7 @@ Modules:
   ``applying``  writing a plan, re-validated against the database;
   ``service``   one run: plan, guards, apply, ``reconcile_runs``;
   ``job``       the daemon's periodic runs (full and incremental);
-  ``replay``, ``adopt``, ``render``, ``commands`` (the command line), ``config``.
+  ``replay``, ``adopt``, ``render``, ``config``; the commands are ``syncd.commands.reconcile``.
 
 See ``docs/reconcile.md``.
 """
