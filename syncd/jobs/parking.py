@@ -5,7 +5,7 @@ Three kinds of item fail on their own: a **request** (intake, or its LDAP write 
 kind, the rule is the same (``parks``):
 
 * a temporary failure (server down, busy, timeout) backs that item off
-  (``backoff_seconds``: 5 s doubling up to ``jobs.max_backoff_seconds``); the others go on;
+  (``syncd.core.backoff``: 5 s doubling up to ``jobs.max_backoff_seconds``); the others go on;
 * a permanent failure (the directory refused the write: a value, an object class, a constraint)
   **parks** it at once: its reason and time are recorded and no job picks it again until an
   operator runs ``syncd parked retry`` after a fix, or ``syncd parked resolve``;
@@ -30,6 +30,7 @@ from prometheus_client import Counter
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
+from syncd.core.backoff import backoff_seconds
 from syncd.core.intake import normalise_email
 from syncd.core.model import RequestKind, Status
 from syncd.directory.connection import NoSuchEntry
@@ -47,11 +48,6 @@ PARKED = Counter("syncd_items_parked", "Items this process parked (refused for g
 
 # Tries of an item that crashes, or whose entry is missing, before it is parked.
 MAX_ATTEMPTS = 5
-
-
-def backoff_seconds(attempts: int, ceiling: float) -> float:
-    """Seconds before the next try of an item that failed ``attempts`` times: 5, 10, 20, … ≤ ceiling."""
-    return min(ceiling, 5.0 * 2 ** max(0, attempts - 1))
 
 
 # Refusals that say nothing about the item: the directory refuses syncd itself (credentials,
