@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_type_hints
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 
+from syncd import queries
 from syncd.web.messages import CODES
 
 # One rule for every text a client sends, API field or page form field: no control character
@@ -173,29 +174,12 @@ class PendingOut(BaseModel):
     page_size: int
 
 
-class RequestOut(BaseModel):
-    request_id: int
-    kind: str
-    status: str
-    status_label: str
-    description: str
-    requester_name: str
-    requester_email: str
-    requester_account_id: str | None
-    internal: bool | None
-    organisation_code: str | None
-    organisation_name: str | None
-    role_key: str | None
-    role_label: str | None
-    application_label: str | None
-    submitted_at: datetime
-    deadline: datetime | None
-    decided_at: datetime | None
-    decided_by: str | None
-    comment: str | None
-    reason: str | None
-    applied_at: datetime | None
-    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
+# The decision page's detail of a request (``queries.RequestDetail``), every field required but
+# ``parked``; who it was routed to stays out of the API.
+_DETAIL = get_type_hints(queries.RequestDetail)
+RequestOut = create_model("RequestOut", **{name: (hint, ...) for name, hint in _DETAIL.items()
+                                           if name not in ("routed_to", "parked")},
+                          parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)))
 
 
 # --- submitting a request ------------------------------------------------------------------------------
