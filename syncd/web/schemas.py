@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -75,6 +75,13 @@ class DecisionOut(BaseModel):
     comment: str | None = None
 
 
+def _out_of(result: type, name: str, leave_out: str = "", **given: Any) -> Any:
+    """The API's body of a query's result: the same fields in the same order, each required,
+    but the one left out and those ``given`` (``(type, Field(...))``, last)."""
+    return create_model(name, **{field: (hint, ...) for field, hint in get_type_hints(result).items()
+                                 if field != leave_out and field not in given}, **given)
+
+
 # --- history, synthesis, contacts --------------------------------------------------------------------
 
 PARKED_DESCRIPTION = ("True: syncd could not process it (the directory refused it, or intake kept failing) and an "
@@ -140,9 +147,7 @@ class RightsOut(BaseModel):
                                                                         "withdrawn or expired, latest first.")
 
 
-class ContactOut(BaseModel):
-    name: str
-    email: str
+ContactOut = _out_of(queries.Contact, "ContactOut")
 
 
 class ContactsOut(BaseModel):
@@ -154,16 +159,7 @@ class ContactsOut(BaseModel):
     contacts: list[ContactOut]
 
 
-class PendingItemOut(BaseModel):
-    request_id: int
-    kind: str
-    description: str
-    requester_name: str
-    requester_email: str
-    organisation_code: str | None
-    role_key: str | None
-    submitted_at: datetime
-    deadline: datetime | None
+PendingItemOut = _out_of(queries.PendingItem, "PendingItemOut")
 
 
 class PendingOut(BaseModel):
@@ -174,12 +170,9 @@ class PendingOut(BaseModel):
     page_size: int
 
 
-# The decision page's detail of a request (``queries.RequestDetail``), every field required but
-# ``parked``; who it was routed to stays out of the API.
-_DETAIL = get_type_hints(queries.RequestDetail)
-RequestOut = create_model("RequestOut", **{name: (hint, ...) for name, hint in _DETAIL.items()
-                                           if name not in ("routed_to", "parked")},
-                          parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)))
+# The decision page's detail of a request; who it was routed to stays out of the API.
+RequestOut = _out_of(queries.RequestDetail, "RequestOut", leave_out="routed_to",
+                     parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)))
 
 
 # --- submitting a request ------------------------------------------------------------------------------
