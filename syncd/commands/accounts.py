@@ -1,8 +1,6 @@
 """``syncd account add``, ``unlock``, ``revoke``, ``disable``, ``enable``, ``profile``, ``password-reset``:
 accounts and their habilitations over time (see ``syncd.jobs.habilitations``)."""
 
-from __future__ import annotations
-
 import json
 
 

@@ -1,7 +1,5 @@
 """``syncd audit export|verify``: the audit trail as JSON lines, or its hash chain checked."""
 
-from __future__ import annotations
-
 import sys
 
 

@@ -1,7 +1,5 @@
 """``syncd check-config``: validate the settings and the mappings, print every problem."""
 
-from __future__ import annotations
-
 import sys
 
 

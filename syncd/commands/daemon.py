@@ -1,7 +1,5 @@
 """``syncd run``, ``syncd once`` and ``syncd status``: the daemon, and what it has done."""
 
-from __future__ import annotations
-
 import json
 
 from syncd.commands import EXIT_TEMPORARY

@@ -1,7 +1,5 @@
 """``syncd db upgrade``: apply the SQL migrations."""
 
-from __future__ import annotations
-
 
 def add_commands(sub) -> None:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)

@@ -1,7 +1,5 @@
 """``syncd demo``: a private slapd and SQLite under ./var, sample data, the daemon (``syncd.demo``)."""
 
-from __future__ import annotations
-
 import sys
 
 from syncd.commands import EXIT_PROBLEM

@@ -1,7 +1,5 @@
 """``syncd outbox``: the mails given up on, listed and sent again (see ``syncd.mail.outbox``)."""
 
-from __future__ import annotations
-
 import sys
 
 from syncd.commands import EXIT_USAGE

@@ -3,8 +3,6 @@
 See ``syncd.jobs.parking`` for what parks an item and docs/operations.md for what to do.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 

@@ -1,7 +1,5 @@
 """``syncd plan``: what loading a set of mappings would do in LDAP, before SIGHUP applies it."""
 
-from __future__ import annotations
-
 import json
 from collections import Counter
 

@@ -8,8 +8,6 @@ Exit codes (as ``syncd.cli``): 0 done (or nothing to do, or a dry run); 1 a guar
 plan, a write failed for good, or the request cannot be replayed; 3 a server is down.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Any

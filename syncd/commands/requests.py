@@ -1,7 +1,5 @@
 """``syncd decide`` and ``syncd submit``: a decider's verdict, and a request written as the portal does."""
 
-from __future__ import annotations
-
 
 def add_commands(sub) -> None:
     dec = sub.add_parser("decide", help="accept or refuse a pending request as a decider")

@@ -1,7 +1,5 @@
 """``syncd web``: serve the decision links and the API with uvicorn (``syncd.web.app``)."""
 
-from __future__ import annotations
-
 
 def add_commands(sub) -> None:
     web = sub.add_parser("web", help="serve the decision links and the portal's API (HTTP)")
