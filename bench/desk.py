@@ -37,7 +37,7 @@ def measure_desk(db_url: str, data: DataSet, pending: int = 500, renders: int = 
     from sqlalchemy import insert, select
     from starlette.testclient import TestClient
 
-    from syncd.jobs.runtime import Runtime
+    from syncd.runtime import Runtime
     from syncd.settings import Settings
     from syncd.store.db import make_engine
     from syncd.store.tables import deciders, request_deciders, requests

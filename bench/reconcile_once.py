@@ -39,7 +39,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     from bench.data import NOW, bench_mappings
-    from syncd.jobs.runtime import Runtime
+    from syncd.runtime import Runtime
     from syncd.reconcile.config import ReconcileConfig
     from syncd.reconcile.service import run_reconcile
     from syncd.settings import Settings

@@ -112,7 +112,7 @@ class Databases:
 
 
 def runtime(db_url: str, slapd: Any, data: Any) -> Any:
-    from syncd.jobs.runtime import Runtime
+    from syncd.runtime import Runtime
     from syncd.settings import Settings
     from syncd.store.db import make_engine
     settings = Settings(database={"url": db_url}, ldap={"urls": [slapd.url], "bind_dn": slapd.root_dn,

@@ -57,7 +57,7 @@ MAX_SECONDS = 120          # no phase runs longer than this
 
 def make_app():
     """Built in each uvicorn worker from the environment the bench sets."""
-    from syncd.jobs.runtime import Runtime
+    from syncd.runtime import Runtime
     from syncd.logs import configure_logging
     from syncd.mappings import load_mappings
     from syncd.settings import Settings
@@ -309,7 +309,7 @@ class DaemonWorld:
         from syncd import operator
         from syncd.daemon import Daemon
         from syncd.devslapd import DevSlapd
-        from syncd.jobs.runtime import Runtime
+        from syncd.runtime import Runtime
         from syncd.mappings import load_mappings
         from syncd.settings import Settings
         from syncd.store.db import make_engine, transaction

@@ -29,9 +29,10 @@ import schedule
 import structlog
 from prometheus_client import Counter, Histogram, start_http_server
 
+from syncd.core.backoff import backoff_seconds
 from syncd.directory import metrics as ldap_metrics  # noqa: F401  (registers the LDAP write series at start)
 from syncd.errors import ConfigError, TemporaryError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import health, leadership
 from syncd.store.db import transaction
 
@@ -78,7 +79,8 @@ class Job:
 
 def default_jobs(rt: Runtime) -> list[Job]:
     from syncd.jobs import (accounts, apply, audit_seal, deliver, digest, habilitations, intake, provision,
-                            reconcile, retention, reviews, routing, tacit)
+                            retention, reviews, routing, tacit)
+    from syncd.reconcile import job as reconcile
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -138,7 +140,7 @@ class Daemon:
                 bound.debug("job_done", count=job.last_count)
         except TemporaryError as exc:
             job.failures += 1
-            delay = min(self.rt.settings.jobs.max_backoff_seconds, 2.0 ** job.failures)
+            delay = backoff_seconds(job.failures, self.rt.settings.jobs.max_backoff_seconds, first=2.0)
             job.paused_until = time.monotonic() + delay
             error = f"{type(exc).__name__}: {exc}"
             bound.warning("job_backing_off", error=error, attempt=job.failures, retry_in=delay)

@@ -90,11 +90,11 @@ def run_demo(var: str = "var", exit_after_scenario: bool = False) -> int:
     import os
 
     from syncd import operator
-    from syncd.cli import _runtime
     from syncd.core.model import Verdict
     from syncd.daemon import Daemon
     from syncd.directory import names
     from syncd.jobs.decisions import decide_request
+    from syncd.runtime import open_runtime
     from syncd.store import repo
     from syncd.store.db import transaction
     from syncd.store.migrate import upgrade
@@ -113,13 +113,10 @@ def run_demo(var: str = "var", exit_after_scenario: bool = False) -> int:
     os.environ["SYNCD_CONFIG"] = str(config)
     os.environ["SYNCD_LDAP__BIND_PASSWORD_FILE"] = str(root / "ldap-password")
 
-    class Args:
-        config = None
-
     try:
         from syncd.settings import load_settings
         upgrade(load_settings().database_url)
-        rt = _runtime(Args())
+        rt = open_runtime(None)     # the config just written, through SYNCD_CONFIG
         daemon = Daemon(rt)
         daemon.run_job("provision")
         ids = {}

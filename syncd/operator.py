@@ -8,7 +8,7 @@ import structlog
 
 from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, health, parked, repo
 from syncd.store.db import transaction
 from syncd.store.outbox import oldest_pending_age, pending_count

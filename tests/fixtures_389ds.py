@@ -36,7 +36,7 @@ from ldap3 import Connection
 from syncd.core.model import DirectoryKind
 from syncd.directory import Directory, names
 from syncd.directory.connection import open_connection, safe_close
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
 from syncd.settings import LdapSettings
 from tests.ds389 import Ds389, Ds389NotInstalled

@@ -37,7 +37,7 @@ from ldap3 import Connection
 from syncd.directory import Directory, names
 from syncd.devslapd import source_dir
 from syncd.directory.connection import open_connection, safe_close
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mappings import DirectoryLayout, Mappings
 from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings

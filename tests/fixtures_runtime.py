@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from syncd.daemon import Daemon
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store.db import make_engine
 from tests.factories import T0, closing_factory, mappings

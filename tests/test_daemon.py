@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from syncd.daemon import Daemon, Job
 from syncd.errors import DirectoryUnavailable
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import health
 from syncd.store.db import make_engine, transaction

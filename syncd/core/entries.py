@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from syncd.mappings import PeopleLayout
+from syncd.core.mappings import PeopleLayout
 
 DN_FIELDS = frozenset({"primary_organisation", "secondary_organisation"})
 

@@ -17,8 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from syncd.core import syntax
 from syncd.core.entries import DN_FIELDS
+from syncd.core.mappings import Mappings
 from syncd.core.model import RequestKind
-from syncd.mappings import Mappings
 
 MAX_NAME = 100
 MAX_EMAIL = 254

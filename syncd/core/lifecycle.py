@@ -126,11 +126,6 @@ def tacit_acceptance(request: RequestView, *, now: datetime, internal_accounts: 
     return None
 
 
-def needs_applying(request: RequestView) -> bool:
-    """Accepted (explicitly or tacitly) and not yet in LDAP."""
-    return request.status.is_accepted and request.applied_at is None
-
-
 def validity_end(kind: str, now: datetime, months: int | None, held_until: datetime | None,
                  held_revoked: bool) -> datetime | None:
     """When a habilitation granted now ends: ``months`` calendar months after it starts (None:

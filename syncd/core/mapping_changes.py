@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from syncd.mappings import Mappings
+from syncd.core.mappings import Mappings
 
 
 @dataclass(frozen=True)

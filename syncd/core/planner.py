@@ -7,7 +7,7 @@ never touches the others (other tools own them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,26 +44,6 @@ def plan_group(
     if ownership == "shared":
         extra &= set(granted_by_syncd)
     return GroupChange(group, tuple(sorted(add)), tuple(sorted(extra)))
-
-
-def plan_memberships(
-    desired: Mapping[str, Iterable[str]],
-    actual: Mapping[str, Iterable[str]],
-    ownership: Mapping[str, Ownership] | None = None,
-    granted_by_syncd: Mapping[str, Iterable[str]] | None = None,
-) -> list[GroupChange]:
-    """Changes for every group either side knows, empty changes left out, sorted by group."""
-    ownership = ownership or {}
-    granted_by_syncd = granted_by_syncd or {}
-    changes = []
-    for group in sorted(set(desired) | set(actual)):
-        change = plan_group(
-            group, desired.get(group, ()), actual.get(group, ()),
-            ownership.get(group, "exclusive"), granted_by_syncd.get(group, ()),
-        )
-        if change.size:
-            changes.append(change)
-    return changes
 
 
 def exceeds_guard(changes: Iterable[GroupChange], current_values: int, guard: Guard) -> str | None:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.core.intake import CIVILITIES, MAX_NAME, clean_name, directory_refusals, normalise_email
+from syncd.core.mappings import Mappings
 from syncd.errors import PermanentError
-from syncd.mappings import Mappings
 
 EDITABLE = ("civility", "given_name", "family_name", "birth_name", "contact_email", "phone",
             "secondary_organisation")

@@ -29,7 +29,7 @@ import holidays
 Calendar = Literal["calendar_days", "business_days_fr"]
 
 # The federation's local time, in which business days are counted. Hard-wired: the policy in
-# the mappings has no timezone setting (adding one is a change to syncd/mappings/models.py), and the
+# the mappings has no timezone setting (adding one is a change to syncd/core/mappings.py), and the
 # business-day calendar is the French one anyway. The mail templates show times in the same zone
 # (syncd/mail/render.py, PARIS).
 FEDERATION_TIMEZONE = ZoneInfo("Europe/Paris")

@@ -21,7 +21,7 @@ from syncd.directory import names
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import parking
 from syncd.jobs.apply import push_account
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import accounts, audit, grants
 from syncd.store.db import transaction
 

@@ -19,7 +19,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError
 from syncd.jobs import mobility, notify, parking, passwords
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
 from syncd.store import accounts, audit, grants, repo
@@ -56,7 +56,7 @@ def apply_accepted(rt: Runtime) -> int:
             if r["id"] not in done:
                 failed[r["id"]] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
-    _record(rt, applied, failed, {r["id"]: r for r in rows})
+    record_outcomes(rt, applied, failed, {r["id"]: r for r in rows})
     return len(applied)
 
 
@@ -137,8 +137,9 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
         log.info("members_added", group=group, count=len(dns))
 
 
-def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
-            by_id: dict[int, RowMapping]) -> None:
+def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
+                    by_id: dict[int, RowMapping]) -> None:
+    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):

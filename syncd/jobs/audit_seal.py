@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit
 from syncd.store.db import transaction
 

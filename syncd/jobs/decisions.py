@@ -19,7 +19,7 @@ from syncd.core.model import Decision, RequestKind, Status, Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, grants, leadership, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts

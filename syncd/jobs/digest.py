@@ -3,7 +3,7 @@
 From ``desk.digest_hour`` (Paris time) on, each pass (every ``jobs.digest_seconds``) mails every
 decider who has pending requests routed to them and has had no digest today: the requests with
 their deadlines, the closest first (``DIGEST_ITEMS`` at most, then how many more), and one
-signed link to their desk (``syncd.web.desk_auth.desk_url``; erased from the outbox once sent).
+signed link to their desk (``syncd.mail.desk_links.desk_url``; erased from the outbox once sent).
 Central administrators also read how many requests nobody can decide (``awaiting_decider``):
 this digest is the mail that tells them, once a day, while any waits.
 
@@ -23,7 +23,7 @@ from syncd.store import queries
 from syncd.core import lifecycle
 from syncd.core.model import DeciderScope
 from syncd.jobs import notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store import desk as desk_store
 from syncd.store import repo
@@ -37,7 +37,7 @@ PARIS = ZoneInfo("Europe/Paris")
 
 def send_digests(rt: Runtime) -> int:
     """Enqueue today's digest for every decider who has something pending and none yet; return how many."""
-    from syncd.web import desk_auth, links
+    from syncd.mail import desk_links, links
     settings = rt.settings
     now = rt.clock()
     local = now.astimezone(PARIS)
@@ -56,7 +56,7 @@ def send_digests(rt: Runtime) -> int:
                 continue
             context = _context(conn, rt, decider_id, now) | {
                 "decider_name": f"{account['given_name']} {account['family_name']}",
-                "desk_url": desk_auth.desk_url(settings, decider_id, now), "secret_keys": ["desk_url"],
+                "desk_url": desk_links.desk_url(settings, decider_id, now), "secret_keys": ["desk_url"],
                 "waiting_count": waiting if decider_id in central else 0}
             if enqueue(conn, recipient=account["email"], template="decider_digest", context=context, now=now,
                        dedupe_key=desk_store.DIGEST_KEY.format(day=day, account_id=decider_id),

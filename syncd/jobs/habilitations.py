@@ -23,7 +23,7 @@ from syncd.core.profile import ProfileStale, validate_profile_changes
 from syncd.errors import DecisionRefused, PermanentError
 from syncd.jobs import notify
 from syncd.jobs.intake import route_and_schedule
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store import accounts, audit, grants, repo
 from syncd.store.db import transaction

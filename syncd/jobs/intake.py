@@ -17,7 +17,7 @@ from syncd.core.model import RequestKind, Status
 from syncd.errors import TemporaryError
 from syncd.jobs import notify, parking
 from syncd.jobs import routing as reroute
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, repo
 from syncd.store.db import Connection, RowMapping, transaction
 from syncd.store.queue import claim_requests, release

@@ -20,7 +20,7 @@ import structlog
 from syncd.core import routing
 from syncd.errors import PermanentError
 from syncd.jobs.habilitations import withdraw
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import accounts, audit, grants, repo
 from syncd.store.db import Connection, RowMapping
 

@@ -16,6 +16,7 @@ from typing import Any
 from syncd.store.db import Connection, RowMapping
 
 from syncd.core.model import RequestKind
+from syncd.mail import links
 from syncd.mail.outbox import Mail, enqueue
 from syncd.mail.render import DEFAULT_LANGUAGE
 from syncd.mappings import Mappings
@@ -95,7 +96,6 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
     erased from the outbox row once the mail is sent. With a key, the deciders of
     ``desk.digest_only`` get no mail here: their daily digest lists the request (``syncd.jobs.digest``).
     """
-    from syncd.web import links
     base_url = web.base_url
     context = request_context(conn, row, mappings, base_url) | extra
     key = links.signing_key(web)

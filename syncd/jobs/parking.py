@@ -5,7 +5,7 @@ Three kinds of item fail on their own: a **request** (intake, or its LDAP write 
 kind, the rule is the same (``parks``):
 
 * a temporary failure (server down, busy, timeout) backs that item off
-  (``backoff_seconds``: 5 s doubling up to ``jobs.max_backoff_seconds``); the others go on;
+  (``syncd.core.backoff``: 5 s doubling up to ``jobs.max_backoff_seconds``); the others go on;
 * a permanent failure (the directory refused the write: a value, an object class, a constraint)
   **parks** it at once: its reason and time are recorded and no job picks it again until an
   operator runs ``syncd parked retry`` after a fix, or ``syncd parked resolve``;
@@ -28,12 +28,13 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
+from syncd.core.backoff import backoff_seconds
 from syncd.core.intake import normalise_email
 from syncd.core.model import RequestKind, Status
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import accounts, audit, grants, leadership, parked, repo
 from syncd.store.db import Connection, RowMapping, transaction
 
@@ -44,11 +45,6 @@ PARKED = Counter("syncd_items_parked", "Items this process parked (refused for g
 
 # Tries of an item that crashes, or whose entry is missing, before it is parked.
 MAX_ATTEMPTS = 5
-
-
-def backoff_seconds(attempts: int, ceiling: float) -> float:
-    """Seconds before the next try of an item that failed ``attempts`` times: 5, 10, 20, … ≤ ceiling."""
-    return min(ceiling, 5.0 * 2 ** max(0, attempts - 1))
 
 
 # Refusals that say nothing about the item: the directory refuses syncd itself (credentials,

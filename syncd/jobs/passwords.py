@@ -27,7 +27,7 @@ import structlog
 
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store import audit, repo
 from syncd.store import passwords as links

@@ -20,7 +20,7 @@ import structlog
 
 from syncd.core.model import DeciderScope
 from syncd.directory import names
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, repo
 from syncd.store.db import transaction
 

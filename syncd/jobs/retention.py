@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import outbox
 from syncd.store.db import transaction
 

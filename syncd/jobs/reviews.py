@@ -28,7 +28,7 @@ from syncd.core import routing
 from syncd.core.model import Decider, Management
 from syncd.errors import DecisionRefused
 from syncd.jobs import habilitations, notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store import audit, repo
 from syncd.store import reviews as store
@@ -145,7 +145,7 @@ def _open(conn, rt: Runtime, organisation_code: str, now: datetime, opened_by: s
 
 def _mail_reviewers(conn, rt: Runtime, campaign_id: int, now: datetime) -> int:
     """Mail each reviewer of the campaign's unanswered rights once per window, with their link."""
-    from syncd.web import desk_auth, links
+    from syncd.mail import desk_links, links
     campaign = store.campaign(conn, campaign_id)
     rows = store.items(conn, campaign_ids=[campaign_id], undecided=True)
     deciders = repo.current_deciders(conn, campaign["organisation_code"])
@@ -163,7 +163,7 @@ def _mail_reviewers(conn, rt: Runtime, campaign_id: int, now: datetime) -> int:
             "reviewer_name": f"{reviewer['given_name']} {reviewer['family_name']}",
             "organisation_name": organisation.name if organisation else campaign["organisation_code"],
             "rights": count, "closes_at": closes_at, "unanswered": campaign["unanswered"],
-            "review_url": desk_auth.review_url(rt.settings, reviewer_id, now, closes_at)}
+            "review_url": desk_links.review_url(rt.settings, reviewer_id, now, closes_at)}
         if key:
             context["secret_keys"] = ["review_url"]
         enqueue(conn, recipient=reviewer["email"], template="review_opened", context=context, now=now,

@@ -19,7 +19,7 @@ import structlog
 from syncd.core import lifecycle, routing, tacit
 from syncd.core.model import RequestKind, Status
 from syncd.jobs import notify
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import repo
 from syncd.store.db import Connection, RowMapping, transaction
 

@@ -25,7 +25,7 @@ from syncd.core import lifecycle, tacit
 from syncd.core.model import Status
 from syncd.jobs import notify
 from syncd.jobs.decisions import grant_many
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.store import audit, repo
 from syncd.store.db import transaction
 from syncd.store.tables import request_events, requests

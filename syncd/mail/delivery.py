@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from syncd.core.backoff import backoff_seconds
 from syncd.errors import MailRejected, MailUnavailable
 from syncd.mail.outbox import utc
 from syncd.mail.render import MailTemplateError, RenderedMail, render
@@ -81,7 +82,7 @@ def exponential_backoff(
     (between half and all of the step), so retries of many mails do not arrive together."""
 
     def backoff(attempts: int) -> float:
-        step = min(cap_seconds, base_seconds * 2.0 ** min(max(attempts - 1, 0), 40))
+        step = backoff_seconds(attempts, cap_seconds, first=base_seconds)
         return step / 2 + rng() * step / 2
 
     return backoff

@@ -4,7 +4,7 @@ The models are the validated, frozen form every other module uses. ``load_mappin
 every ``*.yaml`` file of the mappings folder, merges their top-level sections and reports each
 problem with its file, line and a plain sentence (see ``syncd check-config``).
 
-- ``models``: the frozen models (``Mappings`` and its parts);
+- ``syncd.core.mappings``: the frozen models (``Mappings`` and its parts), in the core, which reads them;
 - ``loader``: ``load_mappings``: read the folder, validate, cross-check, collect the problems;
 - ``yaml_source``: the safe, line-keeping YAML loader and the alias-bomb check;
 - ``checks``: what the models cannot check (account fields, branches, DNs, domains);
@@ -13,7 +13,7 @@ problem with its file, line and a plain sentence (see ``syncd check-config``).
 
 from syncd.mappings.checks import ACCOUNT_FIELDS, BRANCHES, REQUIRED_ATTRIBUTES, SECTIONS
 from syncd.mappings.loader import load_mappings
-from syncd.mappings.models import (
+from syncd.core.mappings import (
     Application,
     AttributeMapping,
     BranchLayout,

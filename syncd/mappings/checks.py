@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from syncd.mappings.models import Mappings
+from syncd.core.mappings import Mappings
 
 SECTIONS: tuple[str, ...] = tuple(Mappings.model_fields)
 

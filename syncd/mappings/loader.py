@@ -29,7 +29,7 @@ from syncd.mappings.checks import (
     _norm,
     _parse_dn,
 )
-from syncd.mappings.models import Mappings
+from syncd.core.mappings import Mappings
 from syncd.mappings.problems import (
     Loc,
     _allowed_keys,

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from syncd.mappings.models import Mappings
+from syncd.core.mappings import Mappings
 
 Loc = tuple[Any, ...]
 

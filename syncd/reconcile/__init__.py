@@ -9,7 +9,8 @@ Modules:
   ``guards``    when a plan is too big to apply without ``--force``, or at all;
   ``applying``  writing a plan, re-validated against the database;
   ``service``   one run: plan, guards, apply, ``reconcile_runs``;
-  ``replay``, ``adopt``, ``render``, ``commands`` (the command line), ``config``.
+  ``job``       the daemon's periodic runs (full and incremental);
+  ``replay``, ``adopt``, ``render``, ``config``; the commands are ``syncd.commands.reconcile``.
 
 See ``docs/reconcile.md``.
 """

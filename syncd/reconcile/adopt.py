@@ -31,7 +31,7 @@ import structlog
 
 from syncd.core.intake import email_domain_is_internal, normalise_email
 from syncd.directory import names, ranges, servers
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.planning import NoProgress, Progress

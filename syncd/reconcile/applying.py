@@ -23,7 +23,7 @@ from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import PermanentError
 from syncd.jobs.apply import mark_account_written, record_stamp
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.model import Plan
 from syncd.reconcile.planning import NoProgress, Progress

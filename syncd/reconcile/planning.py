@@ -42,7 +42,7 @@ from syncd.core.planner import plan_group
 from syncd.directory import names, ranges, servers
 from syncd.directory.stamps import guid_text, layout_fingerprint, server_fingerprint, stamp_profile
 from syncd.errors import PermanentError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mappings import Role
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.config import ReconcileConfig

@@ -22,8 +22,8 @@ import structlog
 from syncd.core.model import RequestKind, Status
 from syncd.directory import names
 from syncd.errors import PermanentError
-from syncd.jobs.apply import mark_account_written
-from syncd.jobs.runtime import Runtime
+from syncd.jobs.apply import mark_account_written, record_outcomes
+from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
 from syncd.store import audit, grants, repo
@@ -127,7 +127,6 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
     if result.first_application:
         # The apply job's own bookkeeping (applied event, memberships.applied_at, the mail),
         # so a replayed request ends exactly as an applied one.
-        from syncd.jobs.apply import _record
-        _record(rt, [fresh], {}, {request_id: fresh})
+        record_outcomes(rt, [fresh], {}, {request_id: fresh})
     log.info("request_replayed", **result.to_json())
     return result

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile import guards
 from syncd.reconcile.applying import ApplyResult, apply_plan
 from syncd.reconcile.config import ReconcileConfig

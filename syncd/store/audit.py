@@ -113,12 +113,6 @@ def rows(conn: Connection, since_seq: int = 0) -> Iterator[dict[str, Any]]:
         yield dict(r)
 
 
-def unsealed_rows(conn: Connection) -> Iterator[dict[str, Any]]:
-    """Rows written but not sealed yet, in the order they will be sealed."""
-    for r in conn.execute(select(audit_log).where(audit_log.c.seq.is_(None)).order_by(audit_log.c.id)).mappings():
-        yield dict(r)
-
-
 def export_json_lines(conn: Connection, since_seq: int = 0) -> Iterator[str]:
     """Sealed rows as JSON lines; ``since_seq`` resumes an export where the last one ended."""
     for r in rows(conn, since_seq):

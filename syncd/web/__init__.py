@@ -1,17 +1,9 @@
 """The correspondents' web hook: signed decision links, and the portal's HMAC-signed API.
 
-``create_app`` lives in ``syncd.web.app``; it is imported lazily so that the daemon, which only
-needs ``syncd.web.links`` to put signed links in its mails, does not load the web framework.
+``create_app`` (``syncd.web.app``) builds the app. Nothing below the web imports this package:
+the signed links the mails carry are ``syncd.mail.links``.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-
-def create_app(*args: Any, **kwargs: Any):
-    from syncd.web.app import create_app as _create_app
-    return _create_app(*args, **kwargs)
-
+from syncd.web.app import create_app
 
 __all__ = ["create_app"]

@@ -41,11 +41,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
-from syncd.jobs.runtime import Runtime
+from syncd.mail import links
+from syncd.runtime import Runtime
 from syncd.store import tokens
 from syncd.store.db import Connection, ping, transaction
-from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, links, messages, pages,
-                       password_page, portal_api)
+from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, messages, pages, password_page,
+                       portal_api)
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 

@@ -2,7 +2,7 @@
 
 ``GET /decide/{token}`` shows the request and two forms; it changes nothing (mail scanners and
 link previews open links). ``POST /decide/{token}`` takes the decision: the form carries a
-signed token bound to the link (``syncd.web.links.form_token``), a refusal needs a comment, and
+signed token bound to the link (``syncd.mail.links.form_token``), a refusal needs a comment, and
 the link is consumed - recorded in ``used_tokens``, in the decision's own transaction - only when
 a decision is recorded. A refused attempt (no comment, not authorised any more, already decided)
 leaves it usable. ``GET /decisions/{request_id}`` is the unsigned link mails carry when no
@@ -28,7 +28,7 @@ from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused, TemporaryError
 from syncd.store import repo, tokens
 from syncd.store.db import transaction
-from syncd.web import links
+from syncd.mail import links
 from syncd.web.pages import message, render
 from syncd.web.schemas import forbidden_character
 

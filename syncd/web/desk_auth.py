@@ -3,7 +3,7 @@
 Every tab of the correspondents' desk (``syncd.web.desk_page``, ``desk_rights``, ``desk_reviews``)
 authenticates through this module alone:
 
-1. **The link** (``desk_url``): a token signed with ``web.signing_key`` (HMAC-SHA256,
+1. **The link** (``syncd.mail.desk_links.desk_url``): a token signed with ``web.signing_key`` (HMAC-SHA256,
    itsdangerous, salt ``syncd.desk-link.v1``) naming one decider, when it was issued and when it
    expires (``desk.link_days`` after). The daily digest carries it (``syncd.jobs.digest``).
 2. **The session**: opening the link (``GET /desk/open/{token}``) sets the cookie ``syncd_desk``
@@ -28,22 +28,20 @@ put the link in the digest.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
+
+from syncd.mail.desk_links import LINK_SALT, ms as _ms, serializer as _serializer
 
 if TYPE_CHECKING:
     from syncd.settings import Settings
 
-LINK_SALT = "syncd.desk-link.v1"
 SESSION_SALT = "syncd.desk-session.v1"
 CSRF_SALT = "syncd.desk-csrf.v1"
-OPEN_PATH = "/desk/open/"
-REVIEWS_TAB = "reviews"     # ``?tab=`` of a link that opens on the access reviews (syncd.web.desk_reviews)
 SESSION_COOKIE = "syncd_desk"
 COOKIE_PATH = "/desk"
 MAX_TOKEN = 1000
@@ -68,14 +66,6 @@ class Session:
     renewed_at: datetime
 
 
-def _serializer(key: str, salt: str) -> URLSafeSerializer:
-    return URLSafeSerializer(key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def _at(ms: Any) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
 
@@ -92,35 +82,7 @@ def _loads(key: str, salt: str, token: str | None) -> dict:
     return payload
 
 
-# --- the link -------------------------------------------------------------------------------------
-
-def link_token(key: str, decider_id: str, now: datetime, days: int) -> str:
-    return _serializer(key, LINK_SALT).dumps({"d": str(decider_id), "i": _ms(now),
-                                              "x": _ms(now + timedelta(days=days))})
-
-
-def desk_url(settings: "Settings", decider_id: str, now: datetime) -> str:
-    """The personal desk link of ``decider_id``; needs ``web.signing_key``."""
-    from syncd.web.links import signing_key
-    key = signing_key(settings.web)
-    if key is None:
-        raise ValueError("web.signing_key is not set: the desk needs it")
-    return (f"{settings.web.base_url.rstrip('/')}{OPEN_PATH}"
-            f"{link_token(key, decider_id, now, settings.desk.link_days)}")
-
-
-def review_url(settings: "Settings", decider_id: str, now: datetime, closes_at: datetime) -> str:
-    """A reviewer's personal desk link, opening on the access reviews tab (``REVIEWS_TAB``) and
-    valid until a day after the campaign's window ends; without ``web.signing_key``, the tab's
-    plain address."""
-    from syncd.web.links import signing_key
-    key = signing_key(settings.web)
-    base = settings.web.base_url.rstrip("/")
-    if key is None:
-        return f"{base}/desk/reviews"
-    days = max((closes_at - now).days + 2, 1)
-    return f"{base}{OPEN_PATH}{link_token(key, decider_id, now, days)}?tab={REVIEWS_TAB}"
-
+# --- the link (minted by syncd.mail.desk_links) ------------------------------------------------
 
 def read_link(key: str, token: str, now: datetime) -> Session:
     """A new session from a genuine, unexpired link token (revocation is ``check``'s), or ``Refused``."""

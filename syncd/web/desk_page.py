@@ -36,6 +36,7 @@ from syncd.store import desk as desk_store
 from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.store import tokens
+from syncd.mail import desk_links
 from syncd.web import desk_auth
 from syncd.web.decision_page import COMMENT_CHARACTER, COMMENT_REQUIRED, COMMENT_TOO_LONG, REFUSALS_FR
 from syncd.web.pages import PARIS, fr_datetime, message, render
@@ -133,7 +134,7 @@ async def open_desk(request: Request, token: str, tab: str = "") -> HTMLResponse
         return desk_auth.refused_page(exc.code, link=True)
     log.info("desk_opened", decider=session.decider_id)
     # A review campaign's mail opens on the reviews tab; any other value on the requests.
-    target = "/desk/reviews" if tab == desk_auth.REVIEWS_TAB else "/desk"
+    target = "/desk/reviews" if tab == desk_links.REVIEWS_TAB else "/desk"
     return desk_auth.respond(svc, session, render("desk_open.html", title="Ouverture de votre bureau", target=target))
 
 

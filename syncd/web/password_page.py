@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse
 
 from syncd.errors import DirectoryRejected, TemporaryError
 from syncd.jobs import passwords
-from syncd.web import links
+from syncd.mail import links
 from syncd.web.auth import TokenBuckets
 from syncd.web.pages import message, render
 

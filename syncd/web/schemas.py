@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 
+from syncd import queries
 from syncd.web.messages import CODES
 
 # One rule for every text a client sends, API field or page form field: no control character
@@ -72,6 +73,13 @@ class DecisionOut(BaseModel):
     decided_at: datetime
     decided_by: str
     comment: str | None = None
+
+
+def _out_of(result: type, name: str, leave_out: str = "", **given: Any) -> Any:
+    """The API's body of a query's result: the same fields in the same order, each required,
+    but the one left out and those ``given`` (``(type, Field(...))``, last)."""
+    return create_model(name, **{field: (hint, ...) for field, hint in get_type_hints(result).items()
+                                 if field != leave_out and field not in given}, **given)
 
 
 # --- history, synthesis, contacts --------------------------------------------------------------------
@@ -139,9 +147,7 @@ class RightsOut(BaseModel):
                                                                         "withdrawn or expired, latest first.")
 
 
-class ContactOut(BaseModel):
-    name: str
-    email: str
+ContactOut = _out_of(queries.Contact, "ContactOut")
 
 
 class ContactsOut(BaseModel):
@@ -153,16 +159,7 @@ class ContactsOut(BaseModel):
     contacts: list[ContactOut]
 
 
-class PendingItemOut(BaseModel):
-    request_id: int
-    kind: str
-    description: str
-    requester_name: str
-    requester_email: str
-    organisation_code: str | None
-    role_key: str | None
-    submitted_at: datetime
-    deadline: datetime | None
+PendingItemOut = _out_of(queries.PendingItem, "PendingItemOut")
 
 
 class PendingOut(BaseModel):
@@ -173,29 +170,9 @@ class PendingOut(BaseModel):
     page_size: int
 
 
-class RequestOut(BaseModel):
-    request_id: int
-    kind: str
-    status: str
-    status_label: str
-    description: str
-    requester_name: str
-    requester_email: str
-    requester_account_id: str | None
-    internal: bool | None
-    organisation_code: str | None
-    organisation_name: str | None
-    role_key: str | None
-    role_label: str | None
-    application_label: str | None
-    submitted_at: datetime
-    deadline: datetime | None
-    decided_at: datetime | None
-    decided_by: str | None
-    comment: str | None
-    reason: str | None
-    applied_at: datetime | None
-    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
+# The decision page's detail of a request; who it was routed to stays out of the API.
+RequestOut = _out_of(queries.RequestDetail, "RequestOut", leave_out="routed_to",
+                     parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)))
 
 
 # --- submitting a request ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pytest
 from syncd.core.model import DirectoryKind
 from syncd.daemon import Daemon
 from syncd.devslapd import DevSlapd, SlapdNotInstalled
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import LdapSettings, Settings
 from syncd.store.db import make_engine
 from syncd.store.migrate import upgrade

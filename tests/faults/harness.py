@@ -40,7 +40,7 @@ from syncd.core.model import Verdict
 from syncd.directory import names
 from syncd.errors import DecisionRefused
 from syncd.jobs.decisions import decide_request
-from syncd.jobs.runtime import Runtime, system_clock
+from syncd.runtime import Runtime, system_clock
 from syncd.mappings import load_mappings
 from syncd.settings import load_settings
 from syncd.store import audit, repo

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from syncd.errors import StoreUnavailable
 from syncd.jobs import deliver as deliver_job
 from syncd.jobs import tacit as tacit_job
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail import delivery
 from syncd.mail.outbox import enqueue
 from syncd.settings import Settings

@@ -31,7 +31,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from syncd.jobs.runtime import system_clock
+from syncd.runtime import system_clock
 from syncd.store.db import transaction
 from syncd.store.tables import request_events, requests
 from tests.faults.harness import given_up, wait_for

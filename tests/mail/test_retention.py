@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from syncd.jobs import retention
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store.outbox import failed, retry_failed
 from syncd.settings import Settings

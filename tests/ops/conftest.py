@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import LdapSettings, Settings, SmtpSettings
 from syncd.store.db import make_engine
 from tests.factories import mappings

@@ -49,3 +49,12 @@ def test_change_records_parse_with_base64_dns_decoded():
     assert [(dn, kind) for dn, kind, _ in records] == [("cn=Émile,dc=example,dc=org", "modify"),
                                                       ("cn=b,dc=example,dc=org", "add")]
     assert records[0][2] == [("replace", "description", ["description: x"])]
+
+
+def test_a_delete_given_in_base64_is_read_as_the_delete_it_is():
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+    access = b64("{0}to * by * read")
+    records = parse_change_records(f"dn: olcDatabase={{1}}mdb,cn=config\nchangetype:: {b64('modify')}\n"
+                                   f"delete:: {b64('olcAccess')}\nolcAccess:: {access}\n-\n")
+    assert records == [("olcDatabase={1}mdb,cn=config", "modify", [("delete", "olcaccess", [f"olcAccess:: {access}"])])]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from syncd.jobs import provision
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.mappings import Mappings
 from syncd.settings import Settings
 from syncd.store.db import make_engine

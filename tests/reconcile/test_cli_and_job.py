@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import select
 
 from syncd import cli
-from syncd.jobs import reconcile as reconcile_job
+from syncd.reconcile import job as reconcile_job
 from syncd.reconcile.config import ReconcileConfig, config_from
 from syncd.store.db import transaction
 from syncd.store.tables import reconcile_runs

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from syncd.errors import TemporaryError
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.reconcile import guards
 from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.model import GroupDrift, Plan

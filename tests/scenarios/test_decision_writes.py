@@ -15,7 +15,7 @@ from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs.decisions import decide_request
 from syncd.jobs.routing import current_route
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import audit, repo
 from syncd.store.db import make_engine, transaction

@@ -26,7 +26,7 @@ from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs import tacit
 from syncd.jobs.decisions import decide_request
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import audit
 from syncd.store.db import make_engine, transaction

@@ -140,7 +140,7 @@ def test_the_portal_cannot_write_a_renewal_into_the_queue(rt, daemon):
 
 
 def test_plan_shows_a_renamed_group_with_its_members_before_the_mappings_are_loaded(rt, daemon):
-    from syncd.plan_commands import mapping_plan
+    from syncd.commands.plan import mapping_plan
     people(rt)
     granted(rt, daemon)
     assert mapping_plan(rt, rt.mappings) == []

@@ -254,11 +254,9 @@ def test_only_a_refusal_of_the_item_parks_it_at_once_and_a_refusal_of_syncd_itse
 
 def command(rt, *argv: str, capsys=None) -> tuple[int, str]:
     """Run ``syncd ARGV`` in-process on this test's runtime (the parser and dispatch of the CLI)."""
-    from syncd import cli, parked_commands
+    from syncd import cli
     args = cli._parser().parse_args(list(argv))
-    code = parked_commands.dispatch(args, lambda: rt)
-    if code is None:
-        code = cli._dispatch_runtime(args, rt)
+    code = args.handler(args, rt)
     return code, capsys.readouterr().out if capsys else ""
 
 

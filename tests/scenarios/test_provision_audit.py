@@ -6,12 +6,13 @@ from collections import Counter
 
 import pytest
 from ldap3 import MODIFY_REPLACE
+from sqlalchemy import select
 
 from syncd import operator
 from syncd.directory import names
 from syncd.jobs.provision import provision
-from syncd.store import audit
 from syncd.store.db import transaction
+from syncd.store.tables import audit_log
 
 pytestmark = pytest.mark.slapd
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slapd
 def _trail(rt) -> list[dict]:
     """Every audit row, sealed or not (the sealing job may or may not have run)."""
     with transaction(rt.engine, readonly=True) as conn:
-        return [*audit.rows(conn), *audit.unsealed_rows(conn)]
+        return [dict(r) for r in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings()]
 
 
 def test_the_first_provisioning_records_each_creation_and_a_second_one_nothing(rt):

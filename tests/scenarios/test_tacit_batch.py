@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from syncd.core import lifecycle
 from syncd.jobs import tacit
 from syncd.jobs.decisions import record_transition
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import audit, repo
 from syncd.store.db import make_engine, transaction

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from syncd import operator
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store import repo
 from syncd.store.db import make_engine, transaction

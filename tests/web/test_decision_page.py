@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from syncd.web import links
-from syncd.web.links import decision_link
+from syncd.mail import links
+from syncd.mail.links import decision_link
 from tests.scenarios.helpers import CORRESPONDENT, events, mails_to, request_row
 from tests.web.conftest import SIGNING_KEY, SQLITE_ONLY, links_in
 

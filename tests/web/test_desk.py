@@ -322,5 +322,5 @@ def _link(rt, account_id: str) -> str:
     """A desk link as ``syncd desk link`` prints it (its path)."""
     from urllib.parse import urlsplit
 
-    from syncd.web import desk_auth
-    return urlsplit(desk_auth.desk_url(rt.settings, account_id, rt.clock())).path
+    from syncd.mail import desk_links
+    return urlsplit(desk_links.desk_url(rt.settings, account_id, rt.clock())).path

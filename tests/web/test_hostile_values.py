@@ -19,8 +19,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from syncd.web import api as api_module
-from syncd.web import decision_page, desk_auth, desk_page, desk_reviews, desk_rights, password_page
-from syncd.web.links import decision_link
+from syncd.web import decision_page, desk_page, desk_reviews, desk_rights, password_page
+from syncd.mail import desk_links
+from syncd.mail.links import decision_link
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, request_row
 from tests.web.conftest import SignedClient
 from tests.web.hostile_values import ALL, RAW, TEXT, percent, utf8
@@ -181,7 +182,7 @@ def test_no_hostile_value_in_any_page_or_other_route_gets_a_5xx(walk, routed, rt
         return found.group(1).encode() if found else b""
 
     token = reset_token(rt, routed["requester"])
-    walk.client.get(urlsplit(desk_auth.desk_url(rt.settings, routed["correspondent"], rt.clock())).path)
+    walk.client.get(urlsplit(desk_links.desk_url(rt.settings, routed["correspondent"], rt.clock())).path)
     desk_csrf = hidden(walk.client.get("/desk").text, "csrf")    # bound to the session, which the walk keeps
     for name, value in ALL:
         for method in ("GET", "HEAD", "POST"):

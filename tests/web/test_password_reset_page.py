@@ -15,9 +15,10 @@ from starlette.testclient import TestClient
 
 from syncd.directory.connection import error_for_result
 from syncd.jobs import passwords
+from syncd.mail import links
 from syncd.store.db import transaction
 from syncd.store.tables import password_resets
-from syncd.web import create_app, links, password_page
+from syncd.web import create_app, password_page
 from tests.fixtures_smtp import free_port
 from tests.fixtures_runtime import WEB_BASE_URL
 from tests.scenarios.helpers import REQUESTER, mails_to, people, person

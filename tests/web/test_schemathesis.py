@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 from sqlalchemy import insert
 
-from syncd.jobs.runtime import Runtime
+from syncd.runtime import Runtime
 from syncd.settings import Settings
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders,

@@ -1,4 +1,4 @@
-"""Command-line extension: ``syncd reconcile``, ``syncd replay``, ``syncd adopt``.
+"""``syncd reconcile``, ``syncd replay``, ``syncd adopt`` (``syncd.reconcile``).
 
     syncd reconcile [--dry-run] [--json] [--force] [--account ID_OR_EMAIL | --group ROLE_KEY | --since-last]
     syncd replay REQUEST_ID [--json]
@@ -8,14 +8,11 @@ Exit codes (as ``syncd.cli``): 0 done (or nothing to do, or a dry run); 1 a guar
 plan, a write failed for good, or the request cannot be replayed; 3 a server is down.
 """
 
-from __future__ import annotations
-
 import json
 import sys
-from typing import Any, Callable
+from typing import Any
 
-EXIT_PROBLEM = 1
-COMMANDS = ("reconcile", "replay", "adopt")
+from syncd.commands import EXIT_PROBLEM
 
 
 def add_commands(sub: Any) -> None:
@@ -28,29 +25,18 @@ def add_commands(sub: Any) -> None:
     target.add_argument("--group", metavar="ROLE_KEY", help="this role's group only")
     target.add_argument("--since-last", action="store_true",
                         help="only what changed in the directory since the last run (a full run if none)")
+    rc.set_defaults(handler=_reconcile)
 
     rp = sub.add_parser("replay", help="write one accepted request to LDAP again (idempotent)")
     rp.add_argument("request_id", type=int)
     rp.add_argument("--json", action="store_true")
+    rp.set_defaults(handler=_replay)
 
     ad = sub.add_parser("adopt", help="record the accounts, memberships and correspondents LDAP already holds "
                                       "as desired state; removes nothing")
     ad.add_argument("--dry-run", action="store_true", help="report what would be recorded, record nothing")
     ad.add_argument("--json", action="store_true")
-
-
-def dispatch(args: Any, runtime_factory: Callable[[], Any]) -> int | None:
-    if args.command not in COMMANDS:
-        return None
-    rt = runtime_factory()
-    try:
-        if args.command == "reconcile":
-            return _reconcile(rt, args)
-        if args.command == "replay":
-            return _replay(rt, args)
-        return _adopt(rt, args)
-    finally:
-        rt.close()
+    ad.set_defaults(handler=_adopt)
 
 
 def _console() -> Any:
@@ -61,7 +47,7 @@ def _console() -> Any:
     return console
 
 
-def _reconcile(rt: Any, args: Any) -> int:
+def _reconcile(args: Any, rt: Any) -> int:
     from syncd.reconcile.config import config_from
     from syncd.reconcile.render import RichProgress, print_outcome
     from syncd.reconcile.service import run_reconcile
@@ -84,7 +70,7 @@ def _reconcile(rt: Any, args: Any) -> int:
     return 0
 
 
-def _replay(rt: Any, args: Any) -> int:
+def _replay(args: Any, rt: Any) -> int:
     from syncd.reconcile.replay import replay
 
     result = replay(rt, args.request_id)
@@ -92,7 +78,7 @@ def _replay(rt: Any, args: Any) -> int:
     return 0
 
 
-def _adopt(rt: Any, args: Any) -> int:
+def _adopt(args: Any, rt: Any) -> int:
     from rich.table import Table
 
     from syncd.reconcile.adopt import adopt

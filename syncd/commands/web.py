@@ -1,6 +1,4 @@
-"""``syncd web``: serve the decision links and the API with uvicorn (see ``syncd.cli.EXTENSIONS``)."""
-
-from __future__ import annotations
+"""``syncd web``: serve the decision links and the API with uvicorn (``syncd.web.app``)."""
 
 
 def add_commands(sub) -> None:
@@ -9,16 +7,16 @@ def add_commands(sub) -> None:
     web.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     web.add_argument("--forwarded-allow-ips", default="127.0.0.1",
                      help="reverse proxies whose X-Forwarded-* headers are trusted (default: 127.0.0.1)")
+    web.set_defaults(handler=serve, runtime=False)      # the app owns its runtime and closes it at shutdown
 
 
-def dispatch(args, runtime_factory) -> int | None:
-    if args.command != "web":
-        return None
+def serve(args) -> int:
     import uvicorn
 
+    from syncd.runtime import open_runtime
     from syncd.web.app import create_app
 
-    rt = runtime_factory()
+    rt = open_runtime(args.config)
     app = create_app(rt, clients=None, own_runtime=True)   # None: the clients come from the settings
     import structlog
     structlog.get_logger(__name__).info("web_listening", host=args.host, port=args.port)

@@ -1,7 +1,5 @@
 """``syncd plan``: what loading a set of mappings would do in LDAP, before SIGHUP applies it."""
 
-from __future__ import annotations
-
 import json
 from collections import Counter
 
@@ -10,18 +8,13 @@ def add_commands(sub) -> None:
     plan = sub.add_parser("plan", help="show what a mappings change would do in LDAP before applying it")
     plan.add_argument("--mappings", help="the mappings folder to compare (default: the configured one)")
     plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=show_plan)
 
 
-def dispatch(args, runtime_factory) -> int | None:
-    if args.command != "plan":
-        return None
+def show_plan(args, rt) -> int:
     from syncd.mappings import load_mappings
 
-    rt = runtime_factory()
-    try:
-        changes = mapping_plan(rt, load_mappings(args.mappings) if args.mappings else rt.mappings)
-    finally:
-        rt.close()
+    changes = mapping_plan(rt, load_mappings(args.mappings) if args.mappings else rt.mappings)
     if args.json:
         print(json.dumps([c.__dict__ for c in changes], ensure_ascii=False, indent=2))
     elif not changes:

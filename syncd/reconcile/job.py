@@ -10,9 +10,9 @@ daemon then shows the job as failing in ``syncd status`` until an operator looks
 from __future__ import annotations
 
 from syncd.errors import PermanentError
-from syncd.jobs.runtime import Runtime
 from syncd.reconcile.config import config_from
 from syncd.reconcile.service import run_reconcile
+from syncd.runtime import Runtime
 
 
 class ReconcileRefused(PermanentError):
@@ -35,7 +35,3 @@ def reconcile_incremental(rt: Runtime) -> int:
     a full run when no run has left a cursor yet. Same mode, guards and outcome as ``reconcile``."""
     return reconcile(rt, since_last=True)
 
-
-def interval_seconds(rt: Runtime) -> float:
-    """How often the daemon should run ``reconcile`` (``reconcile.interval_seconds``)."""
-    return config_from(rt.settings).interval_seconds

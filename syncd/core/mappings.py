@@ -1,6 +1,7 @@
 """The validated, frozen form of the operator's mappings, which every other module reads.
 
-Values only: nothing here reads a file or reports a problem (``loader`` does both). The
+Values only, so they live in the core, which reads them: nothing here reads a file or reports a
+problem (``syncd.mappings.loader`` does both, and ``syncd.mappings`` exports these names too). The
 indexes on ``Mappings`` are built once per instance, since an instance never changes.
 """
 

@@ -5,8 +5,8 @@ A link names one request and one decider, expires, and is single-use: its random
 ``web.signing_key`` (HMAC-SHA256, itsdangerous), under a salt of its own so that no other token
 signed with the same key can pass for a link.
 
-This module needs no web framework: the daemon imports it to put links in the deciders' mails
-(``syncd.jobs.notify.to_deciders``).
+This module needs no web framework: the jobs put links in the deciders' mails
+(``syncd.jobs.notify.to_deciders``) and the web pages check them. ``rt`` is a ``syncd.runtime.Runtime``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from itsdangerous import BadSignature, URLSafeSerializer
 
 if TYPE_CHECKING:
-    from syncd.jobs.runtime import Runtime
     from syncd.settings import WebSettings
 
 LINK_SALT = "syncd.decision-link.v1"
@@ -120,7 +119,7 @@ def decision_url(base_url: str, key: str, request_id: int, decider_id: str, expi
     return f"{base_url.rstrip('/')}{LINK_PATH}{make_token(key, request_id, decider_id, expires_at)}"
 
 
-def decision_link(rt: "Runtime", request_id: int, decider_id: str, now: datetime) -> str:
+def decision_link(rt: Any, request_id: int, decider_id: str, now: datetime) -> str:
     """A signed, single-use link through which ``decider_id`` decides ``request_id``.
 
     It expires a day after the request's tacit deadline. Needs ``web.signing_key``.

@@ -1,4 +1,4 @@
-"""``syncd desk``: the correspondents' desk links (see ``syncd.cli.EXTENSIONS``, docs/operations.md).
+"""``syncd desk``: the correspondents' desk links (docs/operations.md).
 
 * ``syncd desk revoke EMAIL [--reason TEXT]``: every desk link issued to that decider until now,
   and every session opened with one, stops working in every web process (``desk_revocations``,
@@ -16,32 +16,30 @@ def add_commands(sub) -> None:
     revoke = actions.add_parser("revoke", help="revoke every desk link (and session) of a decider issued until now")
     revoke.add_argument("decider", help="the decider's e-mail or account id")
     revoke.add_argument("--reason", help="recorded with the revocation (audit trail)")
+    revoke.set_defaults(handler=revoke_links)
     link = actions.add_parser("link", help="print a fresh personal desk link for a decider")
     link.add_argument("decider", help="the decider's e-mail or account id")
+    link.set_defaults(handler=print_link)
 
 
-def dispatch(args, runtime_factory) -> int | None:
-    if args.command != "desk":
-        return None
+def revoke_links(args, rt) -> int:
     from syncd.jobs import digest
-    rt = runtime_factory()
+    account_id = digest.revoke_links(rt, args.decider, args.reason)
+    print(f"desk links of {account_id} revoked")
+    return 0
+
+
+def print_link(args, rt) -> int:
+    from syncd.errors import ConfigError, PermanentError
+    from syncd.mail import desk_links
+    from syncd.store import repo
+    from syncd.store.db import transaction
+    with transaction(rt.engine, readonly=True) as conn:
+        account = repo.find_account(conn, args.decider)
+    if account is None:
+        raise PermanentError(f"no account {args.decider!r}")
     try:
-        if args.desk_action == "revoke":
-            account_id = digest.revoke_links(rt, args.decider, args.reason)
-            print(f"desk links of {account_id} revoked")
-            return 0
-        from syncd.errors import ConfigError, PermanentError
-        from syncd.store import repo
-        from syncd.store.db import transaction
-        from syncd.web import desk_auth
-        with transaction(rt.engine, readonly=True) as conn:
-            account = repo.find_account(conn, args.decider)
-        if account is None:
-            raise PermanentError(f"no account {args.decider!r}")
-        try:
-            print(desk_auth.desk_url(rt.settings, account["id"], rt.clock()))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return 0
-    finally:
-        rt.close()
+        print(desk_links.desk_url(rt.settings, account["id"], rt.clock()))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
