@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 
-from syncd import queries
+from syncd.store import queries
 from syncd.web.messages import CODES
 
 # One rule for every text a client sends, API field or page form field: no control character

@@ -16,9 +16,8 @@ from syncd.errors import DecisionRefused
 from syncd.jobs import reviews
 from syncd.jobs.decisions import decide_request
 from syncd.mappings import Mappings
-from syncd.store import audit
 from syncd.store.db import transaction
-from syncd.store.tables import memberships, requests, review_campaigns
+from syncd.store.tables import audit_log, memberships, requests, review_campaigns
 from tests.scenarios.helpers import (ADMIN, CORRESPONDENT, REQUESTER, habilitation, mails_to, member_dns, people,
                                      person)
 from tests.scenarios.shipped_mappings import use_mappings
@@ -54,8 +53,8 @@ def holders(rt, role):
 
 def audit_actions(rt):
     with transaction(rt.engine) as conn:
-        return [(r["action"], r["target"], r["detail"]) for r in audit.unsealed_rows(conn)] + \
-            [(r["action"], r["target"], r["detail"]) for r in audit.rows(conn)]
+        return [(r["action"], r["target"], r["detail"])
+                for r in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings()]
 
 
 def scraped(rt) -> dict:
