@@ -21,9 +21,9 @@ authenticates through this module alone:
    cannot post as the decider.
 
 A new tab calls ``await authenticate(svc, request)`` (a ``Session``, or the French page to
-answer with), checks ``csrf_ok`` on POST, and answers through ``respond(svc, session, response)``,
-which renews the cookie. This module imports no web framework at load: the daemon imports it to
-put the link in the digest.
+answer with), or on POST ``await authenticate_form(svc, request, csrf)`` (the CSRF token checked
+too), and answers through ``respond(svc, session, response)``, which renews the cookie. The links
+themselves are minted by ``syncd.mail.desk_links``, which the digest and review jobs call.
 """
 
 from __future__ import annotations
@@ -204,6 +204,16 @@ async def authenticate(svc: Any, request: Any) -> "Session | Any":
         await run_in_threadpool(revoked, session)
     except Refused as exc:
         return refused_page(exc.code)
+    return session
+
+
+async def authenticate_form(svc: Any, request: Any, csrf: str) -> "Session | Any":
+    """``authenticate`` for a POST: also refuses a form whose CSRF token is not this session's."""
+    from syncd.web.pages import message
+    session = await authenticate(svc, request)
+    if isinstance(session, Session) and not csrf_ok(svc.signing_key, session, csrf):
+        return message(403, "Formulaire expiré", "Pour votre sécurité, le formulaire n'est plus valable. Rouvrez "
+                                                 "votre bureau puis recommencez.", kind="error", alert=True)
     return session
 
 

@@ -156,11 +156,6 @@ async def show(request: Request, application: str = "", status: str = "") -> HTM
     return _tab(svc, session, view)
 
 
-def csrf_refused() -> HTMLResponse:
-    return message(403, "Formulaire expiré", "Pour votre sécurité, le formulaire n'est plus valable. Rouvrez votre "
-                                             "bureau puis recommencez.", kind="error", alert=True)
-
-
 @router.post("/desk/decide", response_class=HTMLResponse)
 async def decide(request: Request, verdict: Annotated[str, Form(max_length=20)] = "",
                  comment: Annotated[str, Form(max_length=20_000)] = "",
@@ -168,11 +163,9 @@ async def decide(request: Request, verdict: Annotated[str, Form(max_length=20)] 
                  application: Annotated[str, Form(max_length=200)] = "",
                  status: Annotated[str, Form(max_length=40)] = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    session = await desk_auth.authenticate(svc, request)
+    session = await desk_auth.authenticate_form(svc, request, csrf)
     if not isinstance(session, desk_auth.Session):
         return session
-    if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
-        return csrf_refused()
     ids = _selected((await request.form()).getlist("request"))
     application, status = _filters(application, status)
     error = None
@@ -225,11 +218,9 @@ def decide_many(svc: "Services", session: "Session", ids: list[int], verdict: Ve
 @router.post("/desk/logout", response_class=HTMLResponse)
 async def logout(request: Request, csrf: Annotated[str, Form(max_length=1000)] = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    session = await desk_auth.authenticate(svc, request)
+    session = await desk_auth.authenticate_form(svc, request, csrf)
     if not isinstance(session, desk_auth.Session):
         return session
-    if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
-        return csrf_refused()
     await run_in_threadpool(_end, svc, session)
     response = message(200, "Vous êtes déconnecté(e)", "Votre session est terminée. Pour revenir à votre bureau, "
                                                        "utilisez le lien du dernier courriel récapitulatif reçu.",

@@ -26,7 +26,7 @@ from syncd.store import repo
 from syncd.store import reviews as review_store
 from syncd.store.db import transaction
 from syncd.web import desk_auth
-from syncd.web.desk_page import MAX_COMMENT, csrf_refused, decider_name
+from syncd.web.desk_page import MAX_COMMENT, decider_name
 from syncd.web.desk_rights import REASON_INVALID, REASON_REQUIRED
 from syncd.web.pages import render
 from syncd.web.schemas import forbidden_character
@@ -92,11 +92,9 @@ async def answer(request: Request, action: Annotated[str, Form(max_length=20)] =
                  reason: Annotated[str, Form(max_length=20_000)] = "",
                  csrf: Annotated[str, Form(max_length=1000)] = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    session = await desk_auth.authenticate(svc, request)
+    session = await desk_auth.authenticate_form(svc, request, csrf)
     if not isinstance(session, desk_auth.Session):
         return session
-    if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
-        return csrf_refused()
     ids = list(dict.fromkeys(int(v) for v in (await request.form()).getlist("item")[:MAX_SELECTED]
                              if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 19))
     error = None

@@ -27,7 +27,7 @@ from syncd.store import desk as desk_store
 from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.web import desk_auth
-from syncd.web.desk_page import MAX_COMMENT, csrf_refused, decider_name
+from syncd.web.desk_page import MAX_COMMENT, decider_name
 from syncd.web.pages import render
 from syncd.web.schemas import forbidden_character
 
@@ -99,11 +99,9 @@ async def withdraw(request: Request, reason: Annotated[str, Form(max_length=20_0
                    csrf: Annotated[str, Form(max_length=1000)] = "",
                    application: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
     svc: Services = request.app.state.syncd
-    session = await desk_auth.authenticate(svc, request)
+    session = await desk_auth.authenticate_form(svc, request, csrf)
     if not isinstance(session, desk_auth.Session):
         return session
-    if not desk_auth.csrf_ok(svc.signing_key, session, csrf):
-        return csrf_refused()
     rights = list(dict.fromkeys(v for v in (await request.form()).getlist("right")[:MAX_ROWS]
                                 if isinstance(v, str) and RIGHT.fullmatch(v)))
     error = None
