@@ -106,58 +106,6 @@ def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
                              .order_by(request_events.c.id)).mappings())
 
 
-# Built once: the batch statements run for every batch of every sweep, and expanding ``IN``
-# parameters keep one compiled form whatever the batch's length.
-def _due_pending(internal_accounts: bool):
-    # Only what may be accepted tacitly (lifecycle.tacit_applies), and only what reached a decider:
-    # an external account request past its deadline stays pending for its escalation, and must
-    # not fill the batch ahead of the requests the sweep can move.
-    account_ok = requests.c.internal.is_(True) if internal_accounts else false()
-    routed = exists().where(request_deciders.c.request_id == requests.c.id)
-    return (select(requests)
-            .where(requests.c.status == Status.PENDING.value, requests.c.deadline_at <= bindparam("now"),
-                   requests.c.first_routed_at.is_not(None), routed,
-                   or_(requests.c.kind != RequestKind.ACCOUNT.value, account_ok))
-            .order_by(requests.c.deadline_at, requests.c.id)
-            .limit(bindparam("limit", type_=Integer))
-            .with_for_update(skip_locked=True))
-
-
-_DUE_PENDING = {True: _due_pending(True), False: _due_pending(False)}
-
-_MOVE_STATUS = (update(requests)
-                .where(requests.c.id.in_(bindparam("ids", expanding=True)),
-                       requests.c.status == bindparam("from_status"))
-                .values(status=bindparam("to_status"), decided_at=bindparam("at"), decided_by=bindparam("decided_by"),
-                        comment=bindparam("comment"), updated_at=bindparam("at"))
-                .returning(requests.c.id))
-
-
-def claim_due_pending(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[RowMapping]:
-    """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked:
-    those that may be accepted tacitly (``internal_accounts``: internal account requests may).
-
-    On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
-    sweeping at once take disjoint requests, and a request a decider is deciding right now is
-    left to that decision. SQLite's write transaction is exclusive, which covers it.
-    """
-    return list(conn.execute(_DUE_PENDING[internal_accounts], {"now": now, "limit": limit}).mappings())
-
-
-def move_requests(conn: Connection, ids: Iterable[int], *, from_status: str, to_status: str, at: datetime,
-                  decided_by: str | None, comment: str | None = None) -> set[int]:
-    """Record one decision (status, decided_at, decided_by, comment, updated_at) on many requests;
-    return the ids moved.
-
-    Only the requests still in ``from_status`` move: one decided meanwhile keeps its decision.
-    """
-    ids = list(ids)
-    if not ids:
-        return set()
-    return set(conn.execute(_MOVE_STATUS, {"ids": ids, "from_status": from_status, "to_status": to_status,
-                                           "at": at, "decided_by": decided_by, "comment": comment}).scalars())
-
-
 # --- accounts and deciders -----------------------------------------------------------------------
 
 def account_by_email(conn: Connection, email: str) -> RowMapping | None:
