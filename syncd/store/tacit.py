@@ -86,7 +86,7 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else _sqlite_time(now), limit))
     out = []
     for values in cur.fetchall():
-        row = dict(zip(_CLAIMED, values))
+        row = dict(zip(_CLAIMED, values, strict=True))
         for c in _TIMES:
             row[c] = _read_time(row[c])
         if row["internal"] is not None:
@@ -95,9 +95,19 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     return out
 
 
-_SQLITE_FILL = ("CREATE TEMP TABLE IF NOT EXISTS tacit_due (pos INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE)",
-                "DELETE FROM temp.tacit_due",
-                "INSERT INTO temp.tacit_due (pos, id) SELECT key, value FROM json_each(?)")
+# The batch's ids in the claim's order, each with whether its membership is granted here, and
+# each granted role's end of validity: temporary tables with keys, so that every statement
+# below joins them by index (a join on json_each itself is a scan per row).
+_SQLITE_FILL = (
+    "CREATE TEMP TABLE IF NOT EXISTS tacit_due (pos INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE, "
+    "plain INTEGER NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS tacit_expiry (role_key TEXT PRIMARY KEY, expires_at TEXT)",
+    "DELETE FROM temp.tacit_due",
+    "DELETE FROM temp.tacit_expiry",
+)
+_SQLITE_DUE = ("INSERT INTO temp.tacit_due (pos, id, plain) "
+               "SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)")
+_SQLITE_EXPIRY = "INSERT INTO temp.tacit_expiry (role_key, expires_at) SELECT key, value FROM json_each(?)"
 _SQLITE_MOVE = ("UPDATE requests SET status = :to_status, decided_at = :at, decided_by = :decided_by, "
                 "comment = :comment, updated_at = :at "
                 "WHERE id IN (SELECT id FROM temp.tacit_due) AND status = :from_status RETURNING id")
@@ -111,21 +121,21 @@ _SQLITE_AUDIT = ("INSERT INTO audit_log (at, actor, action, request_id, target, 
 # Written in key order, as grants.grant_memberships does; a grant lifts any revocation and
 # leaves LDAP to catch up. ``WHERE true``: SQLite's parser needs it before ON CONFLICT here.
 _SQLITE_GRANT = ("INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at, expires_at) "
-                 "SELECT r.account_id, r.role_key, r.id, :at, e.value "
-                 "FROM requests r JOIN json_each(:expiry) e ON e.key = r.role_key "
-                 "WHERE r.id IN (SELECT value FROM json_each(:grant_ids)) AND true "
+                 "SELECT r.account_id, r.role_key, r.id, :at, e.expires_at "
+                 "FROM temp.tacit_due d JOIN requests r ON r.id = d.id JOIN temp.tacit_expiry e ON e.role_key = r.role_key "
+                 "WHERE d.plain = 1 "
                  "ORDER BY r.account_id, r.role_key "
                  "ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request, "
                  "granted_at = excluded.granted_at, expires_at = excluded.expires_at, "
                  "revoked_at = NULL, applied_at = NULL")
 
 _POSTGRESQL_ACCEPT = """
-WITH due AS (SELECT id, pos FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, pos)),
+WITH due AS (SELECT id, plain, pos FROM unnest(%(ids)s::bigint[], %(plain)s::boolean[]) WITH ORDINALITY AS u(id, plain, pos)),
 moved AS (
     UPDATE requests r SET status = %(to_status)s, decided_at = %(at)s, decided_by = %(decided_by)s,
                           comment = %(comment)s, updated_at = %(at)s
-    FROM due WHERE r.id = due.id AND r.status = %(from_status)s
-    RETURNING r.id, due.pos, r.kind, r.role_key, r.email, r.account_id),
+    FROM due WHERE r.id = due.id AND r.id = ANY(%(ids)s::bigint[]) AND r.status = %(from_status)s
+    RETURNING r.id, due.pos, due.plain, r.kind, r.role_key, r.email, r.account_id),
 events AS (
     INSERT INTO request_events (request_id, at, event, actor, detail)
     SELECT id, %(at)s, %(event)s, %(decided_by)s, CAST(%(detail)s AS json) FROM moved ORDER BY pos),
@@ -139,7 +149,7 @@ granted AS (
     INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at, expires_at)
     SELECT m.account_id, m.role_key, m.id, %(at)s, e.expires_at
     FROM moved m JOIN expiry e ON e.role_key = m.role_key
-    WHERE m.id = ANY(%(grant_ids)s::bigint[])
+    WHERE m.plain
     ORDER BY m.account_id, m.role_key
     ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request,
         granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL, applied_at = NULL)
@@ -163,6 +173,7 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
         return set()
     actor = (decided_by or "syncd")[:100]
     expiry = expiry or {}
+    plain = set(grant_ids)
     cur = _cursor(conn)
     if conn.dialect.name == "postgresql":
         roles = sorted(expiry)
@@ -170,11 +181,13 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
             "ids": list(ids), "to_status": to_status, "from_status": from_status, "at": at,
             "decided_by": decided_by, "comment": comment, "event": event, "detail": json.dumps(detail),
             "actor": actor, "action": event[:40], "roles": roles, "expires": [expiry[r] for r in roles],
-            "grant_ids": list(grant_ids)})
+            "plain": [i in plain for i in ids]})
         return {r[0] for r in cur.fetchall()}
     stamp = _sqlite_time(at)
-    for i, statement in enumerate(_SQLITE_FILL):
-        cur.execute(statement, (json.dumps(list(ids)),) if i == 2 else ())
+    for statement in _SQLITE_FILL:
+        cur.execute(statement)
+    cur.execute(_SQLITE_DUE, (json.dumps([[i, int(i in plain)] for i in ids]),))
+    cur.execute(_SQLITE_EXPIRY, (json.dumps({k: _sqlite_time(v) for k, v in expiry.items()}),))
     cur.execute(_SQLITE_MOVE, {"to_status": to_status, "from_status": from_status, "at": stamp,
                                "decided_by": decided_by, "comment": comment})
     moved = {r[0] for r in cur.fetchall()}
@@ -183,11 +196,8 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
     text = json.dumps(detail)
     cur.execute(_SQLITE_EVENTS, {"at": stamp, "event": event, "decided_by": decided_by, "detail": text})
     cur.execute(_SQLITE_AUDIT, {"at": stamp, "actor": actor, "action": event[:40], "detail": text})
-    granted = [i for i in grant_ids if i in moved]
-    if granted:
-        cur.execute(_SQLITE_GRANT, {"at": stamp, "grant_ids": json.dumps(granted),
-                                    "expiry": json.dumps({k: _sqlite_time(v) for k, v in expiry.items()})})
-    cur.execute("DELETE FROM temp.tacit_due")
+    if plain:
+        cur.execute(_SQLITE_GRANT, {"at": stamp})
     return moved
 
 
