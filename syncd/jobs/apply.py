@@ -24,7 +24,7 @@ from syncd.jobs import mobility, notify, parking, passwords
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
-from syncd.store import audit, repo
+from syncd.store import applied as applied_store, audit, repo
 from syncd.store import stamps as ldap_stamps
 from syncd.store.db import transaction
 from syncd.store.queue import claim_requests
@@ -186,19 +186,25 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
     added its audit row, and each requester the mail that says the request is granted.
     """
     layout = rt.mappings.directory
-    conn.execute(_MARK_APPLIED, {"ids": [r["id"] for r in rows], "now": now})
-    repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
     habilitations = [r for r in rows if r["kind"] not in ACCOUNT_KINDS]
     group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
                  for key in {r["role_key"] for r in habilitations}}
-    audit.record_many(conn, [
-        audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
-                    target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
-        for r in habilitations])
+    if conn.dialect.name == "postgresql":   # one statement over arrays (syncd.store.applied)
+        applied_store.mark_applied(conn, [r["id"] for r in rows], [
+            (r["id"], r["account_id"], r["role_key"], group_dns[r["role_key"]],
+             names.person_dn(layout, r["account_id"])) for r in habilitations], now)
+    else:
+        conn.execute(_MARK_APPLIED, {"ids": [r["id"] for r in rows], "now": now})
+        repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
+        audit.record_many(conn, [
+            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
+                        target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
+            for r in habilitations])
+        if habilitations:
+            conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({r["account_id"] for r in habilitations}),
+                                               "pairs": [(r["account_id"], r["role_key"]) for r in habilitations],
+                                               "now": now})
     if habilitations:
-        conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({r["account_id"] for r in habilitations}),
-                                           "pairs": [(r["account_id"], r["role_key"]) for r in habilitations],
-                                           "now": now})
         owners = {a["id"]: a for a in conn.execute(select(accounts).where(
             accounts.c.id.in_({r["account_id"] for r in habilitations}))).mappings()}
         language = notify.language_of(rt.settings)
