@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from syncd.core.model import Decider, DeciderScope
 from syncd.store import wakeup
 from syncd.store.leadership import WAKE_CHANNEL
-from syncd.store.tables import UtcDateTime, requests
+from syncd.store.tables import UtcDateTime, requests, time_from_driver, time_to_driver
 
 _REQUEST_COLUMNS = tuple(c.name for c in requests.columns)
 _TIMES = frozenset(c.name for c in requests.columns if isinstance(c.type, UtcDateTime))
@@ -116,7 +116,7 @@ def read(conn: Connection, request_id: int, ref: str) -> tuple[dict[str, Any] | 
         rows = account_roles(conn, ref, row["organisation_code"] or "")
     if row["account_id"] is None or row["role_key"] is None:
         return row, rows, NOT_READ
-    return row, rows, None if found is None else (_read_time(found[0]), _read_time(found[1]))
+    return row, rows, None if found is None else (time_from_driver(found[0]), time_from_driver(found[1]))
 
 
 @contextmanager
@@ -180,24 +180,6 @@ def decider_and_rivals(conn: Connection, ref: str, organisation_code: str, reque
     return account, roles
 
 
-def _time(value: datetime | None, postgresql: bool) -> Any:
-    """A time bound as ``UtcDateTime`` binds it: UTC, naive text on SQLite."""
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime refused: pass a timezone-aware (UTC) datetime")
-    value = value.astimezone(timezone.utc)
-    return value if postgresql else value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _read_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -213,7 +195,7 @@ def _request_row(values: Any) -> dict[str, Any] | None:
         return None
     row = dict(zip(_REQUEST_COLUMNS, values, strict=True))
     for name in _TIMES:
-        row[name] = _read_time(row[name])
+        row[name] = time_from_driver(row[name])
     for name in _BOOLEANS:
         if row[name] is not None:
             row[name] = bool(row[name])
@@ -248,20 +230,20 @@ def local_rival(conn: Connection, organisation_code: str, decider: str,
 def membership_held(conn: Connection, account_id: str, role_key: str) -> tuple[datetime | None, datetime | None] | None:
     """(expires_at, revoked_at) of the membership, or None when there is none."""
     found = _run(conn, _HELD[_postgresql(conn)], {"account_id": account_id, "role_key": role_key}).fetchone()
-    return None if found is None else (_read_time(found[0]), _read_time(found[1]))
+    return None if found is None else (time_from_driver(found[0]), time_from_driver(found[1]))
 
 
 def record_decision(conn: Connection, request_id: int, status: str, at: datetime, decided_by: str | None,
                     comment: str | None) -> None:
     postgresql = _postgresql(conn)
-    _run(conn, _RECORD_DECISION[postgresql], {"status": status, "at": _time(at, postgresql),
+    _run(conn, _RECORD_DECISION[postgresql], {"status": status, "at": time_to_driver(at, postgresql),
                                                          "by": decided_by, "why": comment, "request_id": request_id})
 
 
 def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor: str | None,
               detail: dict | None) -> None:
     postgresql = _postgresql(conn)
-    _run(conn, _EVENT[postgresql], {"request_id": request_id, "event": event, "at": _time(at, postgresql),
+    _run(conn, _EVENT[postgresql], {"request_id": request_id, "event": event, "at": time_to_driver(at, postgresql),
                                     "actor": actor, "detail": _json(detail)})
 
 
@@ -270,7 +252,7 @@ def audit(conn: Connection, *, at: datetime, actor: str, action: str, request_id
     """``audit.record``: one row, unsealed, truncated to the columns' sizes as it does."""
     postgresql = _postgresql(conn)
     _run(conn, _AUDIT[postgresql], {
-        "at": _time(at, postgresql), "actor": actor[:100], "action": action[:40], "request_id": request_id,
+        "at": time_to_driver(at, postgresql), "actor": actor[:100], "action": action[:40], "request_id": request_id,
         "target": target[:1000] if target else None, "detail": _json(detail)})
 
 
@@ -279,13 +261,13 @@ def grant(conn: Connection, account_id: str, role_key: str, request_id: int, at:
     """Write a granted membership, new or not: not revoked, not applied yet."""
     postgresql = _postgresql(conn)
     _run(conn, _GRANT[postgresql], {
-        "account_id": account_id, "role_key": role_key, "request_id": request_id, "at": _time(at, postgresql),
-        "expires_at": _time(expires_at, postgresql)})
+        "account_id": account_id, "role_key": role_key, "request_id": request_id, "at": time_to_driver(at, postgresql),
+        "expires_at": time_to_driver(expires_at, postgresql)})
 
 
 def claim_token(conn: Connection, key: str, now: datetime, expires_at: datetime, result: Any = None) -> bool:
     """``tokens.claim``: record ``key``; True if it was new, False if someone had recorded it already."""
     postgresql = _postgresql(conn)
-    return _run(conn, _CLAIM[postgresql], {"key": key, "now": _time(now, postgresql),
-                                           "expires_at": _time(expires_at, postgresql),
+    return _run(conn, _CLAIM[postgresql], {"key": key, "now": time_to_driver(now, postgresql),
+                                           "expires_at": time_to_driver(expires_at, postgresql),
                                            "result": _json(result)}).fetchone() is not None

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import RequestKind, Status
-from syncd.store.tables import request_events, requests
+from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
 # The columns ``repo.request_view`` reads, and the email for the audit row's target.
 _CLAIMED = ("id", "kind", "status", "submitted_at", "account_id", "organisation_code", "role_key", "deadline_at",
@@ -53,21 +53,6 @@ def _claim_sql(internal_accounts: bool, postgresql: bool) -> str:
 _CLAIM = {(i, pg): _claim_sql(i, pg) for i in (True, False) for pg in (True, False)}
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    """A time as SQLAlchemy's ``UtcDateTime`` stores it on SQLite: naive UTC text."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _read_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def _cursor(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()
 
@@ -83,12 +68,12 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     """
     postgresql = conn.dialect.name == "postgresql"
     cur = _cursor(conn)
-    cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else _sqlite_time(now), limit))
+    cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else time_to_driver(now, False), limit))
     out = []
     for values in cur.fetchall():
         row = dict(zip(_CLAIMED, values, strict=True))
         for c in _TIMES:
-            row[c] = _read_time(row[c])
+            row[c] = time_from_driver(row[c])
         if row["internal"] is not None:
             row["internal"] = bool(row["internal"])
         out.append(row)
@@ -183,11 +168,11 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
             "actor": actor, "action": event[:40], "roles": roles, "expires": [expiry[r] for r in roles],
             "plain": [i in plain for i in ids]})
         return {r[0] for r in cur.fetchall()}
-    stamp = _sqlite_time(at)
+    stamp = time_to_driver(at, False)
     for statement in _SQLITE_FILL:
         cur.execute(statement)
     cur.execute(_SQLITE_DUE, (json.dumps([[i, int(i in plain)] for i in ids]),))
-    cur.execute(_SQLITE_EXPIRY, (json.dumps({k: _sqlite_time(v) for k, v in expiry.items()}),))
+    cur.execute(_SQLITE_EXPIRY, (json.dumps({k: time_to_driver(v, False) for k, v in expiry.items()}),))
     cur.execute(_SQLITE_MOVE, {"to_status": to_status, "from_status": from_status, "at": stamp,
                                "decided_by": decided_by, "comment": comment})
     moved = {r[0] for r in cur.fetchall()}
