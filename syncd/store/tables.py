@@ -93,8 +93,11 @@ def time_from_driver(value: Any) -> datetime | None:
     """A time read on the driver's cursor as ``UtcDateTime`` returns it: aware, in UTC."""
     if value is None:
         return None
-    if isinstance(value, str):          # SQLite: the text written above
-        value = datetime.fromisoformat(value)
+    if isinstance(value, str):          # SQLite: the naive UTC text written above, or another writer's
+        try:
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:              # it carried an offset of its own
+            value = datetime.fromisoformat(value)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
