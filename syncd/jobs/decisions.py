@@ -7,13 +7,12 @@ job, which is what ``applied_at`` records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from datetime import datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import insert
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import lifecycle
 from syncd.core.model import Decision, RequestKind, Status, Verdict
@@ -22,8 +21,7 @@ from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
 from syncd.jobs.runtime import Runtime
 from syncd.store import decision as decision_store, grants, repo
-from syncd.store.db import transaction
-from syncd.store.tables import accounts
+from syncd.store.db import Connection, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +80,7 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
     return transition
 
 
-def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecycle.Transition,
+def record_transition(conn: Connection, rt: Runtime, row: Mapping[str, Any], t: lifecycle.Transition,
                       channel: str | None = None, held=decision_store.NOT_READ) -> None:
     """Write one transition of a request locked in ``conn``'s transaction, with its audit row
     (unsealed: it neither locks nor reads the chain, so concurrent decisions do not wait for each other).
@@ -106,7 +104,7 @@ def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecyc
                          target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
 
 
-def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, decided_by: str | None = None,
+def grant(conn: Connection, rt: Runtime, row: Mapping[str, Any], now: datetime, *, decided_by: str | None = None,
           held=decision_store.NOT_READ) -> None:
     """Write the desired state an accepted request asks for: a new account, a membership, or the
     account in its new organisation (``syncd.jobs.mobility``)."""
@@ -117,12 +115,7 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, deci
         existing = repo.account_by_email(conn, row["email"])
         account_id = existing["id"] if existing else repo.new_account_id()
         if existing is None:
-            conn.execute(insert(accounts).values(
-                id=account_id, email=row["email"], civility=row["civility"], given_name=row["given_name"],
-                family_name=row["family_name"], primary_organisation=row["organisation_code"],
-                internal=bool(row["internal"]), terms_version=row["terms_version"],
-                terms_accepted_at=repo.aware(row["submitted_at"]), status="pending",
-                created_at=now, updated_at=now))
+            decision_store.create_account(conn, account_id, row, now)
         repo.update_request(conn, row["id"], now, account_id=account_id)
         return
     # One membership: the membership held, the rule (validity, renewal) in the core, one upsert.
@@ -138,7 +131,7 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, deci
 _ONE_BY_ONE = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 
 
-def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+def grant_many(conn: Connection, rt: Runtime, rows: list[Mapping[str, Any]], now: datetime) -> None:
     """``grant`` for many accepted requests: one read of their memberships, then bulk writes.
 
     The rows are taken in order, so a request sees what an earlier one in the same call granted

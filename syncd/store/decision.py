@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean
+from sqlalchemy import Boolean, insert
 from sqlalchemy.engine import Connection
 
 from syncd.core.model import Decider, DeciderScope
 from syncd.store import wakeup
 from syncd.store.leadership import WAKE_CHANNEL
-from syncd.store.tables import UtcDateTime, requests, time_from_driver, time_to_driver
+from syncd.store.tables import UtcDateTime, accounts, requests, time_from_driver, time_to_driver
 
 _REQUEST_COLUMNS = tuple(c.name for c in requests.columns)
 _TIMES = frozenset(c.name for c in requests.columns if isinstance(c.type, UtcDateTime))
@@ -263,6 +263,16 @@ def grant(conn: Connection, account_id: str, role_key: str, request_id: int, at:
     _run(conn, _GRANT[postgresql], {
         "account_id": account_id, "role_key": role_key, "request_id": request_id, "at": time_to_driver(at, postgresql),
         "expires_at": time_to_driver(expires_at, postgresql)})
+
+
+def create_account(conn: Connection, account_id: str, request: Mapping[str, Any], now: datetime) -> None:
+    """The account an accepted account request asks for, pending until LDAP has it."""
+    conn.execute(insert(accounts).values(
+        id=account_id, email=request["email"], civility=request["civility"], given_name=request["given_name"],
+        family_name=request["family_name"], primary_organisation=request["organisation_code"],
+        internal=bool(request["internal"]), terms_version=request["terms_version"],
+        terms_accepted_at=time_from_driver(request["submitted_at"]), status="pending", created_at=now,
+        updated_at=now))
 
 
 def claim_token(conn: Connection, key: str, now: datetime, expires_at: datetime, result: Any = None) -> bool:
