@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.venv-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 TEST_STAMP := $(VENV)/.test-stamp
 
-.PHONY: demo test bench demo-packages test-packages clean
+.PHONY: demo test bench screenshots demo-packages test-packages clean
 
 $(VENV_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "syncd needs Python 3.11 or newer"; exit 1; }
@@ -47,6 +47,11 @@ test: $(TEST_STAMP) test-packages
 
 bench: $(TEST_STAMP) demo-packages   # the web benchmark drives syncd web with httpx, a test extra
 	$(BIN)/python -m bench
+
+# The PNGs docs/web.md shows (docs/images/), taken by the desk's browser test in a real headless
+# Chromium; not part of `make test`, which saves them in a throwaway folder.
+screenshots: $(TEST_STAMP) test-packages
+	SYNCD_SCREENSHOTS=docs/images $(BIN)/pytest -q -p no:cacheprovider tests/web/test_desk_browser.py
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

@@ -12,7 +12,8 @@ with the same data set (``bench.data``), then, in this order:
 4. 1% drift made behind syncd's back (``bench.drift``), reconciled (``--force``: it is above
    the guards);
 5. a dry run that must find nothing left (a check, not a figure);
-6. tacit sweep over 1,000,000 past requests of which 10,000 are due (largest size only by
+6. the correspondents' desk with 500 pending requests, rendered (``bench.desk``; largest size only);
+7. tacit sweep over 1,000,000 past requests of which 10,000 are due (largest size only by
    default: it does not depend on the number of accounts).
 """
 
@@ -39,6 +40,7 @@ import structlog
 
 from bench import sql as bsql
 from bench.data import NOW, generate, write_ldif
+from bench.desk import measure_desk
 from bench.drift import make_drift
 from bench.raw import Ldap, ldapsearch_read, raw_limits
 
@@ -272,6 +274,9 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
             if not check.plan.clean:
                 say(f"{size}/{engine}: NOT CLEAN after repair: {check.plan.totals()}")
             if args.tacit_at == "all" or size == max(args.sizes):
+                res["desk"] = measure_desk(db_url, data)
+                say(f"{size}/{engine}: desk with {res['desk']['pending']} pending requests "
+                    f"{res['desk']['median_ms']:.0f} ms (median)")
                 res["tacit"] = measure_tacit(db_url, slapd, data, args.requests, args.due)
                 say(f"{size}/{engine}: tacit sweep {res['tacit']['seconds']:.2f} s, floor {res['tacit']['floor_s']:.2f} s")
             out[engine] = res
@@ -349,6 +354,12 @@ def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, l
     for e in engines:
         out.append((f"reconcile, 1% drift repaired, {label[e]}: s / peak RSS MiB / × ldap3 read / writes",
                     [_reconcile_cell(r, e, "drift") for r in results]))
+    for e in engines:
+        out.append((f"desk, 500 pending requests rendered, {label[e]}: server ms, median / max of 20 / median CPU "
+                    "(target < 200)",
+                    [f"{_f(get(r, e, 'desk', 'median_ms'), 0)} / {_f(get(r, e, 'desk', 'max_ms'), 0)} / "
+                     f"{_f(get(r, e, 'desk', 'cpu_ms'), 0)}"
+                     if get(r, e, "desk") else "—" for r in results]))
     swept = next((get(r, e, "tacit") for r in results for e in engines if get(r, e, "tacit")), None)
     scale = f"{swept['requests']:,} requests, {swept['accepted']:,} due" if swept else "not measured"
     for e in engines:

@@ -17,7 +17,7 @@ EXIT_PROBLEM, EXIT_USAGE, EXIT_TEMPORARY = 1, 2, 3
 # Command groups that live next to their use-case. Each module has ``add_commands(sub)`` and
 # ``dispatch(args, runtime_factory) -> int | None`` (None: not one of its commands).
 EXTENSIONS = ("syncd.lifecycle_commands", "syncd.plan_commands", "syncd.web.commands", "syncd.reconcile.commands",
-              "syncd.outbox_commands", "syncd.parked_commands")
+              "syncd.outbox_commands", "syncd.parked_commands", "syncd.desk_commands", "syncd.review_commands")
 
 
 def _extensions():

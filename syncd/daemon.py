@@ -44,9 +44,9 @@ DIRECTORY_JOBS = frozenset({"provision", "apply", "accounts", "reconcile", "reco
 
 # Sweeps over shared state: on PostgreSQL one daemon at a time runs each (advisory lock);
 # the claim-based jobs (intake, apply, deliver) run everywhere and share work through claims.
-SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "accounts", "reconcile",
+SINGLETON_JOBS = frozenset({"provision", "reroute", "tacit", "remind", "expiry", "reviews", "accounts", "reconcile",
                             "reconcile_incremental",
-                            "retention", "audit_seal"})
+                            "retention", "audit_seal", "digest"})
 
 
 # The daemon's own series, served on settings.metrics.listen (the web process serves the
@@ -77,8 +77,8 @@ class Job:
 
 
 def default_jobs(rt: Runtime) -> list[Job]:
-    from syncd.jobs import (accounts, apply, audit_seal, deliver, habilitations, intake, provision, reconcile,
-                            retention, routing, tacit)
+    from syncd.jobs import (accounts, apply, audit_seal, deliver, digest, habilitations, intake, provision,
+                            reconcile, retention, reviews, routing, tacit)
     j = rt.settings.jobs
     return [
         Job("provision", provision.provision, j.provision_seconds),
@@ -87,6 +87,8 @@ def default_jobs(rt: Runtime) -> list[Job]:
         Job("tacit", tacit.sweep, j.tacit_seconds),
         Job("remind", tacit.remind, j.tacit_seconds),
         Job("expiry", habilitations.expire_and_renew, j.tacit_seconds),
+        Job("reviews", reviews.run, j.tacit_seconds),     # before accounts: a withdrawal reaches LDAP in the pass
+        Job("digest", digest.send_digests, j.digest_seconds),
         Job("apply", apply.apply_accepted, j.apply_seconds),
         Job("accounts", accounts.sync_accounts, j.apply_seconds),
         Job("deliver", deliver.deliver, j.outbox_seconds),

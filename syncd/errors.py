@@ -2,7 +2,7 @@
 
 Callers decide what to do from the class alone: a ``TemporaryError`` is worth retrying
 (after a backoff), a ``PermanentError`` is not and must be recorded and shown.
-No ``ldap3``, ``sqlalchemy`` or ``smtplib`` exception escapes an adapter.
+No exception of a driver (LDAP, SQL, SMTP) escapes an adapter.
 """
 
 from __future__ import annotations

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert
 
 from syncd.core.intake import directory_refusals, normalise_email
 from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
 from syncd.jobs.runtime import Runtime
-from syncd.mail.outbox import oldest_pending_age, pending_count
 from syncd.store import audit, health, parked, repo
-from syncd.store.db import DIALECT_INSERTS, transaction
-from syncd.store.tables import accounts, deciders, requests
+from syncd.store.db import transaction
+from syncd.store.outbox import oldest_pending_age, pending_count
 
 
 log = structlog.get_logger(__name__)
@@ -31,12 +28,9 @@ UPGRADE_NOTE = "upgrading from 0.1? docs/upgrading.md lists what changed for exi
 def decider_warning(settings) -> str | None:
     """What ``check-config`` says about the deciders: the loud warning when the database is
     reachable, up to date and has no central administrator; why it could not tell otherwise."""
-    from sqlalchemy.engine import make_url
-
     from syncd.store.db import make_engine
-    from syncd.store.migrate import is_up_to_date
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+    from syncd.store.migrate import is_up_to_date, sqlite_file_missing
+    if sqlite_file_missing(settings.database_url):
         return None     # no database yet (connecting would create the file): nothing to say
     try:
         if not is_up_to_date(settings.database_url):
@@ -70,6 +64,8 @@ def status_report(rt: Runtime) -> dict[str, Any]:
         waiting_since = health.awaiting_decider_oldest(conn)
         report["awaiting_decider_oldest_age_seconds"] = (now - waiting_since).total_seconds() if waiting_since else None
         report["central_administrators"] = health.central_administrator_count(conn)
+    from syncd.jobs import reviews
+    report["reviews"] = reviews.progress(rt)
     report["locked_out_accounts"] = _locked_out(rt)
     report["healthy"] = all(j["consecutive_failures"] == 0 for j in report["jobs"])
     return report
@@ -124,6 +120,17 @@ def format_status(report: dict[str, Any]) -> str:
     for kind, p in report["parked"].items():
         oldest = f", oldest {p['oldest']} since {p['oldest_parked_at']}: {p['oldest_reason']}" if p["count"] else ""
         lines.append(f"  {kind:12} {p['count']}{oldest}")
+    lines.append("access reviews under way (syncd review):" if report["reviews"] else "access reviews under way: none")
+    for c in report["reviews"]:
+        items = c["items"]
+        answered = ", ".join(f"{k} {v}" for k, v in sorted(items.items()) if k != "undecided")
+        line = (f"  {c['organisation_code']:12} campaign {c['campaign_id']} {c['state']}, ends {c['closes_at']}: "
+                f"{sum(items.values())} right(s), {items.get('undecided', 0)} unanswered"
+                + (f" ({answered})" if answered else ""))
+        if c["no_reviewer"]:
+            line += (f"; NOBODY CAN REVIEW {c['no_reviewer']}: they wait, nothing is withdrawn "
+                     "(syncd decider add EMAIL --organisation CODE | --central)")
+        lines.append(line)
     lines.append("jobs:")
     for j in report["jobs"]:
         state = "ok" if j["consecutive_failures"] == 0 else f"FAILING x{j['consecutive_failures']}: {j['last_error']}"
@@ -156,10 +163,10 @@ def add_account(rt: Runtime, email: str, given_name: str, family_name: str, orga
         if repo.account_by_email(conn, normalised):
             raise PermanentError(f"an account already exists for {normalised}")
         account_id = repo.new_account_id()
-        conn.execute(insert(accounts).values(
-            id=account_id, email=normalised, given_name=given_name, family_name=family_name,
+        repo.add_account(
+            conn, id=account_id, email=normalised, given_name=given_name, family_name=family_name,
             primary_organisation=organisation, internal=internal, director=director, status="active",
-            created_at=now, updated_at=now))
+            created_at=now, updated_at=now)
         row = repo.account_by_id(conn, account_id)
     push_account(rt, row)
     return account_id
@@ -177,25 +184,17 @@ def _decider_key(conn, rt: Runtime, email: str, organisation: str | None):
 def add_decider(rt: Runtime, email: str, organisation: str | None) -> None:
     with transaction(rt.engine) as conn:
         account_id, scope = _decider_key(conn, rt, email, organisation)
-        # Idempotent, and safe when two run at once: the unique key, or for a central
-        # administrator the partial unique index, turns the second insert into nothing.
-        insert_or_nothing = DIALECT_INSERTS[conn.dialect.name]
-        conn.execute(insert_or_nothing(deciders).values(
-            account_id=account_id, scope=scope, organisation_code=organisation, created_at=rt.clock()
-        ).on_conflict_do_nothing())
+        repo.add_decider(conn, account_id, scope, organisation, rt.clock())
 
 
 def remove_decider(rt: Runtime, email: str, organisation: str | None) -> None:
     with transaction(rt.engine) as conn:
         account_id, scope = _decider_key(conn, rt, email, organisation)
-        conn.execute(delete(deciders).where(
-            deciders.c.account_id == account_id, deciders.c.scope == scope,
-            deciders.c.organisation_code.is_(None) if organisation is None
-            else deciders.c.organisation_code == organisation))
+        repo.remove_decider(conn, account_id, scope, organisation)
 
 
 def submit_habilitation(rt: Runtime, email: str, role_key: str) -> int:
     """Insert a habilitation request exactly as docs/queue.md tells the portal to."""
     with transaction(rt.engine) as conn:
-        return conn.execute(insert(requests).values(kind="habilitation", submitted_at=rt.clock(), email=email,
-                                                    role_key=role_key)).inserted_primary_key[0]
+        return repo.submit_request(conn, {"kind": "habilitation", "submitted_at": rt.clock(), "email": email,
+                                          "role_key": role_key})[0]

@@ -1,4 +1,4 @@
-"""``syncd outbox``: the mails given up on, listed and sent again (see ``syncd.mail.outbox``)."""
+"""``syncd outbox``: the mails given up on, listed and sent again (see ``syncd.store.outbox``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def add_commands(sub) -> None:
 def dispatch(args, runtime_factory) -> int | None:
     if args.command != "outbox":
         return None
-    from syncd.mail import outbox
+    from syncd.store import outbox
     from syncd.store.db import transaction
     rt = runtime_factory()
     try:

@@ -34,12 +34,10 @@ def dispatch(args, runtime_factory) -> int | None:
 
 def mapping_plan(rt, new):
     """Read what syncd provisioned in LDAP and the granted habilitations; compare with ``new``."""
-    from sqlalchemy import select
-
     from syncd.core.mapping_changes import plan_mapping_change
     from syncd.directory import names
+    from syncd.store import grants
     from syncd.store.db import transaction
-    from syncd.store.tables import memberships
 
     layout = rt.mappings.directory
     role_key = rt.directory.traits.name("syncdRoleKey")     # where the server keeps it (AD: adminDisplayName)
@@ -50,6 +48,5 @@ def mapping_plan(rt, new):
         names.branch_dn(layout, "organisations"), names.filter_present(layout.organisations.rdn_attribute),
         [layout.organisations.rdn_attribute], scope="one")]
     with transaction(rt.engine, readonly=True) as conn:
-        members = Counter(r[0] for r in conn.execute(
-            select(memberships.c.role_key).where(memberships.c.revoked_at.is_(None))))
+        members = Counter(grants.held_role_keys(conn))
     return plan_mapping_change(new, groups, orgs, members)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
@@ -83,6 +83,21 @@ class WebSettings(_Section):
     database_concurrency: int = Field(default=3, ge=1, le=100)
 
 
+class DeskSettings(_Section):
+    """The correspondents' desk and its daily digest (docs/web.md, docs/operations.md)."""
+
+    # How long the link in a digest opens the desk; the operator revokes links sooner with
+    # `syncd desk revoke`.
+    link_days: int = Field(default=7, ge=1, le=90)
+    # A desk session ends this long after the decider's last page (and never outlives its link).
+    session_minutes: int = Field(default=30, ge=5, le=720)
+    digest: bool = True                                  # send the daily digest at all
+    digest_hour: int = Field(default=7, ge=0, le=23)     # Paris time: the digest goes out at or after it
+    # Deciders (e-mail addresses) who prefer the digest: they get no mail per request (« à valider »,
+    # reminders, escalations). ["*"]: every decider. Needs web.signing_key (the digest's link).
+    digest_only: list[str] = []
+
+
 class JobSettings(_Section):
     intake_seconds: float = Field(default=5, gt=0)
     apply_seconds: float = Field(default=5, gt=0)
@@ -92,6 +107,7 @@ class JobSettings(_Section):
     # How often new audit rows are sealed into the hash chain (syncd.store.audit).
     audit_seal_seconds: float = Field(default=5, gt=0)
     retention_seconds: float = Field(default=3600, gt=0)   # how often old mail content is erased
+    digest_seconds: float = Field(default=300, gt=0)       # how often the digest job looks (one digest a day)
     wake_poll_seconds: float = Field(default=0.5, gt=0)  # how often to look for new work
     batch_size: int = Field(default=500, ge=1)
     # Requests claimed per apply pass: the more per pass, the more values per group modify
@@ -118,6 +134,25 @@ class MetricsSettings(_Section):
     # host:port where `syncd run` serves Prometheus /metrics (LDAP write latency and errors,
     # job runs); off when unset. The web process serves its own on its /metrics.
     listen: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$")
+
+
+class ReviewSettings(_Section):
+    """Access review campaigns (docs/operations.md, "Access reviews"; syncd.core.reviews)."""
+
+    # Days of the year ("MM-DD", 00:00 UTC) a campaign opens for every organisation; empty: only
+    # `syncd review start` opens one.
+    schedule: list[str] = []
+    window_days: int = Field(default=30, ge=1, le=365)       # how long reviewers have to answer
+    # What the end of the window does with a right nobody confirmed or withdrew.
+    unanswered: Literal["keep", "withdraw"] = "keep"
+
+    @field_validator("schedule")
+    @classmethod
+    def _days(cls, days: list[str]) -> list[str]:
+        from syncd.core.reviews import parse_day
+        for day in days:
+            parse_day(day)       # ValueError: pydantic reports it with the setting's place
+        return days
 
 
 class LogSettings(_Section):
@@ -151,9 +186,11 @@ class Settings(BaseSettings):
     ldap: LdapSettings = LdapSettings()
     smtp: SmtpSettings = SmtpSettings()
     web: WebSettings = WebSettings()
+    desk: DeskSettings = DeskSettings()
     jobs: JobSettings = JobSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
+    review: ReviewSettings = ReviewSettings()
     log: LogSettings = LogSettings()
     config_dir: str = "."   # folder of the config file: relative paths resolve against it
 

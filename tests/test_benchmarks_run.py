@@ -29,7 +29,7 @@ def test_the_directory_benchmark_runs_every_measure_at_a_toy_size():
     out = _run("-m", "bench", "--sizes", "300", "--no-postgres", "--requests", "2000", "--due", "200",
                "--apply", "100", "--raw-adds", "200", "--no-readme")
     for measure in ("raw ldap3 batched member adds", "apply, SQLite", "reconcile, no drift, SQLite",
-                    "reconcile, 1% drift repaired, SQLite", "tacit sweep, SQLite: 2,000 requests, 200 due"):
+                    "reconcile, 1% drift repaired, SQLite", "desk, 500 pending requests rendered, SQLite", "tacit sweep, SQLite: 2,000 requests, 200 due"):
         assert measure in out, f"{measure!r} missing from:\n{out}"
 
 

@@ -141,3 +141,48 @@ def test_plan_says_a_removed_role_leaves_its_group_and_members_in_ldap(config, g
     changes = json.loads(granted("plan", "--mappings", str(folder), "--json"))
     assert [(c["kind"], c["key"], c["members"]) for c in changes] == [("role_removed", "egap-guide-paie-lecteur", 1)]
     assert "no longer managed" in changes[0]["detail"]
+
+
+def test_syncd_desk_revoke_records_the_revocation_and_desk_link_prints_a_fresh_link(config, capsys, monkeypatch):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, select
+
+    from syncd.store.db import make_engine, transaction
+    from syncd.store.tables import accounts, audit_log, desk_revocations, organisations
+    assert main(["-c", str(config), "db", "upgrade"]) == 0
+    engine = make_engine(f"sqlite:///{config.parent / 'syncd.db'}")
+    now = datetime.now(timezone.utc)
+    with transaction(engine) as conn:
+        conn.execute(insert(organisations).values(code="CARSAT-RA", name="CARSAT", branch="retraite", updated_at=now))
+        conn.execute(insert(accounts).values(id="c1", email="c.martin@lassuranceretraite.fr", given_name="Claire",
+                                             family_name="Martin", primary_organisation="CARSAT-RA", internal=True, status="active",
+                                             created_at=now, updated_at=now))
+    capsys.readouterr()
+
+    assert main(["-c", str(config), "desk", "link", "c.martin@lassuranceretraite.fr"]) == 1   # no signing key
+    assert "web.signing_key" in capsys.readouterr().err
+    monkeypatch.setenv("SYNCD_WEB__SIGNING_KEY", "k" * 40)
+    assert main(["-c", str(config), "desk", "link", "c.martin@lassuranceretraite.fr"]) == 0
+    assert re.fullmatch(r"http://127\.0\.0\.1:8080/desk/open/\S+\n", capsys.readouterr().out)
+    assert main(["-c", str(config), "desk", "revoke", "c.martin@lassuranceretraite.fr", "--reason", "parti"]) == 0
+    assert main(["-c", str(config), "desk", "revoke", "nobody@example.org"]) == 1
+    with transaction(engine, readonly=True) as conn:
+        assert conn.execute(select(desk_revocations.c.account_id, desk_revocations.c.reason)).all() == [("c1", "parti")]
+        assert conn.execute(select(audit_log.c.action).where(audit_log.c.target == "c1")).scalars().all() == [
+            "desk_links_revoked"]
+    engine.dispose()
+
+def test_an_operator_opens_a_review_and_a_reviewer_answers_it_from_the_command_line(granted, config):
+    applications = config.parent / "mappings" / "applications.yaml"
+    applications.write_text(applications.read_text().replace(
+        "        group: app-egap-guides-administration\n",
+        "        group: app-egap-guides-administration\n        review: true\n"))
+    assert granted("check-config").startswith("configuration valid")
+    opened = granted("review", "start", "--org", "CARSAT-RA")
+    assert opened.startswith("CARSAT-RA: campaign 1: 1 right(s), 1 reviewer(s) mailed, ends ")
+    assert main(["-c", str(config), "review", "start", "--org", "CARSAT-RA"]) == 1     # one under way
+    [line, total] = granted("review", "list", "--as", "admin@ucanss.fr").splitlines()
+    assert "Aristide Charenne" in line and total == "1 right(s)"
+    assert granted("review", "confirm", line.split()[0], "--as", "admin@ucanss.fr") == "1 right(s) confirmed"
+    assert "campaign 1 open" in granted("status") and "0 unanswered (confirmed 1)" in granted("status")

@@ -908,3 +908,26 @@ def test_the_sample_names_the_directors_referential_its_page_and_its_contact():
     ref = load_mappings(SAMPLES).policy.directors_referential
     assert (ref.name, ref.contact) == ("Référentiel des Agents de Direction", "labdd@ucanss.fr")
     assert ref.profile_url == "http://ucanss.fr/portail/auth/portal/default/Pcarriere"
+
+
+# --- access reviews (review: true) -----------------------------------------------------------
+
+
+def test_a_role_marked_for_review_is_listed_among_the_reviewed_roles(folder: Path):
+    edit(folder, "applications.yaml", "        group: app-opim-organisme-local\n",
+         "        group: app-opim-organisme-local\n        review: true\n")
+    assert load_mappings("mappings").reviewed_roles() == ("opim-organisme-local",)
+
+
+def test_a_reviewed_role_with_a_validity_is_refused_on_the_review_line(folder: Path):
+    line = edit(folder, "applications.yaml", "        validity_months: 12 ",
+                "        review: true\n        validity_months: 12 ")
+    assert only_problem() == (
+        f"mappings/applications.yaml:{line}: applications[2].roles[0].review: a reviewed role is renewed by "
+        "its access review campaigns, not by a validity: remove validity_months or review")
+
+
+def test_review_must_be_true_or_false(folder: Path):
+    edit(folder, "applications.yaml", "        group: app-opim-organisme-local\n",
+         "        group: app-opim-organisme-local\n        review: often\n")
+    assert "applications[5].roles[0].review" in only_problem()

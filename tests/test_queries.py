@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert
 
-from syncd import queries
+from syncd.store import queries
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, deciders, memberships, organisations, request_deciders, requests
 from tests.factories import T0, mappings

@@ -13,7 +13,9 @@ Tacit acceptance needs a decider's chance: only a request that reached a decider
 (``tacit_applies``); such a request past its deadline is escalated (``is_escalated``).
 
 A terminal status never changes again: a late refusal does not revoke an accepted request
-(revoking a habilitation is its own action on the membership).
+(revoking a habilitation is its own action on the membership). The one way out of one is an
+operator's: a parked request (the directory refused its write for good) may be refused
+(``PARKED_REFUSABLE``). The store writes no status the table does not allow (``sources``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     Status.REJECTED: frozenset(),
 }
 
+# The statuses a parked request can have, from which an operator may refuse it (syncd parked refuse).
+PARKED_REFUSABLE = frozenset({Status.NEW, Status.ACCEPTED, Status.ACCEPTED_TACITLY})
+
 MAX_COMMENT_LENGTH = 2000
 
 
@@ -53,8 +58,11 @@ class Transition:
     comment: str | None = None
 
 
-def can_move(from_status: Status, to_status: Status) -> bool:
-    return to_status in ALLOWED[from_status]
+def sources(to_status: Status, *, parked: bool = False) -> frozenset[Status]:
+    """The statuses from which a request may be written ``to_status``: those ``ALLOWED`` moves it
+    from, and itself (staying put is no move); for a ``parked`` one being refused, ``PARKED_REFUSABLE``."""
+    found = {s for s, targets in ALLOWED.items() if to_status in targets} | {to_status}
+    return frozenset(found | (PARKED_REFUSABLE if parked and to_status is Status.REFUSED else set()))
 
 
 def tacit_applies(request: RequestView, *, internal_accounts: bool = True) -> bool:

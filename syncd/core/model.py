@@ -35,6 +35,21 @@ class Status(str, enum.Enum):
         return self in (Status.ACCEPTED, Status.ACCEPTED_TACITLY)
 
 
+class AccountStatus(str, enum.Enum):
+    PENDING = "pending"      # created by an accepted account request, its entry not written yet
+    ACTIVE = "active"
+    DISABLED = "disabled"    # its entry locked, its memberships revoked
+
+
+class MembershipState(str, enum.Enum):
+    HELD = "held"            # granted, neither revoked nor past its expiry
+    REVOKED = "revoked"      # withdrawn: by a decider, or with the account
+    EXPIRED = "expired"      # past its validity
+
+
+# The accounts that have (or are to have) an LDAP entry.
+PROVISIONED = (AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value)
+
 TERMINAL_STATUSES = frozenset({Status.ACCEPTED, Status.ACCEPTED_TACITLY, Status.REFUSED, Status.REJECTED})
 
 # The labels users see in the portal's "Historique de vos demandes" (seed guide).

@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 import structlog
-from sqlalchemy import func, or_, select, update
 
 from syncd.directory import names
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import parking
 from syncd.jobs.apply import push_account
 from syncd.jobs.runtime import Runtime
-from syncd.store import audit
+from syncd.store import accounts, audit, grants
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
 
 log = structlog.get_logger(__name__)
 
@@ -34,18 +32,10 @@ def sync_accounts(rt: Runtime) -> int:
     """Write changed or disabled accounts to LDAP; return how many."""
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        dirty = list(conn.execute(select(accounts).where(
-            accounts.c.status.in_(("active", "disabled")),
-            or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version),
-            accounts.c.ldap_parked_at.is_(None),
-            or_(accounts.c.ldap_next_attempt_at.is_(None), accounts.c.ldap_next_attempt_at <= now))
-            .order_by(func.coalesce(accounts.c.ldap_next_attempt_at, accounts.c.updated_at), accounts.c.id)
-            .limit(rt.settings.jobs.batch_size)).mappings())
+        dirty = accounts.due_for_ldap(conn, now, rt.settings.jobs.batch_size)
         for a in dirty:
             if a["status"] == "disabled":
-                conn.execute(update(memberships).where(memberships.c.account_id == a["id"],
-                                                       memberships.c.revoked_at.is_(None))
-                             .values(revoked_at=now, applied_at=None))
+                grants.revoke(conn, a["id"], None, now)
     written = 0
     failures: list = []
     try:
@@ -81,10 +71,7 @@ def remove_revoked(rt: Runtime) -> int:
     layout = rt.mappings.directory
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        rows = list(conn.execute(select(memberships).where(
-            memberships.c.revoked_at.is_not(None), memberships.c.applied_at.is_(None),
-            memberships.c.parked_at.is_(None),
-            or_(memberships.c.next_attempt_at.is_(None), memberships.c.next_attempt_at <= now))).mappings())
+        rows = grants.removals_due(conn, now)
     by_group: dict[str, list] = defaultdict(list)
     unmapped = []
     for row in rows:
@@ -112,10 +99,7 @@ def remove_revoked(rt: Runtime) -> int:
                 audit.record(conn, at=now, actor="syncd", action="ldap_member_removed",
                              request_id=r["granted_by_request"], target=names.group_dn(layout, group),
                              detail={"member": names.person_dn(layout, r["account_id"])})
-                conn.execute(update(memberships).where(memberships.c.account_id == r["account_id"],
-                                                       memberships.c.role_key == r["role_key"],
-                                                       memberships.c.revoked_at.is_not(None))
-                             .values(applied_at=now, attempts=0, next_attempt_at=None, last_error=None))
+                grants.mark_removed(conn, r["account_id"], r["role_key"], now)
         removed += len(group_rows)
         log.info("members_removed", group=group, count=len(group_rows))
     return removed

@@ -13,8 +13,6 @@ from collections import defaultdict
 from datetime import datetime
 
 import structlog
-from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.engine import RowMapping
 
 from syncd.core.entries import account_attributes
 from syncd.core.model import RequestKind, Status
@@ -24,11 +22,10 @@ from syncd.jobs import mobility, notify, parking, passwords
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
-from syncd.store import applied as applied_store, audit, repo
+from syncd.store import accounts, applied as applied_store, audit, grants, repo
 from syncd.store import stamps as ldap_stamps
-from syncd.store.db import transaction
+from syncd.store.db import RowMapping, transaction
 from syncd.store.queue import claim_requests
-from syncd.store.tables import accounts, memberships, requests
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +43,7 @@ def apply_accepted(rt: Runtime) -> int:
     if not ids:
         return 0
     with transaction(rt.engine) as conn:
-        rows = list(conn.execute(select(requests).where(requests.c.id.in_(ids)).order_by(requests.c.id)).mappings())
+        rows = repo.requests_by_ids(conn, ids)
     applied: list[RowMapping] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
     try:
@@ -67,7 +64,7 @@ def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: 
     """Create or refresh the LDAP entry of every account these requests need."""
     needed = {r["account_id"] for r in rows if r["account_id"]}
     with transaction(rt.engine) as conn:
-        wanted = {a["id"]: a for a in conn.execute(select(accounts).where(accounts.c.id.in_(needed))).mappings()}
+        wanted = accounts.by_ids(conn, needed)
     for row in rows:
         account = wanted.get(row["account_id"])
         writes_entry = row["kind"] in ACCOUNT_KINDS
@@ -104,17 +101,7 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
     log.info("account_written", account_id=account["id"])
 
 
-def mark_account_written(conn, account: RowMapping, now: datetime) -> None:
-    """Record that LDAP has this version of the account; a pending account becomes active.
-
-    The version recorded is the one read before the write: a change committed meanwhile keeps
-    the account behind, so it is written again.
-    """
-    conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                 .values(ldap_synced_at=now, ldap_version=account["version"], ldap_attempts=0,
-                         ldap_next_attempt_at=None, ldap_last_error=None))
-    conn.execute(update(accounts).where(accounts.c.id == account["id"], accounts.c.status == "pending")
-                 .values(status="active"))
+mark_account_written = accounts.mark_written   # the name reconcile knows it by
 
 
 def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> None:
@@ -166,18 +153,6 @@ def _record(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception]
 # plans once per batch rather than once per request.
 _CHUNK = 1000
 
-_MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
-                         next_attempt_at=None, claimed_by=None, claimed_until=None,
-                         parked_at=None, parked_reason=None))   # `syncd replay` may apply a parked one
-# The account_id test is redundant but lets SQLite use the primary key: it scans the whole
-# table for a row-value IN list alone.
-_MEMBERSHIP_APPLIED = (update(memberships)
-                       .where(memberships.c.account_id.in_(bindparam("accounts", expanding=True)),
-                              tuple_(memberships.c.account_id, memberships.c.role_key)
-                              .in_(bindparam("pairs", expanding=True)))
-                       .values(applied_at=bindparam("now")))
-
 
 def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
     """Mark a batch applied: a handful of set-based statements, not a handful per request.
@@ -194,19 +169,16 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
             (r["id"], r["account_id"], r["role_key"], group_dns[r["role_key"]],
              names.person_dn(layout, r["account_id"])) for r in habilitations], now)
     else:
-        conn.execute(_MARK_APPLIED, {"ids": [r["id"] for r in rows], "now": now})
+        repo.mark_applied(conn, [r["id"] for r in rows], now)
         repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
         audit.record_many(conn, [
             audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
                         target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
             for r in habilitations])
         if habilitations:
-            conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({r["account_id"] for r in habilitations}),
-                                               "pairs": [(r["account_id"], r["role_key"]) for r in habilitations],
-                                               "now": now})
+            grants.mark_applied(conn, [(r["account_id"], r["role_key"]) for r in habilitations], now)
     if habilitations:
-        owners = {a["id"]: a for a in conn.execute(select(accounts).where(
-            accounts.c.id.in_({r["account_id"] for r in habilitations}))).mappings()}
+        owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
         language = notify.language_of(rt.settings)
         mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]

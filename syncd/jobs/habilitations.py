@@ -6,7 +6,8 @@
 - A role with ``validity_months`` grants habilitations that expire. ``RENEWAL_NOTICE`` before the
   end, a renewal request goes to the deciders like a new request (tacit acceptance included);
   accepted, the validity starts again; an habilitation still unrenewed at its end is removed
-  and the user told.
+  and the user told. Not for a role marked ``review: true``: access review campaigns recertify
+  those (``syncd.jobs.reviews``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, insert, select, update
 
 from syncd.core import routing
 from syncd.core.model import DeciderScope, RequestKind, Status
@@ -25,9 +25,8 @@ from syncd.jobs import notify
 from syncd.jobs.intake import route_and_schedule
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue
-from syncd.store import audit, repo
+from syncd.store import accounts, audit, grants, repo
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships, requests
 
 log = structlog.get_logger(__name__)
 
@@ -53,9 +52,7 @@ def revoke(rt: Runtime, account_ref: str, role_key: str, by: str, reason: str | 
     with transaction(rt.engine) as conn:
         account = repo.find_account(conn, account_ref)
         actor = repo.find_account(conn, by)
-        key = and_(memberships.c.account_id == (account["id"] if account else None),
-                   memberships.c.role_key == role_key, memberships.c.revoked_at.is_(None))
-        row = conn.execute(select(memberships).where(key)).mappings().first() if account else None
+        row = grants.membership(conn, account["id"], role_key, "held") if account else None
         if row is None or rt.mappings.role(role_key) is None:
             raise DecisionRefused("not_found", f"{account_ref} holds no habilitation {role_key!r}.")
         refusal = routing.withdrawal_refusal(
@@ -76,9 +73,7 @@ def withdraw(conn, rt: Runtime, account, role_key: str, actor_id: str, reason: s
     """The withdrawal itself, once authorised: the membership marked revoked (the ``accounts`` job
     takes the member out of its group), the audit row, the history event and the holder's mail.
     ``revoke`` and an accepted mobility (``syncd.jobs.mobility``) both withdraw through here."""
-    conn.execute(update(memberships).where(memberships.c.account_id == account["id"],
-                                           memberships.c.role_key == role_key, memberships.c.revoked_at.is_(None))
-                 .values(revoked_at=now, applied_at=None))
+    grants.revoke(conn, account["id"], role_key, now)
     audit.record(conn, at=now, actor=actor_id, action="revoked", request_id=granted_by_request,
                  target=f"{account['id']}:{role_key}", detail={"reason": reason} if reason else None)
     if granted_by_request:
@@ -119,10 +114,7 @@ def set_account_status(rt: Runtime, account_ref: str, status: str, *, actor: str
             return account["id"], False
         # A new status is a change worth a new try, parked or not (syncd.jobs.accounts writes a
         # disable on its own first, so a value the directory refuses does not keep it out).
-        conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                     .values(status=status, updated_at=now, version=accounts.c.version + 1,
-                             ldap_parked_at=None, ldap_parked_reason=None, ldap_attempts=0,
-                             ldap_next_attempt_at=None))
+        accounts.set_status(conn, account["id"], status, now)
         audit.record(conn, at=now, actor=actor_id, action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
                      target=account["id"], detail={"reason": reason} if reason else None)
     log.info("account_status_changed", account_id=account["id"], status=status, by=actor_id)
@@ -144,10 +136,7 @@ def update_profile(rt: Runtime, account_ref: str, changes: dict[str, Any], *, ex
             raise ProfileStale(account["version"])
         clean = validate_profile_changes(changes, account, rt.mappings)
         if clean:
-            done = conn.execute(update(accounts).where(accounts.c.id == account["id"],
-                                                       accounts.c.version == account["version"])
-                                .values(updated_at=rt.clock(), version=accounts.c.version + 1, **clean))
-            if done.rowcount != 1:
+            if not accounts.change_profile(conn, account["id"], account["version"], rt.clock(), clean):
                 raise ProfileStale(account["version"] + 1)
             audit.record(conn, at=rt.clock(), actor=account["id"], action="profile_changed", target=account["id"],
                          detail={"fields": sorted(clean), "channel": channel})
@@ -159,9 +148,9 @@ def expire_and_renew(rt: Runtime) -> int:
     now = rt.clock()
     touched = 0
     with transaction(rt.engine) as conn:
-        due = list(conn.execute(select(memberships).where(
-            memberships.c.revoked_at.is_(None), memberships.c.expires_at.is_not(None),
-            memberships.c.expires_at <= now + RENEWAL_NOTICE)).mappings())
+        # A reviewed role (review: true) is recertified by its review campaigns (syncd.jobs.reviews):
+        # no renewal request, and a validity set before it was reviewed does not end it.
+        due = grants.expiring(conn, now + RENEWAL_NOTICE, excluding_roles=rt.mappings.reviewed_roles())
         for m in due:
             account = repo.account_by_id(conn, m["account_id"])
             if account is None:
@@ -178,16 +167,14 @@ def expire_and_renew(rt: Runtime) -> int:
 
 def _renewal_open(conn, m) -> bool:
     """A renewal for this membership exists since its current validity began."""
-    return conn.execute(select(requests.c.id).where(
-        requests.c.kind == RequestKind.RENEWAL.value, requests.c.account_id == m["account_id"],
-        requests.c.role_key == m["role_key"], requests.c.submitted_at >= m["granted_at"]).limit(1)).first() is not None
+    return repo.renewal_asked_since(conn, m["account_id"], m["role_key"], m["granted_at"])
 
 
 def _open_renewal(conn, rt: Runtime, m, account, now) -> None:
-    request_id = conn.execute(insert(requests).values(
+    request_id, _ = repo.submit_request(conn, dict(
         kind=RequestKind.RENEWAL.value, submitted_at=now, email=account["email"], role_key=m["role_key"],
         account_id=account["id"], organisation_code=account["primary_organisation"],
-        status=Status.NEW.value, updated_at=now)).inserted_primary_key[0]
+        status=Status.NEW.value, updated_at=now))
     row = repo.get_request(conn, request_id)
     route_and_schedule(conn, rt, row, kind=RequestKind.RENEWAL, account_id=account["id"],
                        organisation_code=account["primary_organisation"], role_key=m["role_key"])
@@ -199,9 +186,7 @@ def _open_renewal(conn, rt: Runtime, m, account, now) -> None:
 
 
 def _expire(conn, rt: Runtime, m, account, now) -> None:
-    conn.execute(update(memberships).where(memberships.c.account_id == m["account_id"],
-                                           memberships.c.role_key == m["role_key"])
-                 .values(revoked_at=now, applied_at=None))
+    grants.revoke(conn, m["account_id"], m["role_key"], now, if_held=False)
     if m["granted_by_request"]:
         repo.add_event(conn, m["granted_by_request"], "expired", now)
     audit.record(conn, at=now, actor="syncd", action="expired", request_id=m["granted_by_request"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import intake, routing
 from syncd.core.model import RequestKind, Status
@@ -20,7 +19,7 @@ from syncd.jobs import notify, parking
 from syncd.jobs import routing as reroute
 from syncd.jobs.runtime import Runtime
 from syncd.store import audit, repo
-from syncd.store.db import transaction
+from syncd.store.db import Connection, RowMapping, transaction
 from syncd.store.queue import claim_requests, release
 
 log = structlog.get_logger(__name__)

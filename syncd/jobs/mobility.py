@@ -16,15 +16,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import routing
 from syncd.errors import PermanentError
 from syncd.jobs.habilitations import withdraw
 from syncd.jobs.runtime import Runtime
-from syncd.store import audit, repo
-from syncd.store.tables import accounts, memberships, requests
+from syncd.store import accounts, audit, grants, repo
+from syncd.store.db import Connection, RowMapping
 
 log = structlog.get_logger(__name__)
 
@@ -37,16 +35,12 @@ def move(conn: Connection, rt: Runtime, row: RowMapping, decided_by: str | None,
     if account is None:
         raise PermanentError("the mobility's account does not exist")
     old, new = account["primary_organisation"], row["organisation_code"]
-    conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                 .values(primary_organisation=new, updated_at=now, version=accounts.c.version + 1))
+    accounts.move_organisation(conn, account["id"], new, now)
     # Requests still undecided follow the person: the reroute job sends them to the new
     # organisation's deciders, and the old organisation's can no longer decide them.
-    conn.execute(update(requests).where(requests.c.account_id == account["id"], requests.c.id != row["id"],
-                                        requests.c.status.in_(repo.UNDECIDED_STATUSES))
-                 .values(organisation_code=new, updated_at=now))
-    held = {m["role_key"]: m for m in conn.execute(select(memberships).where(
-        memberships.c.account_id == account["id"], memberships.c.revoked_at.is_(None))).mappings()
-        if rt.mappings.role(m["role_key"]) is not None}
+    repo.follow_mobility(conn, account["id"], row["id"], new, now)
+    held = {m["role_key"]: m for m in grants.held_by(conn, account["id"])
+            if rt.mappings.role(m["role_key"]) is not None}
     gone = routing.withdrawn_on_mobility({k: rt.mappings.management_of(k) for k in held})
     old_name = _name(rt, old)
     reason = (f"Changement d'organisme : vous quittez {old_name} pour {_name(rt, new)}, "

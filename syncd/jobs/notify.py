@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection, RowMapping
+from syncd.store.db import Connection, RowMapping
 
 from syncd.core.model import RequestKind
 from syncd.mail.outbox import Mail, enqueue
 from syncd.mail.render import DEFAULT_LANGUAGE
 from syncd.mappings import Mappings
-from syncd.settings import Settings, WebSettings
+from syncd.settings import DeskSettings, Settings, WebSettings
 from syncd.store import repo
 
 
@@ -88,11 +88,12 @@ def to_requester(conn: Connection, row: RowMapping, template: str, mappings: Map
 
 def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] | list[str], template: str,
                 mappings: Mappings, web: WebSettings, now: datetime, purpose: str, *,
-                language: str = DEFAULT_LANGUAGE, **extra: Any) -> int:
+                language: str = DEFAULT_LANGUAGE, desk: DeskSettings | None = None, **extra: Any) -> int:
     """Mail each decider; with a signing key, each gets a signed, single-use decision link of their own.
 
     The key is ``web.signing_key``; without one the mail carries the plain URL. A signed link is
-    erased from the outbox row once the mail is sent.
+    erased from the outbox row once the mail is sent. With a key, the deciders of
+    ``desk.digest_only`` get no mail here: their daily digest lists the request (``syncd.jobs.digest``).
     """
     from syncd.web import links
     base_url = web.base_url
@@ -102,7 +103,7 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
     sent = 0
     for decider_id in decider_ids:
         decider = repo.account_by_id(conn, decider_id)
-        if decider is None:
+        if decider is None or (key and digest_only(desk, decider["email"])):
             continue
         personal: dict[str, Any] = {"decider_name": f"{decider['given_name']} {decider['family_name']}"}
         if key and expires_at:
@@ -112,3 +113,11 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
                 request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}", language=language)
         sent += 1
     return sent
+
+
+def digest_only(desk: DeskSettings | None, email: str | None) -> bool:
+    """Whether this decider prefers the daily digest to a mail per request (``desk.digest_only``)."""
+    if desk is None or not desk.digest or not desk.digest_only:
+        return False
+    wanted = {e.strip().lower() for e in desk.digest_only}
+    return "*" in wanted or (email or "").lower() in wanted

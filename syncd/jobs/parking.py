@@ -27,8 +27,6 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import delete, select, update
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.intake import normalise_email
 from syncd.core.model import RequestKind, Status
@@ -36,9 +34,8 @@ from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
-from syncd.store import audit, leadership, parked, repo
-from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships, requests
+from syncd.store import accounts, audit, grants, leadership, parked, repo
+from syncd.store.db import Connection, RowMapping, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -116,8 +113,7 @@ def accounts_failed(rt: Runtime, failures: list[tuple[RowMapping, BaseException]
     with transaction(rt.engine) as conn:
         for account, error in failures:
             values = failure_values(error, account["ldap_attempts"] + 1, now, rt.settings.jobs.max_backoff_seconds)
-            conn.execute(update(accounts).where(accounts.c.id == account["id"])
-                         .values(**{f"ldap_{k}": v for k, v in values.items()}))
+            accounts.record_failure(conn, account["id"], values)
             if "parked_at" in values:
                 parked += 1
                 audit.record(conn, at=now, actor="syncd", action="parked", target=f"account:{account['id']}",
@@ -137,8 +133,7 @@ def memberships_failed(rt: Runtime, rows: list[RowMapping], error: BaseException
     with transaction(rt.engine) as conn:
         for row in rows:
             values = failure_values(error, row["attempts"] + 1, now, rt.settings.jobs.max_backoff_seconds)
-            conn.execute(update(memberships).where(memberships.c.account_id == row["account_id"],
-                                                   memberships.c.role_key == row["role_key"]).values(**values))
+            grants.record_failure(conn, row["account_id"], row["role_key"], values)
             if "parked_at" in values:
                 parked += 1
                 audit.record(conn, at=now, actor="syncd", action="parked", request_id=row["granted_by_request"],
@@ -164,12 +159,10 @@ def refuse_request(rt: Runtime, request_id: int, reason: str, operator: str = "o
         row = repo.lock_request(conn, request_id)
         if row is None or row["parked_at"] is None:
             raise DecisionRefused("not_parked", f"request {request_id} is not parked")
-        repo.update_request(conn, request_id, now, status=Status.REFUSED.value, decided_at=now,
+        repo.update_request(conn, request_id, now, parked=True, status=Status.REFUSED.value, decided_at=now,
                             decided_by=operator, comment=reason, parked_at=None, parked_reason=None,
                             next_attempt_at=None, claimed_by=None, claimed_until=None)
-        conn.execute(update(memberships).where(memberships.c.granted_by_request == request_id,
-                                               memberships.c.revoked_at.is_(None))
-                     .values(revoked_at=now, applied_at=None))
+        grants.revoke_granted_by(conn, request_id, now)
         _forget_unwritten_account(conn, row, now)
         detail = {"status": Status.REFUSED.value, "comment": reason, "was": row["status"],
                   "parked_reason": row["parked_reason"]}
@@ -191,11 +184,9 @@ def _forget_unwritten_account(conn: Connection, row: RowMapping, now: datetime) 
     account = repo.account_by_id(conn, row["account_id"])
     if account is None or account["status"] != "pending" or account["ldap_version"] is not None:
         return
-    others = conn.execute(select(requests.c.id).where(requests.c.account_id == account["id"],
-                                                      requests.c.id != row["id"]).limit(1)).first()
-    if others is None:
+    if not repo.has_other_requests(conn, account["id"], row["id"]):
         repo.update_request(conn, row["id"], now, account_id=None)
-        conn.execute(delete(accounts).where(accounts.c.id == account["id"]))
+        accounts.remove(conn, account["id"])
 
 
 def retry(rt: Runtime, refs: list[str] | None, operator: str = "operator") -> list[str]:
@@ -223,13 +214,10 @@ def settle_membership(rt: Runtime, ref: str, reason: str, operator: str = "opera
         raise DecisionRefused("wrong_kind", f"{ref} is not a membership")
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        where = (memberships.c.account_id == key[0], memberships.c.role_key == key[1],
-                 memberships.c.parked_at.is_not(None))
-        row = conn.execute(select(memberships).where(*where)).mappings().first()
+        row = grants.membership(conn, key[0], key[1], "parked")
         if row is None:
             raise DecisionRefused("not_parked", f"{ref} is not parked")
-        conn.execute(update(memberships).where(*where).values(
-            applied_at=now, parked_at=None, parked_reason=None, attempts=0, next_attempt_at=None))
+        grants.settle(conn, key[0], key[1], now)
         audit.record(conn, at=now, actor=operator, action="parked_resolved", request_id=row["granted_by_request"],
                      target=ref, detail={"reason": reason, "parked_reason": row["parked_reason"]})
     log.info("parked_membership_settled", account_id=key[0], role=key[1])

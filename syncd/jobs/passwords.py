@@ -24,16 +24,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
 
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
 from syncd.mail.outbox import enqueue
 from syncd.store import audit, repo
-from syncd.store.db import transaction
-from syncd.store.tables import accounts, password_resets
+from syncd.store import passwords as links
+from syncd.store.db import Connection, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -134,9 +132,7 @@ def issue_reset(conn: Connection, rt: Runtime, account_id: str, now: datetime,
     token = secrets.token_urlsafe(32)
     ttl = FIRST_PASSWORD_TTL if template == "account_created_set_password" else RESET_TTL
     expires_at = now + ttl
-    reset_id = conn.execute(insert(password_resets).values(
-        account_id=account_id, token_hash=token_hash(token), created_at=now, expires_at=expires_at)
-    ).inserted_primary_key[0]
+    reset_id = links.add_link(conn, account_id, token_hash(token), now, expires_at)
     url = f"{rt.settings.web.base_url.rstrip('/')}/password/reset?token={token}"
     enqueue(conn, recipient=account["email"], template=template, now=now, dedupe_key=f"password:{reset_id}",
             language=notify.language_of(rt.settings),
@@ -166,9 +162,7 @@ def reset_is_usable(rt: Runtime, token: str) -> bool:
     if not token:
         return False
     with transaction(rt.engine, readonly=True) as conn:
-        row = conn.execute(select(password_resets.c.used_at, password_resets.c.expires_at, accounts.c.status)
-                           .join(accounts, accounts.c.id == password_resets.c.account_id)
-                           .where(password_resets.c.token_hash == token_hash(token))).first()
+        row = links.link_state(conn, token_hash(token))
     return (row is not None and row.used_at is None and repo.aware(row.expires_at) > rt.clock()
             and row.status == "active")
 
@@ -192,8 +186,7 @@ def reset_password(rt: Runtime, token: str, new_password: str,
     now = rt.clock()
     check_password(new_password)
     with writing(), transaction(rt.engine) as conn:
-        row = conn.execute(select(password_resets).where(password_resets.c.token_hash == token_hash(token))
-                           .with_for_update()).mappings().first()
+        row = links.lock_link(conn, token_hash(token))
         if row is None or row["used_at"] is not None or repo.aware(row["expires_at"]) <= now:
             raise ResetRefused("This link is unknown, already used or expired.")
         account = repo.account_by_id(conn, row["account_id"])
@@ -201,14 +194,13 @@ def reset_password(rt: Runtime, token: str, new_password: str,
             # Disabled after the link was sent: the link must not bring the account back to life.
             raise ResetRefused("This link is unknown, already used or expired.")
         check_password(new_password, _personal(account))
-        conn.execute(update(password_resets).where(password_resets.c.id == row["id"]).values(used_at=now))
+        links.mark_used(conn, row["id"], now)
     try:
         rt.directory.set_password(row["account_id"], new_password)
     except BaseException:
         try:
             with writing(), transaction(rt.engine) as conn:
-                conn.execute(update(password_resets).where(password_resets.c.id == row["id"],
-                                                           password_resets.c.used_at == now).values(used_at=None))
+                links.give_back(conn, row["id"], now)
         except TemporaryError as exc:   # the LDAP error is the one to report; the link stays used
             log.warning("password_link_not_released", account_id=row["account_id"], error=str(exc))
         raise
@@ -227,9 +219,7 @@ def _record_password_set(rt: Runtime, row: Any, account: Any, now: datetime,
     with writing(), transaction(rt.engine) as conn:
         # Any other link still open for the account: an older link in a mailbox that has been
         # read by someone else must not set the password again.
-        conn.execute(update(password_resets).where(password_resets.c.account_id == row["account_id"],
-                                                   password_resets.c.used_at.is_(None)).values(used_at=now))
-        conn.execute(update(accounts).where(accounts.c.id == row["account_id"]).values(password_set_at=now))
+        links.password_set(conn, row["account_id"], now)
         audit.record(conn, at=now, actor=row["account_id"], action="password_set", target=row["account_id"])
         # Told at their address, so that a change they did not make does not go unnoticed.
         enqueue(conn, recipient=account["email"], template="password_changed", now=now, language=notify.language_of(rt.settings),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from syncd.jobs.runtime import Runtime
-from syncd.mail import outbox
+from syncd.store import outbox
 from syncd.store.db import transaction
 
 BATCH = 5000   # mails per transaction: short, so that SQLite's one writer is not held long

@@ -15,16 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import lifecycle, routing, tacit
 from syncd.core.model import RequestKind, Status
 from syncd.jobs import notify
 from syncd.jobs.runtime import Runtime
 from syncd.store import repo
-from syncd.store.db import transaction
-from syncd.store.tables import requests
+from syncd.store.db import Connection, RowMapping, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +61,12 @@ def ask_to_decide(conn: Connection, rt: Runtime, row: RowMapping, decider_ids, r
     if route.reason is routing.RouteReason.ESCALATED:
         # No deadline any more: the link lasts its default length, not a day past a passed deadline.
         notify.to_deciders(conn, dict(row) | {"deadline_at": None}, sorted(decider_ids), "request_escalated",
-                           rt.mappings, rt.settings.web, now, purpose="escalated", language=language)
+                           rt.mappings, rt.settings.web, now, purpose="escalated", language=language, desk=rt.settings.desk)
     else:
         tacit_applies = lifecycle.tacit_applies(repo.request_view(row),
                                                 internal_accounts=rt.mappings.policy.internal_account_tacit)
         notify.to_deciders(conn, row, sorted(decider_ids), "request_to_decide", rt.mappings, rt.settings.web,
-                           now, purpose="to_decide", language=language, tacit=tacit_applies)
+                           now, purpose="to_decide", language=language, desk=rt.settings.desk, tacit=tacit_applies)
 
 
 def reroute_pending(rt: Runtime) -> int:
@@ -80,8 +77,7 @@ def reroute_pending(rt: Runtime) -> int:
     changed = 0
     with transaction(rt.engine) as conn:
         deciders = repo.current_deciders(conn)
-        rows = list(conn.execute(select(requests).where(requests.c.status.in_(repo.UNDECIDED_STATUSES))
-                                 .order_by(requests.c.id)).mappings())
+        rows = repo.undecided(conn)
         for row in rows:
             route = current_route(conn, rt, row, deciders)
             before = set(repo.routed_to(conn, row["id"]))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
+from syncd.store.db import Engine
 
 from syncd.mappings import Mappings
 from syncd.settings import Settings

@@ -140,7 +140,7 @@ def remind(rt: Runtime) -> int:
                 deciders = repo.routed_to(conn, row["id"])
                 tacit_applies = lifecycle.tacit_applies(repo.request_view(row), internal_accounts=internal_accounts)
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
-                                   now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings),
+                                   now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings), desk=rt.settings.desk,
                                    days_before=n, days_left=tacit.days_left(deadline_at, now, calendar),
                                    business_days=calendar == "business_days_fr", tacit=tacit_applies)
                 repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})

@@ -40,18 +40,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from syncd.errors import MailRejected, MailUnavailable
-from syncd.mail._store_errors import translate_store_errors
+from syncd.mail.outbox import utc
 from syncd.mail.render import MailTemplateError, RenderedMail, render
+from syncd.store import outbox
+from syncd.store.db import Engine
 from syncd.store.queue import claim_outbox, release
-from syncd.store.tables import outbox
+from syncd.store.tables import outbox as outbox_table
 
 log = structlog.get_logger(__name__)
 
@@ -112,8 +112,8 @@ def deliver_pending(
     Raises ``StoreUnavailable`` / ``StoreRejected`` only when the database fails (mails sent
     before that are sent again later: at-least-once).
     """
-    now = _utc(now)
-    moment_of = (lambda: _utc(clock())) if clock is not None else (lambda: now)
+    now = utc(now)
+    moment_of = (lambda: utc(clock())) if clock is not None else (lambda: now)
     bound = log.bind(worker_id=worker_id)
     sent = retried = failed = deferred = 0
     in_a_row_unavailable = 0
@@ -124,13 +124,7 @@ def deliver_pending(
         ids = claim_outbox(engine, worker_id=worker_id, now=now, lease_seconds=lease_seconds, limit=limit)
         if ids:
             untried = list(ids)
-            with translate_store_errors("read the claimed mails"), engine.begin() as conn:
-                rows = conn.execute(
-                    select(outbox.c.id, outbox.c.attempts, outbox.c.recipient, outbox.c.template,
-                           outbox.c.language, outbox.c.context, outbox.c.request_id)
-                    .where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker_id)
-                    .order_by(outbox.c.id)
-                ).all()
+            rows = outbox.claimed(engine, ids, worker_id)
         for index, row in enumerate(rows):
             if in_a_row_unavailable >= pause_after_unavailable:
                 deferred += len(rows) - index
@@ -198,40 +192,22 @@ def deliver_pending(
 # ---------------------------------------------------------------------------------------------
 
 
-def _claim(engine: Engine, outbox_id: int, seen_attempts: int, worker_id: str, now: datetime,
-           lease_seconds: float) -> bool:
-    """Start one attempt on a mail of our batch: count it and renew the lease, if still ours."""
-    with translate_store_errors("claim a mail"), engine.begin() as conn:
-        result = conn.execute(
-            outbox.update()
-            .where(
-                outbox.c.id == outbox_id,
-                outbox.c.status == "pending",
-                outbox.c.attempts == seen_attempts,
-                outbox.c.claimed_by == worker_id,
-            )
-            .values(attempts=seen_attempts + 1, claimed_until=now + timedelta(seconds=lease_seconds))
-        )
-        return result.rowcount == 1
+# Start one attempt on a mail of our batch: count it and renew the lease, if still ours (a name of
+# its own here, where the tests put another worker's claim before it).
+_claim = outbox.start_attempt
 
 
 def _release(engine: Engine, ids: list[int], worker_id: str, bound) -> None:
     """Give back mails claimed but not tried (their attempts unspent); best effort: the lease
     runs out by itself if the database is gone."""
     try:
-        release(engine, ids, worker_id, table=outbox)
+        release(engine, ids, worker_id, table=outbox_table)
     except Exception as exc:  # noqa: BLE001 - never hide the run's own outcome or error
         bound.warning("mail_release_failed", mails=len(ids), error=f"{type(exc).__name__}: {exc}")
 
 
 def _finish(engine: Engine, outbox_id: int, attempt: int, mlog, **values: Any) -> None:
-    with translate_store_errors("record a mail's outcome"), engine.begin() as conn:
-        result = conn.execute(
-            outbox.update()
-            .where(outbox.c.id == outbox_id, outbox.c.status == "pending", outbox.c.attempts == attempt)
-            .values(claimed_by=None, claimed_until=None, **values)
-        )
-    if result.rowcount != 1:
+    if not outbox.finish(engine, outbox_id, attempt, **values):
         # Our lease ran out and another worker took the mail over: its outcome wins.
         mlog.warning("mail_claim_lost", outcome=values.get("status"))
 
@@ -246,9 +222,3 @@ def _erase_secrets(context: Any) -> dict[str, Any]:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)

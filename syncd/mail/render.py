@@ -68,6 +68,13 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
     "habilitation_expired": _HABILITATION | {"expired_at"},
     # withdrawn: the labels of the rights the move took away (may be empty)
     "mobility_accepted": frozenset({"requester_name", "submitted_at", "target_organisation_name", "withdrawn"}),
+    # a reviewer, when a review campaign opens (syncd.jobs.reviews); unanswered: keep / withdraw
+    "review_opened": frozenset({"reviewer_name", "organisation_name", "rights", "closes_at", "unanswered",
+                                "review_url"}),
+    # the daily digest (syncd.jobs.digest): items are the pending requests listed, count all of
+    # them, more those not listed; waiting_count the requests nobody can decide (central administrators)
+    "decider_digest": frozenset({"decider_name", "count", "items", "more", "waiting_count", "desk_url",
+                                 "expires_at"}),
 }
 
 # Keys a template shows when present (other keys are ignored).
@@ -87,6 +94,8 @@ OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
     "habilitation_expiring": frozenset({"renew_url"}),
     "habilitation_expired": frozenset(),
     "mobility_accepted": frozenset({"decided_at", "tacit"}),
+    "review_opened": frozenset(),
+    "decider_digest": frozenset(),
 }
 
 MULTILINE_KEYS = frozenset({"comment", "reason"})

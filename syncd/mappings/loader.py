@@ -437,6 +437,9 @@ class _MappingsLoader:
                     continue
                 rloc = (*loc, "roles", j)
                 self._check_unique(role.get("key"), (*rloc, "key"), role_keys, "role key")
+                if role.get("review") is True and role.get("validity_months") is not None:
+                    self._report((*rloc, "review"), "a reviewed role is renewed by its access review "
+                                 "campaigns, not by a validity: remove validity_months or review")
                 group = role.get("group")
                 if isinstance(group, str):
                     self._check_unique(" ".join(group.split()).casefold(), (*rloc, "group"), groups,

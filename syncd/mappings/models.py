@@ -65,6 +65,8 @@ class Role(_Frozen):
     restriction: Literal["internal_only"] | None = None
     validity_months: int | None = Field(default=None, ge=1, le=120)
     ownership: Literal["exclusive", "shared"] = "exclusive"
+    # Reviewed in access review campaigns (syncd.core.reviews) instead of renewed: no validity.
+    review: bool = False
 
 
 class Application(_Frozen):
@@ -132,6 +134,10 @@ class Mappings(_Frozen):
         if role is None:
             raise KeyError(role_key)
         return role.tacit_delay_days or self.policy.tacit_delay_days
+
+    def reviewed_roles(self) -> tuple[str, ...]:
+        """The keys of the roles access review campaigns review (``review: true``), sorted."""
+        return tuple(sorted(r.key for r in self._roles.values() if r.review))
 
     def organisation(self, code: str) -> Organisation | None:
         return self._organisations.get(code)

@@ -22,12 +22,12 @@ members that are not accounts, memberships the database has revoked.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
 
 from syncd.core.intake import email_domain_is_internal, normalise_email
 from syncd.directory import names, ranges, servers
@@ -35,9 +35,8 @@ from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.planning import NoProgress, Progress
-from syncd.store import repo
+from syncd.store import accounts, grants, repo
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, deciders, memberships
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +111,7 @@ class _Adopter:
         with transaction(self.rt.engine) as conn:
             if not self.dry_run:       # accounts refer to organisations: the table must hold them
                 repo.upsert_organisations(conn, self.rt.mappings.organisations, self.now)
-            for account_id, email in conn.execute(select(accounts.c.id, accounts.c.email)):
+            for account_id, email in accounts.ids_and_emails(conn):
                 self.known[self.keys.of_id(account_id)] = account_id
                 self.emails.add(email.lower())
         with LeanReader(self.rt.settings.ldap) as reader:
@@ -174,9 +173,9 @@ class _Adopter:
             self.report.accounts_adopted += 1
             batch.append(row)
             if len(batch) >= _BATCH:
-                self._insert(accounts, batch)
+                self._insert(accounts.add_many, batch)
                 batch = []
-        self._insert(accounts, batch)
+        self._insert(accounts.add_many, batch)
 
     def _account_row(self, account_id: str, dn: str, attrs: dict[str, list[str]]) -> dict[str, Any] | None:
         fields = self.layout.people.attributes
@@ -252,8 +251,7 @@ class _Adopter:
 
     def _members(self, role_key: str, group: str, values: list[str]) -> None:
         with transaction(self.rt.engine, readonly=True) as conn:
-            existing = {self.keys.of_id(a): revoked is None for a, revoked in conn.execute(
-                select(memberships.c.account_id, memberships.c.revoked_at).where(memberships.c.role_key == role_key))}
+            existing = {self.keys.of_id(a): bool(held) for a, held in grants.role_rows(conn, role_key)}
         rows = []
         for v in values:
             key = self.keys.of_dn(v)
@@ -275,7 +273,7 @@ class _Adopter:
                          "granted_at": self.now, "expires_at": None, "revoked_at": None, "applied_at": self.now})
         self.report.memberships_adopted += len(rows)
         for start in range(0, len(rows), _BATCH):
-            self._insert(memberships, rows[start:start + _BATCH])
+            self._insert(grants.add_many, rows[start:start + _BATCH])
 
     # -- correspondents --------------------------------------------------------------------
 
@@ -296,12 +294,12 @@ class _Adopter:
                 rows.append({"account_id": account_id, "scope": "correspondent", "organisation_code": code,
                              "created_at": self.now})
         self.report.correspondents_adopted = len(rows)
-        self._insert(deciders, rows)
+        self._insert(repo.add_deciders, rows)
 
-    def _insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, add: Callable[[Any, list[dict[str, Any]]], None], rows: list[dict[str, Any]]) -> None:
         if rows and not self.dry_run:
             with transaction(self.rt.engine) as conn:
-                conn.execute(insert(table), rows)
+                add(conn, rows)
 
 
 def adopt(rt: Runtime, *, dry_run: bool = False, progress: Progress | None = None) -> AdoptReport:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
@@ -28,9 +27,8 @@ from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.model import Plan
 from syncd.reconcile.planning import NoProgress, Progress
-from syncd.store import audit
+from syncd.store import accounts, audit, grants
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, memberships
 
 log = structlog.get_logger(__name__)
 
@@ -92,8 +90,7 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
         progress.phase("accounts (writing)", len(writes))
     for batch in _chunks(writes):
         with transaction(rt.engine, readonly=True) as conn:
-            fresh = {r["id"]: r for r in conn.execute(
-                select(accounts).where(accounts.c.id.in_([a.account_id for a in batch]))).mappings()}
+            fresh = accounts.by_ids(conn, [a.account_id for a in batch])
         written: list[tuple[Any, str, dict, str, str | None]] = []
         try:
             for drift in batch:
@@ -224,8 +221,5 @@ def _still_desired(rt: Runtime, role_key: str, account_ids: list[str]) -> set[st
     found: set[str] = set()
     for batch in _chunks(sorted(set(account_ids))):
         with transaction(rt.engine, readonly=True) as conn:
-            found.update(r[0] for r in conn.execute(
-                select(memberships.c.account_id).join(accounts, accounts.c.id == memberships.c.account_id)
-                .where(memberships.c.role_key == role_key, memberships.c.account_id.in_(batch),
-                       memberships.c.revoked_at.is_(None), accounts.c.status == "active")))
+            found |= grants.active_holders(conn, role_key, batch)
     return found

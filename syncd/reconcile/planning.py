@@ -38,8 +38,6 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select
-
 from syncd.core.planner import plan_group
 from syncd.directory import names, ranges, servers
 from syncd.directory.stamps import layout_fingerprint, stamp_profile
@@ -50,10 +48,9 @@ from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.ldapread import LeanReader
 from syncd.reconcile.model import AccountDrift, GroupDrift, Plan
-from syncd.store import repo
+from syncd.store import accounts, grants, repo
 from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
-from syncd.store.tables import accounts, ldap_stamps, memberships
 
 SUSPECT_BATCH = 200          # entries re-read per search
 BULK_SUSPECTS = 2000         # above (and above a tenth of the people): one read of the branch instead
@@ -105,7 +102,6 @@ class Planner:
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
-        self._role_sql: tuple[str, list[str] | None] | None = None
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -137,7 +133,7 @@ class Planner:
     def _read_stamps(self, reader: LeanReader, plan: Plan) -> dict[str, tuple[str | None, bool]]:
         """key -> (change stamp, disabled) of every person entry: no other attribute crosses the wire."""
         with transaction(self.rt.engine, readonly=True) as conn:
-            expected = repo_count_accounts(conn)
+            expected = accounts.count_provisioned(conn)
         self.progress.phase("people (LDAP)", expected)
         people: dict[str, tuple[str | None, bool]] = {}
         of_dn, is_disabled, stamp = self.keys.of_dn, self.comparer.is_disabled, self.stamp_key
@@ -162,14 +158,12 @@ class Planner:
         keys, layout = self.keys, self.fingerprint
         suspects: list[tuple[str, str]] = []
         columns = self.account_columns
-        query = (select(*columns, ldap_stamps.c.digest, ldap_stamps.c.stamp, ldap_stamps.c.layout)
-                 .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id)))
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
         digest_of, width = stamp_store.fields_digest, len(columns)
         n = 0
         with transaction(self.rt.engine, readonly=True) as conn:
-            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            rows = stamp_store.stream_stamped(conn, columns)
             for row in rows:
                 account_id, status, email = row[i_id], row[i_status], row[i_email]
                 s_digest, s_stamp, s_layout = row[-3], row[-2], row[-1]
@@ -240,12 +234,8 @@ class Planner:
         read now (after LDAP). Equal: the entry's stamp is recorded with the digest of the row. Rows
         that vanished are skipped, or with ``extras`` their entries are reported as extra."""
         ids = [account_id for _, account_id, _ in batch]
-        query = (select(*self.account_columns, ldap_stamps.c.digest.label("stamped_digest"),
-                        ldap_stamps.c.stamp.label("stamp"), ldap_stamps.c.layout.label("stamped_layout"))
-                 .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id))
-                 .where(accounts.c.id.in_(ids)))
         with transaction(self.rt.engine, readonly=True) as conn:
-            rows = {r["id"]: r for r in conn.execute(query).mappings()}
+            rows = stamp_store.stamped(conn, self.account_columns, ids)
         for _key, account_id, attrs in batch:
             row = rows.get(account_id)
             if row is None:
@@ -432,27 +422,11 @@ class Planner:
             # No join with accounts: it triples the cost on SQLite (measured); the few
             # accounts that are not active are looked up in a set instead. One role's rows at
             # once (the biggest role bounds memory), read from the covering index of 0009.
-            rows = self._role_rows(conn, role_key)
+            rows = grants.role_rows(conn, role_key)
         for account_id, current in rows:
             (desired if current and account_id not in inactive else other).append(account_id)
         self._member_cache = (role_key, desired, other)
         return desired, other
-
-    def _role_rows(self, conn: Any, role_key: str) -> list[tuple]:
-        """(account id, not revoked) of a role's rows, through the driver: SQLAlchemy's row
-        handling and statement compilation cost more than the query itself (measured)."""
-        if self._role_sql is None:
-            compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
-                        .where(memberships.c.role_key == bindparam("role_key"))).compile(dialect=conn.dialect)
-            self._role_sql = (str(compiled), list(compiled.positiontup or []) if compiled.positional else None)
-        sql, order = self._role_sql
-        params: Any = tuple(role_key for _ in order) if order is not None else {"role_key": role_key}
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
 
     def desired_members(self, role_key: str) -> tuple[dict[str, str], set[str]]:
         """(key -> account id) of the role's desired members, and keys syncd granted then revoked.
@@ -474,8 +448,7 @@ class Planner:
     def _inactive_accounts(self) -> frozenset[str]:
         if self._inactive is None:
             with transaction(self.rt.engine, readonly=True) as conn:
-                self._inactive = frozenset(r[0] for r in conn.execute(
-                    select(accounts.c.id).where(accounts.c.status != "active")))
+                self._inactive = accounts.inactive_ids(conn)
         return self._inactive
 
     # -- one object ------------------------------------------------------------------------
@@ -511,8 +484,7 @@ class Planner:
                 in_group[role.key] = reader.compare(names.group_dn(self.layout, role.group), self.member_attr, dn)
         with transaction(self.rt.engine, readonly=True) as conn:
             row = repo.account_by_id(conn, account_id) if row is not None else None
-            rows = list(conn.execute(select(memberships.c.role_key, memberships.c.revoked_at.is_(None))
-                                     .where(memberships.c.account_id == account_id)))
+            rows = grants.roles_of(conn, account_id)
         plan.people_in_ldap = 1 if attrs is not None else 0
         if row is None:
             assert attrs is not None
@@ -561,10 +533,3 @@ class Planner:
 
 class UnknownObject(PermanentError):
     """The account or role named on the command line does not exist."""
-
-
-def repo_count_accounts(conn: Any) -> int:
-    return conn.execute(select(func.count()).select_from(accounts)
-                        .where(accounts.c.status.in_(("active", "disabled")))).scalar_one()
-
-

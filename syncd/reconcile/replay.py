@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from syncd.core.model import RequestKind, Status
 from syncd.directory import names
@@ -27,9 +26,8 @@ from syncd.jobs.apply import mark_account_written
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
-from syncd.store import audit, repo
+from syncd.store import audit, grants, repo
 from syncd.store.db import transaction
-from syncd.store.tables import memberships
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +78,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
         account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
         membership = None
         if row["kind"] != RequestKind.ACCOUNT.value:
-            membership = conn.execute(select(memberships).where(
-                memberships.c.account_id == row["account_id"], memberships.c.role_key == row["role_key"])
-            ).mappings().first()
+            membership = grants.membership(conn, row["account_id"], row["role_key"])
     if account is None:
         raise ReplayRefused(f"request {request_id} has no account to write")
     if account["status"] not in ("active", "disabled", "pending"):

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, update
 
 from syncd.jobs.runtime import Runtime
 from syncd.reconcile import guards
@@ -15,9 +14,9 @@ from syncd.reconcile.config import ReconcileConfig
 from syncd.reconcile.model import Plan
 from syncd.reconcile.incremental import SCOPE, plan_since
 from syncd.reconcile.planning import Planner, Progress
+from syncd.store import health
 from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
-from syncd.store.tables import reconcile_runs
 
 log = structlog.get_logger(__name__)
 
@@ -126,13 +125,12 @@ def _save_cursor(rt: Runtime, planner: Planner, value: str) -> None:
 
 def _start(rt: Runtime, mode: str, now: Any) -> int:
     with transaction(rt.engine) as conn:
-        return conn.execute(insert(reconcile_runs).values(started_at=now, mode=mode)).inserted_primary_key[0]
+        return health.start_reconcile_run(conn, mode, now)
 
 
 def _finish(rt: Runtime, run_id: int, summary: dict | None, error: str | None) -> None:
     try:
         with transaction(rt.engine) as conn:
-            conn.execute(update(reconcile_runs).where(reconcile_runs.c.id == run_id)
-                         .values(finished_at=rt.clock(), summary=summary, error=error[:4000] if error else None))
+            health.finish_reconcile_run(conn, run_id, rt.clock(), summary, error[:4000] if error else None)
     except Exception as exc:  # noqa: BLE001 - the database may be what failed; the run's outcome stands
         log.warning("reconcile_run_not_recorded", run_id=run_id, error=str(exc))

@@ -141,5 +141,11 @@ def unsealed(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.seq.is_(None))).scalar() or 0
 
 
+def oldest_unsealed_at(conn: Connection) -> datetime | None:
+    """When the oldest row waiting for the sealing job was written (through the partial index on
+    unsealed rows: a handful of rows, not the whole trail)."""
+    return conn.execute(select(func.min(audit_log.c.at)).where(audit_log.c.seq.is_(None))).scalar()
+
+
 def count(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(audit_log)).scalar() or 0

@@ -2,6 +2,8 @@
 
 * ``make_engine(url)`` builds an Engine for SQLite (the embedded default) or PostgreSQL.
 * ``transaction(engine)`` yields a Connection inside a transaction, committed on success.
+* ``Connection``, ``Engine``, ``Row`` and ``RowMapping`` are named here for the type hints of the
+  modules above the store, which import no driver.
 * ``translate_errors()`` turns every SQLAlchemy / driver exception into ``StoreUnavailable``
   (temporary: retry later) or ``StoreRejected`` (permanent). No ``sqlalchemy`` exception
   escapes the store package.
@@ -34,9 +36,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy import event, exc as sa_exc
+from sqlalchemy import Table, event, exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import Connection, Engine, Row, RowMapping, create_engine, make_url
 from sqlalchemy.engine.url import URL
 
 from syncd.errors import ConfigError, StoreRejected, StoreUnavailable
@@ -49,7 +51,8 @@ except ImportError:  # pragma: no cover
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["make_engine", "transaction", "translate_errors", "is_sqlite", "SQLITE_BEGIN_OPTION"]
+__all__ = ["make_engine", "transaction", "translate_errors", "is_sqlite", "SQLITE_BEGIN_OPTION", "ping",
+           "dialect_insert", "insert_ignoring", "Connection", "Engine", "Row", "RowMapping"]
 
 # Execution option read by the ``begin`` hook: "IMMEDIATE" (default) or "DEFERRED".
 SQLITE_BEGIN_OPTION = "syncd_sqlite_begin"
@@ -218,12 +221,27 @@ def ping_when_in_doubt(engine: Engine, idle_seconds: float, after_disconnect_sec
             raise sa_exc.DisconnectionError("the connection did not answer the ping")
 
 
-# The INSERT constructs that know ON CONFLICT DO NOTHING, per dialect (both engines syncd runs on).
+# The INSERT constructs that know ON CONFLICT, per dialect (both engines syncd runs on): the one map.
 DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT INTO table`` in ``conn``'s dialect, which knows ``on_conflict_do_nothing``."""
+    return DIALECT_INSERTS[conn.dialect.name](table)
+
+
+def insert_ignoring(conn: Connection, table: Table, conflict: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING``: whoever inserts first wins, without a race."""
+    return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=conflict)
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
+
+
+def ping(conn: Connection) -> None:
+    """One round trip: the database answers (readiness probes)."""
+    conn.exec_driver_sql("select 1")
 
 
 # --------------------------------------------------------------------------- transactions

@@ -1,4 +1,5 @@
-"""Desired memberships: which (account, role) pairs are held, and writing grants in bulk.
+"""Desired memberships: which (account, role) pairs are held, writing grants in bulk, revoking,
+and recording what LDAP has.
 
 Functions take a ``Connection`` inside the caller's transaction (see ``syncd.store.repo``).
 """
@@ -6,13 +7,15 @@ Functions take a ``Connection`` inside the caller's transaction (see ``syncd.sto
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, String, and_, bindparam, func, insert, null, select, tuple_, update
+from sqlalchemy import ARRAY, String, and_, bindparam, func, insert, null, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.store.tables import memberships
+from syncd.core.model import AccountStatus, MembershipState
+from syncd.store.tables import accounts, memberships
 
 _HELD = (memberships.c.account_id, memberships.c.role_key, memberships.c.expires_at, memberships.c.revoked_at)
 # Each engine looks pairs up its own way. SQLite uses no index for a row-value IN list (it
@@ -64,3 +67,127 @@ def grant_memberships(conn: Connection, new: list[dict[str, Any]], existing: lis
             {"key_account_id": r["account_id"], "key_role_key": r["role_key"], "granted_by_request":
              r["granted_by_request"], "granted_at": r["granted_at"], "expires_at": r["expires_at"]}
             for r in sorted(existing, key=key)])
+
+
+# The account_id test is redundant but lets SQLite use the primary key: it scans the whole
+# table for a row-value IN list alone.
+_MEMBERSHIP_APPLIED = (update(memberships)
+                       .where(memberships.c.account_id.in_(bindparam("accounts", expanding=True)),
+                              tuple_(memberships.c.account_id, memberships.c.role_key)
+                              .in_(bindparam("pairs", expanding=True)))
+                       .values(applied_at=bindparam("now")))
+
+
+def mark_applied(conn: Connection, pairs: list[tuple[str, str]], now: datetime) -> None:
+    """These (account id, role key) memberships are in LDAP now."""
+    conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({a for a, _ in pairs}), "pairs": pairs, "now": now})
+
+
+def held_by(conn: Connection, account_id: str) -> list[RowMapping]:
+    """Every membership of ``account_id`` not revoked."""
+    return list(conn.execute(select(memberships).where(
+        memberships.c.account_id == account_id, memberships.c.revoked_at.is_(None))).mappings())
+
+
+def revoke(conn: Connection, account_id: str, role_key: str | None, now: datetime, *, if_held: bool = True) -> None:
+    """Revoke a membership (every one of the account when ``role_key`` is None); LDAP follows.
+    ``if_held=False`` revokes it again even if it was revoked already (an expiry's new date)."""
+    where = [memberships.c.account_id == account_id]
+    if role_key is not None:
+        where.append(memberships.c.role_key == role_key)
+    if if_held:
+        where.append(memberships.c.revoked_at.is_(None))
+    conn.execute(update(memberships).where(*where).values(revoked_at=now, applied_at=None))
+
+
+def expiring(conn: Connection, until: datetime, excluding_roles: Iterable[str] = ()) -> list[RowMapping]:
+    """Memberships held whose expiry comes before ``until``, outside the roles ``excluding_roles``."""
+    return list(conn.execute(select(memberships).where(
+        memberships.c.revoked_at.is_(None), memberships.c.expires_at.is_not(None),
+        memberships.c.expires_at <= until, memberships.c.role_key.not_in(list(excluding_roles)))).mappings())
+
+
+def removals_due(conn: Connection, now: datetime) -> list[RowMapping]:
+    """Revoked memberships not yet out of their LDAP group, not parked and not backing off."""
+    return list(conn.execute(select(memberships).where(
+        memberships.c.revoked_at.is_not(None), memberships.c.applied_at.is_(None), memberships.c.parked_at.is_(None),
+        or_(memberships.c.next_attempt_at.is_(None), memberships.c.next_attempt_at <= now))).mappings())
+
+
+def mark_removed(conn: Connection, account_id: str, role_key: str, now: datetime) -> None:
+    """A revoked membership is out of its LDAP group now."""
+    conn.execute(update(memberships).where(memberships.c.account_id == account_id, memberships.c.role_key == role_key,
+                                           memberships.c.revoked_at.is_not(None))
+                 .values(applied_at=now, attempts=0, next_attempt_at=None, last_error=None))
+
+
+def record_failure(conn: Connection, account_id: str, role_key: str, values: dict[str, Any]) -> None:
+    """A failed LDAP write of a membership: its attempts, last error, and back-off or parking."""
+    conn.execute(update(memberships).where(memberships.c.account_id == account_id,
+                                           memberships.c.role_key == role_key).values(**values))
+
+
+def revoke_granted_by(conn: Connection, request_id: int, now: datetime) -> None:
+    """Revoke the membership a request granted, if still held."""
+    conn.execute(update(memberships).where(memberships.c.granted_by_request == request_id,
+                                           memberships.c.revoked_at.is_(None)).values(revoked_at=now, applied_at=None))
+
+
+def settle(conn: Connection, account_id: str, role_key: str, now: datetime) -> None:
+    """A parked membership an operator made right by hand: recorded as matching LDAP."""
+    conn.execute(update(memberships).where(memberships.c.account_id == account_id, memberships.c.role_key == role_key,
+                                           _IN_STATE["parked"]).values(
+        applied_at=now, parked_at=None, parked_reason=None, attempts=0, next_attempt_at=None))
+
+
+_IN_STATE = {MembershipState.HELD: memberships.c.revoked_at.is_(None), "parked": memberships.c.parked_at.is_not(None)}
+
+
+def membership(conn: Connection, account_id: str, role_key: str, state: str | None = None) -> RowMapping | None:
+    """The membership row of the pair; with ``state``, only if it is "held" (not revoked) or "parked"."""
+    stmt = select(memberships).where(memberships.c.account_id == account_id, memberships.c.role_key == role_key)
+    return conn.execute(stmt if state is None else stmt.where(_IN_STATE[state])).mappings().first()
+
+
+def held_role_keys(conn: Connection) -> list[str]:
+    """The role of every membership held, once per membership."""
+    return [r[0] for r in conn.execute(select(memberships.c.role_key).where(memberships.c.revoked_at.is_(None)))]
+
+
+def active_holders(conn: Connection, role_key: str, account_ids: list[str]) -> set[str]:
+    """Which of these accounts hold ``role_key`` and are active: wanted in its group now."""
+    return {r[0] for r in conn.execute(
+        select(memberships.c.account_id).join(accounts, accounts.c.id == memberships.c.account_id)
+        .where(memberships.c.role_key == role_key, memberships.c.account_id.in_(account_ids),
+               memberships.c.revoked_at.is_(None), accounts.c.status == AccountStatus.ACTIVE.value))}
+
+
+_ROLE_ROWS: dict[str, tuple[str, list[str] | None]] = {}   # per dialect: the SQL and its parameter order
+
+
+def role_rows(conn: Connection, role_key: str) -> list[tuple]:
+    """(account id, not revoked) of a role's rows, through the driver: SQLAlchemy's row handling
+    and statement compilation cost more than the query itself (measured)."""
+    if conn.dialect.name not in _ROLE_ROWS:
+        compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None))
+                    .where(memberships.c.role_key == bindparam("role_key"))).compile(dialect=conn.dialect)
+        _ROLE_ROWS[conn.dialect.name] = (str(compiled),
+                                         list(compiled.positiontup or []) if compiled.positional else None)
+    sql, order = _ROLE_ROWS[conn.dialect.name]
+    params: Any = tuple(role_key for _ in order) if order is not None else {"role_key": role_key}
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def roles_of(conn: Connection, account_id: str) -> list[tuple[str, bool]]:
+    """(role key, not revoked) of every membership row of an account."""
+    return [tuple(r) for r in conn.execute(select(memberships.c.role_key, memberships.c.revoked_at.is_(None))
+                                           .where(memberships.c.account_id == account_id))]
+
+
+def add_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(_INSERT_MEMBERSHIPS, rows)

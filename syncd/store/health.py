@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core.model import Status
+from syncd.core.model import AccountStatus, Status
 from syncd.store.repo import GRANTED_STATUSES, OPEN_STATUSES, aware
-from syncd.store.tables import accounts, deciders, job_runs, outbox, requests
+from syncd.store.tables import accounts, deciders, job_runs, outbox, reconcile_runs, requests
 
 def status_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status))
@@ -35,12 +35,19 @@ def central_administrator_count(conn: Connection) -> int:
     correspondent, centrally managed roles and escalations have nobody to decide them."""
     return conn.execute(select(func.count(func.distinct(deciders.c.account_id)))
                         .select_from(deciders.join(accounts, accounts.c.id == deciders.c.account_id))
-                        .where(deciders.c.scope == "central", accounts.c.status == "active")).scalar() or 0
+                        .where(deciders.c.scope == "central", accounts.c.status == AccountStatus.ACTIVE.value)).scalar() or 0
 
 
 def unapplied_count(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(requests).where(
         requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None))).scalar() or 0
+
+
+def failing_count(conn: Connection) -> int:
+    """Accepted requests whose LDAP write failed and waits for a retry, parked ones apart."""
+    return conn.execute(select(func.count()).select_from(requests).where(
+        requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None),
+        requests.c.last_error.is_not(None), requests.c.parked_at.is_(None))).scalar() or 0
 
 
 def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
@@ -98,3 +105,13 @@ def job_succeeded_once(conn: Connection, job: str) -> bool:
 
 def job_health(conn: Connection) -> list[RowMapping]:
     return list(conn.execute(select(job_runs).order_by(job_runs.c.job)).mappings())
+
+
+def start_reconcile_run(conn: Connection, mode: str, now: datetime) -> int:
+    return conn.execute(insert(reconcile_runs).values(started_at=now, mode=mode)).inserted_primary_key[0]
+
+
+def finish_reconcile_run(conn: Connection, run_id: int, now: datetime, summary: dict | None,
+                         error: str | None) -> None:
+    conn.execute(update(reconcile_runs).where(reconcile_runs.c.id == run_id)
+                 .values(finished_at=now, summary=summary, error=error))

@@ -109,7 +109,7 @@ def _upgrade_once(url: str, revision: str = "head") -> None:
 
 def current_revision(url: str) -> str | None:
     """The revision the database is at; ``None`` for an empty database (or no SQLite file)."""
-    if _sqlite_file_missing(url):
+    if sqlite_file_missing(url):
         return None
     engine = make_engine(url)
     try:
@@ -158,7 +158,8 @@ def _is_sqlite_memory(url: str) -> bool:
     return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
 
 
-def _sqlite_file_missing(url: str) -> bool:
+def sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` names a SQLite file that does not exist (connecting would create it)."""
     parsed = _parse_url(url)
     if parsed.get_backend_name() != "sqlite" or _is_sqlite_memory(url):
         return False

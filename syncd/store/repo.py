@@ -15,10 +15,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Row, RowMapping
 
+from syncd.core import lifecycle
 from syncd.core.intake import ExistingAccount, IntakeFacts
 from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
+from syncd.errors import StoreRejected
+from syncd.store.db import dialect_insert
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
                                 requests)
 
@@ -46,6 +49,61 @@ def get_request(conn: Connection, request_id: int, *, for_update: bool = False) 
     if for_update:
         stmt = stmt.with_for_update()   # PostgreSQL row lock; SQLite's write lock covers it
     return conn.execute(stmt).mappings().first()
+
+
+def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
+    return list(conn.execute(select(requests).where(requests.c.id.in_(list(ids))).order_by(requests.c.id)).mappings())
+
+
+def undecided(conn: Connection) -> list[RowMapping]:
+    """Requests waiting for a decision (pending, or nobody can decide them), by id."""
+    return list(conn.execute(select(requests).where(requests.c.status.in_(UNDECIDED_STATUSES))
+                             .order_by(requests.c.id)).mappings())
+
+
+_MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
+                 .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
+                         next_attempt_at=None, claimed_by=None, claimed_until=None,
+                         parked_at=None, parked_reason=None))   # `syncd replay` may apply a parked one
+
+
+def mark_applied(conn: Connection, ids: list[int], now: datetime) -> None:
+    """These requests are in LDAP now: their claim, error and any parking go."""
+    conn.execute(_MARK_APPLIED, {"ids": ids, "now": now})
+
+
+def renewal_asked_since(conn: Connection, account_id: str, role_key: str, since: datetime) -> bool:
+    return conn.execute(select(requests.c.id).where(
+        requests.c.kind == RequestKind.RENEWAL.value, requests.c.account_id == account_id,
+        requests.c.role_key == role_key, requests.c.submitted_at >= since).limit(1)).first() is not None
+
+
+def follow_mobility(conn: Connection, account_id: str, besides: int, organisation_code: str, now: datetime) -> None:
+    """The account's undecided requests (but ``besides``) move to its new organisation."""
+    conn.execute(update(requests).where(requests.c.account_id == account_id, requests.c.id != besides,
+                                        requests.c.status.in_(UNDECIDED_STATUSES))
+                 .values(organisation_code=organisation_code, updated_at=now))
+
+
+def has_other_requests(conn: Connection, account_id: str, besides: int) -> bool:
+    return conn.execute(select(requests.c.id).where(requests.c.account_id == account_id,
+                                                    requests.c.id != besides).limit(1)).first() is not None
+
+
+def deadline_of(conn: Connection, request_id: int) -> datetime | None:
+    return conn.execute(select(requests.c.deadline_at).where(requests.c.id == request_id)).scalar()
+
+
+def submit_request(conn: Connection, values: dict[str, Any]) -> tuple[int | None, RowMapping | None]:
+    """Insert a request as docs/queue.md tells the portal to: (its id, None); or, when its
+    ``portal_ref`` is recorded already, nothing is inserted: (None, the request recorded)."""
+    stmt = dialect_insert(conn, requests).values(**values)
+    if values.get("portal_ref") is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["portal_ref"])
+    request_id = conn.execute(stmt.returning(requests.c.id)).scalar_one_or_none()
+    if request_id is not None:
+        return request_id, None
+    return None, conn.execute(select(requests).where(requests.c.portal_ref == values["portal_ref"])).mappings().first()
 
 
 def routed_to(conn: Connection, request_id: int) -> tuple[str, ...]:
@@ -80,8 +138,18 @@ def set_routing(conn: Connection, request_id: int, decider_ids: Iterable[str]) -
         conn.execute(insert(request_deciders), rows)
 
 
-def update_request(conn: Connection, request_id: int, now: datetime, **values: Any) -> None:
-    conn.execute(update(requests).where(requests.c.id == request_id).values(updated_at=now, **values))
+def update_request(conn: Connection, request_id: int, now: datetime, *, parked: bool = False, **values: Any) -> None:
+    """Write ``values``. A new ``status`` is written only from a status the state machine moves
+    from (``lifecycle.sources``; ``parked``: the request must be parked): else nothing changes and
+    ``StoreRejected`` is raised."""
+    stmt = update(requests).where(requests.c.id == request_id)
+    if "status" in values:
+        froms = lifecycle.sources(Status(values["status"]), parked=parked)
+        stmt = stmt.where(requests.c.status.in_(sorted(s.value for s in froms)))
+        stmt = stmt.where(requests.c.parked_at.is_not(None)) if parked else stmt
+    if conn.execute(stmt.values(updated_at=now, **values)).rowcount != 1 and "status" in values:
+        raise StoreRejected(f"request {request_id}: the state machine has no move to {values['status']} from "
+                            "its status")
 
 
 _INSERT_EVENT = insert(request_events)   # built once: values as parameters
@@ -114,6 +182,35 @@ def account_by_email(conn: Connection, email: str) -> RowMapping | None:
 
 def account_by_id(conn: Connection, account_id: str) -> RowMapping | None:
     return conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+
+
+def add_account(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(accounts).values(**values))
+
+
+def account_names(conn: Connection, account_id: str) -> Row | None:
+    """(given_name, family_name, status) of an account."""
+    return conn.execute(select(accounts.c.given_name, accounts.c.family_name, accounts.c.status)
+                        .where(accounts.c.id == account_id)).first()
+
+
+def add_decider(conn: Connection, account_id: str, scope: str, organisation_code: str | None, now: datetime) -> None:
+    """Idempotent, and safe when two run at once: the unique key, or for a central administrator
+    the partial unique index, turns the second insert into nothing."""
+    conn.execute(dialect_insert(conn, deciders).values(
+        account_id=account_id, scope=scope, organisation_code=organisation_code, created_at=now
+    ).on_conflict_do_nothing())
+
+
+def add_deciders(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(deciders), rows)
+
+
+def remove_decider(conn: Connection, account_id: str, scope: str, organisation_code: str | None) -> None:
+    conn.execute(delete(deciders).where(
+        deciders.c.account_id == account_id, deciders.c.scope == scope,
+        deciders.c.organisation_code.is_(None) if organisation_code is None
+        else deciders.c.organisation_code == organisation_code))
 
 
 def find_account(conn: Connection, id_or_email: str) -> RowMapping | None:

@@ -65,3 +65,20 @@ def cursor(conn: Any, name: str) -> str | None:
 def set_cursor(conn: Any, name: str, stamp: str, now: datetime) -> None:
     conn.execute(delete(reconcile_cursors).where(reconcile_cursors.c.name == name))
     conn.execute(insert(reconcile_cursors).values(name=name, stamp=stamp, updated_at=now))
+
+
+def _stamped(columns: list[Any]):
+    return (select(*columns, ldap_stamps.c.digest.label("stamped_digest"), ldap_stamps.c.stamp.label("stamp"),
+                   ldap_stamps.c.layout.label("stamped_layout"))
+            .select_from(accounts.outerjoin(ldap_stamps, ldap_stamps.c.account_id == accounts.c.id)))
+
+
+def stream_stamped(conn: Any, columns: list[Any]) -> Iterable[Any]:
+    """Every account's ``columns``, then its recorded digest, stamp and layout (the last three of
+    each row), streamed by 5,000: the whole table is read, never held."""
+    return conn.execution_options(stream_results=True, yield_per=5000).execute(_stamped(columns))
+
+
+def stamped(conn: Any, columns: list[Any], ids: list[str]) -> dict[str, Any]:
+    """By id, these accounts' ``columns`` with ``stamped_digest``, ``stamp`` and ``stamped_layout``."""
+    return {r["id"]: r for r in conn.execute(_stamped(columns).where(accounts.c.id.in_(ids))).mappings()}

@@ -382,3 +382,60 @@ reconcile_cursors = Table(
     Column("stamp", String(64), nullable=False),
     Column("updated_at", UtcTime, nullable=False),
 )
+
+# The operator's revocations of the correspondents' desk links (``syncd desk revoke``, migration
+# 0011): every desk link, and every desk session opened with one, issued to ``account_id`` at or
+# before ``revoked_at`` stops working, in every web process (syncd.web.desk_auth).
+desk_revocations = Table(
+    "desk_revocations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), nullable=False, index=True),   # no foreign key: a record, kept
+    Column("revoked_at", UtcTime, nullable=False),
+    Column("revoked_by", String(100), nullable=False),
+    Column("reason", Text, nullable=True),
+)
+
+# --- added in migration 0012: access review campaigns (syncd.core.reviews, syncd.jobs.reviews) -----
+
+REVIEW_STATES = ("open", "awaiting_reviewer", "closed")
+REVIEW_DECISIONS = ("confirmed", "withdrawn", "kept_tacitly", "withdrawn_unanswered", "ended")
+
+# One campaign per organisation at a time: the rights its people hold in reviewed roles.
+review_campaigns = Table(
+    "review_campaigns",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("organisation_code", String(64), ForeignKey("organisations.code"), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("opened_at", UtcTime, nullable=False),
+    Column("opened_by", String(100), nullable=False),       # "schedule" or "operator"
+    Column("closes_at", UtcTime, nullable=False),            # the end of the (current) window
+    Column("unanswered", String(16), nullable=False),        # keep / withdraw: the rule announced at opening
+    Column("closed_at", UtcTime, nullable=True),
+    Column("outcome", JSON, nullable=True),                  # counts per decision, once closed
+    CheckConstraint("state in ('open','awaiting_reviewer','closed')", name="state"),
+    CheckConstraint("unanswered in ('keep','withdraw')", name="unanswered"),
+)
+# Not two campaigns under way for one organisation (two daemons, or the schedule and the operator).
+Index("ix_review_campaigns_one_under_way", review_campaigns.c.organisation_code, unique=True,
+      sqlite_where=review_campaigns.c.closed_at.is_(None), postgresql_where=review_campaigns.c.closed_at.is_(None))
+
+# One right under review: a membership as it stood when the campaign opened, and its answer.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigId, ForeignKey("review_campaigns.id"), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("role_key", String(64), nullable=False),
+    Column("granted_at", UtcTime, nullable=False),
+    Column("decision", String(24), nullable=True),           # None: unanswered so far
+    Column("decided_at", UtcTime, nullable=True),
+    Column("decided_by", String(100), nullable=True),        # the reviewer's account id, or "syncd"
+    Column("reason", Text, nullable=True),
+    UniqueConstraint("campaign_id", "account_id", "role_key"),
+    CheckConstraint("decision is null or decision in "
+                    "('confirmed','withdrawn','kept_tacitly','withdrawn_unanswered','ended')", name="decision"),
+)
+Index("ix_review_items_campaign_id_decision", review_items.c.campaign_id, review_items.c.decision)

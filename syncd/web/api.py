@@ -37,17 +37,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from syncd import queries
+from syncd.store import queries
 from syncd.core import intake
 from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused, StoreRejected, TemporaryError
 from syncd.store import repo
+from syncd.store import tokens
 from syncd.store.db import transaction
-from syncd.store.tables import requests
-from syncd.web import messages, tokens
+from syncd.web import messages
 from syncd.web.auth import AuthError, Verified, verify
 from syncd.web.schemas import (MAX_ID, REF, AccountRequestIn, ContactsOut, DecisionIn, DecisionOut,
                                Error, HistoryOut, MobilityRequestIn, PendingOut, RequestOut, RightsOut, SubmitIn,
@@ -452,17 +450,9 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
         if rt.mappings.role(submitted.role_key) is None:
             raise invalid("role_key", "unknown role", "Rôle inconnu.")
         values.update(role_key=submitted.role_key)
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[rt.engine.dialect.name]
     try:
         with svc.writing(), transaction(rt.engine) as conn:
-            stmt = insert(requests).values(**values)
-            if submitted.portal_ref is not None:
-                stmt = stmt.on_conflict_do_nothing(index_elements=["portal_ref"])
-            request_id = conn.execute(stmt.returning(requests.c.id)).scalar_one_or_none()
-            existing = None
-            if request_id is None:
-                existing = conn.execute(select(requests).where(requests.c.portal_ref == submitted.portal_ref)
-                                        ).mappings().first()
+            request_id, existing = repo.submit_request(conn, values)
     except StoreRejected as exc:
         raise ApiError(409, "conflict", "The request could not be stored.") from exc
     if existing is not None:

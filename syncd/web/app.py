@@ -6,6 +6,9 @@
 * ``/decide/{token}``   the decision page of the signed links in the deciders' mails (``syncd.web.decision_page``);
 * ``/password/reset``   the page behind the « mot de passe oublié » and first-password links
                         (``syncd.web.password_page``); both rendered by ``syncd.web.pages``;
+* ``/desk``             the correspondents' desk, opened from the daily digest's link
+                        (``syncd.web.desk_page``, ``syncd.web.desk_rights``, ``syncd.web.desk_reviews``,
+                        ``syncd.web.desk_auth``);
 * ``/healthz``          alive; ``/readyz``: the database and LDAP answer (503 otherwise);
 * ``/metrics``          Prometheus (``syncd.web.metrics``).
 
@@ -34,15 +37,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.errors import ConfigError, StoreRejected, TemporaryError
 from syncd.jobs.runtime import Runtime
-from syncd.store.db import transaction
-from syncd.web import api, auth, decision_page, links, messages, pages, password_page, portal_api, tokens
+from syncd.store import tokens
+from syncd.store.db import Connection, ping, transaction
+from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, links, messages, pages,
+                       password_page, portal_api)
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -315,7 +318,7 @@ class Services:
         checks: dict[str, str] = {}
         try:
             with transaction(self.rt.engine, readonly=True) as conn:
-                conn.execute(text("select 1"))
+                ping(conn)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - report, do not crash the probe
             checks["database"] = f"unavailable: {type(exc).__name__}"
@@ -361,7 +364,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
             await run_in_threadpool(svc.close)
 
     # People, not programs, use these pages: their errors are French pages, not JSON.
-    HTML_PREFIXES = ("/decide/", "/password/")
+    HTML_PREFIXES = ("/decide/", "/password/", "/desk")
     app = FastAPI(title="syncd web hook", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.syncd = svc
@@ -369,6 +372,9 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     app.include_router(portal_api.router)   # the portal's screens (docs/web.md)
     app.include_router(decision_page.router)
     app.include_router(password_page.router)
+    app.include_router(desk_page.router)
+    app.include_router(desk_rights.router)
+    app.include_router(desk_reviews.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -385,6 +391,11 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
 
     @app.exception_handler(TemporaryError)
     async def _temporary(request: Request, exc: TemporaryError):
+        if request.url.path.startswith(HTML_PREFIXES):
+            response = pages.message(503, "Service momentanément indisponible",
+                                     "Réessayez dans quelques minutes : ce qui a déjà été enregistré ne le sera pas deux fois.", kind="error", alert=True)
+            response.headers["Retry-After"] = "30"
+            return response
         return api.unavailable(exc).response(api.lang_of(request))
 
     @app.exception_handler(StoreRejected)

@@ -20,17 +20,15 @@ import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
-from syncd import queries
+from syncd.store import queries
 from syncd.core import lifecycle
 from syncd.core.model import Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused, TemporaryError
-from syncd.store import repo
+from syncd.store import repo, tokens
 from syncd.store.db import transaction
-from syncd.store.tables import accounts
-from syncd.web import links, tokens
+from syncd.web import links
 from syncd.web.pages import message, render
 from syncd.web.schemas import forbidden_character
 
@@ -84,8 +82,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
     with transaction(rt.engine, readonly=True) as conn:
         used = tokens.is_used(conn, claims.used_key)
         detail = queries.request_detail(conn, claims.request_id, rt.mappings)
-        decider = conn.execute(select(accounts.c.given_name, accounts.c.family_name, accounts.c.status)
-                               .where(accounts.c.id == claims.decider_id)).first()
+        decider = repo.account_names(conn, claims.decider_id)
         refusal = None
         if detail is None:
             refusal = "not_found"

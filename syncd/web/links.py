@@ -125,16 +125,14 @@ def decision_link(rt: "Runtime", request_id: int, decider_id: str, now: datetime
 
     It expires a day after the request's tacit deadline. Needs ``web.signing_key``.
     """
-    from sqlalchemy import select
-
+    from syncd.store import repo
     from syncd.store.db import transaction
-    from syncd.store.tables import requests
 
     key = signing_key(rt.settings.web)
     if key is None:
         raise ValueError("web.signing_key is not set: set SYNCD_WEB__SIGNING_KEY or SYNCD_WEB__SIGNING_KEY_FILE")
     with transaction(rt.engine, readonly=True) as conn:
-        deadline = conn.execute(select(requests.c.deadline_at).where(requests.c.id == request_id)).scalar()
+        deadline = repo.deadline_of(conn, request_id)
     return decision_url(rt.settings.web.base_url, key, request_id, decider_id, link_expiry(deadline, now))
 
 
@@ -158,3 +156,4 @@ def check_form_token(key: str, token: str | None, link_id: str, now: datetime) -
         raise LinkRefused("invalid", "The form token belongs to another link.")
     if _epoch(now) >= expires:
         raise LinkRefused("expired", "The form has expired.")
+

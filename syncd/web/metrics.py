@@ -8,7 +8,8 @@ Two kinds:
   per status, the age of the oldest open request, tacit acceptances, accepted requests not yet in
   LDAP and those whose LDAP write is failing, the items parked (count and oldest, per kind), the
   outbox backlog, each job's consecutive failures, the oldest request nobody can decide and how
-  many central administrators there are.
+  many central administrators there are, the rights of the access review campaigns under way per
+  organisation and answer, and how long a campaign has waited for a reviewer.
   LDAP write latency and errors belong to the daemon, which does the writes: the web process
   only shows what the database records of them (``syncd_requests_failing``, job failures).
 """
@@ -22,18 +23,13 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
-
 from syncd.core.model import Status
-from syncd.store import health, parked
-from syncd.store.db import transaction
-from syncd.store.tables import REQUEST_STATUSES, audit_log, job_runs, outbox, requests
+from syncd.store import audit, health, outbox, parked, reviews
+from syncd.store.db import Engine, transaction
+from syncd.store.repo import aware
+from syncd.store.tables import REQUEST_STATUSES, REVIEW_DECISIONS
 
 log = structlog.get_logger(__name__)
-
-OPEN = (Status.NEW.value, Status.PENDING.value)
-GRANTED = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
 
 
 class DatabaseCollector(Collector):
@@ -62,28 +58,20 @@ class DatabaseCollector(Collector):
     def _read(self) -> Iterator[Metric]:
         now = self.clock()
         with transaction(self.engine_of(), readonly=True) as conn:
-            counts = dict(conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status)).all())
-            oldest = conn.execute(select(func.min(requests.c.submitted_at))    # parked ones: their own alert
-                                  .where(requests.c.status.in_(OPEN), requests.c.parked_at.is_(None))).scalar()
-            not_applied = conn.execute(select(func.count()).select_from(requests).where(
-                requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None))).scalar() or 0
-            failing = conn.execute(select(func.count()).select_from(requests).where(
-                requests.c.status.in_(GRANTED), requests.c.applied_at.is_(None),
-                requests.c.last_error.is_not(None), requests.c.parked_at.is_(None))).scalar() or 0
+            counts = health.status_counts(conn)
+            oldest = health.oldest_open_submitted_at(conn)       # parked ones: their own alert
+            not_applied = health.unapplied_count(conn)
+            failing = health.failing_count(conn)
             parked_items = parked.summary(conn)
-            outbox_pending = conn.execute(select(func.count()).select_from(outbox)
-                                          .where(outbox.c.status == "pending")).scalar() or 0
-            outbox_failed = conn.execute(select(func.count()).select_from(outbox)
-                                         .where(outbox.c.status == "failed")).scalar() or 0
-            outbox_oldest = conn.execute(select(func.min(outbox.c.created_at))
-                                         .where(outbox.c.status == "pending")).scalar()
-            # Both through the partial index on unsealed rows: a handful of rows, not the whole trail.
-            unsealed = conn.execute(select(func.count(), func.min(audit_log.c.at))
-                                    .where(audit_log.c.seq.is_(None))).one()
-            jobs = list(conn.execute(select(job_runs.c.job, job_runs.c.consecutive_failures,
-                                            job_runs.c.last_ok_at)).all())
+            outbox_pending = outbox.pending_count(conn)
+            outbox_failed = outbox.failed_count(conn)
+            outbox_age = outbox.oldest_pending_age(conn, now) or 0.0
+            unsealed = (audit.unsealed(conn), audit.oldest_unsealed_at(conn))
+            jobs = [(j["job"], j["consecutive_failures"], j["last_ok_at"]) for j in health.job_health(conn)]
             waiting_since = health.awaiting_decider_oldest(conn)
             centrals = health.central_administrator_count(conn)
+            campaigns = reviews.progress(conn)
+            review_waiting_since = reviews.awaiting_reviewer_oldest(conn)
 
         per_status = GaugeMetricFamily("syncd_requests", "Requests in the queue table, by status",
                                        labels=["status"])
@@ -92,7 +80,7 @@ class DatabaseCollector(Collector):
         yield per_status
         yield GaugeMetricFamily("syncd_oldest_pending_seconds",
                                 "Age of the oldest request still new or pending, parked ones apart (0 when none)",
-                                value=max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
+                                value=max((now - aware(oldest)).total_seconds(), 0.0) if oldest else 0.0)
         yield CounterMetricFamily("syncd_tacit_acceptances", "Requests accepted tacitly, ever (from the database)",
                                   value=counts.get(Status.ACCEPTED_TACITLY.value, 0))
         yield GaugeMetricFamily("syncd_requests_accepted_not_applied",
@@ -114,18 +102,29 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("syncd_outbox_failed", "Mails given up on", value=outbox_failed)
         yield GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest mail waiting to be sent (0 when none)",
-                                value=max((now - _aware(outbox_oldest)).total_seconds(), 0.0) if outbox_oldest
-                                else 0.0)
+                                value=outbox_age)
         yield GaugeMetricFamily("syncd_audit_unsealed", "Audit rows written but not sealed into the hash chain yet",
                                 value=unsealed[0])
         yield GaugeMetricFamily("syncd_audit_oldest_unsealed_age_seconds",
                                 "Age of the oldest audit row waiting for the sealing job (0 when none)",
-                                value=max((now - _aware(unsealed[1])).total_seconds(), 0.0) if unsealed[1] else 0.0)
+                                value=max((now - aware(unsealed[1])).total_seconds(), 0.0) if unsealed[1] else 0.0)
         # Requests nobody can decide (their count is syncd_requests{status="awaiting_decider"}).
         yield GaugeMetricFamily("syncd_awaiting_decider_oldest_seconds",
                                 "Age of the oldest request that nobody can decide (0 when none)",
                                 value=max((now - waiting_since).total_seconds(), 0.0) if waiting_since else 0.0)
         yield GaugeMetricFamily("syncd_central_administrators", "Active central administrators", value=centrals)
+        review_items = GaugeMetricFamily("syncd_review_items", "Rights of the access review campaigns under way, "
+                                         "per organisation and answer (undecided: not yet answered)",
+                                         labels=["organisation", "answer"])
+        for c in campaigns:
+            for answer in (reviews.UNDECIDED, *REVIEW_DECISIONS):
+                review_items.add_metric([c["organisation_code"], answer], c["items"].get(answer, 0))
+        yield review_items
+        yield GaugeMetricFamily("syncd_review_awaiting_reviewer_seconds",
+                                "How long since the window ended of the oldest review campaign with rights nobody "
+                                "can review (0 when none)",
+                                value=max((now - review_waiting_since).total_seconds(), 0.0) if review_waiting_since
+                                else 0.0)
         failures = GaugeMetricFamily("syncd_job_consecutive_failures", "Consecutive failed runs of each daemon job",
                                      labels=["job_name"])
         last_ok = GaugeMetricFamily("syncd_job_last_ok_timestamp_seconds",
@@ -133,14 +132,9 @@ class DatabaseCollector(Collector):
         for job, count, ok_at in jobs:
             failures.add_metric([job], count)
             if ok_at is not None:
-                last_ok.add_metric([job], _aware(ok_at).timestamp())
+                last_ok.add_metric([job], aware(ok_at).timestamp())
         yield failures
         yield last_ok
-
-
-def _aware(value: datetime) -> datetime:
-    from syncd.store.repo import aware
-    return aware(value)
 
 
 class WebMetrics:

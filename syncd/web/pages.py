@@ -43,6 +43,14 @@ button.accept{background:#18753c}button.refuse{background:#ce0500}button.primary
 button:focus-visible,textarea:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #0a76f6;outline-offset:2px}
 .error,.field-error{color:#ce0500}.error{border-left:4px solid #ce0500;padding:.25rem 1rem;margin-bottom:1rem}
 .success{border-left:4px solid #18753c;padding:.25rem 1rem}.info{border-left:4px solid #000091;padding:.25rem 1rem}
+main.wide{max-width:76rem}nav.tabs{display:flex;gap:1rem;align-items:center;flex-wrap:wrap;border-bottom:1px solid #ddd;margin-bottom:1rem}
+nav.tabs a{padding:.5rem 0;color:#000091}nav.tabs a[aria-current=page]{font-weight:700;border-bottom:3px solid #000091}
+nav.tabs form{margin-left:auto}button.link{background:none;color:#000091;text-decoration:underline;padding:.25rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}
+tr.today{background:#fff4d6}.today-label{font-weight:700;color:#8a4b00}
+fieldset{border:1px solid #ddd;margin:0 0 1rem;padding:.5rem 1rem}.filters{display:flex;gap:1rem;flex-wrap:wrap;align-items:end}
+select{font:inherit;padding:.3rem}.actions{display:flex;gap:1rem;flex-wrap:wrap}
+input[type=checkbox]{width:1.2rem;height:1.2rem}
 @media (max-width:40rem){dl.request div{grid-template-columns:1fr}main{padding:1rem}}
 """.strip()
 CSS_HASH = "sha256-" + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()

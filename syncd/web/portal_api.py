@@ -239,8 +239,8 @@ def catalogue(request: Request) -> CatalogueOut:
                     "parked), open to a request (padlock) or not available to an external account",
             responses=READ_ERRORS)
 def person_catalogue(request: Request, account: RefPath) -> PersonCatalogueOut:
-    from syncd import catalogue as padlocks
-    from syncd.queries import status_label
+    from syncd.store import catalogue as padlocks
+    from syncd.store.queries import status_label
     svc = _svc(request)
     mappings = svc.rt.mappings
     with transaction(svc.rt.engine, readonly=True) as conn:

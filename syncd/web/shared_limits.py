@@ -14,11 +14,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
-from syncd.store.tables import used_tokens
-from syncd.web import tokens
+from syncd.store import tokens
+from syncd.store.db import Connection
 
 
 def take(conn: Connection, key: str, limit: int, window: int, now: datetime) -> float:
@@ -27,9 +24,7 @@ def take(conn: Connection, key: str, limit: int, window: int, now: datetime) -> 
     number = math.floor(now.timestamp() / window)
     ends = datetime.fromtimestamp((number + 1) * window, tz=timezone.utc)
     prefix = f"limit:{key}:{number}:"
-    taken = conn.execute(select(func.count()).select_from(used_tokens)
-                         .where(used_tokens.c.key.like(prefix.replace("%", r"\%").replace("_", r"\_") + "%",
-                                                       escape="\\"))).scalar_one()
+    taken = tokens.count_prefixed(conn, prefix)
     for slot in range(taken, limit):
         if tokens.claim(conn, f"{prefix}{slot}", now, ends + timedelta(seconds=1)):
             return 0.0

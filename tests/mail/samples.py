@@ -58,4 +58,15 @@ SAMPLE_CONTEXTS: dict[str, dict] = {
                           "submitted_at": SUBMITTED, "decided_at": DECIDED,
                           "target_organisation_name": "CPAM de Paris", "tacit": False,
                           "withdrawn": ["Accords locaux - Accès organisme"]},
+    "review_opened": {"reviewer_name": "Lucie Martin", "organisation_name": "CARSAT Rhône-Alpes", "rights": 12,
+                      "closes_at": EXPIRES, "unanswered": "withdraw",
+                      "review_url": "https://habilitations.example.org/review/abc.def"},
+    "decider_digest": {"decider_name": "Lucie Martin", "count": 32, "more": 2, "waiting_count": 1,
+                       "desk_url": "https://habilitations.example.org/desk/open/eyJkIjoiYSJ9.sig",
+                       "expires_at": DEADLINE, "items": [
+                           {"request_id": 12, "description": "Accords locaux - Accès organisme",
+                            "requester_name": "Aristide Charenne", "organisation_name": "CARSAT Rhône-Alpes",
+                            "deadline_at": DEADLINE, "today": True},
+                           {"request_id": 13, "description": "Création de compte", "requester_name": "Jean Dupont",
+                            "organisation_name": "CARSAT Rhône-Alpes", "deadline_at": "", "today": False}]},
 }

@@ -8,7 +8,8 @@ from structlog.testing import capture_logs
 
 from syncd.errors import MailUnavailable
 from syncd.mail.delivery import DeliveryReport, deliver_pending, exponential_backoff
-from syncd.mail.outbox import enqueue, pending_count
+from syncd.mail.outbox import enqueue
+from syncd.store.outbox import pending_count
 from syncd.mail.smtp import SmtpSender
 from syncd.store.tables import outbox
 

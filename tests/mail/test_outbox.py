@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from syncd.core.model import Status
-from syncd.mail.outbox import enqueue, oldest_pending_age, pending_count
+from syncd.mail.outbox import enqueue
+from syncd.store.outbox import oldest_pending_age, pending_count
 from syncd.store.tables import outbox
 
 from .samples import SAMPLE_CONTEXTS

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 
 from syncd.jobs import retention
 from syncd.jobs.runtime import Runtime
-from syncd.mail.outbox import enqueue, failed, retry_failed
+from syncd.mail.outbox import enqueue
+from syncd.store.outbox import failed, retry_failed
 from syncd.settings import Settings
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import outbox

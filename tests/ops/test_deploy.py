@@ -201,7 +201,7 @@ def test_the_example_settings_are_valid_settings_without_secrets(tmp_path):
     assert settings.ldap.tls.verify and settings.ldap.tls.mode == "ldaps"
     listed = yaml.safe_load((DEPLOY / "syncd.example.yaml").read_text())
     for section, model in Settings.model_fields.items():
-        if section in ("ldap", "smtp", "database", "jobs", "log", "web"):
+        if section in ("ldap", "smtp", "database", "jobs", "log", "web", "desk"):
             fields = set(model.annotation.model_fields) - {"bind_password", "password", "clients", "signing_key"}
             missing = fields - set(listed[section])
             assert not missing, f"{section}: the example does not show {sorted(missing)}"
@@ -277,7 +277,7 @@ def _exported_metrics(tmp_path: Path) -> dict[str, tuple[str, frozenset[str]]]:
 
     import syncd
     from syncd.store.db import make_engine
-    from syncd.store.tables import job_runs, metadata
+    from syncd.store.tables import job_runs, metadata, organisations, review_campaigns
     from syncd.web.metrics import WebMetrics
 
     def exposed(name: str, kind: str) -> str:
@@ -294,6 +294,10 @@ def _exported_metrics(tmp_path: Path) -> dict[str, tuple[str, frozenset[str]]]:
     with engine.begin() as conn:
         conn.execute(insert(job_runs).values(job="tacit", worker="w", last_started_at=now, last_ok_at=now,
                                              consecutive_failures=0))
+        # A review campaign under way, so that the per-organisation review gauges carry their labels.
+        conn.execute(insert(organisations).values(code="CARSAT-RA", name="CARSAT", branch="retraite", updated_at=now))
+        conn.execute(insert(review_campaigns).values(organisation_code="CARSAT-RA", state="open", opened_at=now,
+                                                     opened_by="operator", closes_at=now, unanswered="keep"))
     web = WebMetrics(lambda: engine, lambda: now)
     wrappers += [v for v in vars(web).values() if isinstance(v, MetricWrapperBase)]
     for w in wrappers:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd import operator, queries
+from syncd import operator
+from syncd.store import queries
 from syncd.cli import main
 from syncd.core.model import Verdict
 from syncd.daemon import Daemon

@@ -15,7 +15,7 @@ from syncd.directory import names
 from syncd.errors import DecisionRefused
 from syncd.jobs.decisions import decide_request
 from syncd.mappings import AttributeMapping
-from syncd.queries import request_history
+from syncd.store.queries import request_history
 from syncd.store import repo
 from syncd.store.db import transaction
 from syncd.store.tables import request_deciders

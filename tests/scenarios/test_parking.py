@@ -27,7 +27,7 @@ from syncd.jobs import habilitations
 from syncd.jobs.accounts import sync_accounts
 from syncd.jobs.apply import apply_accepted
 from syncd.jobs.decisions import decide_request
-from syncd.queries import request_history
+from syncd.store.queries import request_history
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, outbox, requests
 from tests.scenarios.helpers import ADMIN, CORRESPONDENT, REQUESTER, habilitation, people, request_row

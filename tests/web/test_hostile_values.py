@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from syncd.web import api as api_module
-from syncd.web import decision_page, password_page
+from syncd.web import decision_page, desk_auth, desk_page, desk_reviews, desk_rights, password_page
 from syncd.web.links import decision_link
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, request_row
 from tests.web.conftest import SignedClient
@@ -116,7 +116,8 @@ READS = {"/api/v1/requests/{request_id}": "/api/v1/requests/{}",
 
 
 def _routes() -> set[str]:
-    return {r.path for router in (api_module.router, decision_page.router, password_page.router)
+    return {r.path for router in (api_module.router, decision_page.router, password_page.router, desk_page.router,
+                                  desk_rights.router, desk_reviews.router)
             for r in router.routes} | APP_ROUTES
 
 
@@ -180,6 +181,8 @@ def test_no_hostile_value_in_any_page_or_other_route_gets_a_5xx(walk, routed, rt
         return found.group(1).encode() if found else b""
 
     token = reset_token(rt, routed["requester"])
+    walk.client.get(urlsplit(desk_auth.desk_url(rt.settings, routed["correspondent"], rt.clock())).path)
+    desk_csrf = hidden(walk.client.get("/desk").text, "csrf")    # bound to the session, which the walk keeps
     for name, value in ALL:
         for method in ("GET", "HEAD", "POST"):
             walk.raw(f"{method} /decide/{{token}} token={name}", method, f"/decide/{percent(value)}")
@@ -208,5 +211,30 @@ def test_no_hostile_value_in_any_page_or_other_route_gets_a_5xx(walk, routed, rt
         for path in sorted(APP_ROUTES):
             walk.raw(f"GET {path}?{name}", "GET", f"{path}?x={percent(value)}")
             walk.raw(f"GET {path}, Accept-Language {name}", "GET", path, headers={"Accept-Language": utf8(value)})
+        walk_desk(walk, routed, name, value, desk_csrf)
     walk.done({r for r in _routes() if not r.startswith("/api/")},
-              {"/decide/{token}", "/decisions/{request_id}", "/password/reset"} | APP_ROUTES)
+              {"/decide/{token}", "/decisions/{request_id}", "/password/reset", "/desk/open/{token}", "/desk",
+               "/desk/decide", "/desk/rights", "/desk/withdraw", "/desk/logout", "/desk/reviews"} | APP_ROUTES)
+
+
+def walk_desk(walk: Walk, routed, name: str, value, csrf: bytes) -> None:
+    """The desk's routes: a hostile link token, cookie, query and form field, with a genuine session."""
+    walk.raw(f"GET /desk/open/{{token}} token={name}", "GET", f"/desk/open/{percent(value)}")
+    walk.raw(f"GET /desk cookie={name}", "GET", "/desk/rights", headers={"Cookie": b"syncd_desk=" + utf8(value)})
+    walk.raw(f"GET /desk ?status={name}", "GET", f"/desk?status={percent(value)}&application={percent(value)}")
+    walk.raw(f"GET /desk/rights ?application={name}", "GET", f"/desk/rights?application={percent(value)}")
+    request_id = str(routed["request"]).encode()     # refused once, then reported as already decided
+    for field in ("request", "verdict", "comment", "csrf", "application"):
+        form = {"request": request_id, "verdict": b"refuse", "comment": b"Poste sans lien", "csrf": csrf,
+                "application": b"", "status": b""} | {field: utf8(value)}
+        walk.raw(f"POST /desk/decide {field}={name}", "POST", "/desk/decide", body=_form(form), headers=FORM)
+    for field in ("right", "reason"):
+        form = {"right": f"{routed['requester']}:{ROLE}".encode(), "reason": b"Fin de mission", "csrf": csrf,
+                "application": b""} | {field: utf8(value)}
+        walk.raw(f"POST /desk/withdraw {field}={name}", "POST", "/desk/withdraw", body=_form(form), headers=FORM)
+    walk.raw(f"GET /desk/open/{{token}} ?tab={name}", "GET", f"/desk/open/x?tab={percent(value)}")
+    walk.raw(f"GET /desk/reviews ?{name}", "GET", f"/desk/reviews?x={percent(value)}")
+    for field in ("item", "action", "reason", "csrf"):
+        form = {"item": b"1", "action": b"withdraw", "reason": b"Fin de mission", "csrf": csrf} | {field: utf8(value)}
+        walk.raw(f"POST /desk/reviews {field}={name}", "POST", "/desk/reviews", body=_form(form), headers=FORM)
+    walk.raw(f"POST /desk/logout csrf={name}", "POST", "/desk/logout", body=_form({"csrf": utf8(value)}), headers=FORM)

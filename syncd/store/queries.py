@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core.model import STATUS_LABELS_FR, RequestKind, Status
+from syncd.core.model import STATUS_LABELS_FR, AccountStatus, MembershipState, RequestKind, Status
 from syncd.mappings import Mappings
 from syncd.store.repo import aware
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
@@ -170,7 +170,7 @@ def status_label(status: str, parked: bool = False) -> str:
 
 
 # A right that ended: its own label and date, never the « Acceptée » of the request that granted it.
-ENDED_LABELS_FR = {"revoked": "Retirée le {}", "expired": "Expirée le {}"}
+ENDED_LABELS_FR = {MembershipState.REVOKED: "Retirée le {}", MembershipState.EXPIRED: "Expirée le {}"}
 _PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -183,9 +183,10 @@ def _membership_end(m, now: datetime | None) -> tuple[str, datetime] | None:
     decider, or the account disabled); None while it is held."""
     expires, revoked = aware(m["expires_at"]), aware(m["revoked_at"])
     if revoked is not None:
-        return ("expired", expires) if expires is not None and expires <= revoked else ("revoked", revoked)
+        return ((MembershipState.EXPIRED.value, expires) if expires is not None and expires <= revoked
+                else (MembershipState.REVOKED.value, revoked))
     if expires is not None and now is not None and expires <= now:
-        return "expired", expires
+        return MembershipState.EXPIRED.value, expires
     return None
 
 
@@ -250,7 +251,7 @@ def _rights_ended(conn: Connection, request_ids: list[int], now: datetime | None
     ended: dict[int, tuple[str, datetime]] = {}
     for e in conn.execute(select(request_events.c.request_id, request_events.c.event, request_events.c.at)
                           .where(request_events.c.request_id.in_(request_ids),
-                                 request_events.c.event.in_(("revoked", "expired")))
+                                 request_events.c.event.in_((MembershipState.REVOKED.value, MembershipState.EXPIRED.value)))
                           .order_by(request_events.c.at, request_events.c.id)):
         ended[e.request_id] = (e.event, aware(e.at))
     for m in conn.execute(select(memberships).where(memberships.c.granted_by_request.in_(request_ids))).mappings():
@@ -342,7 +343,7 @@ def contacts(conn: Connection, account_id: str) -> Contacts:
         rows = conn.execute(
             select(accounts.c.given_name, accounts.c.family_name, accounts.c.email).distinct()
             .join(deciders, deciders.c.account_id == accounts.c.id)
-            .where(scope_filter, accounts.c.status == "active", accounts.c.id != account_id)
+            .where(scope_filter, accounts.c.status == AccountStatus.ACTIVE.value, accounts.c.id != account_id)
             .order_by(accounts.c.family_name, accounts.c.given_name, accounts.c.email))
         return tuple(Contact(_person_name(r.given_name, r.family_name, r.email), r.email) for r in rows)
 

@@ -1,7 +1,7 @@
 """The catalogue with its padlocks (the guide's « Demander de nouvelles habilitations »): every
 application and role of the mappings, and for one person each role's state.
 
-A read like ``syncd.queries``: no write, no lock. The states, checked in this order:
+A read like ``syncd.store.queries``: no write, no lock. The states, checked in this order:
 
 * ``held``          the person holds the role (a membership not revoked, not expired): no padlock;
 * ``requested``     a request for it is open (``new``, ``pending`` or ``awaiting_decider``, parked
@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import MembershipState, RequestKind, Status
 from syncd.mappings import Mappings
 from syncd.store.repo import aware
 from syncd.store.tables import memberships, requests
 
 OPEN = (Status.NEW.value, Status.PENDING.value, Status.AWAITING_DECIDER.value)
-STATE_LABELS = {"held": "Habilitation accordée", "may_request": "Vous pouvez demander l'accès",
+STATE_LABELS = {MembershipState.HELD: "Habilitation accordée", "may_request": "Vous pouvez demander l'accès",
                 "not_available": "Réservée aux salariés de l'Institution"}
 
 
@@ -56,7 +56,7 @@ def role_states(conn: Connection, account: RowMapping, mappings: Mappings, now: 
     for app in mappings.applications:
         for role in app.roles:
             if role.key in held:
-                states[role.key] = RoleState("held", expires_at=held[role.key])
+                states[role.key] = RoleState(MembershipState.HELD.value, expires_at=held[role.key])
             elif role.key in open_requests:
                 states[role.key] = RoleState("requested", request=open_requests[role.key])
             elif role.restriction == "internal_only" and not account["internal"]:
