@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from syncd import queries
+from syncd.store import queries
 from syncd.core import lifecycle
 from syncd.core.model import DeciderScope
 from syncd.jobs import notify

@@ -164,7 +164,7 @@ def check(conn, session: Session) -> None:
     """Raise ``Refused("revoked")`` if the operator revoked the decider's links since this one was
     issued, or the session was ended (logout)."""
     from syncd.store import desk as desk_store
-    from syncd.web import tokens
+    from syncd.store import tokens
     if desk_store.revoked_since(conn, session.decider_id, session.issued_at) or tokens.is_used(conn, ended_key(session)):
         raise Refused("revoked")
 

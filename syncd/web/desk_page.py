@@ -28,14 +28,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from syncd import queries
+from syncd.store import queries
 from syncd.core import lifecycle
 from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused
 from syncd.store import desk as desk_store
 from syncd.store import repo
 from syncd.store.db import transaction
-from syncd.web import desk_auth, tokens
+from syncd.store import tokens
+from syncd.web import desk_auth
 from syncd.web.decision_page import COMMENT_CHARACTER, COMMENT_REQUIRED, COMMENT_TOO_LONG, REFUSALS_FR
 from syncd.web.pages import PARIS, fr_datetime, message, render
 from syncd.web.schemas import forbidden_character
