@@ -229,3 +229,96 @@ def raw_db_reads(engine: Engine, people: Any, role_keys: list[str]) -> float:
         return seconds
     finally:
         conn.close()
+
+
+# The floor of the tacit sweep: the same writes as the sweep's for every due request, as plain
+# set-based SQL in one transaction, with no rule applied (every due, routed request is accepted;
+# the bench's due requests are all plain habilitations, each membership without an end).
+_FLOOR_SQLITE = (
+    "CREATE TEMP TABLE floor_due (id INTEGER PRIMARY KEY)",
+    "INSERT INTO floor_due SELECT r.id FROM requests r WHERE r.status = 'pending' AND r.deadline_at <= :now "
+    "AND r.first_routed_at IS NOT NULL AND EXISTS (SELECT 1 FROM request_deciders d WHERE d.request_id = r.id)",
+    "UPDATE requests SET status = 'accepted_tacitly', decided_at = :now, decided_by = 'tacit', updated_at = :now "
+    "WHERE id IN (SELECT id FROM floor_due)",
+    "INSERT INTO request_events (request_id, at, event, actor, detail) "
+    "SELECT id, :now, 'tacitly_accepted', 'tacit', '{\"status\": \"accepted_tacitly\"}' FROM floor_due",
+    "INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
+    "SELECT :now, 'tacit', 'tacitly_accepted', r.id, r.kind || ':' || r.role_key, '{\"status\": \"accepted_tacitly\"}' "
+    "FROM floor_due d JOIN requests r ON r.id = d.id",
+    "INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at) "
+    "SELECT r.account_id, r.role_key, r.id, :now FROM floor_due d JOIN requests r ON r.id = d.id WHERE true "
+    "ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request, "
+    "granted_at = excluded.granted_at, expires_at = NULL, revoked_at = NULL, applied_at = NULL",
+)
+_FLOOR_POSTGRESQL = (
+    "SELECT array_agg(r.id) FROM requests r WHERE r.status = 'pending' AND r.deadline_at <= %(now)s "
+    "AND r.first_routed_at IS NOT NULL AND EXISTS (SELECT 1 FROM request_deciders d WHERE d.request_id = r.id)",
+    """WITH moved AS (
+        UPDATE requests r SET status = 'accepted_tacitly', decided_at = %(now)s, decided_by = 'tacit',
+                              updated_at = %(now)s
+        WHERE r.id = ANY(%(ids)s::bigint[]) RETURNING r.id, r.kind, r.role_key, r.account_id),
+    events AS (INSERT INTO request_events (request_id, at, event, actor, detail)
+        SELECT id, %(now)s, 'tacitly_accepted', 'tacit', '{"status": "accepted_tacitly"}'::json FROM moved),
+    audited AS (INSERT INTO audit_log (at, actor, action, request_id, target, detail)
+        SELECT %(now)s, 'tacit', 'tacitly_accepted', id, kind || ':' || role_key, '{"status": "accepted_tacitly"}'::json
+        FROM moved)
+    INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at)
+    SELECT DISTINCT ON (account_id, role_key) account_id, role_key, id, %(now)s FROM moved
+    ORDER BY account_id, role_key, id DESC
+    ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request,
+        granted_at = excluded.granted_at, expires_at = NULL, revoked_at = NULL, applied_at = NULL""",
+)
+
+
+_FLOOR_KEEP = ("CREATE TABLE bench_floor_kept AS SELECT m.* FROM memberships m JOIN requests r "
+               "ON m.account_id = r.account_id AND m.role_key = r.role_key "
+               "WHERE r.status = 'pending' AND r.deadline_at <= {now}")
+_FLOOR_UNDO = (
+    "DELETE FROM memberships WHERE granted_by_request IN (SELECT request_id FROM bench_floor_done)",
+    "INSERT INTO memberships SELECT DISTINCT * FROM bench_floor_kept",
+    "DELETE FROM request_events WHERE request_id IN (SELECT request_id FROM bench_floor_done)",
+    "UPDATE requests SET status = 'pending', decided_at = NULL, decided_by = NULL, updated_at = submitted_at "
+    "WHERE id IN (SELECT request_id FROM bench_floor_done)",
+    "DROP TABLE bench_floor_kept",
+    "DROP TABLE bench_floor_done",
+)
+
+
+def tacit_floor(engine: Engine, now: datetime) -> float:
+    """Seconds the tacit sweep's writes take as bare set-based SQL in one transaction, its commit
+    included. What the memberships held before is kept aside and everything is undone afterwards
+    (not timed), so that the sweep then finds the same work; but for the audit rows, which are
+    append-only (they stay, unsealed: the sweep's own inserts do not read them)."""
+    import time
+    sqlite = engine.dialect.name == "sqlite"
+    stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
+    mark = ":now" if sqlite else "%(now)s"
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute(_FLOOR_KEEP.format(now=mark), {"now": stamp})
+        conn.commit()
+        if sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        t = time.perf_counter()
+        if sqlite:
+            for statement in _FLOOR_SQLITE:
+                cur.execute(statement, {"now": stamp})
+        else:
+            cur.execute(_FLOOR_POSTGRESQL[0], {"now": now})
+            ids = cur.fetchone()[0] or []
+            cur.execute(_FLOOR_POSTGRESQL[1], {"now": now, "ids": ids})
+        conn.commit()
+        seconds = time.perf_counter() - t
+        if sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("CREATE TABLE bench_floor_done AS SELECT id AS request_id FROM floor_due")
+            cur.execute("DROP TABLE floor_due")
+        else:
+            cur.execute("CREATE TABLE bench_floor_done AS SELECT unnest(%(ids)s::bigint[]) AS request_id", {"ids": ids})
+        for statement in _FLOOR_UNDO:
+            cur.execute(statement)
+        conn.commit()
+        return seconds
+    finally:
+        conn.close()

@@ -7,12 +7,12 @@ job, which is what ``applied_at`` records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from datetime import datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import insert
-from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core import lifecycle
 from syncd.core.model import Decision, RequestKind, Status, Verdict
@@ -20,9 +20,8 @@ from syncd.errors import DecisionRefused
 from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
 from syncd.runtime import Runtime
-from syncd.store import audit, grants, leadership, repo
-from syncd.store.db import transaction
-from syncd.store.tables import accounts
+from syncd.store import decision as decision_store, grants, repo
+from syncd.store.db import Connection, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -42,12 +41,12 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
     refusal: DecisionRefused | None = None
     decider_id: str = decider_ref
     with transaction(rt.engine) as conn:
-        row = repo.lock_request(conn, request_id)
+        row, role_rows, held = decision_store.read(conn, request_id, decider_ref)
         if row is None:
             refusal = DecisionRefused("not_found", f"There is no request {request_id}.")
         else:
-            decider, deciders = repo.decider_and_rivals(conn, decider_ref, row["organisation_code"] or "",
-                                                         row["account_id"])
+            decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row["organisation_code"] or "",
+                                                                   row["account_id"], role_rows)
             decider_id = decider["id"] if decider else decider_ref
             authorised = decider is not None and decider["status"] == "active" and \
                 decider_id in current_route(conn, rt, row, deciders).decider_ids
@@ -61,15 +60,19 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
         if single_use is not None:
             single_use(conn, refusal)
         if refusal is None:
-            leadership.notify(conn, leadership.WAKE_CHANNEL, "apply")   # delivered at commit
-            record_transition(conn, rt, row, transition, channel=channel)
+            # PostgreSQL: an acceptance's writes in one round trip. Not the other transitions: the
+            # mails they queue go through SQLAlchemy, which reads results the pipeline holds back.
+            lean = transition.to_status.is_accepted and row["kind"] not in _ONE_BY_ONE
+            with decision_store.pipelined(conn) if lean else nullcontext():
+                decision_store.wake_apply(conn)   # delivered at commit
+                record_transition(conn, rt, row, transition, channel=channel, held=held)
         else:
             detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
             known = refusal.code != "not_found"     # an attempt on no request is audited all the same
             if known:
-                repo.add_event(conn, request_id, "decision_refused", now, actor=decider_id, detail=detail)
-            audit.record(conn, at=now, actor=str(decider_id)[:100], action="decision_refused",
-                         request_id=request_id if known else None, detail=detail)
+                decision_store.add_event(conn, request_id, "decision_refused", now, decider_id, detail)
+            decision_store.audit(conn, at=now, actor=str(decider_id), action="decision_refused",
+                                 request_id=request_id if known else None, target=None, detail=detail)
     if refusal is not None:
         log.info("decision_refused", request_id=request_id, code=refusal.code, channel=channel)
         raise refusal
@@ -77,30 +80,32 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
     return transition
 
 
-def record_transition(conn: Connection, rt: Runtime, row: RowMapping, t: lifecycle.Transition,
-                      channel: str | None = None) -> None:
+def record_transition(conn: Connection, rt: Runtime, row: Mapping[str, Any], t: lifecycle.Transition,
+                      channel: str | None = None, held=decision_store.NOT_READ) -> None:
     """Write one transition of a request locked in ``conn``'s transaction, with its audit row
-    (unsealed: it neither locks nor reads the chain, so concurrent decisions do not wait for each other)."""
-    repo.record_decision(conn, row["id"], t.to_status.value, t.at, t.decided_by, t.comment)
+    (unsealed: it neither locks nor reads the chain, so concurrent decisions do not wait for each other).
+    ``held``: the membership the request's (account, role) holds, when the caller read it already."""
+    decision_store.record_decision(conn, row["id"], t.to_status.value, t.at, t.decided_by, t.comment)
     detail = {"status": t.to_status.value}
     if channel:
         detail["channel"] = channel
     if t.comment:
         detail["comment"] = t.comment
-    repo.add_event(conn, row["id"], t.event, t.at, actor=t.decided_by, detail=detail)
+    decision_store.add_event(conn, row["id"], t.event, t.at, t.decided_by, detail)
     if t.to_status.is_accepted:
-        grant(conn, rt, row, t.at, decided_by=t.decided_by)
+        grant(conn, rt, row, t.at, decided_by=t.decided_by, held=held)
     elif t.to_status is Status.REFUSED:
         # The row as the update above left it, without reading it back.
         decided = dict(row) | {"status": t.to_status.value, "decided_at": t.at, "decided_by": t.decided_by,
                                "comment": t.comment, "updated_at": t.at}
         notify.to_requester(conn, decided, "request_refused", rt.mappings, rt.settings.web.base_url, t.at,
                             language=notify.language_of(rt.settings))
-    audit.record(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
-                 target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
+    decision_store.audit(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
+                         target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
 
 
-def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, decided_by: str | None = None) -> None:
+def grant(conn: Connection, rt: Runtime, row: Mapping[str, Any], now: datetime, *, decided_by: str | None = None,
+          held=decision_store.NOT_READ) -> None:
     """Write the desired state an accepted request asks for: a new account, a membership, or the
     account in its new organisation (``syncd.jobs.mobility``)."""
     if row["kind"] == RequestKind.MOBILITY.value:
@@ -110,27 +115,30 @@ def grant(conn: Connection, rt: Runtime, row: RowMapping, now: datetime, *, deci
         existing = repo.account_by_email(conn, row["email"])
         account_id = existing["id"] if existing else repo.new_account_id()
         if existing is None:
-            conn.execute(insert(accounts).values(
-                id=account_id, email=row["email"], civility=row["civility"], given_name=row["given_name"],
-                family_name=row["family_name"], primary_organisation=row["organisation_code"],
-                internal=bool(row["internal"]), terms_version=row["terms_version"],
-                terms_accepted_at=repo.aware(row["submitted_at"]), status="pending",
-                created_at=now, updated_at=now))
+            decision_store.create_account(conn, account_id, row, now)
         repo.update_request(conn, row["id"], now, account_id=account_id)
         return
-    # One membership is a batch of one: the batch writer's statements are built once, and the
-    # rule (validity, renewal) is written in one place.
-    grant_many(conn, rt, [row], now)
+    # One membership: the membership held, the rule (validity, renewal) in the core, one upsert.
+    account_id, role_key = row["account_id"], row["role_key"]
+    if held is decision_store.NOT_READ:
+        held = decision_store.membership_held(conn, account_id, role_key)
+    role = rt.mappings.role(role_key)
+    expires_at = lifecycle.validity_end(row["kind"], now, role.validity_months if role else None,
+                                        held[0] if held else None, bool(held and held[1]))
+    decision_store.grant(conn, account_id, role_key, row["id"], now, expires_at)
 
 
-def grant_many(conn: Connection, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+_ONE_BY_ONE = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
+
+
+def grant_many(conn: Connection, rt: Runtime, rows: list[Mapping[str, Any]], now: datetime) -> None:
     """``grant`` for many accepted requests: one read of their memberships, then bulk writes.
 
     The rows are taken in order, so a request sees what an earlier one in the same call granted
     (a renewal right after a habilitation extends it), as calling ``grant`` on each would. New
     accounts and mobilities still go through ``grant`` one at a time: they are rare.
     """
-    one_by_one = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
+    one_by_one = _ONE_BY_ONE
     found = grants.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
                                        if r["kind"] not in one_by_one))
     held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, exists, false, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row, RowMapping
 
 from syncd.core import lifecycle
@@ -174,58 +174,6 @@ def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
                              .order_by(request_events.c.id)).mappings())
 
 
-# Built once: the batch statements run for every batch of every sweep, and expanding ``IN``
-# parameters keep one compiled form whatever the batch's length.
-def _due_pending(internal_accounts: bool):
-    # Only what may be accepted tacitly (lifecycle.tacit_applies), and only what reached a decider:
-    # an external account request past its deadline stays pending for its escalation, and must
-    # not fill the batch ahead of the requests the sweep can move.
-    account_ok = requests.c.internal.is_(True) if internal_accounts else false()
-    routed = exists().where(request_deciders.c.request_id == requests.c.id)
-    return (select(requests)
-            .where(requests.c.status == Status.PENDING.value, requests.c.deadline_at <= bindparam("now"),
-                   requests.c.first_routed_at.is_not(None), routed,
-                   or_(requests.c.kind != RequestKind.ACCOUNT.value, account_ok))
-            .order_by(requests.c.deadline_at, requests.c.id)
-            .limit(bindparam("limit", type_=Integer))
-            .with_for_update(skip_locked=True))
-
-
-_DUE_PENDING = {True: _due_pending(True), False: _due_pending(False)}
-
-_MOVE_STATUS = (update(requests)
-                .where(requests.c.id.in_(bindparam("ids", expanding=True)),
-                       requests.c.status == bindparam("from_status"))
-                .values(status=bindparam("to_status"), decided_at=bindparam("at"), decided_by=bindparam("decided_by"),
-                        comment=bindparam("comment"), updated_at=bindparam("at"))
-                .returning(requests.c.id))
-
-
-def claim_due_pending(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[RowMapping]:
-    """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked:
-    those that may be accepted tacitly (``internal_accounts``: internal account requests may).
-
-    On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
-    sweeping at once take disjoint requests, and a request a decider is deciding right now is
-    left to that decision. SQLite's write transaction is exclusive, which covers it.
-    """
-    return list(conn.execute(_DUE_PENDING[internal_accounts], {"now": now, "limit": limit}).mappings())
-
-
-def move_requests(conn: Connection, ids: Iterable[int], *, from_status: str, to_status: str, at: datetime,
-                  decided_by: str | None, comment: str | None = None) -> set[int]:
-    """Record one decision (status, decided_at, decided_by, comment, updated_at) on many requests;
-    return the ids moved.
-
-    Only the requests still in ``from_status`` move: one decided meanwhile keeps its decision.
-    """
-    ids = list(ids)
-    if not ids:
-        return set()
-    return set(conn.execute(_MOVE_STATUS, {"ids": ids, "from_status": from_status, "to_status": to_status,
-                                           "at": at, "decided_by": decided_by, "comment": comment}).scalars())
-
-
 # --- accounts and deciders -----------------------------------------------------------------------
 
 def account_by_email(conn: Connection, email: str) -> RowMapping | None:
@@ -285,95 +233,15 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
     return [Decider(r.account_id, r.email, DeciderScope(r.scope), r.organisation_code) for r in rows]
 
 
-# --- one decision ---------------------------------------------------------------------------------
+# --- one request, locked (a decision's own statements are in ``syncd.store.decision``) ---------------
 
-# Built once: the web hook runs these for every decision, and building a statement costs more
-# than running it on an indexed row.
+# Built once: building a statement costs more than running it on an indexed row.
 _LOCK_REQUEST = select(requests).where(requests.c.id == bindparam("request_id")).with_for_update()
-
-# An account (by id, or by its e-mail as stored: both indexed) and its decider roles that can
-# matter for one organisation: central, or correspondent of that organisation.
-_ACCOUNT_ROLES = (
-    select(accounts.c.id, accounts.c.email, accounts.c.status, deciders.c.scope, deciders.c.organisation_code)
-    .select_from(accounts.outerjoin(deciders, and_(
-        deciders.c.account_id == accounts.c.id,
-        or_(deciders.c.scope == DeciderScope.CENTRAL.value,
-            deciders.c.organisation_code == bindparam("organisation_code"))))))
-_ROLES_BY_REF = _ACCOUNT_ROLES.where(or_(accounts.c.id == bindparam("ref"), accounts.c.email == bindparam("email")))
-_ROLES_BY_ANY_CASE = _ACCOUNT_ROLES.where(func.lower(accounts.c.email) == bindparam("email"))
-
-
-def _local_rival(besides_requester: bool):
-    # Correlated rather than joined: SQLite would otherwise scan every account to find the few
-    # deciders of one organisation.
-    email = (select(accounts.c.email).where(accounts.c.id == deciders.c.account_id, accounts.c.status == "active")
-             .scalar_subquery())
-    stmt = (select(deciders.c.account_id, email.label("email"), deciders.c.organisation_code)
-            .where(deciders.c.scope == DeciderScope.CORRESPONDENT.value,
-                   deciders.c.organisation_code == bindparam("organisation_code"),
-                   deciders.c.account_id != bindparam("decider"), email.is_not(None)))
-    if besides_requester:   # two statements: a NULL parameter would need a type PostgreSQL cannot infer
-        stmt = stmt.where(deciders.c.account_id != bindparam("requester"))
-    return stmt.limit(1)
-
-
-_LOCAL_RIVAL = {True: _local_rival(True), False: _local_rival(False)}
-
-_RECORD_DECISION = (update(requests).where(requests.c.id == bindparam("request_id"))
-                    .values(status=bindparam("new_status"), decided_at=bindparam("at"),
-                            decided_by=bindparam("by"), comment=bindparam("why"), updated_at=bindparam("at")))
 
 
 def lock_request(conn: Connection, request_id: int) -> RowMapping | None:
     """``get_request(conn, request_id, for_update=True)``, from a statement built once."""
     return conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first()
-
-
-def decider_and_rivals(conn: Connection, ref: str, organisation_code: str,
-                       requester_account_id: str | None) -> tuple[RowMapping | None, list[Decider]]:
-    """``find_account(ref)``, and the deciders ``current_route`` needs to tell whether that account
-    decides a request of ``organisation_code`` made by ``requester_account_id``: one or two indexed
-    queries instead of reading every decider of the organisation.
-
-    The list holds the account's own roles that can matter for the organisation (central, or
-    correspondent of that organisation) if the account is active, and, when it is not itself a
-    correspondent of the organisation, one other active correspondent of it who is not the
-    requester, if there is one: whether there is one is what sends a local request to the
-    organisation's correspondents rather than to the central administrators. The route computed
-    from this list holds the account exactly when the route computed from ``current_deciders``
-    does (the same roles of the account, the same answer to "has the organisation a
-    correspondent besides the requester").
-    """
-    email = ref.lower()
-    params = {"ref": ref, "email": email, "organisation_code": organisation_code}
-    rows = conn.execute(_ROLES_BY_REF, params).mappings().all()
-    # find_account: the id first, then the e-mail; e-mails are stored in lower case, so the
-    # case-blind scan is only for a row that was not.
-    rows = [r for r in rows if r["id"] == ref] or rows
-    if not rows:
-        rows = conn.execute(_ROLES_BY_ANY_CASE, params).mappings().all()
-    if not rows:
-        return None, []
-    account = rows[0]
-    mine = [r for r in rows if r["id"] == account["id"] and r["scope"] is not None]
-    if account["status"] != "active":
-        return account, []
-    roles = [Decider(r["id"], r["email"], DeciderScope(r["scope"]), r["organisation_code"]) for r in mine]
-    if not roles or any(d.scope is DeciderScope.CORRESPONDENT for d in roles):
-        return account, roles
-    rival = conn.execute(_LOCAL_RIVAL[requester_account_id is not None],
-                         {"organisation_code": organisation_code, "decider": account["id"],
-                          "requester": requester_account_id}).first()
-    if rival is not None:
-        roles.append(Decider(rival.account_id, rival.email, DeciderScope.CORRESPONDENT, rival.organisation_code))
-    return account, roles
-
-
-def record_decision(conn: Connection, request_id: int, status: str, at: datetime, decided_by: str | None,
-                    comment: str | None) -> None:
-    """``update_request`` with a decision's values, from a statement built once."""
-    conn.execute(_RECORD_DECISION, {"request_id": request_id, "new_status": status, "at": at, "by": decided_by,
-                                    "why": comment})
 
 
 def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key: str | None) -> IntakeFacts:

@@ -77,6 +77,29 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 UtcTime = UtcDateTime()
 
+
+def time_to_driver(value: datetime | None, postgresql: bool) -> Any:
+    """A time as ``UtcDateTime`` binds it, for SQL run on the driver's cursor: UTC; on SQLite,
+    naive text in SQLAlchemy's format. A naive ``datetime`` is refused."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime refused: pass a timezone-aware (UTC) datetime")
+    value = value.astimezone(timezone.utc)
+    return value if postgresql else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def time_from_driver(value: Any) -> datetime | None:
+    """A time read on the driver's cursor as ``UtcDateTime`` returns it: aware, in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):          # SQLite: the naive UTC text written above, or another writer's
+        try:
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:              # it carried an offset of its own
+            value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
 REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
 REQUEST_KINDS = ("account", "habilitation", "renewal", "mobility")
 ACCOUNT_STATUSES = ("pending", "active", "disabled")

@@ -14,18 +14,14 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from syncd.store.db import DIALECT_INSERTS
+from syncd.store import decision
 from syncd.store.tables import used_tokens
-
-# Built once per dialect (every API call claims its nonce); the values come as parameters.
-_CLAIMS = {name: insert(used_tokens).on_conflict_do_nothing(index_elements=["key"]).returning(used_tokens.c.key)
-           for name, insert in DIALECT_INSERTS.items()}
 
 
 def claim(conn: Connection, key: str, now: datetime, expires_at: datetime, result: Any = None) -> bool:
-    """Record ``key``; True if it was new, False if someone had recorded it already."""
-    values = dict(key=key, created_at=now, expires_at=expires_at, result=result)
-    return conn.execute(_CLAIMS[conn.dialect.name], values).scalar_one_or_none() is not None
+    """Record ``key``; True if it was new, False if someone had recorded it already (every
+    signed API call claims its nonce: a statement on the driver's cursor, ``syncd.store.decision``)."""
+    return decision.claim_token(conn, key, now, expires_at, result)
 
 
 def result_of(conn: Connection, key: str) -> tuple[bool, Any]:

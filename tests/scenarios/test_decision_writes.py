@@ -17,7 +17,7 @@ from syncd.jobs.decisions import decide_request
 from syncd.jobs.routing import current_route
 from syncd.runtime import Runtime
 from syncd.settings import Settings
-from syncd.store import audit, repo
+from syncd.store import audit, decision as decision_store, repo
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import accounts, deciders, requests
 from tests.factories import T0, mappings
@@ -71,7 +71,7 @@ def authorised_by_whole_route(conn, rt, row, ref: str) -> tuple[str | None, bool
 
 
 def authorised_by_few_rows(conn, rt, row, ref: str) -> tuple[str | None, bool]:
-    found, few = repo.decider_and_rivals(conn, ref, row["organisation_code"] or "", row["account_id"])
+    found, few = decision_store.decider_and_rivals(conn, ref, row["organisation_code"] or "", row["account_id"])
     if found is None:
         return None, False
     return found["id"], found["status"] == "active" and found["id"] in current_route(conn, rt, row, few).decider_ids
@@ -109,12 +109,20 @@ def test_authorisation_from_a_few_rows_agrees_with_the_whole_route_for_every_acc
     assert (ids[0], "u-adm") in allowed and (ids[0], "u-cor") not in allowed
 
 
-def statements_of(rt, action) -> list[str]:
+def statements_of(rt, action, monkeypatch) -> list[str]:
+    """Every statement run: through SQLAlchemy, and on the driver's cursor (the decision's own)."""
     seen: list[str] = []
 
     def record(conn, cursor, statement, *args):
         seen.append(" ".join(statement.split()))
 
+    run = decision_store._run
+
+    def run_and_record(conn, statement, params):
+        seen.append(" ".join(statement.split()))
+        return run(conn, statement, params)
+
+    monkeypatch.setattr(decision_store, "_run", run_and_record)
     event.listen(rt.engine, "before_cursor_execute", record)
     try:
         action()
@@ -124,14 +132,17 @@ def statements_of(rt, action) -> list[str]:
 
 
 @pytest.mark.parametrize("verdict, comment", [(Verdict.ACCEPT, None), (Verdict.REFUSE, "Poste sans lien")])
-def test_a_decision_writes_its_audit_row_without_waiting_for_the_chain_and_sealing_chains_it(rt, verdict, comment):
+def test_a_decision_writes_its_audit_row_without_waiting_for_the_chain_and_sealing_chains_it(rt, verdict, comment,
+                                                                                             monkeypatch):
     given_people(rt)
     request_id = pending(rt, account_id="u-req")
-    seen = statements_of(rt, lambda: decide_request(rt, request_id, "u-cor@lassuranceretraite.fr", verdict, comment))
+    seen = statements_of(rt, lambda: decide_request(rt, request_id, "u-cor@lassuranceretraite.fr", verdict, comment),
+                         monkeypatch)
     assert any(s.startswith("INSERT INTO audit_log") for s in seen), seen
     assert not any("pg_advisory" in s or ("audit_log" in s and s.startswith("SELECT")) for s in seen), \
         "a decision neither locks nor reads the chain: the sealing job does"
-    assert sum(s.startswith("SELECT requests.") for s in seen) == 1, "the request is read once, not read back"
+    whole_row = [s for s in seen if s.startswith("SELECT") and "deadline_at" in s and "FROM requests" in s]
+    assert len(whole_row) == 1, "the request is read once, not read back"
     with transaction(rt.engine) as conn:
         assert repo.get_request(conn, request_id)["status"] == ("accepted" if verdict is Verdict.ACCEPT
                                                                  else "refused")

@@ -18,7 +18,7 @@ from syncd.jobs import tacit
 from syncd.jobs.decisions import record_transition
 from syncd.runtime import Runtime
 from syncd.settings import Settings
-from syncd.store import audit, repo
+from syncd.store import audit, repo, tacit as tacit_store
 from syncd.store.db import make_engine, transaction
 from syncd.store.tables import accounts, audit_log, memberships, request_deciders, request_events, requests
 from tests.factories import T0, mappings
@@ -36,7 +36,7 @@ postgresql_only = pytest.mark.parametrize("db_url", [pytest.param("postgresql", 
 def make_rt(db_url, monkeypatch):
     """Runtimes on the test's database; ``batch_size`` is taken as it is, so that small
     backlogs cross batch boundaries."""
-    monkeypatch.setattr(tacit, "MIN_BATCH", 1)
+    monkeypatch.setattr(tacit, "MIN_BATCH", {"sqlite": 1, "postgresql": 1})
     made: list[Runtime] = []
 
     def make(batch_size: int = 500) -> Runtime:
@@ -223,7 +223,7 @@ def test_a_request_decided_between_its_claim_and_the_write_is_not_touched(make_r
     given_accounts(rt, "u-ann")
     decided = pending(rt, "habilitation", "u-ann", "accords-locaux-acces")
     other = pending(rt, "habilitation", "u-ann", "annuaire-redacteur")
-    claim = repo.claim_due_pending
+    claim = tacit_store.claim_due
 
     def claim_then_someone_decides(conn, now, limit, *args):
         rows = claim(conn, now, limit, *args)
@@ -231,7 +231,7 @@ def test_a_request_decided_between_its_claim_and_the_write_is_not_touched(make_r
                      .values(status="refused", decided_by="u-claire", decided_at=now, comment="Non"))
         return rows
 
-    monkeypatch.setattr(repo, "claim_due_pending", claim_then_someone_decides)
+    monkeypatch.setattr(tacit_store, "claim_due", claim_then_someone_decides)
     assert tacit.sweep(rt) == 1
     with transaction(rt.engine) as conn:
         row = repo.get_request(conn, decided)
@@ -293,7 +293,7 @@ def test_a_sweep_skips_the_requests_another_sweep_holds_and_each_is_accepted_onc
     first, second = make_rt(batch_size=10), make_rt(batch_size=10)
     ids = due_backlog(first, 35)
     with first.engine.connect() as conn, conn.begin():
-        held = repo.claim_due_pending(conn, T0, 10)
+        held = tacit_store.claim_due(conn, T0, 10)
         assert tacit.sweep(second) == 25        # does not wait for the locked ten: it skips them
         assert tacit.accept_batch(conn, first, held, T0) == 10
     assert tacit.sweep(first) == tacit.sweep(second) == 0
