@@ -133,29 +133,23 @@ def read(conn: Connection, request_id: int, ref: str) -> tuple[dict[str, Any] | 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
     """Statements run inside are sent together on PostgreSQL (psycopg's pipeline mode: the
-    writes of a decision, one round trip); on SQLite, in-process, as they come."""
+    writes of a decision, one round trip); on SQLite, in-process, as they come. A row count is
+    known there only when the pipeline ends: ``record_decision``'s guard is checked then."""
     if not _postgresql(conn):
         yield
         return
+    unchecked = conn.info.setdefault(_UNCHECKED, [])
     try:
         with conn.connection.dbapi_connection.pipeline():
             yield
-        for cur, message in conn.info.get(_UNCHECKED, ()):   # their row counts are known from here
-            _expect_one(conn, cur, message)
+        for cur, message in unchecked:
+            if cur.rowcount != 1:
+                raise StoreRejected(message)
     finally:
-        conn.info.pop(_UNCHECKED, None)
+        del conn.info[_UNCHECKED]
 
 
-_UNCHECKED = "syncd_unchecked_writes"   # conn.info: the writes ``pipelined`` checks at its end
-
-
-def _expect_one(conn: Connection, cur: Any, message: str) -> None:
-    """Raise ``StoreRejected(message)`` unless the statement run on ``cur`` changed one row; in a
-    pipeline, when it ends (the count is not known before)."""
-    if _postgresql(conn) and conn.connection.dbapi_connection.pgconn.pipeline_status:
-        conn.info.setdefault(_UNCHECKED, []).append((cur, message))
-    elif cur.rowcount != 1:
-        raise StoreRejected(message)
+_UNCHECKED = "syncd_unchecked_writes"   # conn.info: the guarded writes ``pipelined`` checks at its end
 
 
 def wake_apply(conn: Connection) -> None:
@@ -269,7 +263,11 @@ def record_decision(conn: Connection, request_id: int, status: str, at: datetime
     cur = _run(conn, _RECORD_DECISION[Status(status)][postgresql], {
         "status": status, "at": time_to_driver(at, postgresql), "by": decided_by, "why": comment,
         "request_id": request_id})
-    _expect_one(conn, cur, f"request {request_id}: the state machine has no move to {status} from its status")
+    message = f"request {request_id}: the state machine has no move to {status} from its status"
+    if _UNCHECKED in conn.info:    # inside ``pipelined``: the row count is not known yet
+        conn.info[_UNCHECKED].append((cur, message))
+    elif cur.rowcount != 1:
+        raise StoreRejected(message)
 
 
 def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor: str | None,
