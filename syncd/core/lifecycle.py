@@ -138,6 +138,6 @@ def validity_end(kind: str, now: datetime, months: int | None, held_until: datet
     if not months:
         return None
     start = now
-    if kind == "renewal" and held_until is not None and not held_revoked:
+    if kind == RequestKind.RENEWAL and held_until is not None and not held_revoked:
         start = max(now, held_until)
     return start + relativedelta(months=months)

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 
 from syncd.store import queries
 from syncd.core import lifecycle
-from syncd.core.model import Status, Verdict
+from syncd.core.model import AccountStatus, Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused, TemporaryError
 from syncd.store import repo, tokens
@@ -102,7 +102,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             if is_due(detail.deadline, now) and lifecycle.tacit_applies(
                     repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit):
                 refusal = "deadline_passed"
-            elif decider is None or decider.status != "active" or \
+            elif decider is None or decider.status != AccountStatus.ACTIVE or \
                     claims.decider_id not in current_route(conn, rt, row).decider_ids:
                 refusal = "not_authorised"
     name = f"{decider.given_name} {decider.family_name}" if decider else "Madame, Monsieur"
