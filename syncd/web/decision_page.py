@@ -88,14 +88,8 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             refusal = "not_found"
         elif detail.requester_account_id is not None and detail.requester_account_id == claims.decider_id:
             refusal = "own_request"
-        elif detail.status == Status.ACCEPTED_TACITLY.value:
-            refusal = "already_tacitly_accepted"
-        elif detail.status in (Status.ACCEPTED.value, Status.REFUSED.value):
-            refusal = "already_decided"
-        elif detail.status == Status.REJECTED.value:
-            refusal = "rejected"
-        elif detail.status in (Status.NEW.value, Status.AWAITING_DECIDER.value):
-            refusal = "not_routed"
+        elif Status(detail.status) in lifecycle.UNDECIDABLE:     # the core's refusal, before the deadline's
+            refusal = lifecycle.UNDECIDABLE[Status(detail.status)][0]
         else:
             row = repo.get_request(conn, claims.request_id)
             # An escalated external account request is decided past its deadline (never tacit).
