@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 
 from syncd.core.intake import directory_refusals, normalise_email
+from syncd.core.model import AccountStatus, Status
 from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
 from syncd.runtime import Runtime
 from syncd.store import audit, health, parked, repo
@@ -105,7 +106,7 @@ def _age(seconds: float | None) -> str:
 def format_status(report: dict[str, Any]) -> str:
     lines = [NO_CENTRAL_ADMINISTRATOR] if report["central_administrators"] == 0 else []
     lines.append("requests per status:")
-    for status in ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected"):
+    for status in (s.value for s in Status):
         lines.append(f"  {status:18} {report['requests'].get(status, 0)}")
     if report["requests"].get("awaiting_decider"):
         lines.append(f"  nobody can decide {report['requests']['awaiting_decider']} request(s), the oldest submitted "
@@ -165,7 +166,7 @@ def add_account(rt: Runtime, email: str, given_name: str, family_name: str, orga
         account_id = repo.new_account_id()
         repo.add_account(
             conn, id=account_id, email=normalised, given_name=given_name, family_name=family_name,
-            primary_organisation=organisation, internal=internal, director=director, status="active",
+            primary_organisation=organisation, internal=internal, director=director, status=AccountStatus.ACTIVE.value,
             created_at=now, updated_at=now)
         row = repo.account_by_id(conn, account_id)
     push_account(rt, row)

@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from syncd.core import syntax
 from syncd.core.entries import DN_FIELDS
 from syncd.core.mappings import Mappings
-from syncd.core.model import RequestKind
+from syncd.core.model import AccountStatus, RequestKind
 
 MAX_NAME = 100
 MAX_EMAIL = 254
@@ -233,7 +233,7 @@ def _validate_habilitation(row: dict[str, Any], facts: IntakeFacts, mappings: Ma
     account = facts.account
     if account is None:
         return Rejection("unknown_account", "Aucun compte n'existe pour cette adresse e-mail.")
-    if account.status != "active":
+    if account.status != AccountStatus.ACTIVE:
         return Rejection("account_not_active", "Le compte n'est pas actif.")
     if mappings.organisation(account.primary_organisation) is None:
         return Rejection("unknown_organisation", "L'organisme du compte est inconnu.")
@@ -250,7 +250,7 @@ def validate_mobility(organisation_code: Any, facts: IntakeFacts, mappings: Mapp
     account = facts.account
     if account is None:
         return Rejection("unknown_account", "Aucun compte n'existe pour cette adresse e-mail.")
-    if account.status != "active":
+    if account.status != AccountStatus.ACTIVE:
         return Rejection("account_not_active", "Le compte n'est pas actif.")
     if account.director:
         ref = mappings.policy.directors_referential

@@ -46,6 +46,16 @@ PARKED_REFUSABLE = frozenset({Status.NEW, Status.ACCEPTED, Status.ACCEPTED_TACIT
 
 MAX_COMMENT_LENGTH = 2000
 
+# Why a request in a status other than pending cannot be decided: the refusal's code and message.
+UNDECIDABLE: dict[Status, tuple[str, str]] = {
+    Status.ACCEPTED_TACITLY: ("already_tacitly_accepted", "The request was already accepted tacitly."),
+    Status.ACCEPTED: ("already_decided", "The request was already decided (accepted)."),
+    Status.REFUSED: ("already_decided", "The request was already decided (refused)."),
+    Status.REJECTED: ("rejected", "The request was rejected at intake and cannot be decided."),
+    Status.NEW: ("not_routed", "The request has not been routed to deciders yet."),
+    Status.AWAITING_DECIDER: ("not_routed", "The request has not been routed to deciders yet."),
+}
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -94,14 +104,8 @@ def decide(request: RequestView, decision: Decision, *, now: datetime, authorise
         raise DecisionRefused("own_request", "Nobody may decide their own request.")
     if not authorised:
         raise DecisionRefused("not_authorised", "This decider may not decide this request.")
-    if request.status is Status.ACCEPTED_TACITLY:
-        raise DecisionRefused("already_tacitly_accepted", "The request was already accepted tacitly.")
-    if request.status in (Status.ACCEPTED, Status.REFUSED):
-        raise DecisionRefused("already_decided", f"The request was already decided ({request.status.value}).")
-    if request.status is Status.REJECTED:
-        raise DecisionRefused("rejected", "The request was rejected at intake and cannot be decided.")
-    if request.status in (Status.NEW, Status.AWAITING_DECIDER):
-        raise DecisionRefused("not_routed", "The request has not been routed to deciders yet.")
+    if request.status in UNDECIDABLE:
+        raise DecisionRefused(*UNDECIDABLE[request.status])
     if tacit_applies(request, internal_accounts=internal_accounts) and is_due(request.deadline_at, now):
         raise DecisionRefused(
             "deadline_passed", "The deadline has passed: the request is accepted tacitly."
@@ -138,6 +142,6 @@ def validity_end(kind: str, now: datetime, months: int | None, held_until: datet
     if not months:
         return None
     start = now
-    if kind == "renewal" and held_until is not None and not held_revoked:
+    if kind == RequestKind.RENEWAL and held_until is not None and not held_revoked:
         start = max(now, held_until)
     return start + relativedelta(months=months)

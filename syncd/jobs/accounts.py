@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import structlog
 
+from syncd.core.model import AccountStatus
 from syncd.directory import names
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import parking
@@ -34,7 +35,7 @@ def sync_accounts(rt: Runtime) -> int:
     with transaction(rt.engine) as conn:
         dirty = accounts.due_for_ldap(conn, now, rt.settings.jobs.batch_size)
         for a in dirty:
-            if a["status"] == "disabled":
+            if a["status"] == AccountStatus.DISABLED:
                 grants.revoke(conn, a["id"], None, now)
     written = 0
     failures: list = []
@@ -55,7 +56,7 @@ def sync_accounts(rt: Runtime) -> int:
 
 
 def _write(rt: Runtime, account) -> None:
-    if account["status"] == "disabled" and account["ldap_version"] is not None:
+    if account["status"] == AccountStatus.DISABLED and account["ldap_version"] is not None:
         # The disable on its own first: a value the directory refuses elsewhere in the entry
         # (which parks the account below) must not leave a disabled person able to log in.
         rt.directory.disable_account(account["id"])

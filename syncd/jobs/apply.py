@@ -15,7 +15,7 @@ from datetime import datetime
 import structlog
 
 from syncd.core.entries import account_attributes
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import AccountStatus, RequestKind, Status
 from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError
 from syncd.jobs import mobility, notify, parking, passwords
@@ -86,8 +86,8 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
     """Write one account's owned attributes to its LDAP entry (creating it if needed)."""
     layout = rt.mappings.directory
     values = dict(account)
-    if values["status"] == "pending":
-        values["status"] = "active"
+    if values["status"] == AccountStatus.PENDING:
+        values["status"] = AccountStatus.ACTIVE.value
     attrs = account_attributes(values, layout.people, first_write=account["ldap_version"] is None,
                                organisation_dn=lambda code: names.organisation_dn(layout, code))
     _, stamp = rt.directory.write_account(account["id"], attrs, layout.people.object_classes)

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from syncd.core import lifecycle
-from syncd.core.model import Decision, RequestKind, Status, Verdict
+from syncd.core.model import AccountStatus, Decision, RequestKind, Status, Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
@@ -48,7 +48,7 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
             decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row["organisation_code"] or "",
                                                                    row["account_id"], role_rows)
             decider_id = decider["id"] if decider else decider_ref
-            authorised = decider is not None and decider["status"] == "active" and \
+            authorised = decider is not None and decider["status"] == AccountStatus.ACTIVE and \
                 decider_id in current_route(conn, rt, row, deciders).decider_ids
             try:
                 transition = lifecycle.decide(repo.request_view(row),

@@ -21,7 +21,7 @@ import structlog
 
 from syncd.store import queries
 from syncd.core import lifecycle
-from syncd.core.model import DeciderScope
+from syncd.core.model import AccountStatus, DeciderScope
 from syncd.jobs import notify
 from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue
@@ -52,7 +52,7 @@ def send_digests(rt: Runtime) -> int:
         due = set(counts) | (central if waiting else set())
         for decider_id in sorted(due - desk_store.digests_sent(conn, day, due)):
             account = repo.account_by_id(conn, decider_id)
-            if account is None or account["status"] != "active":
+            if account is None or account["status"] != AccountStatus.ACTIVE:
                 continue
             context = _context(conn, rt, decider_id, now) | {
                 "decider_name": f"{account['given_name']} {account['family_name']}",

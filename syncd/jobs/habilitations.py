@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from syncd.core import routing
-from syncd.core.model import DeciderScope, RequestKind, Status
+from syncd.core.model import AccountStatus, DeciderScope, RequestKind, Status
 from syncd.core.profile import ProfileStale, validate_profile_changes
 from syncd.errors import DecisionRefused, PermanentError
 from syncd.jobs import notify
@@ -94,7 +94,7 @@ def set_account_status(rt: Runtime, account_ref: str, status: str, *, actor: str
     asks, which must be an active central administrator (``DecisionRefused("not_authorised")``),
     and not the account itself (``own_request``).
     """
-    if status not in ("active", "disabled"):
+    if status not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
         raise PermanentError(f"unknown account status {status!r}")
     now = rt.clock()
     with transaction(rt.engine) as conn:
@@ -115,7 +115,7 @@ def set_account_status(rt: Runtime, account_ref: str, status: str, *, actor: str
         # A new status is a change worth a new try, parked or not (syncd.jobs.accounts writes a
         # disable on its own first, so a value the directory refuses does not keep it out).
         accounts.set_status(conn, account["id"], status, now)
-        audit.record(conn, at=now, actor=actor_id, action=f"account_{'disabled' if status == 'disabled' else 'enabled'}",
+        audit.record(conn, at=now, actor=actor_id, action=f"account_{'disabled' if status == AccountStatus.DISABLED else 'enabled'}",
                      target=account["id"], detail={"reason": reason} if reason else None)
     log.info("account_status_changed", account_id=account["id"], status=status, by=actor_id)
     return account["id"], True

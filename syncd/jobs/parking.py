@@ -30,7 +30,7 @@ from prometheus_client import Counter
 
 from syncd.core.backoff import backoff_seconds
 from syncd.core.intake import normalise_email
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import AccountStatus, RequestKind, Status
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
@@ -178,7 +178,7 @@ def _forget_unwritten_account(conn: Connection, row: RowMapping, now: datetime) 
     if row["kind"] != RequestKind.ACCOUNT.value or row["account_id"] is None:
         return
     account = repo.account_by_id(conn, row["account_id"])
-    if account is None or account["status"] != "pending" or account["ldap_version"] is not None:
+    if account is None or account["status"] != AccountStatus.PENDING or account["ldap_version"] is not None:
         return
     if not repo.has_other_requests(conn, account["id"], row["id"]):
         repo.update_request(conn, row["id"], now, account_id=None)

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from syncd.core.model import AccountStatus
 from syncd.errors import PermanentError, TemporaryError
 from syncd.jobs import notify
 from syncd.runtime import Runtime
@@ -151,7 +152,7 @@ def request_reset_in(conn: Connection, rt: Runtime, email: str, now: datetime) -
     """``request_reset`` in the caller's transaction: the link is queued in the outbox only when an
     active account has this e-mail; nothing else differs, and nothing is sent from here."""
     account = repo.account_by_email(conn, email.strip())
-    if account is not None and account["status"] == "active":
+    if account is not None and account["status"] == AccountStatus.ACTIVE:
         issue_reset(conn, rt, account["id"], now)
     else:
         log.info("password_reset_ignored")
@@ -164,7 +165,7 @@ def reset_is_usable(rt: Runtime, token: str) -> bool:
     with transaction(rt.engine, readonly=True) as conn:
         row = links.link_state(conn, token_hash(token))
     return (row is not None and row.used_at is None and repo.aware(row.expires_at) > rt.clock()
-            and row.status == "active")
+            and row.status == AccountStatus.ACTIVE)
 
 
 def reset_password(rt: Runtime, token: str, new_password: str,
@@ -190,7 +191,7 @@ def reset_password(rt: Runtime, token: str, new_password: str,
         if row is None or row["used_at"] is not None or repo.aware(row["expires_at"]) <= now:
             raise ResetRefused("This link is unknown, already used or expired.")
         account = repo.account_by_id(conn, row["account_id"])
-        if account is None or account["status"] != "active":
+        if account is None or account["status"] != AccountStatus.ACTIVE:
             # Disabled after the link was sent: the link must not bring the account back to life.
             raise ResetRefused("This link is unknown, already used or expired.")
         check_password(new_password, _personal(account))

@@ -75,10 +75,10 @@ def accept_batch(conn: Connection, rt: Runtime, rows: list[dict[str, Any]], now:
     # core the one place that says what they are, at the cost of one pass per group.
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row, t in due:
-        groups[(t.from_status, t.to_status, t.at, t.decided_by, t.comment, t.event)].append(row)
+        groups[(t.to_status, t.at, t.decided_by, t.comment, t.event)].append(row)
     count = 0
     rest: list[dict[str, Any]] = []     # accepted, granted by grant_many
-    for (from_status, to_status, at, decided_by, comment, event), group in groups.items():
+    for (to_status, at, decided_by, comment, event), group in groups.items():
         plain: set[int] = set()
         expiry: dict[str, datetime | None] = {}
         if to_status.is_accepted:
@@ -89,10 +89,12 @@ def accept_batch(conn: Connection, rt: Runtime, rows: list[dict[str, Any]], now:
                     expiry[row["role_key"]] = lifecycle.validity_end(
                         row["kind"], at, role.validity_months if role else None, None, False)
         detail = {"status": to_status.value} | ({"comment": comment} if comment else {})
-        moved = tacit_store.accept(conn, [r["id"] for r in group], from_status=from_status.value,
-                                   to_status=to_status.value, at=at, decided_by=decided_by, comment=comment,
-                                   event=event, detail=detail, grant_ids=sorted(plain), expiry=expiry)
+        moved = tacit_store.accept(conn, [r["id"] for r in group], to_status=to_status.value, at=at,
+                                   decided_by=decided_by, comment=comment, event=event, detail=detail,
+                                   grant_ids=sorted(plain), expiry=expiry)
         count += len(moved)
+        if len(moved) < len(group):   # decided meanwhile: the state machine moves it no more
+            log.info("tacit_not_moved", request_ids=sorted({r["id"] for r in group} - moved))
         if to_status.is_accepted:
             rest += [r for r in group if r["id"] in moved and r["id"] not in plain]
     if rest:

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from syncd.core.intake import email_domain_is_internal, normalise_email
+from syncd.core.model import AccountStatus
 from syncd.directory import names, ranges, servers
 from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
@@ -206,7 +207,7 @@ class _Adopter:
         if internal is None:
             internal = email_domain_is_internal(email, self.rt.mappings.internal_email_domains)
         status_values = attrs.get(self.comparer.status_attribute, [])
-        disabled = any(v.lower() == "disabled" for v in status_values) or self.comparer.is_disabled(attrs)
+        disabled = any(v.lower() == AccountStatus.DISABLED for v in status_values) or self.comparer.is_disabled(attrs)
         row: dict[str, Any] = {
             "id": account_id, "email": email, "given_name": given, "family_name": family,
             "civility": value("civility"), "birth_name": value("birth_name"),
@@ -214,7 +215,7 @@ class _Adopter:
             "phone": value("phone"), "primary_organisation": primary, "secondary_organisation": secondary,
             "internal": internal, "director": bool(_bool(value("director"))),
             "terms_version": value("terms_version"), "terms_accepted_at": _generalized_time(value("terms_accepted_at")),
-            "status": "disabled" if disabled else "active",
+            "status": (AccountStatus.DISABLED if disabled else AccountStatus.ACTIVE).value,
             "created_at": self.now, "updated_at": self.now, "ldap_synced_at": self.now,
             "version": 1, "ldap_version": 1,        # read from LDAP: in step with it
         }

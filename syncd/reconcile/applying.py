@@ -14,11 +14,12 @@ next run plans from what is there.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
 
+from syncd.core.model import AccountStatus
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import PermanentError
@@ -54,10 +55,7 @@ class ApplyResult:
                 + self.members_added + self.members_removed)
 
     def to_json(self) -> dict[str, Any]:
-        return {"groups_created": self.groups_created, "accounts_created": self.accounts_created,
-                "accounts_updated": self.accounts_updated, "accounts_disabled": self.accounts_disabled,
-                "members_added": self.members_added, "members_removed": self.members_removed,
-                "skipped": self.skipped, "errors": self.errors}
+        return asdict(self)
 
 
 def _chunks(items: list, size: int = _BATCH) -> Iterable[list]:
@@ -95,14 +93,14 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
         try:
             for drift in batch:
                 row = fresh.get(drift.account_id)
-                if row is None or row["status"] not in ("active", "disabled"):
+                if row is None or row["status"] not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
                     result.skipped += 1
                     continue
                 create = drift.action == "create"
                 try:
                     attrs = comparer.desired(row, first_write=create)
                     outcome, stamp = directory.write_account(row["id"], attrs, layout.people.object_classes)
-                    if not comparer.status_mapped and row["status"] == "disabled":
+                    if not comparer.status_mapped and row["status"] == AccountStatus.DISABLED:
                         directory.disable_account(row["id"])
                         stamp = None            # moved by that second write: verified next run
                 except PermanentError as exc:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from syncd.core.entries import DN_FIELDS, account_attributes
+from syncd.core.model import AccountStatus
 from syncd.directory import names, servers
 from syncd.directory.adapter import DISABLED
 from syncd.mappings import DirectoryLayout
@@ -144,8 +145,8 @@ class AccountComparer:
     def desired(self, row: Mapping[str, Any], *, first_write: bool = False) -> dict[str, list[str]]:
         """LDAP attribute -> values the entry should hold ([] = no value), owned ones only."""
         values = row
-        if row.get("status") == "pending":      # written as active, as push_account does
-            values = dict(row, status="active")
+        if row.get("status") == AccountStatus.PENDING:      # written as active, as push_account does
+            values = dict(row, status=AccountStatus.ACTIVE.value)
         attrs = self.traits.person_attributes(
             account_attributes(values, self.people, first_write=first_write, organisation_dn=self.org_dn))
         if not self.status_mapped and values.get("status") == DISABLED:

@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
+from syncd.core.model import AccountStatus
 from syncd.core.planner import plan_group
 from syncd.directory import names, ranges, servers
 from syncd.directory.stamps import guid_text, layout_fingerprint, server_fingerprint, stamp_profile
@@ -173,11 +174,11 @@ class Planner:
                     self.progress.advance(1000)
                 key = keys.of_id(account_id)
                 have = people.pop(key, None)
-                if status not in ("active", "disabled"):
+                if status not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
                     continue                   # pending: not syncd's to compare yet
                 plan.accounts_in_db += 1
                 if have is None:
-                    if status == "active":
+                    if status == AccountStatus.ACTIVE:
                         plan.accounts.append(AccountDrift(account_id, "missing", keys.dn(account_id), email,
                                                           action="create"))
                     continue
@@ -244,12 +245,12 @@ class Planner:
                     self.report_extra(self.keys.dn(account_id), attrs, plan)
                     plan.extra_accounts_total += 1
                 continue
-            if row["status"] not in ("active", "disabled"):
+            if row["status"] not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
                 continue
             if attrs is not None and self._trusted(row, attrs):
                 continue
             if attrs is None:      # gone in between
-                if row["status"] == "active":
+                if row["status"] == AccountStatus.ACTIVE:
                     plan.accounts.append(AccountDrift(row["id"], "missing", self.keys.dn(row["id"]),
                                                       row["email"], action="create"))
                 continue
@@ -340,7 +341,7 @@ class Planner:
         if not diff:
             return None
         changed = {a.lower() for a in diff}
-        if row["status"] == "disabled" and self.comparer.status_attribute in changed:
+        if row["status"] == AccountStatus.DISABLED and self.comparer.status_attribute in changed:
             kind = "disable"
         elif changed & self.comparer.mail_attributes:
             kind = "renamed"
@@ -518,16 +519,16 @@ class Planner:
                                               (attrs.get(mail.ldap.lower()) or [None])[0] if mail else None,
                                               action="disable" if disable else "none"))
             plan.extra_accounts_total = 1
-        elif row["status"] in ("active", "disabled"):
+        elif row["status"] in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
             plan.accounts_in_db = 1
             if attrs is None:
-                if row["status"] == "active":
+                if row["status"] == AccountStatus.ACTIVE:
                     plan.accounts.append(AccountDrift(account_id, "missing", dn, row["email"], action="create"))
             else:
                 drift = self.account_drift(dict(row), self.comparer.desired(row), attrs)
                 if drift:
                     plan.accounts.append(drift)
-        active = row is not None and row["status"] == "active"
+        active = row is not None and row["status"] == AccountStatus.ACTIVE
         states = {role_key: bool(current) for role_key, current in rows}
         key = self.keys.of_id(account_id)
         for role in self.roles:

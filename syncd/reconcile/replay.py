@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import AccountStatus, RequestKind, Status
 from syncd.directory import names
 from syncd.errors import PermanentError
 from syncd.jobs.apply import mark_account_written, record_outcomes
@@ -81,7 +81,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
             membership = grants.membership(conn, row["account_id"], row["role_key"])
     if account is None:
         raise ReplayRefused(f"request {request_id} has no account to write")
-    if account["status"] not in ("active", "disabled", "pending"):
+    if account["status"] not in tuple(AccountStatus):
         raise ReplayRefused(f"account {account['id']} is {account['status']}")
     role = app = None
     if row["kind"] != RequestKind.ACCOUNT.value:
@@ -92,7 +92,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
         if membership is None or membership["revoked_at"] is not None:
             raise ReplayRefused(f"request {request_id}: the habilitation {row['role_key']} was revoked since; "
                                 "replaying it would grant it again")
-        if account["status"] != "active":
+        if account["status"] != AccountStatus.ACTIVE:
             raise ReplayRefused(f"account {account['id']} is {account['status']}: no habilitation is written for it")
 
     directory = rt.directory

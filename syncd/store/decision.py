@@ -25,7 +25,9 @@ from typing import Any
 from sqlalchemy import Boolean, insert
 from sqlalchemy.engine import Connection
 
-from syncd.core.model import Decider, DeciderScope
+from syncd.core import lifecycle
+from syncd.core.model import Decider, DeciderScope, Status
+from syncd.errors import StoreRejected
 from syncd.store import wakeup
 from syncd.store.leadership import WAKE_CHANNEL
 from syncd.store.tables import UtcDateTime, accounts, requests, time_from_driver, time_to_driver
@@ -68,8 +70,17 @@ _HELD_FOR = _both("SELECT m.expires_at, m.revoked_at FROM requests r JOIN member
 _ROLES_FOR = _both(_ROLES.replace(":organisation_code", "(SELECT coalesce(organisation_code, '') FROM requests "
                                   "WHERE id = :request_id)") + "WHERE a.id = :ref OR a.email = :email")
 
-_RECORD_DECISION = _both("UPDATE requests SET status = :status, decided_at = :at, decided_by = :by, comment = :why, "
-                         "updated_at = :at WHERE id = :request_id")
+
+def moves_to(status: Status, column: str = "status") -> str:
+    """SQL: the row's status is one the state machine moves to ``status`` from (``lifecycle.sources``,
+    but staying put: a decision or an acceptance written twice would be recorded twice)."""
+    froms = ", ".join(f"'{s.value}'" for s in sorted(lifecycle.sources(status) - {status}))
+    return f"{column} IN ({froms})" if froms else "FALSE"
+
+
+_RECORD_DECISION = {to: _both("UPDATE requests SET status = :status, decided_at = :at, decided_by = :by, "
+                              f"comment = :why, updated_at = :at WHERE id = :request_id AND {moves_to(to)}")
+                    for to in Status}
 _EVENT = _both("INSERT INTO request_events (request_id, event, at, actor, detail) "
                "VALUES (:request_id, :event, :at, :actor, :detail{json})")
 _AUDIT = _both("INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
@@ -122,12 +133,23 @@ def read(conn: Connection, request_id: int, ref: str) -> tuple[dict[str, Any] | 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
     """Statements run inside are sent together on PostgreSQL (psycopg's pipeline mode: the
-    writes of a decision, one round trip); on SQLite, in-process, as they come."""
-    if _postgresql(conn):
+    writes of a decision, one round trip); on SQLite, in-process, as they come. A row count is
+    known there only when the pipeline ends: ``record_decision``'s guard is checked then."""
+    if not _postgresql(conn):
+        yield
+        return
+    unchecked = conn.info.setdefault(_UNCHECKED, [])
+    try:
         with conn.connection.dbapi_connection.pipeline():
             yield
-    else:
-        yield
+        for cur, message in unchecked:
+            if cur.rowcount != 1:
+                raise StoreRejected(message)
+    finally:
+        del conn.info[_UNCHECKED]
+
+
+_UNCHECKED = "syncd_unchecked_writes"   # conn.info: the guarded writes ``pipelined`` checks at its end
 
 
 def wake_apply(conn: Connection) -> None:
@@ -235,9 +257,17 @@ def membership_held(conn: Connection, account_id: str, role_key: str) -> tuple[d
 
 def record_decision(conn: Connection, request_id: int, status: str, at: datetime, decided_by: str | None,
                     comment: str | None) -> None:
+    """Write a decision on a request locked in the transaction, from a status the state machine moves
+    to ``status`` from (``moves_to``): else it changes nothing and raises ``StoreRejected``."""
     postgresql = _postgresql(conn)
-    _run(conn, _RECORD_DECISION[postgresql], {"status": status, "at": time_to_driver(at, postgresql),
-                                                         "by": decided_by, "why": comment, "request_id": request_id})
+    cur = _run(conn, _RECORD_DECISION[Status(status)][postgresql], {
+        "status": status, "at": time_to_driver(at, postgresql), "by": decided_by, "why": comment,
+        "request_id": request_id})
+    message = f"request {request_id}: the state machine has no move to {status} from its status"
+    if _UNCHECKED in conn.info:    # inside ``pipelined``: the row count is not known yet
+        conn.info[_UNCHECKED].append((cur, message))
+    elif cur.rowcount != 1:
+        raise StoreRejected(message)
 
 
 def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor: str | None,

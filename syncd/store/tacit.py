@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import RequestKind, Status
+from syncd.store.decision import moves_to
 from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
 # The columns ``repo.request_view`` reads, and the email for the audit row's target.
@@ -93,9 +94,9 @@ _SQLITE_FILL = (
 _SQLITE_DUE = ("INSERT INTO temp.tacit_due (pos, id, plain) "
                "SELECT key, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)")
 _SQLITE_EXPIRY = "INSERT INTO temp.tacit_expiry (role_key, expires_at) SELECT key, value FROM json_each(?)"
-_SQLITE_MOVE = ("UPDATE requests SET status = :to_status, decided_at = :at, decided_by = :decided_by, "
-                "comment = :comment, updated_at = :at "
-                "WHERE id IN (SELECT id FROM temp.tacit_due) AND status = :from_status RETURNING id")
+_SQLITE_MOVE = {to: "UPDATE requests SET status = :to_status, decided_at = :at, decided_by = :decided_by, comment = "
+                f":comment, updated_at = :at WHERE id IN (SELECT id FROM temp.tacit_due) AND {moves_to(to)} RETURNING id"
+                for to in Status}
 _SQLITE_KEEP = "DELETE FROM temp.tacit_due WHERE id NOT IN (SELECT value FROM json_each(?))"
 _SQLITE_EVENTS = ("INSERT INTO request_events (request_id, at, event, actor, detail) "
                   "SELECT id, :at, :event, :decided_by, :detail FROM temp.tacit_due ORDER BY pos")
@@ -114,12 +115,12 @@ _SQLITE_GRANT = ("INSERT INTO memberships (account_id, role_key, granted_by_requ
                  "granted_at = excluded.granted_at, expires_at = excluded.expires_at, "
                  "revoked_at = NULL, applied_at = NULL")
 
-_POSTGRESQL_ACCEPT = """
+_POSTGRESQL_ACCEPT = {to: f"""
 WITH due AS (SELECT id, plain, pos FROM unnest(%(ids)s::bigint[], %(plain)s::boolean[]) WITH ORDINALITY AS u(id, plain, pos)),
 moved AS (
     UPDATE requests r SET status = %(to_status)s, decided_at = %(at)s, decided_by = %(decided_by)s,
                           comment = %(comment)s, updated_at = %(at)s
-    FROM due WHERE r.id = due.id AND r.id = ANY(%(ids)s::bigint[]) AND r.status = %(from_status)s
+    FROM due WHERE r.id = due.id AND r.id = ANY(%(ids)s::bigint[]) AND {moves_to(to, 'r.status')}
     RETURNING r.id, due.pos, due.plain, r.kind, r.role_key, r.email, r.account_id),
 events AS (
     INSERT INTO request_events (request_id, at, event, actor, detail)
@@ -139,10 +140,10 @@ granted AS (
     ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request,
         granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL, applied_at = NULL)
 SELECT id FROM moved
-"""
+""" for to in Status}
 
 
-def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status: str, at: datetime,
+def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime,
            decided_by: str | None, comment: str | None, event: str, detail: dict[str, Any],
            grant_ids: Sequence[int] = (), expiry: dict[str, datetime | None] | None = None) -> set[int]:
     """Record one transition on the requests ``ids`` (in that order), with a history event
@@ -150,8 +151,8 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
     membership its request asks for to each of ``grant_ids`` that moved, ending at
     ``expiry[role_key]``; return the ids moved.
 
-    Only the requests still in ``from_status`` move: one decided meanwhile keeps its decision,
-    and gets no event, audit row or membership. ``grant_ids`` must be habilitations whose
+    Only requests in a status the state machine moves to ``to_status`` from move (``decision.moves_to``):
+    one decided meanwhile keeps its decision, and gets no event, audit row or membership. ``grant_ids`` must be habilitations whose
     (account, role) pairs differ from each other; ``expiry`` must name each of their roles.
     """
     if not ids:
@@ -162,8 +163,8 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
     cur = _cursor(conn)
     if conn.dialect.name == "postgresql":
         roles = sorted(expiry)
-        cur.execute(_POSTGRESQL_ACCEPT, {
-            "ids": list(ids), "to_status": to_status, "from_status": from_status, "at": at,
+        cur.execute(_POSTGRESQL_ACCEPT[Status(to_status)], {
+            "ids": list(ids), "to_status": to_status, "at": at,
             "decided_by": decided_by, "comment": comment, "event": event, "detail": json.dumps(detail),
             "actor": actor, "action": event[:40], "roles": roles, "expires": [expiry[r] for r in roles],
             "plain": [i in plain for i in ids]})
@@ -173,7 +174,7 @@ def accept(conn: Connection, ids: Sequence[int], *, from_status: str, to_status:
         cur.execute(statement)
     cur.execute(_SQLITE_DUE, (json.dumps([[i, int(i in plain)] for i in ids]),))
     cur.execute(_SQLITE_EXPIRY, (json.dumps({k: time_to_driver(v, False) for k, v in expiry.items()}),))
-    cur.execute(_SQLITE_MOVE, {"to_status": to_status, "from_status": from_status, "at": stamp,
+    cur.execute(_SQLITE_MOVE[Status(to_status)], {"to_status": to_status, "at": stamp,
                                "decided_by": decided_by, "comment": comment})
     moved = {r[0] for r in cur.fetchall()}
     if len(moved) < len(ids):

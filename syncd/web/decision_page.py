@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 
 from syncd.store import queries
 from syncd.core import lifecycle
-from syncd.core.model import Status, Verdict
+from syncd.core.model import AccountStatus, Status, Verdict
 from syncd.core.tacit import is_due
 from syncd.errors import DecisionRefused, TemporaryError
 from syncd.store import repo, tokens
@@ -88,21 +88,15 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             refusal = "not_found"
         elif detail.requester_account_id is not None and detail.requester_account_id == claims.decider_id:
             refusal = "own_request"
-        elif detail.status == Status.ACCEPTED_TACITLY.value:
-            refusal = "already_tacitly_accepted"
-        elif detail.status in (Status.ACCEPTED.value, Status.REFUSED.value):
-            refusal = "already_decided"
-        elif detail.status == Status.REJECTED.value:
-            refusal = "rejected"
-        elif detail.status in (Status.NEW.value, Status.AWAITING_DECIDER.value):
-            refusal = "not_routed"
+        elif Status(detail.status) in lifecycle.UNDECIDABLE:     # the core's refusal, before the deadline's
+            refusal = lifecycle.UNDECIDABLE[Status(detail.status)][0]
         else:
             row = repo.get_request(conn, claims.request_id)
             # An escalated external account request is decided past its deadline (never tacit).
             if is_due(detail.deadline, now) and lifecycle.tacit_applies(
                     repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit):
                 refusal = "deadline_passed"
-            elif decider is None or decider.status != "active" or \
+            elif decider is None or decider.status != AccountStatus.ACTIVE or \
                     claims.decider_id not in current_route(conn, rt, row).decider_ids:
                 refusal = "not_authorised"
     name = f"{decider.given_name} {decider.family_name}" if decider else "Madame, Monsieur"

@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse
 
 from syncd.store import queries
 from syncd.core import lifecycle
-from syncd.core.model import Verdict
+from syncd.core.model import Status, Verdict
 from syncd.errors import DecisionRefused
 from syncd.store import desk as desk_store
 from syncd.store import repo
@@ -96,8 +96,8 @@ def pending_view(svc: "Services", session: "Session", application: str, status: 
     with transaction(svc.rt.engine, readonly=True) as conn:
         account = repo.account_by_id(conn, session.decider_id)
         central, organisations = desk_store.scopes_of(conn, session.decider_id)
-        rows = desk_store.pending_for(conn, session.decider_id, role_keys) if status != "awaiting_decider" else []
-        waiting = desk_store.awaiting_decider(conn, role_keys) if central and status in ("", "awaiting_decider") else []
+        rows = desk_store.pending_for(conn, session.decider_id, role_keys) if status != Status.AWAITING_DECIDER else []
+        waiting = desk_store.awaiting_decider(conn, role_keys) if central and status in ("", Status.AWAITING_DECIDER) else []
     today, tacit_of = now.astimezone(PARIS).date(), {}
     items = [_item(r, svc, today, tacit_of) for r in rows]
     if status == "due_today":
