@@ -243,10 +243,11 @@ def test_ldif_files_parse_and_use_only_documented_placeholders(folder, placehold
             assert kind in ("add", "modify"), (path.name, dn)
 
 
-def test_the_389ds_plugins_are_the_memberof_and_referential_integrity_ones():
+def test_the_389ds_plugins_are_memberof_referential_integrity_and_the_change_stamps_usn():
     records = parse_change_records((DEPLOY / "389ds" / "10-plugins.ldif").read_text())
     dns = {dn.lower() for dn, _, _ in records}
-    assert dns == {"cn=memberof plugin,cn=plugins,cn=config", "cn=referential integrity postoperation,cn=plugins,cn=config"}
+    assert dns == {"cn=memberof plugin,cn=plugins,cn=config", "cn=referential integrity postoperation,cn=plugins,cn=config",
+                   "cn=usn,cn=plugins,cn=config"}
     text = (DEPLOY / "389ds" / "10-plugins.ldif").read_text()
     assert "memberOfGroupAttr: member" in text and "referint-membership-attr: member" in text
     assert (REPO / "schema" / "389ds" / "99syncd.ldif").is_file()
