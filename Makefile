@@ -51,7 +51,8 @@ bench: $(TEST_STAMP) demo-packages   # the web benchmark drives syncd web with h
 # The PNGs docs/web.md shows (docs/images/), taken by the desk's browser test in a real headless
 # Chromium; not part of `make test`, which saves them in a throwaway folder.
 screenshots: $(TEST_STAMP) test-packages
-	SYNCD_SCREENSHOTS=docs/images $(BIN)/pytest -q -p no:cacheprovider tests/web/test_desk_browser.py
+	SYNCD_SCREENSHOTS=docs/images $(BIN)/pytest -q -p no:cacheprovider tests/web/test_desk_browser.py \
+		tests/web/test_desk_reviews.py
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

@@ -18,6 +18,7 @@ from tests.scenarios.test_reviews import HOLDERS, LOCAL, grant, reviewed
 from tests.web.conftest import SQLITE_ONLY
 from tests.web.test_browser import browser, port, server, web_base_url  # noqa: F401 - fixtures
 from tests.web.test_desk import CSRF
+from tests.web.test_desk_browser import shots
 
 pytestmark = pytest.mark.slapd
 
@@ -74,7 +75,7 @@ def test_a_reviewer_confirms_and_withdraws_in_bulk_from_the_mails_link_with_csrf
 
 
 @SQLITE_ONLY
-def test_a_correspondent_completes_a_review_in_a_browser(browser, server, rt, smtp_server):  # noqa: F811
+def test_a_correspondent_completes_a_review_in_a_browser(browser, server, rt, smtp_server, tmp_path):  # noqa: F811
     daemon, ids, path = campaign_with_three_rights(rt, smtp_server)
     context = browser.new_context(locale="fr-FR", java_script_enabled=False, viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -83,6 +84,7 @@ def test_a_correspondent_completes_a_review_in_a_browser(browser, server, rt, sm
         expect(page).to_have_url(server + "/desk/reviews")
         expect(page.get_by_role("heading", level=1)).to_have_text("Revue des habilitations")
         expect(page.get_by_role("link", name="Revue des habilitations")).to_have_attribute("aria-current", "page")
+        page.screenshot(path=str(shots(tmp_path) / "desk-reviews.png"), full_page=True)
 
         page.get_by_role("checkbox", name="Choisir : Accords locaux - Accès organisme, Aristide Charenne").check()
         page.get_by_role("checkbox", name=re.compile(r"^Choisir : .*, Bea Colin$")).check()
