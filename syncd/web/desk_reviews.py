@@ -26,7 +26,7 @@ from syncd.store import repo
 from syncd.store import reviews as review_store
 from syncd.store.db import transaction
 from syncd.web import desk_auth
-from syncd.web.desk_page import MAX_COMMENT, decider_name
+from syncd.web.desk_page import MAX_COMMENT, decider_name, selected_ids
 from syncd.web.desk_rights import REASON_INVALID, REASON_REQUIRED
 from syncd.web.pages import render
 from syncd.web.schemas import forbidden_character
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
-MAX_SELECTED = 1000
 NOTHING_SELECTED = "Sélectionnez au moins une habilitation (case à cocher de sa ligne)."
 ANSWERS_FR = {"confirmed": "Confirmée", "withdrawn": "Retirée", "kept_tacitly": "Conservée tacitement",
               "withdrawn_unanswered": "Retirée sans réponse", "ended": "Terminée entre-temps"}
@@ -95,8 +94,7 @@ async def answer(request: Request, action: Annotated[str, Form(max_length=20)] =
     session = await desk_auth.authenticate_form(svc, request, csrf)
     if not isinstance(session, desk_auth.Session):
         return session
-    ids = list(dict.fromkeys(int(v) for v in (await request.form()).getlist("item")[:MAX_SELECTED]
-                             if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) < 19))
+    ids = selected_ids((await request.form()).getlist("item"))
     error = None
     if not ids:
         error = NOTHING_SELECTED
