@@ -172,17 +172,16 @@ def tacit_acceptances(batch: Iterable[TacitCandidate], *, now: datetime,
     not): all requests of one sort make the same move once due, so only the deadline is read for
     each (a sweep's thousands of habilitations are one sort).
     """
-    moves: dict[tuple, Move | None] = {}
     out: dict[Move, list[TacitCandidate]] = {}
+    making: dict[tuple, list[TacitCandidate] | None] = {}     # per sort: the list of its move, if any
     for c in batch:
         sort = (c.kind, c.status, c.internal, c.first_routed_at is not None)
-        if sort not in moves:
-            moves[sort] = _tacit_move(RequestKind(c.kind), Status(c.status), c.internal, sort[3], now,
-                                      internal_accounts)
-        move = moves[sort]
-        if move is not None and is_due(c.deadline_at, now):
-            out.setdefault(move, []).append(c)
-    return out
+        if sort not in making:
+            move = _tacit_move(RequestKind(c.kind), Status(c.status), c.internal, sort[3], now, internal_accounts)
+            making[sort] = None if move is None else out.setdefault(move, [])
+        if (group := making[sort]) is not None and is_due(c.deadline_at, now):
+            group.append(c)
+    return {move: group for move, group in out.items() if group}
 
 
 def _tacit_move(kind: RequestKind, status: Status, internal: bool | None, routed: bool, now: datetime,

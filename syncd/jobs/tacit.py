@@ -16,7 +16,7 @@ really remain, counted in the policy's calendar.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from datetime import datetime
 
 import structlog
@@ -106,12 +106,9 @@ _WHOLE_ROW = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 def _plain_habilitations(group: list[TacitCandidate]) -> set[int]:
     """The ids of the habilitations whose membership no other request of the batch touches (a
     renewal included): their end of validity depends on nothing held."""
-    keys: dict[tuple[str | None, str | None], int] = defaultdict(int)
-    for c in group:
-        if c.kind not in _WHOLE_ROW:
-            keys[c.account_id, c.role_key] += 1
-    return {c.id for c in group
-            if c.kind == RequestKind.HABILITATION.value and keys[c.account_id, c.role_key] == 1}
+    held = Counter((c.account_id, c.role_key) for c in group if c.kind not in _WHOLE_ROW)
+    habilitation = RequestKind.HABILITATION.value
+    return {c.id for c in group if c.kind == habilitation and held[c.account_id, c.role_key] == 1}
 
 
 def remind(rt: Runtime) -> int:

@@ -32,8 +32,8 @@ from syncd.core.model import RequestKind, Status
 from syncd.store.decision import moves_to
 from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
-# What ``lifecycle.tacit_acceptance`` reads, and what an acceptance grants: ``TacitCandidate``'s fields.
-_CLAIMED = ("id", "kind", "status", "internal", "first_routed_at", "deadline_at", "account_id", "role_key")
+# What ``lifecycle.tacit_acceptance`` reads, and what an acceptance grants.
+_CLAIMED = TacitCandidate._fields
 
 
 def _claim_sql(internal_accounts: bool, postgresql: bool) -> str:
@@ -59,7 +59,8 @@ def _cursor(conn: Connection) -> Any:
 
 def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[TacitCandidate]:
     """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked,
-    as the tuples the core's rule reads (``lifecycle.TacitCandidate``: times aware, in UTC): those
+    as the tuples the core's rule reads (``lifecycle.TacitCandidate``: times aware; in UTC on
+    SQLite, in the session's zone on PostgreSQL as the driver gives them): those
     that may be accepted tacitly (``internal_accounts``: internal account requests may).
 
     On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
@@ -69,6 +70,8 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     postgresql = conn.dialect.name == "postgresql"
     cur = _cursor(conn)
     cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else time_to_driver(now, False), limit))
+    if postgresql:      # aware already, and booleans
+        return [TacitCandidate(*row) for row in cur.fetchall()]
     time = time_from_driver
     return [TacitCandidate(i, kind, status, None if internal is None else bool(internal), time(routed), time(deadline),
                            account, role)
