@@ -1,8 +1,8 @@
 """The tacit sweep's SQL: claim the due requests, then write a batch's acceptances set-based.
 
 ``claim_due`` reads the few columns the core's rule needs (``lifecycle.tacit_acceptances``) for up
-to ``limit`` due requests, locked (PostgreSQL: ``SKIP LOCKED``), as plain tuples. The job lets the core say what
-each becomes; ``accept`` then writes, for the ids the core accepted, the status change, the
+to ``limit`` due requests, locked (PostgreSQL: ``SKIP LOCKED``), as plain tuples. The job lets the
+core say what each becomes; ``accept`` then writes, for the ids the core accepted, the status change, the
 history events, the audit rows and the memberships of plain habilitations as a few statements
 whatever the batch's size: the ids go to the database once (SQLite: into a temporary table from
 one JSON parameter; PostgreSQL: an ``unnest``-ed array in a single statement of data-modifying
@@ -100,9 +100,12 @@ _SQLITE_EVENTS = ("INSERT INTO request_events (request_id, at, event, actor, det
 _SQLITE_AUDIT = ("INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
                  "SELECT :at, :actor, :action, r.id, "
                  "substr(r.kind || ':' || coalesce(nullif(r.role_key, ''), r.email, 'None'), 1, 1000), :detail "
-                 "FROM temp.tacit_due d JOIN requests r ON r.id = d.id ORDER BY d.pos")
+                 "FROM temp.tacit_due d CROSS JOIN requests r ON r.id = d.id ORDER BY d.pos")
 # Written in key order, as grants.grant_memberships does; a grant lifts any revocation and
 # leaves LDAP to catch up. ``WHERE true``: SQLite's parser needs it before ON CONFLICT here.
+# CROSS JOIN: SQLite joins in the order written, the batch's ids first, then each request by its
+# key; left to its planner (no statistics on the temporary tables) it scanned the whole
+# (account_id, role_key) index of requests to serve the ORDER BY.
 _SQLITE_GRANT = ("INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at, expires_at) "
                  "SELECT r.account_id, r.role_key, r.id, :at, e.expires_at "
                  "FROM temp.tacit_due d CROSS JOIN requests r ON r.id = d.id "
