@@ -36,8 +36,8 @@ log = structlog.get_logger(__name__)
 # least MIN_BATCH rows per pass: with fewer, the commits (an fsync each on SQLite) weigh, and so
 # do the pages each batch's writes touch again (a batch's memberships are spread over the whole
 # table). At most MAX_BATCH: a batch holds its locks until its commit. On SQLite that is the
-# database's write lock, and a decision made meanwhile waits for it (about half a second at
-# 10,000, on two cores); on PostgreSQL only the batch's own rows are locked.
+# database's write lock, and a decision made meanwhile waits for it (about a second at 10,000 on
+# two loaded cores, well within the busy timeout); on PostgreSQL only the batch's own rows are locked.
 MIN_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
 MAX_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
 
