@@ -6,8 +6,8 @@ PostgreSQL ``SKIP LOCKED``, so two daemons never take the same one), lets the co
 (``lifecycle.tacit_acceptances``, the rule of ``tacit_acceptance`` over the batch) say what each
 becomes, then has the store write the status changes, their history, their audit rows and the
 memberships from the ids alone (``syncd.store.tacit``: a few statements per batch on SQLite, one
-on PostgreSQL). Only requests still
-``pending`` move, so running it twice, or alongside a decision, accepts nothing twice.
+on PostgreSQL). Only requests still ``pending`` move, so running it twice, or alongside a
+decision, accepts nothing twice.
 
 Only requests that reached a decider are accepted, and never an external account request
 (``lifecycle.tacit_applies``): the ``reroute`` job escalates those. Reminders say how many days
@@ -50,8 +50,9 @@ def sweep(rt: Runtime) -> int:
     accepted = 0
     while True:
         with transaction(rt.engine) as conn:
-            # One more than the batch: whether another pass is needed is known without one
-            # (a pass that finds nothing still costs a scan of what the last one changed).
+            # One more than the batch: whether another pass is needed is known without one (a
+            # pass that finds nothing still costs a scan of what the last one changed). The extra
+            # request is left for the next pass (on PostgreSQL, locked until this commit).
             claimed = tacit_store.claim_due(conn, now, limit + 1, rt.mappings.policy.internal_account_tacit)
             moved = accept_batch(conn, rt, claimed[:limit], now)
         accepted += moved
