@@ -32,7 +32,6 @@ MAX_LINK_DAYS = 400
 LINK_GRACE = timedelta(days=1)
 FORM_TTL = timedelta(hours=12)
 MIN_KEY_LENGTH = 32
-SIGNING_KEY_ENV = "SYNCD_WEB__SIGNING_KEY"
 
 
 class LinkRefused(Exception):
