@@ -129,20 +129,14 @@ def _one_line(text: str) -> str:
 
 
 def _prepare(context: Mapping[str, Any]) -> dict[str, Any]:
-    prepared = {}
-    for key, value in context.items():
-        if isinstance(value, str) and key not in MULTILINE_KEYS:
-            value = _one_line(value)
-        prepared[key] = value
-    return prepared
+    return {key: _one_line(value) if isinstance(value, str) and key not in MULTILINE_KEYS else value
+            for key, value in context.items()}
 
 
 def _finalize(value: Any) -> Any:
     if value is None:
         raise MailTemplateError("a template printed a None value: guard optional values with {% if %}")
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Markup):
         return _strip_controls(value)
     return value
 
@@ -221,15 +215,8 @@ def supported_language(language: str | None) -> str:
 
 
 def _trusted_links(context: Mapping[str, Any]) -> list[str]:
-    return sorted(
-        {
-            v
-            for k, v in context.items()
-            if k.endswith("_url") and isinstance(v, str) and re.match(r"https?://\S+$", v)
-        },
-        key=len,
-        reverse=True,
-    )
+    links = {v for k, v in context.items() if k.endswith("_url") and isinstance(v, str) and re.match(r"https?://\S+$", v)}
+    return sorted(links, key=len, reverse=True)
 
 
 def _text_to_html(text: str, links: list[str]) -> list[Markup]:
@@ -246,11 +233,8 @@ def _html_alternative(env: jinja2.Environment, subject: str, text: str, links: l
     body, delimiter, footer = text.rpartition("\n-- \n")  # the signature delimiter of _footer.txt
     if not delimiter:
         body, footer = text, ""
-    return env.get_template("_layout.html").render(
-        subject=subject,
-        paragraphs=_text_to_html(body, links),
-        footer=_text_to_html(footer, links),
-    )
+    return env.get_template("_layout.html").render(subject=subject, paragraphs=_text_to_html(body, links),
+                                                   footer=_text_to_html(footer, links))
 
 
 def render(template: str, language: str, context: Mapping[str, Any]) -> RenderedMail:
@@ -276,9 +260,7 @@ def render(template: str, language: str, context: Mapping[str, Any]) -> Rendered
         raise
     except jinja2.UndefinedError as exc:
         raise MailTemplateError(f"{template}: {exc}") from exc
-    except jinja2.TemplateError as exc:
-        raise MailTemplateError(f"{template}: {type(exc).__name__}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
         raise MailTemplateError(f"{template}: {type(exc).__name__}: {exc}") from exc
     return RenderedMail(subject=_subject_line(subject), text=text, html=html)
 
