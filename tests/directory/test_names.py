@@ -77,9 +77,15 @@ def test_a_value_that_is_not_valid_text_is_refused(value):
         names.escape_rdn_value(value)
 
 
+def unescape_rdn_value(escaped: str) -> str:
+    """The value an escaped RDN value stands for, as syncd's DN parser reads it."""
+    [[(_, value)]] = names.parse_dn(f"cn={escaped}")
+    return value
+
+
 @given(hostile_text)
 def test_an_escaped_value_unescapes_to_itself(value):
-    assert names.unescape_rdn_value(names.escape_rdn_value(value)) == value
+    assert unescape_rdn_value(names.escape_rdn_value(value)) == value
 
 
 @given(hostile_text)
@@ -88,7 +94,7 @@ def test_an_escaped_value_stays_one_rdn_for_ldap3s_parser(value):
     parsed = ldap3_parse_dn(f"uid={escaped},ou=people,dc=example,dc=org")
     assert [(a, sep) for a, _, sep in parsed] == [("uid", ","), ("ou", ","), ("dc", ","), ("dc", "")]
     assert parsed[0][1] == escaped
-    assert names.unescape_rdn_value(parsed[0][1]) == value
+    assert unescape_rdn_value(parsed[0][1]) == value
 
 
 @given(hostile_text)
