@@ -50,6 +50,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, Literal
 
 import structlog
@@ -232,10 +233,8 @@ class Directory(DirectoryConnection):
         # A DN comes back in the server's spelling (AD: "CN=…,OU=…"), not the one written.
         spec = self._profile.attribute(attribute)
         if spec is not None and spec.syntax is Syntax.DN and len(current) == len(wanted):
-            try:
+            with suppress(names.InvalidName):
                 return {names.normalise_dn(v) for v in current} == {names.normalise_dn(v) for v in wanted}
-            except names.InvalidName:
-                pass
         return super()._same(attribute, current, wanted)
 
     def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -170,10 +171,8 @@ def format_date(value: Any) -> str:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.strftime("%d/%m/%Y")
     if isinstance(value, str) and len(value) == 10:
-        try:
+        with suppress(ValueError):
             return date.fromisoformat(value).strftime("%d/%m/%Y")
-        except ValueError:
-            pass
     return _to_datetime(value).strftime("%d/%m/%Y")
 
 
