@@ -118,9 +118,6 @@ class SyntaxProfile:
     def attribute(self, name: str) -> AttributeSyntax | None:
         return self._by_name.get(name.lower())
 
-    def knows(self, name: str) -> bool:
-        return name.lower() in self._by_name
-
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.attributes)
 
