@@ -389,10 +389,9 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     @app.exception_handler(TemporaryError)
     async def _temporary(request: Request, exc: TemporaryError):
         if request.url.path.startswith(HTML_PREFIXES):
-            response = pages.message(503, "Service momentanément indisponible",
-                                     "Réessayez dans quelques minutes : ce qui a déjà été enregistré ne le sera pas deux fois.", kind="error", alert=True)
-            response.headers["Retry-After"] = "30"
-            return response
+            return pages.message(503, "Service momentanément indisponible", "Réessayez dans quelques minutes : ce "
+                                 "qui a déjà été enregistré ne le sera pas deux fois.", kind="error", alert=True,
+                                 retry_after=30)
         return api.unavailable(exc).response(api.lang_of(request))
 
     @app.exception_handler(StoreRejected)

@@ -123,18 +123,15 @@ def _reset_link_refused() -> HTMLResponse:
 
 
 def _too_many(wait: float) -> HTMLResponse:
-    response = message(429, "Trop de tentatives",
-                       "Trop de liens non valables ont été présentés depuis votre connexion. Patientez quelques "
-                       "minutes, puis rouvrez le lien reçu par courriel.", NEW_LINK_FR, kind="error", alert=True)
-    response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-    return response
+    return message(429, "Trop de tentatives",
+                   "Trop de liens non valables ont été présentés depuis votre connexion. Patientez quelques "
+                   "minutes, puis rouvrez le lien reçu par courriel.", NEW_LINK_FR, kind="error", alert=True,
+                   retry_after=max(1, int(wait + 0.999)))
 
 
 def _reset_unavailable(text: str) -> HTMLResponse:
-    response = message(503, "Service momentanément indisponible", text, "Votre lien reste valable : réessayez dans "
-                       "quelques minutes.", kind="error", alert=True)
-    response.headers["Retry-After"] = "30"
-    return response
+    return message(503, "Service momentanément indisponible", text, "Votre lien reste valable : réessayez dans "
+                   "quelques minutes.", kind="error", alert=True, retry_after=30)
 
 
 def _reset_form(svc: "Services", key: str, token: str, status: int = 200,
