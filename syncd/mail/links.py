@@ -86,10 +86,8 @@ def link_expiry(deadline_at: datetime | None, now: datetime) -> datetime:
     return min(max(_aware(deadline_at) + LINK_GRACE, now + LINK_GRACE), longest)
 
 
-def make_token(key: str, request_id: int, decider_id: str, expires_at: datetime,
-               link_id: str | None = None) -> str:
-    payload = {"r": int(request_id), "d": str(decider_id), "x": _epoch(expires_at),
-               "j": link_id or secrets.token_urlsafe(12)}
+def make_token(key: str, request_id: int, decider_id: str, expires_at: datetime) -> str:
+    payload = {"r": int(request_id), "d": str(decider_id), "x": _epoch(expires_at), "j": secrets.token_urlsafe(12)}
     return serializer(key, LINK_SALT).dumps(payload)
 
 

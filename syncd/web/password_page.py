@@ -19,6 +19,7 @@ import hmac
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
@@ -166,10 +167,6 @@ def _directory_refusal(exc: DirectoryRejected) -> str | None:
     return PASSWORD_ERRORS_FR["history" if "history" in str(exc).lower() else "directory"]
 
 
-def _set_password(svc: "Services", token: str, password: str) -> str:
-    return passwords.reset_password(svc.rt, token, password, writing=svc.writing)
-
-
 def _admitted(request: Request) -> tuple["Services", str, FailureLimit, str] | HTMLResponse:
     """The services, the signing key, the failure limit and who asks; or the page that turns the
     request away (the page is off without a signing key, or this client failed too often)."""
@@ -235,7 +232,7 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
     if errors:
         return _reset_form(svc, key, token, 400, errors)
     try:
-        await svc.call_directory(_set_password, svc, token, password)
+        await svc.call_directory(partial(passwords.reset_password, writing=svc.writing), svc.rt, token, password)
     except passwords.WeakPassword as exc:         # e.g. it holds the person's name
         return _reset_form(svc, key, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
     except passwords.ResetRefused:                # used a moment ago, through another tab
