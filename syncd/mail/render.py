@@ -78,27 +78,6 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
                                  "expires_at"}),
 }
 
-# Keys a template shows when present (other keys are ignored).
-OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
-    "request_to_decide": frozenset({"internal", "tacit"}),   # tacit: False for a request never accepted tacitly
-    # days_left: what really remains (a late reminder); business_days: "3 jours ouvrés"
-    "decision_reminder": frozenset({"internal", "business_days", "days_left", "tacit"}),
-    "request_escalated": frozenset({"internal"}),
-    "request_accepted": frozenset({"decided_at"}),
-    "request_accepted_tacitly": frozenset({"decided_at"}),
-    "request_refused": frozenset({"decided_at", "decider_name"}),
-    "request_rejected": frozenset(),
-    "account_created_set_password": frozenset({"login"}),
-    "password_reset": frozenset(),
-    "password_changed": frozenset(),
-    "habilitation_revoked": frozenset({"reason"}),
-    "habilitation_expiring": frozenset({"renew_url"}),
-    "habilitation_expired": frozenset(),
-    "mobility_accepted": frozenset({"decided_at", "tacit"}),
-    "review_opened": frozenset(),
-    "decider_digest": frozenset(),
-}
-
 MULTILINE_KEYS = frozenset({"comment", "reason"})
 
 
