@@ -38,7 +38,6 @@ __all__ = [
     "parse_dn",
     "format_dn",
     "normalise_dn",
-    "dn_equal",
     "rdn",
     "child_dn",
     "branch_dn",
@@ -272,11 +271,6 @@ def _normalise_parsed(dn: str) -> str:
             avas.append(f"{attr.lower()}={text}")
         out.append("+".join(sorted(avas)))
     return ",".join(out)
-
-
-def dn_equal(a: str, b: str) -> bool:
-    """Whether two DNs name the same entry (under the ``normalise_dn`` rule)."""
-    return normalise_dn(a) == normalise_dn(b)
 
 
 # ---------------------------------------------------------------------------------------------
