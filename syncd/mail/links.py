@@ -100,12 +100,9 @@ def read_token(key: str, token: str, now: datetime) -> LinkClaims:
         raise LinkRefused("invalid", "This link is not valid.")
     try:
         payload: Any = serializer(key, LINK_SALT).loads(token)
-    except BadSignature:
-        raise LinkRefused("invalid", "This link is not valid.") from None
-    try:
         claims = LinkClaims(int(payload["r"]), str(payload["d"]),
                             datetime.fromtimestamp(int(payload["x"]), tz=timezone.utc), str(payload["j"]))
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+    except (BadSignature, KeyError, TypeError, ValueError, OverflowError, OSError):
         raise LinkRefused("invalid", "This link is not valid.") from None
     if now >= claims.expires_at:
         raise LinkRefused("expired", "This link has expired.")
