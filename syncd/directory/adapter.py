@@ -220,7 +220,7 @@ class Directory(DirectoryConnection):
         """
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, [people.disabled_attribute, "objectClass"])
+        current = self.read_entry(dn, [people.disabled_attribute, "objectClass"])
         if current is None:
             raise NoSuchEntry(f"cannot disable {dn!r}: no such entry")
         outcome = self._upsert(dn, people.rdn_attribute, account_id, people.object_classes,
@@ -299,7 +299,7 @@ class Directory(DirectoryConnection):
         if attr is None:
             raise DirectoryRejected(f"directory.kind {self.layout.kind.value} has no lockout to clear")
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, [attr])
+        current = self.read_entry(dn, [attr])
         if current is None:
             raise NoSuchEntry(f"no such person {dn!r}")
         if not any(v not in ("0", "") for v in current.get(attr, [])):
@@ -406,7 +406,7 @@ class Directory(DirectoryConnection):
     def _member_list(self, dn: str, attr: str) -> list[str] | None:
         """The group's member values (by ranges where the server caps them), or None if no group."""
         if not self.traits.ranged_members:
-            current = self._read_entry(dn, [attr])
+            current = self.read_entry(dn, [attr])
             return None if current is None else current.get(attr, [])
 
         def search(conn: Connection, description: str) -> tuple[dict, list[dict]]:
@@ -457,7 +457,7 @@ class Directory(DirectoryConnection):
         Raises ``NoSuchEntry`` if the person does not exist.
         """
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, ["memberOf"])
+        current = self.read_entry(dn, ["memberOf"])
         if current is None:
             raise NoSuchEntry(f"no such person {dn!r}")
         return {names.normalise_dn(v) for v in current.get("memberOf", [])}
