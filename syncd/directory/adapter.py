@@ -70,7 +70,7 @@ from syncd.directory.connection import (
     safe_close,
 )
 from syncd.directory.members import MemberChange, change_members
-from syncd.directory.stamps import StampProfile, stamp_profile
+from syncd.directory.stamps import stamp_profile
 from syncd.directory.values import AttrValues, attrs_of, ldap_values, person_attrs
 from syncd.errors import DirectoryRejected
 from syncd.mappings import DirectoryLayout
@@ -184,19 +184,15 @@ class Directory(DirectoryConnection):
         ``sn`` must be given. Missing object classes of the layout are added to an existing
         entry. Returns "created", "updated" or "unchanged".
         """
-        return self._write_account(account_id, attrs, object_classes, None)[0]
+        return self.write_account(account_id, attrs, object_classes, stamped=False)[0]
 
     def write_account(self, account_id: str, attrs: Mapping[str, AttrValues],
-                      object_classes: Sequence[str] | None = None) -> tuple[Upsert, str | None]:
+                      object_classes: Sequence[str] | None = None, *, stamped: bool = True
+                      ) -> tuple[Upsert, str | None]:
         """``upsert_account``, and the entry's change stamp once it holds ``attrs`` (None when
-        the server gave none): read back with the write (RFC 4527 post-read) or from the read
-        that found nothing to change (``syncd.directory.stamps``)."""
-        return self._write_account(account_id, attrs, object_classes, stamp_profile(self.layout.kind))
-
-    def _write_account(self, account_id: str, attrs: Mapping[str, AttrValues],
-                       object_classes: Sequence[str] | None, stamp: StampProfile | None
-                       ) -> tuple[Upsert, str | None]:
-        """The write of ``upsert_account`` / ``write_account`` (stamp: read it back, or not)."""
+        the server gave none, or ``stamped`` is false): read back with the write (RFC 4527 post-read)
+        or from the read that found nothing to change (``syncd.directory.stamps``)."""
+        stamp = stamp_profile(self.layout.kind) if stamped else None
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
         changes = self._with_lock(self.traits.person_attributes(person_attrs(people.attributes, attrs)))
