@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import socket
 from pathlib import Path
@@ -51,7 +52,12 @@ def wake_folder(engine_or_conn: Engine | Connection) -> Path | None:
     engine = engine_or_conn.engine if isinstance(engine_or_conn, Connection) else engine_or_conn
     if engine.dialect.name != "sqlite":
         return None
-    database = engine.url.database
+    return _folder_of(engine.url.database)
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_of(database: str | None) -> Path | None:
+    # Asked twice by every decision (at the statement, then after the commit): worked out once.
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(os.path.abspath(database) + ".wake")
