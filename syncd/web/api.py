@@ -380,15 +380,6 @@ def _account(conn, ref: str):
 
 # --- decisions ----------------------------------------------------------------------------------------
 
-class DecisionRoute(SignedRoute):
-    """The decision endpoint: its usual call skips FastAPI's parameter solving and answer
-    validation (``lean_decision``), the rest goes through FastAPI as any route."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lean = lean_decision
-
-
 router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["api"])
 
 
@@ -454,6 +445,13 @@ async def _decide(request: Request, request_id: int, decision: DecisionIn) -> De
     # decide_request logged it (`request_decided`, channel "api:<client>"): one line per decision.
     return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(
         t.to_status.value), decided_at=t.at, decided_by=t.decided_by or "", comment=t.comment)
+
+
+class DecisionRoute(SignedRoute):
+    """The decision endpoint: its usual call skips FastAPI's parameter solving and answer
+    validation (``lean_decision``), the rest goes through FastAPI as any route."""
+
+    lean = staticmethod(lean_decision)
 
 
 router.add_api_route("/requests/{request_id}/decision", decide, methods=["POST"], response_model=DecisionOut,
