@@ -287,24 +287,30 @@ def test_a_retry_with_an_idempotency_key_and_a_used_nonce_is_a_replay(api, clien
 
 # --- the lean path --------------------------------------------------------------------------------------
 
+@pytest.fixture
+def lean_taken(monkeypatch) -> list[bool]:
+    """For each decision call, whether ``api.lean_decision`` answered it (False: left to FastAPI)."""
+    from syncd.web import api as api_module
+    lean, taken = api_module.lean_decision, []
+
+    async def counted(request):
+        response = await lean(request)
+        taken.append(response is not None)
+        return response
+
+    monkeypatch.setattr(api_module.DecisionRoute, "lean", staticmethod(counted))
+    return taken
+
+
 @SQLITE_ONLY
-def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypatch):
+def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypatch, lean_taken):
     """The usual call is answered by ``api.lean_decision``; the same call through FastAPI's own
     parsing and answer validation gives the same status, headers and body shape."""
     from syncd.web import api as api_module
     other = habilitation(rt, "annuaire-redacteur")
     daemon.run_job("intake")
-    calls = []
-
-    async def counted(request):
-        response = await lean(request)
-        calls.append(response is not None)
-        return response
-
-    lean = api_module.lean_decision
-    monkeypatch.setattr(api_module.DecisionRoute, "lean", staticmethod(counted))
     leaned = api.decide(routed["request"], "refuse", CORRESPONDENT, "Hors périmètre")
-    assert calls == [True], "the usual call took the lean path"
+    assert lean_taken == [True], "the usual call took the lean path"
     monkeypatch.setattr(api_module.DecisionRoute, "lean", None)
     framework = api.decide(other, "refuse", CORRESPONDENT, "Hors périmètre")
     assert leaned.status_code == framework.status_code == 200, (leaned.text, framework.text)
@@ -316,30 +322,18 @@ def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypa
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize("target, headers, body", [
-    ("/api/v1/requests/{rid}/decision", {"Content-Type": "application/merge-patch+json"}, None),
-    ("/api/v1/requests/{rid}/decision", {}, b'["accept"]'),                   # not an object
-    ("/api/v1/requests/{rid}/decision", {}, b'{"verdict": "accept", "decider": 5}'),
+@pytest.mark.parametrize("headers, body", [
+    ({"Content-Type": "application/merge-patch+json"}, None),    # JSON all the same, for FastAPI
+    ({}, b'["accept"]'),                                          # not an object
+    ({}, b'{"verdict": "accept", "decider": 5}'),                 # refused by the model
 ])
-def test_calls_the_lean_path_does_not_take_are_answered_by_fastapi(api, routed, rt, monkeypatch, target, headers,
-                                                                   body):
-    from syncd.web import api as api_module
-    taken = []
-
-    async def counted(request):
-        response = await lean(request)
-        taken.append(response is not None)
-        return response
-
-    lean = api_module.lean_decision
-    monkeypatch.setattr(api_module.DecisionRoute, "lean", staticmethod(counted))
-    target = target.format(rid=routed["request"])
+def test_calls_the_lean_path_does_not_take_are_answered_by_fastapi(api, routed, lean_taken, headers, body):
     body = body if body is not None else json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
-    response = api.call("POST", target, body=body, headers=headers)
-    assert taken == [False]
+    response = api.call("POST", decision_path(routed["request"]), body=body, headers=headers)
+    assert lean_taken == [False]
     if body.startswith(b"["):
         assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     elif b"5}" in body:
         assert (response.status_code, [f["field"] for f in response.json()["fields"]]) == (400, ["decider"])
     else:
-        assert response.status_code == 200, response.text     # FastAPI accepts these as it always did
+        assert response.status_code == 200, response.text     # FastAPI accepts it as it always did
