@@ -411,7 +411,7 @@ async def lean_decision(request: Request) -> Response | None:
         if type(data) is not dict:
             return None
         decision = DecisionIn.model_validate(data)
-    except ValueError:     # JSONDecodeError, pydantic's ValidationError, a body that is not UTF-8
+    except (ValueError, RecursionError):   # not JSON, not UTF-8, nested too deep, refused by the model
         return None
     out = await _decide(request, request_id, decision)
     return Response(_DECISION_OUT(out), media_type=_JSON)

@@ -326,12 +326,15 @@ def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypa
     ({"Content-Type": "application/merge-patch+json"}, None),    # JSON all the same, for FastAPI
     ({}, b'["accept"]'),                                          # not an object
     ({}, b'{"verdict": "accept", "decider": 5}'),                 # refused by the model
+    ({}, b"[" * 5000 + b"]" * 5000),                              # nested deeper than json.loads goes
 ])
 def test_calls_the_lean_path_does_not_take_are_answered_by_fastapi(api, routed, lean_taken, headers, body):
     body = body if body is not None else json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
     response = api.call("POST", decision_path(routed["request"]), body=body, headers=headers)
     assert lean_taken == [False]
-    if body.startswith(b"["):
+    if body.startswith(b"[["):
+        assert response.status_code == 400, response.text
+    elif body.startswith(b"["):
         assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     elif b"5}" in body:
         assert (response.status_code, [f["field"] for f in response.json()["fields"]]) == (400, ["decider"])
