@@ -52,12 +52,14 @@ def wake_folder(engine_or_conn: Engine | Connection) -> Path | None:
     engine = engine_or_conn.engine if isinstance(engine_or_conn, Connection) else engine_or_conn
     if engine.dialect.name != "sqlite":
         return None
-    return _folder_of(engine.url.database)
+    database = engine.url.database
+    # Asked twice by every decision (at the statement, then after the commit): worked out once
+    # per database, but for a relative path, which depends on the working directory.
+    return _folder_of(database) if database and os.path.isabs(database) else _folder_of.__wrapped__(database)
 
 
 @functools.lru_cache(maxsize=64)
 def _folder_of(database: str | None) -> Path | None:
-    # Asked twice by every decision (at the statement, then after the commit): worked out once.
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(os.path.abspath(database) + ".wake")
