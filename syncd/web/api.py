@@ -27,8 +27,8 @@ import hashlib
 import json
 import math
 import re
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
@@ -367,6 +367,9 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 RefPath = Annotated[str, Path(min_length=1, max_length=254, pattern=REF,
                               description="An account id, or the account's professional e-mail.")]
 
+router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["api"])
+
+
 def _svc(request: Request) -> "Services":
     return request.app.state.syncd
 
@@ -379,9 +382,6 @@ def _account(conn, ref: str):
 
 
 # --- decisions ----------------------------------------------------------------------------------------
-
-router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["api"])
-
 
 @records_nonce
 async def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
@@ -398,7 +398,7 @@ async def lean_decision(request: Request) -> Response | None:
     (``json.loads``, then the model in Python mode), answered with the bytes FastAPI would send.
     Anything else (None) goes to FastAPI, which refuses it with its own errors, unchanged. The
     ``Idempotency-Key`` was checked by ``SignedRoute`` already."""
-    raw_id = request.scope["path_params"].get("request_id", "")
+    raw_id = request.path_params.get("request_id", "")
     content_type = request.headers.get("content-type", "")
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 19) or \
             content_type.partition(";")[0].strip().lower() != _JSON:
