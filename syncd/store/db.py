@@ -158,7 +158,9 @@ def _make_sqlite_engine(url: URL, echo: bool, busy_timeout: float) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+        # On the driver's connection: SQLAlchemy's own execution costs more than the statement
+        # (a decision is a few of them); its errors are translated by ``transaction`` as well.
+        conn.connection.dbapi_connection.execute("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
     return engine
 
