@@ -128,83 +128,38 @@ def _find_dir(env_name: str, candidates: tuple[str, ...], markers: tuple[str, ..
                             f"{', '.join(candidates)}; set {env_name}); {INSTALL_HINT}")
 
 
+def _module_dir() -> Path:
+    return _find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"), "module folder")
+
+
+def _schema_dir() -> Path:
+    return _find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve()
+
+
+def _finished(config: str, source: str) -> str:
+    """A rendered configuration, refused if a placeholder is left; when slapd does not run as root,
+    the identity that manages ``cn=config`` over ``ldapi://`` becomes that of the user running it."""
+    leftover = sorted({m for line in config.splitlines() if not line.startswith("#")
+                       for m in re.findall(r"@[A-Z_]+@", line)})
+    if leftover:
+        raise DevSlapdError(f"{source} has placeholders DevSlapd does not fill: {leftover}")
+    if os.geteuid() != 0:
+        config = config.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
+    return config
+
+
+def _run(command: list, failure: str, timeout: float) -> None:
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise DevSlapdError(f"{failure} (exit {done.returncode}):\n"
+                            f"{(done.stderr.strip() or done.stdout.strip())[-4000:]}")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-# --- LDIF change records, parsed (for static checks of deploy/; nothing applies them) -------
-
-def _unfold(lines: list[str]) -> list[str]:
-    out: list[str] = []
-    for line in lines:
-        if line.startswith(" ") and out:
-            out[-1] += line[1:]
-        else:
-            out.append(line)
-    return out
-
-
-def _attr_of(line: str) -> str | None:
-    if line.startswith("#") or ":" not in line:
-        return None
-    return line.split(":", 1)[0].strip().lower()
-
-
-def _value_of(line: str) -> str:
-    """The value of an LDIF line; ``attr:: <base64>`` is decoded (LDIF's form for values that
-    start with a space, a colon or hold non-ASCII text)."""
-    value = line.split(":", 1)[1]
-    if value.startswith(":"):
-        return base64.b64decode(value[1:].strip()).decode("utf-8")
-    return value.strip()
-
-
-def parse_change_records(text: str) -> list[tuple[str, str, list]]:
-    """LDIF change records → ``[(dn, "add", [lines]) | (dn, "modify", [(op, attr, [lines])])]``.
-
-    Comments are dropped and folded lines joined. Only what ``ldapmodify`` takes for
-    ``cn=config`` is understood: ``changetype: add``, ``delete``, and ``modify`` with
-    ``add`` / ``replace`` / ``delete``.
-    """
-    records: list[tuple[str, str, list]] = []
-    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
-        lines = _unfold([l for l in block.split("\n") if l.strip() and not l.startswith("#")])
-        if not lines:
-            continue
-        if not lines[0].lower().startswith("dn:"):
-            raise DevSlapdError(f"an LDIF change record must start with dn:, got {lines[0]!r}")
-        dn = _value_of(lines[0])
-        rest = lines[1:]
-        kind = "add"
-        if rest and _attr_of(rest[0]) == "changetype":
-            kind = _value_of(rest[0]).lower()
-            rest = rest[1:]
-        if kind in ("add", "delete"):
-            records.append((dn, kind, rest))
-            continue
-        if kind != "modify":
-            raise DevSlapdError(f"{dn}: changetype {kind!r} is not supported here (add, modify, delete)")
-        ops: list[tuple[str, str, list[str]]] = []
-        current: tuple[str, str, list[str]] | None = None
-        for line in rest:
-            if line.strip() == "-":
-                current = None
-                continue
-            attr = _attr_of(line)
-            if current is None:
-                if attr not in ("add", "replace", "delete"):
-                    raise DevSlapdError(f"{dn}: expected add:/replace:/delete:, got {line!r}")
-                current = (attr, _value_of(line).lower(), [])
-                ops.append(current)
-            else:
-                if attr != current[1]:
-                    raise DevSlapdError(f"{dn}: {line!r} does not belong to '{current[0]}: {current[1]}'")
-                current[2].append(line)
-        records.append((dn, "modify", ops))
-    return records
 
 
 class DevSlapd:
@@ -299,9 +254,8 @@ class DevSlapd:
             "@ROOTDN@": self.root_dn,
             "@ROOTPW@": ssha_hash(self.root_password),
             "@DBDIR@": str(self.db_dir.resolve()),
-            "@MODULEDIR@": str(_find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"),
-                                         "module folder")),
-            "@SCHEMADIR@": quote(str(_find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve())),
+            "@MODULEDIR@": str(_module_dir()),
+            "@SCHEMADIR@": quote(str(_schema_dir())),
             # a copy in the work folder: the source tree's path may hold characters slapd's
             # config parser does not take
             "@SYNCD_SCHEMA@": quote(str((self.workdir / "syncd.ldif").resolve())),
@@ -310,13 +264,7 @@ class DevSlapd:
         }
         for key, value in values.items():
             template = template.replace(key, value)
-        leftover = sorted({m for line in template.splitlines() if not line.startswith("#")
-                           for m in re.findall(r"@[A-Z_]+@", line)})
-        if leftover:
-            raise DevSlapdError(f"slapd.ldif.in has placeholders DevSlapd does not fill: {leftover}")
-        if os.geteuid() != 0:      # slapd runs as this user: it is the one to manage cn=config
-            template = template.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
-        return template
+        return _finished(template, "slapd.ldif.in")
 
     def render_debian_config(self) -> str:
         """Debian's ``slapd.init.ldif`` filled the way the package's postinst fills it.
@@ -333,8 +281,6 @@ class DevSlapd:
             raise SlapdNotInstalled(f"Debian's initial configuration {path} is missing (set "
                                     f"SYNCD_SLAPD_DEBIAN_INIT); {INSTALL_HINT}")
         text = path.read_text(encoding="utf-8")
-        schema_dir = _find_dir("SYNCD_SLAPD_SCHEMADIR", _SCHEMA_DIRS, ("core.ldif",), "schema folder").resolve()
-        module_dir = _find_dir("SYNCD_SLAPD_MODULEDIR", _MODULE_DIRS, ("back_mdb.la", "back_mdb.so"), "module folder")
         # what older packages (2.4) left as placeholders for the backend; 2.5's file names mdb itself
         for key, value in {"@SUFFIX@": self.suffix, "@PASSWORD@": ssha_hash(self.root_password),
                            "@BACKEND@": "mdb", "@BACKENDOBJECTCLASS@": "olcMdbConfig",
@@ -343,15 +289,9 @@ class DevSlapd:
         text = re.sub(r"(?m)^olcPidFile: .*$", f"olcPidFile: {(self.workdir / 'slapd.pid').resolve()}", text)
         text = re.sub(r"(?m)^olcArgsFile: .*$", f"olcArgsFile: {(self.workdir / 'slapd.args').resolve()}", text)
         text = re.sub(r"(?m)^olcDbDirectory: .*$", f"olcDbDirectory: {self.db_dir.resolve()}", text)
-        text = re.sub(r"(?m)^olcModulePath: .*$", f"olcModulePath: {module_dir}", text)
-        text = re.sub(r"(?m)^include: file://\S*/schema/", f"include: file://{quote(str(schema_dir))}/", text)
-        if os.geteuid() != 0:
-            text = text.replace("gidNumber=0+uidNumber=0,", f"gidNumber={os.getegid()}+uidNumber={os.geteuid()},")
-        leftover = sorted({m for line in text.splitlines() if not line.startswith("#")
-                           for m in re.findall(r"@[A-Z_]+@", line)})
-        if leftover:
-            raise DevSlapdError(f"{path} has placeholders DevSlapd does not fill: {leftover}")
-        return text
+        text = re.sub(r"(?m)^olcModulePath: .*$", f"olcModulePath: {_module_dir()}", text)
+        text = re.sub(r"(?m)^include: file://\S*/schema/", f"include: file://{quote(str(_schema_dir()))}/", text)
+        return _finished(text, str(path))
 
     def _configure(self) -> None:
         _, slapadd = self._binaries()
@@ -363,11 +303,7 @@ class DevSlapd:
         config = self.workdir / "config.ldif"
         rendered = self.render_debian_config() if self.initial == "debian" else self.render_config()
         config.write_text(rendered, encoding="utf-8")
-        done = subprocess.run([str(slapadd), "-n0", "-F", str(self.config_dir), "-l", str(config)],
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise DevSlapdError(f"slapadd -n0 could not load {config} (exit {done.returncode}):\n"
-                                f"{done.stderr.strip() or done.stdout.strip()}")
+        _run([slapadd, "-n0", "-F", self.config_dir, "-l", config], f"slapadd -n0 could not load {config}", 60)
         if self.initial == "debian":
             self._add_debian_suffix_entry(slapadd)
         self._configured = True
@@ -382,11 +318,8 @@ class DevSlapd:
                          f"o: {first[3:]}\ndc: {first[3:]}\n", encoding="utf-8")
         if self.initial_data is not None:
             entry = self.initial_data
-        done = subprocess.run([str(slapadd), "-F", str(self.config_dir), "-b", self.suffix, "-l", str(entry)],
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise DevSlapdError(f"slapadd could not add the suffix entry (exit {done.returncode}):\n"
-                                f"{done.stderr.strip() or done.stdout.strip()}")
+        _run([slapadd, "-F", self.config_dir, "-b", self.suffix, "-l", entry],
+             "slapadd could not add the suffix entry", 60)
 
     def start(self) -> "DevSlapd":
         """Configure (first time), start slapd and wait until it answers a bind."""
@@ -508,11 +441,8 @@ class DevSlapd:
         was_running = self.is_running()
         self.stop()
         try:
-            done = subprocess.run([str(slapadd), "-q", "-n1", "-F", str(self.config_dir), "-l", str(ldif_path)],
-                                  capture_output=True, text=True, timeout=3600)
-            if done.returncode != 0:
-                raise DevSlapdError(f"slapadd -n1 could not load {ldif_path} (exit {done.returncode}):\n"
-                                    f"{(done.stderr.strip() or done.stdout.strip())[-4000:]}")
+            _run([slapadd, "-q", "-n1", "-F", self.config_dir, "-l", ldif_path],
+                 f"slapadd -n1 could not load {ldif_path}", 3600)
         finally:
             if was_running:
                 self.start()

@@ -7,6 +7,7 @@ secrets are masked by ``_redact`` as a last line of defence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -16,10 +17,15 @@ _SECRET_MARKERS = ("password", "token", "secret", "signing_key", "authorization"
 
 
 def _redact(_logger, _name, event_dict):
-    for key in list(event_dict):
-        if any(m in key.lower() for m in _SECRET_MARKERS):
-            event_dict[key] = "***"
+    for key in [k for k in event_dict if _is_secret(k)]:
+        event_dict[key] = "***"
     return event_dict
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret(key: str) -> bool:
+    # Log lines reuse a few keys: each is looked at once, not on every line.
+    return any(m in key.lower() for m in _SECRET_MARKERS)
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:

@@ -10,6 +10,7 @@ plan, a write failed for good, or the request cannot be replayed; 3 a server is 
 
 import json
 import sys
+from contextlib import nullcontext
 from typing import Any
 
 from syncd.commands import EXIT_PROBLEM
@@ -47,20 +48,22 @@ def _console() -> Any:
     return console
 
 
+def _progress(console: Any, args: Any) -> Any:
+    """Rich's progress bars on a terminal (none with --json, or on a pipe): a context manager."""
+    from syncd.reconcile.render import RichProgress
+    return RichProgress(console) if console.is_terminal and not args.json else nullcontext()
+
+
 def _reconcile(args: Any, rt: Any) -> int:
     from syncd.reconcile.config import config_from
-    from syncd.reconcile.render import RichProgress, print_outcome
+    from syncd.reconcile.render import print_outcome
     from syncd.reconcile.service import run_reconcile
 
     config = config_from(rt.settings)
     console = _console()
-    kwargs = dict(dry_run=args.dry_run, force=args.force, account=args.account, group=args.group,
-                  since_last=args.since_last)
-    if console.is_terminal and not args.json:
-        with RichProgress(console) as progress:
-            outcome = run_reconcile(rt, config, progress=progress, **kwargs)
-    else:
-        outcome = run_reconcile(rt, config, **kwargs)
+    with _progress(console, args) as progress:
+        outcome = run_reconcile(rt, config, dry_run=args.dry_run, force=args.force, account=args.account,
+                                group=args.group, since_last=args.since_last, progress=progress)
     if args.json:
         print(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -82,14 +85,10 @@ def _adopt(args: Any, rt: Any) -> int:
     from rich.table import Table
 
     from syncd.reconcile.adopt import adopt
-    from syncd.reconcile.render import RichProgress
 
     console = _console()
-    if console.is_terminal and not args.json:
-        with RichProgress(console) as progress:
-            report = adopt(rt, dry_run=args.dry_run, progress=progress)
-    else:
-        report = adopt(rt, dry_run=args.dry_run)
+    with _progress(console, args) as progress:
+        report = adopt(rt, dry_run=args.dry_run, progress=progress)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return 0

@@ -145,11 +145,8 @@ def clean_name(raw: Any) -> str | None:
 def domain_rejection(email: str, internal: bool, mappings: Mappings) -> Rejection | None:
     """An internal account's e-mail must be in one of the Institution's domains (a normalised e-mail)."""
     if internal and not email_domain_is_internal(email, mappings.internal_email_domains):
-        return Rejection(
-            "domain_not_internal",
-            "Pour un compte de salarié de l'Institution, l'adresse e-mail doit appartenir à un domaine "
-            "de l'Institution (par exemple @urssaf.fr ou @assurance-maladie.fr).",
-        )
+        return Rejection("domain_not_internal", "Pour un compte de salarié de l'Institution, l'adresse e-mail doit "
+                         "appartenir à un domaine de l'Institution (par exemple @urssaf.fr ou @assurance-maladie.fr).")
     return None
 
 

@@ -91,37 +91,30 @@ def validate_profile_changes(changes: Mapping[str, Any], account: Mapping[str, A
             else:
                 clean[field] = None
             continue
+        # Each field: its cleaned value (None: refused), and what to say when it is refused.
         if field in ("given_name", "family_name", "birth_name"):
-            name = clean_name(value)
-            if name is None:
-                problems[field] = f"Au plus {MAX_NAME} caractères : lettres, espaces, apostrophes et tirets."
-            else:
-                clean[field] = name
+            cleaned = clean_name(value)
+            problem = f"Au plus {MAX_NAME} caractères : lettres, espaces, apostrophes et tirets."
         elif field == "civility":
-            civility = CIVILITIES.get(str(value).lower())
-            if civility is None:
-                problems[field] = "La civilité doit être « M. » ou « Mme »."
-            else:
-                clean[field] = civility
+            cleaned, problem = CIVILITIES.get(str(value).lower()), "La civilité doit être « M. » ou « Mme »."
         elif field == "contact_email":
-            email = normalise_email(value)
-            if email is None:
-                problems[field] = "L'adresse e-mail n'est pas valide."
-            else:
-                clean[field] = email
+            cleaned, problem = normalise_email(value), "L'adresse e-mail n'est pas valide."
         elif field == "phone":
             digits = "".join(ch for ch in str(value) if ch.isdigit() or ch == "+")
-            if not (6 <= len(digits) <= 20) or len(str(value)) > 40:
-                problems[field] = "Le numéro de téléphone n'est pas valide."
-            else:
-                clean[field] = " ".join(str(value).split())
+            valid = 6 <= len(digits) <= 20 and len(str(value)) <= 40
+            cleaned = " ".join(str(value).split()) if valid else None
+            problem = "Le numéro de téléphone n'est pas valide."
         elif field == "secondary_organisation":
-            if mappings.organisation(str(value)) is None:
-                problems[field] = "L'organisme choisi est inconnu."
-            elif value == account.get("primary_organisation"):
-                problems[field] = "L'organisme secondaire doit différer de l'organisme principal."
-            else:
-                clean[field] = value
+            known = mappings.organisation(str(value)) is not None
+            cleaned = value if known and value != account.get("primary_organisation") else None
+            problem = ("L'organisme secondaire doit différer de l'organisme principal." if known
+                       else "L'organisme choisi est inconnu.")
+        else:
+            continue
+        if cleaned is None:
+            problems[field] = problem
+        else:
+            clean[field] = cleaned
     # The same door as intake: a value the directory's syntax would refuse (a phone number with
     # « ; » or « n° », for telephoneNumber) is refused here, so it never holds back the others.
     for field, reason in directory_refusals(clean, mappings).items():

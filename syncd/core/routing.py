@@ -74,11 +74,6 @@ def route(
     return Route(central, RouteReason.NO_CORRESPONDENT)
 
 
-def may_decide(route_now: Route, decider_account_id: str) -> bool:
-    """Authorisation is checked against routing computed from *current* data, not the old routing."""
-    return decider_account_id in route_now.decider_ids
-
-
 def withdrawal_refusal(*, management: Management, organisation_code: str, holder_account_id: str,
                        actor_account_id: str | None, deciders: tuple[Decider, ...] | list[Decider]) -> str | None:
     """Why ``actor`` may not withdraw a right of the holder (a stable code), or None when they may.

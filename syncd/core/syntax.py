@@ -41,7 +41,7 @@ import calendar
 import enum
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from syncd.core.model import DirectoryKind
@@ -118,9 +118,6 @@ class SyntaxProfile:
     def attribute(self, name: str) -> AttributeSyntax | None:
         return self._by_name.get(name.lower())
 
-    def knows(self, name: str) -> bool:
-        return name.lower() in self._by_name
-
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.attributes)
 
@@ -185,12 +182,17 @@ def _check(profile: SyntaxProfile, spec: AttributeSyntax, value: str) -> Refusal
     return problem
 
 
-def _forbidden(spec: AttributeSyntax, value: str) -> Refusal | None:
-    bad = next((c for c in value if c in spec.forbidden), None)
+def _first_refused(value: str, refused: Callable[[str], bool], code: str, rule: str) -> Refusal | None:
+    """The refusal of the first character of ``value`` the field does not take (``rule`` says which do)."""
+    bad = next((c for c in value if refused(c)), None)
     if bad is None:
         return None
-    return Refusal("forbidden_character", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
-                                          f"(sont refusés : {' '.join(spec.forbidden)})")
+    return Refusal(code, f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ ({rule})")
+
+
+def _forbidden(spec: AttributeSyntax, value: str) -> Refusal | None:
+    return _first_refused(value, spec.forbidden.__contains__, "forbidden_character",
+                          f"sont refusés : {' '.join(spec.forbidden)}")
 
 
 def _directory_string(profile: SyntaxProfile, value: str) -> Refusal | None:
@@ -198,19 +200,12 @@ def _directory_string(profile: SyntaxProfile, value: str) -> Refusal | None:
 
 
 def _ia5(profile: SyntaxProfile, value: str) -> Refusal | None:
-    bad = next((c for c in value if ord(c) > 0x7F), None)
-    if bad is None:
-        return None
-    return Refusal("not_ascii", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
-                                "(sont admis : lettres sans accent, chiffres et ponctuation ASCII)")
+    return _first_refused(value, lambda c: ord(c) > 0x7F, "not_ascii",
+                          "sont admis : lettres sans accent, chiffres et ponctuation ASCII")
 
 
 def _printable(profile: SyntaxProfile, value: str) -> Refusal | None:
-    bad = next((c for c in value if c not in PRINTABLE), None)
-    if bad is None:
-        return None
-    return Refusal("not_printable", f"contient {shown(bad)}, que l'annuaire n'accepte pas dans ce champ "
-                                    f"(sont admis : {_PRINTABLE_SHOWN})")
+    return _first_refused(value, lambda c: c not in PRINTABLE, "not_printable", f"sont admis : {_PRINTABLE_SHOWN}")
 
 
 def _boolean(profile: SyntaxProfile, value: str) -> Refusal | None:

@@ -50,6 +50,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, Literal
 
 import structlog
@@ -69,7 +70,7 @@ from syncd.directory.connection import (
     safe_close,
 )
 from syncd.directory.members import MemberChange, change_members
-from syncd.directory.stamps import StampProfile, stamp_profile
+from syncd.directory.stamps import stamp_profile
 from syncd.directory.values import AttrValues, attrs_of, ldap_values, person_attrs
 from syncd.errors import DirectoryRejected
 from syncd.mappings import DirectoryLayout
@@ -183,19 +184,15 @@ class Directory(DirectoryConnection):
         ``sn`` must be given. Missing object classes of the layout are added to an existing
         entry. Returns "created", "updated" or "unchanged".
         """
-        return self._write_account(account_id, attrs, object_classes, None)[0]
+        return self.write_account(account_id, attrs, object_classes, stamped=False)[0]
 
     def write_account(self, account_id: str, attrs: Mapping[str, AttrValues],
-                      object_classes: Sequence[str] | None = None) -> tuple[Upsert, str | None]:
+                      object_classes: Sequence[str] | None = None, *, stamped: bool = True
+                      ) -> tuple[Upsert, str | None]:
         """``upsert_account``, and the entry's change stamp once it holds ``attrs`` (None when
-        the server gave none): read back with the write (RFC 4527 post-read) or from the read
-        that found nothing to change (``syncd.directory.stamps``)."""
-        return self._write_account(account_id, attrs, object_classes, stamp_profile(self.layout.kind))
-
-    def _write_account(self, account_id: str, attrs: Mapping[str, AttrValues],
-                       object_classes: Sequence[str] | None, stamp: StampProfile | None
-                       ) -> tuple[Upsert, str | None]:
-        """The write of ``upsert_account`` / ``write_account`` (stamp: read it back, or not)."""
+        the server gave none, or ``stamped`` is false): read back with the write (RFC 4527 post-read)
+        or from the read that found nothing to change (``syncd.directory.stamps``)."""
+        stamp = stamp_profile(self.layout.kind) if stamped else None
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
         changes = self._with_lock(self.traits.person_attributes(person_attrs(people.attributes, attrs)))
@@ -219,7 +216,7 @@ class Directory(DirectoryConnection):
         """
         people = self.layout.people
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, [people.disabled_attribute, "objectClass"])
+        current = self.read_entry(dn, [people.disabled_attribute, "objectClass"])
         if current is None:
             raise NoSuchEntry(f"cannot disable {dn!r}: no such entry")
         outcome = self._upsert(dn, people.rdn_attribute, account_id, people.object_classes,
@@ -232,10 +229,8 @@ class Directory(DirectoryConnection):
         # A DN comes back in the server's spelling (AD: "CN=…,OU=…"), not the one written.
         spec = self._profile.attribute(attribute)
         if spec is not None and spec.syntax is Syntax.DN and len(current) == len(wanted):
-            try:
+            with suppress(names.InvalidName):
                 return {names.normalise_dn(v) for v in current} == {names.normalise_dn(v) for v in wanted}
-            except names.InvalidName:
-                pass
         return super()._same(attribute, current, wanted)
 
     def _merged(self, attribute: str, current: list[str], wanted: list[str]) -> list[str]:
@@ -300,7 +295,7 @@ class Directory(DirectoryConnection):
         if attr is None:
             raise DirectoryRejected(f"directory.kind {self.layout.kind.value} has no lockout to clear")
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, [attr])
+        current = self.read_entry(dn, [attr])
         if current is None:
             raise NoSuchEntry(f"no such person {dn!r}")
         if not any(v not in ("0", "") for v in current.get(attr, [])):
@@ -407,7 +402,7 @@ class Directory(DirectoryConnection):
     def _member_list(self, dn: str, attr: str) -> list[str] | None:
         """The group's member values (by ranges where the server caps them), or None if no group."""
         if not self.traits.ranged_members:
-            current = self._read_entry(dn, [attr])
+            current = self.read_entry(dn, [attr])
             return None if current is None else current.get(attr, [])
 
         def search(conn: Connection, description: str) -> tuple[dict, list[dict]]:
@@ -458,7 +453,7 @@ class Directory(DirectoryConnection):
         Raises ``NoSuchEntry`` if the person does not exist.
         """
         dn = names.person_dn(self.layout, account_id)
-        current = self._read_entry(dn, ["memberOf"])
+        current = self.read_entry(dn, ["memberOf"])
         if current is None:
             raise NoSuchEntry(f"no such person {dn!r}")
         return {names.normalise_dn(v) for v in current.get("memberOf", [])}

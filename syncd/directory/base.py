@@ -159,8 +159,8 @@ class DirectoryConnection:
             return result
         return self._run("add", dn, call)
 
-    def _read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
-        """The named attributes of one entry, or None if it does not exist."""
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
+        """One entry's requested attributes (a missing attribute reads as ``[]``), or None if it does not exist."""
         result, entries = self._search(dn, "(objectClass=*)", BASE, attributes or ["1.1"])
         if result and result.get("result") == NO_SUCH_OBJECT:
             return None
@@ -170,11 +170,7 @@ class DirectoryConnection:
         return attrs_of(entries[0], attributes)
 
     def _exists(self, dn: str) -> bool:
-        return self._read_entry(dn, ["1.1"]) is not None
-
-    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]] | None:
-        """One entry's requested attributes (a missing attribute reads as ``[]``), or None."""
-        return self._read_entry(dn, attributes)
+        return self.read_entry(dn, ["1.1"]) is not None
 
     # -- health -----------------------------------------------------------------------------
 
@@ -248,7 +244,7 @@ class DirectoryConnection:
         wanted = list(dict.fromkeys([*changes, "objectClass"]))
         read = wanted + [stamp.attribute] if stamp else wanted
         controls = [post_read_control([*changes, stamp.attribute])] if stamp and stamp.post_read else None
-        current = self._read_entry(dn, read)
+        current = self.read_entry(dn, read)
         if current is None:
             entry = {k: v for k, v in changes.items() if v}
             if not any(k.lower() == rdn_attr.lower() for k in entry):
@@ -261,7 +257,7 @@ class DirectoryConnection:
                 raise_for_result(result, operation="add", dn=dn)
                 log.info("ldap_entry_created", dn=dn, attributes=sorted(entry))
                 return "created", self._written_stamp(result, stamp, changes)
-            current = self._read_entry(dn, read)
+            current = self.read_entry(dn, read)
             if current is None:
                 raise error_for_result(result, operation="add", dn=dn)
         modlist: dict[str, list] = {}

@@ -38,7 +38,7 @@ import math
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import structlog
@@ -241,9 +241,6 @@ def open_connection(settings: LdapSettings, *, pool: ServerPool | None = None,
 
 def safe_close(conn: Connection | None) -> None:
     """Unbind and close, ignoring every error (the connection may already be dead)."""
-    if conn is None:
-        return
-    try:
-        conn.unbind()
-    except Exception:  # noqa: BLE001 - closing a broken connection must not raise
-        pass
+    if conn is not None:
+        with suppress(Exception):    # closing a broken connection must not raise
+            conn.unbind()

@@ -33,13 +33,11 @@ from syncd.mappings import DirectoryLayout
 __all__ = [
     "InvalidName",
     "escape_rdn_value",
-    "unescape_rdn_value",
     "escape_filter_value",
     "validate_attribute_name",
     "parse_dn",
     "format_dn",
     "normalise_dn",
-    "dn_equal",
     "rdn",
     "child_dn",
     "branch_dn",
@@ -168,15 +166,6 @@ def _decode_escaped(text: str, start: int, stop_chars: str) -> tuple[str, int, b
         raise InvalidName(f"DN {text!r} holds escaped bytes that are not UTF-8") from exc
 
 
-def unescape_rdn_value(escaped: str) -> str:
-    """Inverse of ``escape_rdn_value``: the value an escaped RDN value stands for."""
-    _as_text(escaped, "an escaped RDN value")
-    if escaped.startswith("#"):
-        raise InvalidName("a #hex (BER) value is not a string value")
-    value, end, _ = _decode_escaped(escaped, 0, "")
-    return value
-
-
 def parse_dn(dn: str) -> list[list[tuple[str, str | bytes]]]:
     """Split a DN into RDNs, each a list of (attribute type, unescaped value) pairs.
 
@@ -282,11 +271,6 @@ def _normalise_parsed(dn: str) -> str:
             avas.append(f"{attr.lower()}={text}")
         out.append("+".join(sorted(avas)))
     return ",".join(out)
-
-
-def dn_equal(a: str, b: str) -> bool:
-    """Whether two DNs name the same entry (under the ``normalise_dn`` rule)."""
-    return normalise_dn(a) == normalise_dn(b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,20 +383,21 @@ def _check_filter(f: str) -> str:
     return f
 
 
+def _combine(operator: str, name: str, filters: tuple[str, ...]) -> str:
+    if not filters:
+        raise InvalidName(f"{name} needs at least one filter")
+    checked = [_check_filter(f) for f in filters]
+    return checked[0] if len(checked) == 1 else f"({operator}" + "".join(checked) + ")"
+
+
 def filter_and(*filters: str) -> str:
     """``(&f1f2…)``; one filter is returned as is. At least one is required."""
-    if not filters:
-        raise InvalidName("filter_and needs at least one filter")
-    checked = [_check_filter(f) for f in filters]
-    return checked[0] if len(checked) == 1 else "(&" + "".join(checked) + ")"
+    return _combine("&", "filter_and", filters)
 
 
 def filter_or(*filters: str) -> str:
     """``(|f1f2…)``; one filter is returned as is. At least one is required."""
-    if not filters:
-        raise InvalidName("filter_or needs at least one filter")
-    checked = [_check_filter(f) for f in filters]
-    return checked[0] if len(checked) == 1 else "(|" + "".join(checked) + ")"
+    return _combine("|", "filter_or", filters)
 
 
 def filter_not(f: str) -> str:

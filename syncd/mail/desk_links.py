@@ -7,13 +7,10 @@ and opens the session; this module only writes it, so the daemon needs no web fr
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from itsdangerous import URLSafeSerializer
-
-from syncd.mail.links import signing_key
+from syncd.mail.links import serializer, signing_key
 
 if TYPE_CHECKING:
     from syncd.settings import Settings
@@ -21,10 +18,6 @@ if TYPE_CHECKING:
 LINK_SALT = "syncd.desk-link.v1"
 OPEN_PATH = "/desk/open/"
 REVIEWS_TAB = "reviews"     # ``?tab=`` of a link that opens on the access reviews (syncd.web.desk_reviews)
-
-
-def serializer(key: str, salt: str) -> URLSafeSerializer:
-    return URLSafeSerializer(key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def ms(moment: datetime) -> int:

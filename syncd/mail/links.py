@@ -32,7 +32,6 @@ MAX_LINK_DAYS = 400
 LINK_GRACE = timedelta(days=1)
 FORM_TTL = timedelta(hours=12)
 MIN_KEY_LENGTH = 32
-SIGNING_KEY_ENV = "SYNCD_WEB__SIGNING_KEY"
 
 
 class LinkRefused(Exception):
@@ -56,7 +55,7 @@ class LinkClaims:
         return f"link:{self.link_id}"
 
 
-def _serializer(key: str, salt: str) -> URLSafeSerializer:
+def serializer(key: str, salt: str) -> URLSafeSerializer:
     return URLSafeSerializer(key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
 
@@ -87,11 +86,9 @@ def link_expiry(deadline_at: datetime | None, now: datetime) -> datetime:
     return min(max(_aware(deadline_at) + LINK_GRACE, now + LINK_GRACE), longest)
 
 
-def make_token(key: str, request_id: int, decider_id: str, expires_at: datetime,
-               link_id: str | None = None) -> str:
-    payload = {"r": int(request_id), "d": str(decider_id), "x": _epoch(expires_at),
-               "j": link_id or secrets.token_urlsafe(12)}
-    return _serializer(key, LINK_SALT).dumps(payload)
+def make_token(key: str, request_id: int, decider_id: str, expires_at: datetime) -> str:
+    payload = {"r": int(request_id), "d": str(decider_id), "x": _epoch(expires_at), "j": secrets.token_urlsafe(12)}
+    return serializer(key, LINK_SALT).dumps(payload)
 
 
 def read_token(key: str, token: str, now: datetime) -> LinkClaims:
@@ -102,13 +99,10 @@ def read_token(key: str, token: str, now: datetime) -> LinkClaims:
     if not token or len(token) > 1000:
         raise LinkRefused("invalid", "This link is not valid.")
     try:
-        payload: Any = _serializer(key, LINK_SALT).loads(token)
-    except BadSignature:
-        raise LinkRefused("invalid", "This link is not valid.") from None
-    try:
+        payload: Any = serializer(key, LINK_SALT).loads(token)
         claims = LinkClaims(int(payload["r"]), str(payload["d"]),
                             datetime.fromtimestamp(int(payload["x"]), tz=timezone.utc), str(payload["j"]))
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+    except (BadSignature, KeyError, TypeError, ValueError, OverflowError, OSError):
         raise LinkRefused("invalid", "This link is not valid.") from None
     if now >= claims.expires_at:
         raise LinkRefused("expired", "This link has expired.")
@@ -139,7 +133,7 @@ def decision_link(rt: Any, request_id: int, decider_id: str, now: datetime) -> s
 
 def form_token(key: str, link_id: str, now: datetime) -> str:
     """A signed token the decision form carries back: bound to the link, valid ``FORM_TTL``."""
-    return _serializer(key, FORM_SALT).dumps({"j": link_id, "x": _epoch(now + FORM_TTL)})
+    return serializer(key, FORM_SALT).dumps({"j": link_id, "x": _epoch(now + FORM_TTL)})
 
 
 def check_form_token(key: str, token: str | None, link_id: str, now: datetime) -> None:
@@ -147,7 +141,7 @@ def check_form_token(key: str, token: str | None, link_id: str, now: datetime) -
     if not token or len(token) > 500:
         raise LinkRefused("invalid", "The form token is missing.")
     try:
-        payload: Any = _serializer(key, FORM_SALT).loads(token)
+        payload: Any = serializer(key, FORM_SALT).loads(token)
         bound, expires = str(payload["j"]), int(payload["x"])
     except (BadSignature, KeyError, TypeError, ValueError):
         raise LinkRefused("invalid", "The form token is not valid.") from None

@@ -45,8 +45,7 @@ def enqueue(
     not one address, or a context value JSON cannot hold; ``StoreUnavailable`` /
     ``StoreRejected`` when the database fails.
     """
-    values = _row(recipient=recipient, template=template, context=context, now=now, request_id=request_id,
-                  dedupe_key=dedupe_key, language=language)
+    values = _row(Mail(recipient, template, context, request_id, dedupe_key, language), now)
     bound = log.bind(template=template, request_id=request_id, dedupe_key=dedupe_key)
     with translate_errors():
         outbox_id = outbox.add(conn, values)
@@ -74,8 +73,7 @@ def enqueue_many(conn: Connection, mails: Sequence[Mail], now: datetime) -> None
     For jobs that change requests by the batch (apply, the tacit sweep). Checks every mail as
     ``enqueue`` does, before writing any.
     """
-    rows = [_row(recipient=m.recipient, template=m.template, context=m.context, now=now, request_id=m.request_id,
-                 dedupe_key=m.dedupe_key, language=m.language) for m in mails]
+    rows = [_row(m, now) for m in mails]
     if not rows:
         return
     with translate_errors():
@@ -83,17 +81,16 @@ def enqueue_many(conn: Connection, mails: Sequence[Mail], now: datetime) -> None
     log.info("outbox_enqueued_many", count=len(rows))
 
 
-def _row(*, recipient: str, template: str, context: Mapping[str, Any], now: datetime, request_id: int | None,
-         dedupe_key: str | None, language: str) -> dict[str, Any]:
-    _check(recipient, template, context)
+def _row(mail: Mail, now: datetime) -> dict[str, Any]:
+    _check(mail.recipient, mail.template, mail.context)
     return {
         "created_at": utc(now),
-        "recipient": recipient.strip(),
-        "template": template,
-        "language": supported_language(language),
-        "context": _jsonable(dict(context)),
-        "request_id": request_id,
-        "dedupe_key": dedupe_key,
+        "recipient": mail.recipient.strip(),
+        "template": mail.template,
+        "language": supported_language(mail.language),
+        "context": _jsonable(dict(mail.context)),
+        "request_id": mail.request_id,
+        "dedupe_key": mail.dedupe_key,
         "status": "pending",
         "attempts": 0,
     }
@@ -106,12 +103,8 @@ def _check(recipient: str, template: str, context: Mapping[str, Any]) -> None:
     if missing:
         raise ValueError(f"mail template {template!r} needs context keys {', '.join(sorted(missing))}")
     address = (recipient or "").strip()
-    if (
-        not address
-        or len(address) > 254
-        or address.count("@") != 1
-        or any(c.isspace() or ord(c) < 32 or c in "<>,;\"()" for c in address)
-    ):
+    if (not address or len(address) > 254 or address.count("@") != 1
+            or any(c.isspace() or ord(c) < 32 or c in "<>,;\"()" for c in address)):
         raise ValueError(f"not a single e-mail address: {recipient!r}")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -77,27 +78,6 @@ TEMPLATES: Mapping[str, frozenset[str]] = {
                                  "expires_at"}),
 }
 
-# Keys a template shows when present (other keys are ignored).
-OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
-    "request_to_decide": frozenset({"internal", "tacit"}),   # tacit: False for a request never accepted tacitly
-    # days_left: what really remains (a late reminder); business_days: "3 jours ouvrés"
-    "decision_reminder": frozenset({"internal", "business_days", "days_left", "tacit"}),
-    "request_escalated": frozenset({"internal"}),
-    "request_accepted": frozenset({"decided_at"}),
-    "request_accepted_tacitly": frozenset({"decided_at"}),
-    "request_refused": frozenset({"decided_at", "decider_name"}),
-    "request_rejected": frozenset(),
-    "account_created_set_password": frozenset({"login"}),
-    "password_reset": frozenset(),
-    "password_changed": frozenset(),
-    "habilitation_revoked": frozenset({"reason"}),
-    "habilitation_expiring": frozenset({"renew_url"}),
-    "habilitation_expired": frozenset(),
-    "mobility_accepted": frozenset({"decided_at", "tacit"}),
-    "review_opened": frozenset(),
-    "decider_digest": frozenset(),
-}
-
 MULTILINE_KEYS = frozenset({"comment", "reason"})
 
 
@@ -129,20 +109,14 @@ def _one_line(text: str) -> str:
 
 
 def _prepare(context: Mapping[str, Any]) -> dict[str, Any]:
-    prepared = {}
-    for key, value in context.items():
-        if isinstance(value, str) and key not in MULTILINE_KEYS:
-            value = _one_line(value)
-        prepared[key] = value
-    return prepared
+    return {key: _one_line(value) if isinstance(value, str) and key not in MULTILINE_KEYS else value
+            for key, value in context.items()}
 
 
 def _finalize(value: Any) -> Any:
     if value is None:
         raise MailTemplateError("a template printed a None value: guard optional values with {% if %}")
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Markup):
         return _strip_controls(value)
     return value
 
@@ -176,10 +150,8 @@ def format_date(value: Any) -> str:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.strftime("%d/%m/%Y")
     if isinstance(value, str) and len(value) == 10:
-        try:
+        with suppress(ValueError):
             return date.fromisoformat(value).strftime("%d/%m/%Y")
-        except ValueError:
-            pass
     return _to_datetime(value).strftime("%d/%m/%Y")
 
 
@@ -221,15 +193,8 @@ def supported_language(language: str | None) -> str:
 
 
 def _trusted_links(context: Mapping[str, Any]) -> list[str]:
-    return sorted(
-        {
-            v
-            for k, v in context.items()
-            if k.endswith("_url") and isinstance(v, str) and re.match(r"https?://\S+$", v)
-        },
-        key=len,
-        reverse=True,
-    )
+    links = {v for k, v in context.items() if k.endswith("_url") and isinstance(v, str) and re.match(r"https?://\S+$", v)}
+    return sorted(links, key=len, reverse=True)
 
 
 def _text_to_html(text: str, links: list[str]) -> list[Markup]:
@@ -246,11 +211,8 @@ def _html_alternative(env: jinja2.Environment, subject: str, text: str, links: l
     body, delimiter, footer = text.rpartition("\n-- \n")  # the signature delimiter of _footer.txt
     if not delimiter:
         body, footer = text, ""
-    return env.get_template("_layout.html").render(
-        subject=subject,
-        paragraphs=_text_to_html(body, links),
-        footer=_text_to_html(footer, links),
-    )
+    return env.get_template("_layout.html").render(subject=subject, paragraphs=_text_to_html(body, links),
+                                                   footer=_text_to_html(footer, links))
 
 
 def render(template: str, language: str, context: Mapping[str, Any]) -> RenderedMail:
@@ -276,9 +238,7 @@ def render(template: str, language: str, context: Mapping[str, Any]) -> Rendered
         raise
     except jinja2.UndefinedError as exc:
         raise MailTemplateError(f"{template}: {exc}") from exc
-    except jinja2.TemplateError as exc:
-        raise MailTemplateError(f"{template}: {type(exc).__name__}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
         raise MailTemplateError(f"{template}: {type(exc).__name__}: {exc}") from exc
     return RenderedMail(subject=_subject_line(subject), text=text, html=html)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from contextlib import suppress
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -83,12 +84,8 @@ def _set_subject(msg: EmailMessage, subject: str) -> None:
 
 
 def _check_recipient(recipient: str) -> None:
-    if (
-        not recipient
-        or recipient.count("@") != 1
-        or any(c.isspace() or ord(c) < 32 or c in "<>,;\"()" for c in recipient)
-        or parseaddr(recipient)[1] != recipient
-    ):
+    if (not recipient or recipient.count("@") != 1
+            or any(c.isspace() or ord(c) < 32 or c in "<>,;\"()" for c in recipient) or parseaddr(recipient)[1] != recipient):
         raise MailRejected(f"not a single e-mail address: {recipient!r}")
 
 
@@ -227,10 +224,8 @@ class SmtpSender:
 
 def _close_quietly(conn: smtplib.SMTP | None) -> None:
     if conn is not None:
-        try:
+        with suppress(OSError):
             conn.close()
-        except OSError:
-            pass
 
 
 def _text(value: object) -> str:

@@ -52,6 +52,11 @@ from syncd.mappings.yaml_source import (
 )
 
 
+# The attributes each branch's layout names (``directory.people.rdn_attribute``…).
+_LAYOUT_ATTRIBUTES = {"people": ("rdn_attribute", "disabled_attribute"), "organisations": ("rdn_attribute",),
+                      "groups": ("rdn_attribute", "member_attribute")}
+
+
 @dataclass(frozen=True)
 class _Section:
     file: str            # as shown in problems
@@ -283,10 +288,7 @@ class _MappingsLoader:
         if isinstance(base, str):
             self._check_dn(("directory", "base_dn"), base)
         branches: dict[str, Loc] = {}
-        names = {"people": ("rdn_attribute", "disabled_attribute"),
-                 "organisations": ("rdn_attribute",),
-                 "groups": ("rdn_attribute", "member_attribute")}
-        for name, attributes in names.items():
+        for name, attributes in _LAYOUT_ATTRIBUTES.items():
             layout = directory.get(name)
             if not isinstance(layout, dict):
                 continue
@@ -357,9 +359,7 @@ class _MappingsLoader:
         kind = self._kind()
         if kind is None:
             return                       # the model reports the unknown kind
-        for name, keys in (("people", ("rdn_attribute", "disabled_attribute")),
-                           ("organisations", ("rdn_attribute",)),
-                           ("groups", ("rdn_attribute", "member_attribute"))):
+        for name, keys in _LAYOUT_ATTRIBUTES.items():
             layout = directory.get(name)
             for key in keys if isinstance(layout, dict) else ():
                 attribute = layout.get(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -42,10 +43,8 @@ class _Problem:
 def _display(path: Path) -> str:
     """The path as shown in problems: relative to the working folder when it lies inside it."""
     if path.is_absolute():
-        try:
+        with suppress(ValueError, OSError):
             return path.relative_to(Path.cwd()).as_posix()
-        except (ValueError, OSError):
-            pass
     return path.as_posix()
 
 

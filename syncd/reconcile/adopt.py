@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,8 +57,8 @@ class AdoptReport:
     correspondents_adopted: int = 0
     correspondents_known: int = 0
     shared_members_left: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
     skipped_by_reason: Counter = field(default_factory=Counter)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     organisations_unknown: list[str] = field(default_factory=list)
     groups_unknown: list[str] = field(default_factory=list)
     groups_missing: list[str] = field(default_factory=list)
@@ -69,13 +69,7 @@ class AdoptReport:
             self.skipped.append({"what": what, "name": name, "reason": reason})
 
     def to_json(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "accounts_adopted": self.accounts_adopted,
-                "accounts_known": self.accounts_known, "memberships_adopted": self.memberships_adopted,
-                "memberships_known": self.memberships_known, "correspondents_adopted": self.correspondents_adopted,
-                "correspondents_known": self.correspondents_known, "shared_members_left": self.shared_members_left,
-                "skipped_by_reason": dict(self.skipped_by_reason), "skipped": self.skipped,
-                "organisations_unknown": self.organisations_unknown, "groups_unknown": self.groups_unknown,
-                "groups_missing": self.groups_missing}
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"skipped_by_reason": dict(self.skipped_by_reason)}
 
 
 def _generalized_time(value: str | None) -> datetime | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -164,10 +165,8 @@ class AccountComparer:
         if attribute == self.lock_attribute:
             values = self.traits.lock_canonical(values)    # a bit mask: the lock bit alone
         if attribute in self.dn_attributes:
-            try:
+            with suppress(names.InvalidName):
                 values = [self._normalise(v) for v in values]
-            except names.InvalidName:
-                pass
         if len(values) == 1:
             return values[0]
         return "\x01".join(sorted(values))

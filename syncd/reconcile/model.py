@@ -11,7 +11,6 @@ from typing import Any, Literal
 # disable:  disabled in the database, not in LDAP                            -> update (disable)
 # extra:    an entry in the people branch the database does not know         -> report (or disable)
 AccountKind = Literal["missing", "renamed", "changed", "disable", "extra"]
-RENAME_FIELDS = ("email", "given_name", "family_name")
 
 
 @dataclass
@@ -67,9 +66,6 @@ class Plan:
     groups_checked: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     extra_accounts_total: int = 0                 # may exceed len([a for a in accounts if extra]) (capped)
-
-    def accounts_of(self, *kinds: str) -> list[AccountDrift]:
-        return [a for a in self.accounts if a.kind in kinds]
 
     @property
     def member_adds(self) -> int:

@@ -102,10 +102,8 @@ def _parse_url(url: str | URL) -> URL:
         parsed = make_url(url)
     except sa_exc.ArgumentError as exc:
         raise ConfigError(f"database url: cannot be parsed ({exc})") from None
-    backend = parsed.get_backend_name()
-    if backend == "postgres":  # the spelling some tools use
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername == "postgresql":  # psycopg 3 is the driver we ship with
+    # "postgres" is the spelling some tools use; psycopg 3 is the driver we ship with
+    if parsed.get_backend_name() == "postgres" or parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
@@ -160,7 +158,9 @@ def _make_sqlite_engine(url: URL, echo: bool, busy_timeout: float) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+        # On the driver's connection: SQLAlchemy's own execution costs more than the statement
+        # (a decision is a few of them); its errors are translated by ``transaction`` as well.
+        conn.connection.dbapi_connection.execute("BEGIN" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -285,9 +285,7 @@ def translate_errors() -> Iterator[None]:
         yield
     except (StoreUnavailable, StoreRejected):
         raise
-    except sa_exc.SQLAlchemyError as exc:
-        raise _translate(exc) from exc
-    except sqlite3.Error as exc:  # raised outside SQLAlchemy's wrapping (rare)
+    except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:  # sqlite3's: raised outside SQLAlchemy's wrapping (rare)
         raise _translate(exc) from exc
     except Exception as exc:
         if psycopg is not None and isinstance(exc, psycopg.Error):
@@ -297,8 +295,7 @@ def translate_errors() -> Iterator[None]:
 
 def _translate(exc: BaseException) -> StoreUnavailable | StoreRejected:
     temporary, detail = _classify(exc)
-    cls = StoreUnavailable if temporary else StoreRejected
-    return cls(detail)
+    return (StoreUnavailable if temporary else StoreRejected)(detail)
 
 
 def _classify(exc: BaseException) -> tuple[bool, str]:

@@ -22,9 +22,6 @@ when this worker may run the job named ``name`` now:
 * **SQLite**: always true. One SQLite file has one writer host; daemons on it take turns on
   its write lock anyway.
 
-  ``now`` is accepted for interface symmetry with lease-based implementations and ignored:
-  an advisory lock needs no clock.
-
 ``listen(engine, channel)`` / ``notify(conn, channel, payload)`` — PostgreSQL
 ``LISTEN`` / ``NOTIFY`` as a *wake-up hint*. A ``notify`` in a transaction is delivered
 when it commits (never for a rollback). ``Listener.wait(timeout)`` returns the payloads
@@ -46,9 +43,8 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -60,7 +56,7 @@ from syncd.store.db import translate_errors
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["singleton", "Leadership", "lock_key", "holders", "listen", "Listener", "notify", "WAKE_CHANNEL"]
+__all__ = ["singleton", "Leadership", "lock_key", "listen", "Listener", "notify", "WAKE_CHANNEL"]
 
 WAKE_CHANNEL = "syncd_wake"
 _CHANNEL_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -115,8 +111,7 @@ def _keepalive_settings(ttl: float) -> dict[str, int]:
 
 
 @contextmanager
-def singleton(engine: Engine, name: str, worker_id: str, now: datetime | None = None,
-              ttl: float = DEFAULT_TTL) -> Iterator[Leadership]:
+def singleton(engine: Engine, name: str, worker_id: str, ttl: float = DEFAULT_TTL) -> Iterator[Leadership]:
     """Whether this worker may run the singleton job ``name`` now (see the module docstring).
 
         with singleton(rt.engine, "tacit", rt.worker_id) as leader:
@@ -174,42 +169,18 @@ def _release(conn: Connection, leader: Leadership) -> None:
 
 def _return(conn: Connection) -> None:
     try:
-        conn.execute(text("RESET application_name"))
-        conn.execute(text("RESET tcp_keepalives_idle"))
-        conn.execute(text("RESET tcp_keepalives_interval"))
-        conn.execute(text("RESET tcp_keepalives_count"))
+        for setting in ("application_name", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+            conn.execute(text(f"RESET {setting}"))
         conn.close()
     except Exception:  # noqa: BLE001
         _discard(conn)
 
 
 def _discard(conn: Connection) -> None:
-    try:
+    with suppress(Exception):
         conn.invalidate()
-    except Exception:  # noqa: BLE001
-        pass
-    try:
+    with suppress(Exception):
         conn.close()
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def holders(conn_or_engine: Engine | Connection) -> dict[int, str]:
-    """Advisory-lock key → ``application_name`` of its holder (PostgreSQL; {} on SQLite)."""
-    def query(conn: Connection) -> dict[int, str]:
-        if conn.dialect.name != "postgresql":
-            return {}
-        rows = conn.execute(text(
-            "SELECT ((l.classid::bigint << 32) | l.objid::bigint) AS key, a.application_name "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"))
-        return {int(k): n for k, n in rows}
-
-    with translate_errors():
-        if isinstance(conn_or_engine, Engine):
-            with conn_or_engine.connect() as conn:
-                return query(conn)
-        return query(conn_or_engine)
 
 
 # --------------------------------------------------------------------------- LISTEN / NOTIFY
@@ -299,10 +270,8 @@ class Listener:
     def _close_raw(self) -> None:
         driver, self._raw = self._raw, None
         if driver is not None:
-            try:
+            with suppress(Exception):
                 driver.close()
-            except Exception:  # noqa: BLE001
-                pass
 
     def close(self) -> None:
         with self._lock:

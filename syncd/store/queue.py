@@ -14,8 +14,7 @@ died or hung: the row comes back by itself), and - with ``due_only`` - its ``nex
   turns on the database's single write lock.
 
 A worker that finishes a row should clear the claim in the same statement that records the
-outcome, or call ``release``; ``extend_lease`` keeps a long piece of work leased. Every
-function takes an Engine (a transaction of its own, committed before returning - the usual
+outcome, or call ``release``. Every function takes an Engine (a transaction of its own, committed before returning - the usual
 way) or a Connection: if the Connection is already in a transaction the work joins it and the
 caller commits (on SQLite that transaction must be a write one, i.e. not ``readonly``).
 
@@ -40,11 +39,8 @@ __all__ = [
     "claim_requests",
     "claim_outbox",
     "release",
-    "extend_lease",
-    "CLAIMABLE_TABLES",
 ]
 
-CLAIMABLE_TABLES: tuple[Table, ...] = (requests, outbox)
 OUTBOX_PENDING = "pending"
 
 # Keep IN (...) lists well under SQLite's bound-parameter limit.
@@ -105,24 +101,6 @@ def release(
     Rows another worker holds now (our lease ran out and was taken over) are left alone.
     """
     return _update_own_claims(conn_or_engine, table, ids, worker_id, claimed_by=None, claimed_until=None)
-
-
-def extend_lease(
-    conn_or_engine: Engine | Connection,
-    ids: Iterable[int],
-    worker_id: str,
-    *,
-    now: datetime,
-    lease_seconds: float,
-    table: Table = requests,
-) -> list[int]:
-    """Push the lease of those of ``ids`` still claimed by ``worker_id`` to ``now + lease_seconds``.
-
-    Returns the ids still held, ascending; an id missing from the answer was lost to another
-    worker (our lease had run out) and must not be worked on any more.
-    """
-    return _update_own_claims(conn_or_engine, table, ids, worker_id,
-                              claimed_until=_lease_end(now, lease_seconds))
 
 
 # --------------------------------------------------------------------------- the common part

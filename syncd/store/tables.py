@@ -101,8 +101,6 @@ def time_from_driver(value: Any) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 REQUEST_STATUSES = ("new", "pending", "awaiting_decider", "accepted", "accepted_tacitly", "refused", "rejected")
-REQUEST_KINDS = ("account", "habilitation", "renewal", "mobility")
-ACCOUNT_STATUSES = ("pending", "active", "disabled")
 
 organisations = Table(
     "organisations",
@@ -398,7 +396,6 @@ desk_revocations = Table(
 
 # --- added in migration 0012: access review campaigns (syncd.core.reviews, syncd.jobs.reviews) -----
 
-REVIEW_STATES = ("open", "awaiting_reviewer", "closed")
 REVIEW_DECISIONS = ("confirmed", "withdrawn", "kept_tacitly", "withdrawn_unanswered", "ended")
 
 # One campaign per organisation at a time: the rights its people hold in reviewed roles.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import socket
 from pathlib import Path
@@ -52,6 +53,13 @@ def wake_folder(engine_or_conn: Engine | Connection) -> Path | None:
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
+    # Asked twice by every decision (at the statement, then after the commit): worked out once
+    # per database, but for a relative path, which depends on the working directory.
+    return _folder_of(database) if database and os.path.isabs(database) else _folder_of.__wrapped__(database)
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_of(database: str | None) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(os.path.abspath(database) + ".wake")

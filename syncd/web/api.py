@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -174,7 +175,14 @@ def replayed(svc: "Services", who: Verified, request: Request) -> Response:
 
 
 class SignedRoute(APIRoute):
-    """A route that authenticates, rate-limits, de-duplicates and converts errors before the endpoint runs."""
+    """A route that authenticates, rate-limits, de-duplicates and converts errors before the endpoint runs.
+
+    ``lean``: a coroutine tried before FastAPI's own handler, once the call is signed: it answers
+    the calls it knows how to (returning the response) and leaves the others to FastAPI
+    (returning None), which then parses, validates and answers as it always does.
+    """
+
+    lean: Callable[[Request], Awaitable[Response | None]] | None = None
 
     def get_route_handler(self):
         endpoint = super().get_route_handler()
@@ -235,6 +243,10 @@ class SignedRoute(APIRoute):
     async def _run(self, endpoint, request: Request) -> Response:
         lang = lang_of(request)
         try:
+            if self.lean is not None:
+                response = await self.lean(request)
+                if response is not None:
+                    return response
             return await endpoint(request)
         except NonceReplayed:
             return Response(status_code=401)   # replaced by the handler, which knows who replayed
@@ -371,12 +383,44 @@ def _account(conn, ref: str):
 
 # --- decisions ----------------------------------------------------------------------------------------
 
-@router.post("/requests/{request_id}/decision", response_model=DecisionOut, operation_id="decide",
-             summary="Accept or refuse a pending request on behalf of a decider",
-             responses=_errors(400, 401, 403, 404, 409, 413, 429, 503))
 @records_nonce
 async def decide(request: Request, decision: DecisionIn, request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                  idempotency_key: IdempotencyKey = None) -> DecisionOut:
+    return await _decide(request, request_id, decision)
+
+
+_JSON = "application/json"
+
+
+async def lean_decision(request: Request) -> Response | None:
+    """``decide`` for a call whose id is plain digits in range and whose body is a JSON object
+    that ``DecisionIn`` accepts, sent as ``application/json``: parsed as FastAPI would
+    (``json.loads``, then the model in Python mode), answered with the bytes FastAPI would send.
+    Anything else (None) goes to FastAPI, which refuses it with its own errors, unchanged. The
+    ``Idempotency-Key`` was checked by ``SignedRoute`` already."""
+    raw_id = request.path_params.get("request_id", "")
+    content_type = request.headers.get("content-type", "")
+    if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 19) or \
+            content_type.partition(";")[0].strip().lower() != _JSON:
+        return None
+    request_id = int(raw_id)
+    if not 1 <= request_id <= MAX_ID:
+        return None
+    try:
+        data = json.loads(await request.body())
+        if type(data) is not dict:
+            return None
+        decision = DecisionIn.model_validate(data)
+    except (ValueError, RecursionError):   # not JSON, not UTF-8, nested too deep, refused by the model
+        return None
+    out = await _decide(request, request_id, decision)
+    return Response(_DECISION_OUT(out), media_type=_JSON)
+
+
+_DECISION_OUT = DecisionOut.__pydantic_serializer__.to_json   # what FastAPI's ``response_model`` sends
+
+
+async def _decide(request: Request, request_id: int, decision: DecisionIn) -> DecisionOut:
     # A coroutine that hands the database work to the thread pool itself: FastAPI runs a plain
     # function there, and then the validation of its answer as well, a second trip per call.
     from syncd.jobs.decisions import decide_request
@@ -401,6 +445,18 @@ async def decide(request: Request, decision: DecisionIn, request_id: Annotated[i
     # decide_request logged it (`request_decided`, channel "api:<client>"): one line per decision.
     return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(
         t.to_status.value), decided_at=t.at, decided_by=t.decided_by or "", comment=t.comment)
+
+
+class DecisionRoute(SignedRoute):
+    """The decision endpoint: its usual call skips FastAPI's parameter solving and answer
+    validation (``lean_decision``), the rest goes through FastAPI as any route."""
+
+    lean = staticmethod(lean_decision)
+
+
+router.add_api_route("/requests/{request_id}/decision", decide, methods=["POST"], response_model=DecisionOut,
+                     operation_id="decide", summary="Accept or refuse a pending request on behalf of a decider",
+                     responses=_errors(400, 401, 403, 404, 409, 413, 429, 503), route_class_override=DecisionRoute)
 
 
 # --- one request, and submitting one --------------------------------------------------------------------

@@ -138,17 +138,8 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replaying(whole, receive), send)
 
     async def _read_only(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         declared = headers.get(b"content-length")
@@ -163,16 +154,7 @@ class BodyLimit:
             if first["type"] == "http.request":
                 await self._refuse(scope, send, 400)
             return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return first
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replaying(first, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, status: int = 413) -> None:
         code = "body_too_large" if status == 413 else "body_not_allowed"
@@ -213,6 +195,20 @@ class HeadWithoutBody:
             await send(message)
 
         await self.app({**scope, "method": "GET", "syncd.head": True}, receive, headers_only)
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``first`` (a message already read), then reads on."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
 
 
 async def _drain() -> Message:
@@ -393,10 +389,9 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
     @app.exception_handler(TemporaryError)
     async def _temporary(request: Request, exc: TemporaryError):
         if request.url.path.startswith(HTML_PREFIXES):
-            response = pages.message(503, "Service momentanément indisponible",
-                                     "Réessayez dans quelques minutes : ce qui a déjà été enregistré ne le sera pas deux fois.", kind="error", alert=True)
-            response.headers["Retry-After"] = "30"
-            return response
+            return pages.message(503, "Service momentanément indisponible", "Réessayez dans quelques minutes : ce "
+                                 "qui a déjà été enregistré ne le sera pas deux fois.", kind="error", alert=True,
+                                 retry_after=30)
         return api.unavailable(exc).response(api.lang_of(request))
 
     @app.exception_handler(StoreRejected)

@@ -87,12 +87,8 @@ def load_clients(settings) -> dict[str, bytes]:
 
 # --- signatures ------------------------------------------------------------------------------------
 
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 def string_to_sign(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return "\n".join((method.upper(), target, timestamp, nonce, body_digest(body))).encode("utf-8")
+    return "\n".join((method.upper(), target, timestamp, nonce, hashlib.sha256(body).hexdigest())).encode("utf-8")
 
 
 def sign(secret: bytes | str, method: str, target: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -103,12 +99,9 @@ def sign(secret: bytes | str, method: str, target: str, timestamp: str, nonce: s
 def signed_headers(client: str, secret: bytes | str, method: str, target: str, body: bytes = b"", *,
                    now: datetime | float | None = None, nonce: str | None = None) -> dict[str, str]:
     """The four headers a client sends (for clients written in Python, the tests and the bench)."""
-    if isinstance(now, datetime):
-        stamp = int(now.timestamp())
-    else:
-        stamp = int(time.time() if now is None else now)
+    seconds = now.timestamp() if isinstance(now, datetime) else now
+    timestamp = str(int(time.time() if seconds is None else seconds))
     nonce = nonce or secrets.token_urlsafe(18)
-    timestamp = str(stamp)
     return {HEADER_CLIENT: client, HEADER_TIMESTAMP: timestamp, HEADER_NONCE: nonce,
             HEADER_SIGNATURE: sign(secret, method, target, timestamp, nonce, body)}
 

@@ -261,11 +261,9 @@ def _used(state: _State) -> HTMLResponse:
 
 
 def _unavailable() -> HTMLResponse:
-    response = message(503, "Service momentanément indisponible",
-                       "Votre décision n'a pas pu être enregistrée. Réessayez dans quelques minutes.", kind="error",
-                       alert=True)
-    response.headers["Retry-After"] = "30"
-    return response
+    return message(503, "Service momentanément indisponible",
+                   "Votre décision n'a pas pu être enregistrée. Réessayez dans quelques minutes.", kind="error",
+                   alert=True, retry_after=30)
 
 
 @router.get("/decisions/{request_id}", response_class=HTMLResponse)

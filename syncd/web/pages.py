@@ -86,5 +86,10 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
 
 
-def message(status: int, title: str, *paragraphs: str, r=None, kind: str = "info", alert: bool = False):
-    return render("message.html", status, title=title, paragraphs=paragraphs, r=r, kind=kind, alert=alert)
+def message(status: int, title: str, *paragraphs: str, r=None, kind: str = "info", alert: bool = False,
+            retry_after: int | None = None):
+    """A page that only says something; ``retry_after``: seconds, sent as ``Retry-After``."""
+    response = render("message.html", status, title=title, paragraphs=paragraphs, r=r, kind=kind, alert=alert)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response

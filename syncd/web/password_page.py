@@ -19,6 +19,7 @@ import hmac
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import structlog
@@ -123,18 +124,15 @@ def _reset_link_refused() -> HTMLResponse:
 
 
 def _too_many(wait: float) -> HTMLResponse:
-    response = message(429, "Trop de tentatives",
-                       "Trop de liens non valables ont été présentés depuis votre connexion. Patientez quelques "
-                       "minutes, puis rouvrez le lien reçu par courriel.", NEW_LINK_FR, kind="error", alert=True)
-    response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-    return response
+    return message(429, "Trop de tentatives",
+                   "Trop de liens non valables ont été présentés depuis votre connexion. Patientez quelques "
+                   "minutes, puis rouvrez le lien reçu par courriel.", NEW_LINK_FR, kind="error", alert=True,
+                   retry_after=max(1, int(wait + 0.999)))
 
 
 def _reset_unavailable(text: str) -> HTMLResponse:
-    response = message(503, "Service momentanément indisponible", text, "Votre lien reste valable : réessayez dans "
-                       "quelques minutes.", kind="error", alert=True)
-    response.headers["Retry-After"] = "30"
-    return response
+    return message(503, "Service momentanément indisponible", text, "Votre lien reste valable : réessayez dans "
+                   "quelques minutes.", kind="error", alert=True, retry_after=30)
 
 
 def _reset_form(svc: "Services", key: str, token: str, status: int = 200,
@@ -167,10 +165,6 @@ def _directory_refusal(exc: DirectoryRejected) -> str | None:
     if getattr(exc, "result_code", None) != LDAP_CONSTRAINT_VIOLATION:
         return None
     return PASSWORD_ERRORS_FR["history" if "history" in str(exc).lower() else "directory"]
-
-
-def _set_password(svc: "Services", token: str, password: str) -> str:
-    return passwords.reset_password(svc.rt, token, password, writing=svc.writing)
 
 
 def _admitted(request: Request) -> tuple["Services", str, FailureLimit, str] | HTMLResponse:
@@ -238,7 +232,7 @@ async def reset(request: Request, token: Annotated[str, Form()] = "", csrf: Anno
     if errors:
         return _reset_form(svc, key, token, 400, errors)
     try:
-        await svc.call_directory(_set_password, svc, token, password)
+        await svc.call_directory(partial(passwords.reset_password, writing=svc.writing), svc.rt, token, password)
     except passwords.WeakPassword as exc:         # e.g. it holds the person's name
         return _reset_form(svc, key, token, 400, {"password": PASSWORD_ERRORS_FR[exc.code]})
     except passwords.ResetRefused:                # used a moment ago, through another tab

@@ -39,9 +39,7 @@ router = APIRouter(prefix="/api/v1", route_class=SignedRoute, tags=["portal"])
 
 def _described(extra: dict[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
     """``api._errors`` for the codes it knows, with this module's own descriptions added."""
-    out = _errors(*codes)
-    out.update({code: {"model": Error, "description": text} for code, text in extra.items()})
-    return out
+    return _errors(*codes) | {code: {"model": Error, "description": text} for code, text in extra.items()}
 
 
 # --- « Mes coordonnées » -------------------------------------------------------------------------------------
@@ -116,7 +114,6 @@ def change_profile(request: Request, response: Response, account: RefPath, chang
     log.info("api_profile_changed", account_id=found["id"], fields=sorted(sent), client=request.state.client)
     response.headers["ETag"] = _etag(found["version"])
     return _profile(found, svc.rt.mappings)
-
 
 
 # --- « Vous avez oublié votre mot de passe ? » -----------------------------------------------------------------

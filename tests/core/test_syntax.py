@@ -43,7 +43,7 @@ def test_the_profile_of_each_kind_gives_every_attribute_of_our_schema_its_syntax
 
 def test_every_directory_kind_has_a_profile_and_only_389ds_knows_its_lock_attribute():
     assert set(syntax.PROFILES) == set(DirectoryKind)
-    assert syntax.profile("389ds").knows("nsaccountlock") and not syntax.profile("openldap").knows("nsAccountLock")
+    assert syntax.profile("389ds").attribute("nsaccountlock") and not syntax.profile("openldap").attribute("nsAccountLock")
     assert syntax.profile("openldap").attribute("rfc822Mailbox").name == "mail"
 
 

@@ -191,7 +191,7 @@ def test_a_person_with_a_hostile_id_can_be_created_found_by_filter_and_added_to_
     found = list(directory.iter_entries(names.branch_dn(directory.layout, "people"),
                                         names.filter_eq("uid", hostile), ["uid"]))
     assert [e["uid"] for e in found] == [[hostile]]
-    assert names.dn_equal(found[0]["dn"], dn)
+    assert names.normalise_dn(found[0]["dn"]) == names.normalise_dn(dn)
     directory.ensure_group("g", "r", "app")
     directory.add_members("g", [dn])
     assert directory.members_of_group("g") == {names.normalise_dn(dn)}
@@ -222,7 +222,7 @@ def test_an_escaped_value_round_trips_through_a_real_slapd(directory, admin, ser
     assert result["result"] == 0
     assert len(response) == 1
     assert response[0]["attributes"]["cn"] == [value]
-    assert names.dn_equal(response[0]["dn"], dn)      # slapd's spelling, our spelling: same DN
+    assert names.normalise_dn(response[0]["dn"]) == names.normalise_dn(dn)      # slapd's spelling, our spelling: same DN
 
 
 # -- organisations -----------------------------------------------------------------------------

@@ -9,6 +9,28 @@ DEADLINE = SUBMITTED + timedelta(days=10)
 DECIDED = datetime(2026, 3, 5, 8, 15, tzinfo=timezone.utc)      # 09:15 in Paris
 EXPIRES = datetime(2026, 7, 1, 21, 59, tzinfo=timezone.utc)     # 23:59 in Paris (summer time)
 
+# Keys a template shows when present besides the ones it requires (``syncd.mail.render.TEMPLATES``; other
+# keys are ignored): test_render checks that every template reads only these.
+OPTIONAL_KEYS: dict[str, frozenset[str]] = {
+    "request_to_decide": frozenset({"internal", "tacit"}),   # tacit: False for a request never accepted tacitly
+    # days_left: what really remains (a late reminder); business_days: "3 jours ouvrés"
+    "decision_reminder": frozenset({"internal", "business_days", "days_left", "tacit"}),
+    "request_escalated": frozenset({"internal"}),
+    "request_accepted": frozenset({"decided_at"}),
+    "request_accepted_tacitly": frozenset({"decided_at"}),
+    "request_refused": frozenset({"decided_at", "decider_name"}),
+    "request_rejected": frozenset(),
+    "account_created_set_password": frozenset({"login"}),
+    "password_reset": frozenset(),
+    "password_changed": frozenset(),
+    "habilitation_revoked": frozenset({"reason"}),
+    "habilitation_expiring": frozenset({"renew_url"}),
+    "habilitation_expired": frozenset(),
+    "mobility_accepted": frozenset({"decided_at", "tacit"}),
+    "review_opened": frozenset(),
+    "decider_digest": frozenset(),
+}
+
 HABILITATION = {
     "kind": "habilitation",
     "application_label": "Guides juridiques (Gap, Paie, Jurisprudence)",

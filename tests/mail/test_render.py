@@ -6,9 +6,9 @@ import pytest
 from jinja2 import meta
 
 from syncd.errors import PermanentError
-from syncd.mail.render import LANGUAGES, OPTIONAL_KEYS, TEMPLATES, MailTemplateError, _environment, render
+from syncd.mail.render import LANGUAGES, TEMPLATES, MailTemplateError, _environment, render
 
-from .samples import SAMPLE_CONTEXTS
+from .samples import OPTIONAL_KEYS, SAMPLE_CONTEXTS
 
 
 def test_every_template_has_a_sample_context():

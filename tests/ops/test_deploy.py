@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from syncd.devslapd import parse_change_records
+from tests.ops.ldif import parse_change_records
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

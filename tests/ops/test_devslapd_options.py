@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from syncd.devslapd import DEBIAN_INIT, DevSlapd, DevSlapdError, parse_change_records
+from syncd.devslapd import DEBIAN_INIT, DevSlapd, DevSlapdError
+from tests.ops.ldif import parse_change_records
 
 
 def test_the_options_leave_the_default_rendering_alone(tmp_path):

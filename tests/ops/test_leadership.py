@@ -13,12 +13,25 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from syncd.errors import StoreUnavailable
 from syncd.store.db import make_engine, transaction
-from syncd.store.leadership import WAKE_CHANNEL, holders, listen, lock_key, notify, singleton
+from syncd.store.leadership import WAKE_CHANNEL, listen, lock_key, notify, singleton
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def holders(engine: Engine) -> dict[int, str]:
+    """Advisory-lock key → ``application_name`` of its holder (PostgreSQL; {} on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT ((l.classid::bigint << 32) | l.objid::bigint) AS key, a.application_name "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"))
+        return {int(k): n for k, n in rows}
 
 
 @pytest.fixture

@@ -42,9 +42,9 @@ def test_a_sqlite_transaction_takes_the_write_lock_from_its_start(sqlite_engine)
 
     from sqlalchemy import event
 
-    @event.listens_for(sqlite_engine, "before_cursor_execute")
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
+    @event.listens_for(sqlite_engine, "checkout")
+    def record(dbapi_connection, *args):   # what the driver runs (BEGIN is sent to it directly)
+        dbapi_connection.set_trace_callback(statements.append)
 
     with transaction(sqlite_engine) as conn:
         conn.execute(select(requests.c.id))

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from syncd.core.model import Status
 from syncd.store.db import make_engine, transaction
-from syncd.store.queue import claim_outbox, claim_requests, extend_lease, release
+from syncd.store.queue import _lease_end, _update_own_claims, claim_outbox, claim_requests, release
 from syncd.store.tables import outbox, requests
 
 from tests.store.rows import T0, insert_outbox, insert_requests
@@ -22,6 +22,11 @@ LEASE = 300
 def _claim(engine, worker="w1", now=T0, statuses=("new",), limit=100, **kw):
     return claim_requests(engine, statuses=statuses, worker_id=worker, now=now,
                           lease_seconds=LEASE, limit=limit, **kw)
+
+
+def extend_lease(engine, ids, worker_id, *, now, lease_seconds):
+    """Push the lease of those of ``ids`` still claimed by ``worker_id``; the ids still held."""
+    return _update_own_claims(engine, requests, ids, worker_id, claimed_until=_lease_end(now, lease_seconds))
 
 
 def _claims(engine, table=requests):

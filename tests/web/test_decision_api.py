@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from syncd.web import create_app
-from tests.scenarios.helpers import ADMIN, CORRESPONDENT, REQUESTER, events, request_row
+from tests.scenarios.helpers import ADMIN, CORRESPONDENT, REQUESTER, events, habilitation, request_row
 from tests.web.conftest import CLIENTS, OTHER_CORRESPONDENT, SQLITE_ONLY, SignedClient
 
 pytestmark = pytest.mark.slapd
@@ -283,3 +283,60 @@ def test_a_retry_with_an_idempotency_key_and_a_used_nonce_is_a_replay(api, clien
     replay = client.post(path, content=body_of(), headers=headers)
     assert (replay.status_code, replay.json()["error"]) == (401, "replayed_nonce")
     assert events(rt, routed["request"]).count("decided") == 1
+
+
+# --- the lean path --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def lean_taken(monkeypatch) -> list[bool]:
+    """For each decision call, whether ``api.lean_decision`` answered it (False: left to FastAPI)."""
+    from syncd.web import api as api_module
+    lean, taken = api_module.lean_decision, []
+
+    async def counted(request):
+        response = await lean(request)
+        taken.append(response is not None)
+        return response
+
+    monkeypatch.setattr(api_module.DecisionRoute, "lean", staticmethod(counted))
+    return taken
+
+
+@SQLITE_ONLY
+def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypatch, lean_taken):
+    """The usual call is answered by ``api.lean_decision``; the same call through FastAPI's own
+    parsing and answer validation gives the same status, headers and body shape."""
+    from syncd.web import api as api_module
+    other = habilitation(rt, "annuaire-redacteur")
+    daemon.run_job("intake")
+    leaned = api.decide(routed["request"], "refuse", CORRESPONDENT, "Hors périmètre")
+    assert lean_taken == [True], "the usual call took the lean path"
+    monkeypatch.setattr(api_module.DecisionRoute, "lean", None)
+    framework = api.decide(other, "refuse", CORRESPONDENT, "Hors périmètre")
+    assert leaned.status_code == framework.status_code == 200, (leaned.text, framework.text)
+    assert leaned.headers["content-type"] == framework.headers["content-type"] == "application/json"
+    one, two = leaned.json(), framework.json()
+    assert list(one) == list(two) and one.pop("request_id") != two.pop("request_id")
+    assert one.pop("decided_at")[-1] == two.pop("decided_at")[-1] == "Z"
+    assert one == two
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("headers, body", [
+    ({"Content-Type": "application/merge-patch+json"}, None),    # JSON all the same, for FastAPI
+    ({}, b'["accept"]'),                                          # not an object
+    ({}, b'{"verdict": "accept", "decider": 5}'),                 # refused by the model
+    ({}, b"[" * 5000 + b"]" * 5000),                              # nested deeper than json.loads goes
+])
+def test_calls_the_lean_path_does_not_take_are_answered_by_fastapi(api, routed, lean_taken, headers, body):
+    body = body if body is not None else json.dumps({"verdict": "accept", "decider": CORRESPONDENT}).encode()
+    response = api.call("POST", decision_path(routed["request"]), body=body, headers=headers)
+    assert lean_taken == [False]
+    if body.startswith(b"[["):
+        assert response.status_code == 400, response.text
+    elif body.startswith(b"["):
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    elif b"5}" in body:
+        assert (response.status_code, [f["field"] for f in response.json()["fields"]]) == (400, ["decider"])
+    else:
+        assert response.status_code == 200, response.text     # FastAPI accepts it as it always did
