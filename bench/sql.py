@@ -233,7 +233,10 @@ def raw_db_reads(engine: Engine, people: Any, role_keys: list[str]) -> float:
 
 # The floor of the tacit sweep: the same writes as the sweep's for every due request, as plain
 # set-based SQL in one transaction, with no rule applied (every due, routed request is accepted;
-# the bench's due requests are all plain habilitations, each membership without an end).
+# the bench's due requests are all plain habilitations, each membership without an end). On SQLite
+# the joins are CROSS JOINs, which SQLite takes in the order written (the due ids, then each
+# request by its key): left to its planner, which has no statistics on the temporary table, it
+# scanned the whole of requests (audit rows) and of its (account_id, role_key) index (memberships).
 _FLOOR_SQLITE = (
     "CREATE TEMP TABLE floor_due (id INTEGER PRIMARY KEY)",
     "INSERT INTO floor_due SELECT r.id FROM requests r WHERE r.status = 'pending' AND r.deadline_at <= :now "
@@ -244,9 +247,9 @@ _FLOOR_SQLITE = (
     "SELECT id, :now, 'tacitly_accepted', 'tacit', '{\"status\": \"accepted_tacitly\"}' FROM floor_due",
     "INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
     "SELECT :now, 'tacit', 'tacitly_accepted', r.id, r.kind || ':' || r.role_key, '{\"status\": \"accepted_tacitly\"}' "
-    "FROM floor_due d JOIN requests r ON r.id = d.id",
+    "FROM floor_due d CROSS JOIN requests r ON r.id = d.id",
     "INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at) "
-    "SELECT r.account_id, r.role_key, r.id, :now FROM floor_due d JOIN requests r ON r.id = d.id WHERE true "
+    "SELECT r.account_id, r.role_key, r.id, :now FROM floor_due d CROSS JOIN requests r ON r.id = d.id WHERE true "
     "ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request, "
     "granted_at = excluded.granted_at, expires_at = NULL, revoked_at = NULL, applied_at = NULL",
 )

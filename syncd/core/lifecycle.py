@@ -20,8 +20,10 @@ operator's: a parked request (the directory refused its write for good) may be r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 
@@ -82,9 +84,13 @@ def tacit_applies(request: RequestView, *, internal_accounts: bool = True) -> bo
     allows it (``internal_account_tacit``, ``internal_accounts`` here); an external account never,
     since nobody would have looked at the person (a gmail address becomes an account).
     """
-    if request.kind is not RequestKind.ACCOUNT:
+    return _tacit_applies(request.kind, request.internal, internal_accounts)
+
+
+def _tacit_applies(kind: RequestKind, internal: bool | None, internal_accounts: bool) -> bool:
+    if kind is not RequestKind.ACCOUNT:
         return True
-    return internal_accounts and request.internal is True
+    return internal_accounts and internal is True
 
 
 def is_escalated(request: RequestView, *, now: datetime, internal_accounts: bool = True) -> bool:
@@ -124,9 +130,66 @@ def tacit_acceptance(request: RequestView, *, now: datetime, internal_accounts: 
 
     None too for a request that never reached a decider, or that is never accepted tacitly.
     """
-    if (request.status is Status.PENDING and request.first_routed_at is not None
-            and tacit_applies(request, internal_accounts=internal_accounts) and is_due(request.deadline_at, now)):
-        return Transition(request.id, request.status, Status.ACCEPTED_TACITLY, "tacitly_accepted", now, TACIT_DECIDER)
+    move = _tacit_move(request.kind, request.status, request.internal, request.first_routed_at is not None,
+                       now, internal_accounts)
+    return move.of(request.id) if move is not None and is_due(request.deadline_at, now) else None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A transition as many requests make it together (a sweep's): ``Transition`` but the request."""
+    from_status: Status
+    to_status: Status
+    event: str
+    at: datetime
+    decided_by: str | None = None
+    comment: str | None = None
+
+    def of(self, request_id: int) -> Transition:
+        return Transition(request_id, self.from_status, self.to_status, self.event, self.at, self.decided_by,
+                          self.comment)
+
+
+class TacitCandidate(NamedTuple):
+    """A request as the tacit sweep claims it, in plain values (a sweep reads thousands): what
+    ``tacit_acceptance`` reads, and the membership an acceptance grants."""
+    id: int
+    kind: str                           # a RequestKind's value
+    status: str                         # a Status's value
+    internal: bool | None
+    first_routed_at: datetime | None
+    deadline_at: datetime | None
+    account_id: str | None
+    role_key: str | None
+
+
+def tacit_acceptances(batch: Iterable[TacitCandidate], *, now: datetime,
+                      internal_accounts: bool = True) -> dict[Move, list[TacitCandidate]]:
+    """``tacit_acceptance`` over a batch: each move made, with the requests that make it, in the
+    batch's order; a request the rule leaves is in none.
+
+    The same rule, decided once per sort of request (kind, status, internal, reached a decider or
+    not): all requests of one sort make the same move once due, so only the deadline is read for
+    each (a sweep's thousands of habilitations are one sort).
+    """
+    out: dict[Move, list[TacitCandidate]] = {}
+    making: dict[tuple, list[TacitCandidate] | None] = {}     # per sort: the list of its move, if any
+    for c in batch:
+        sort = (c.kind, c.status, c.internal, c.first_routed_at is not None)
+        if sort not in making:
+            move = _tacit_move(RequestKind(c.kind), Status(c.status), c.internal, sort[3], now, internal_accounts)
+            making[sort] = None if move is None else out.setdefault(move, [])
+        if (group := making[sort]) is not None and is_due(c.deadline_at, now):
+            group.append(c)
+    return {move: group for move, group in out.items() if group}
+
+
+def _tacit_move(kind: RequestKind, status: Status, internal: bool | None, routed: bool, now: datetime,
+                internal_accounts: bool) -> Move | None:
+    """The move a request of this sort makes once due: to ``accepted_tacitly`` if it is pending,
+    reached a decider and may be accepted tacitly at all."""
+    if status is Status.PENDING and routed and _tacit_applies(kind, internal, internal_accounts):
+        return Move(status, Status.ACCEPTED_TACITLY, "tacitly_accepted", now, TACIT_DECIDER)
     return None
 
 

@@ -3,10 +3,11 @@
 "Sauf refus formel …, votre demande sera acceptée dans un délai maximum de 10 jours." The
 sweep works set-based, a bounded batch per transaction: it claims due requests under a lock (on
 PostgreSQL ``SKIP LOCKED``, so two daemons never take the same one), lets the core
-(``lifecycle.tacit_acceptance``) say what each becomes, then has the store write the status
-changes, their history, their audit rows and the memberships from the ids alone
-(``syncd.store.tacit``: a few statements per batch on SQLite, one on PostgreSQL). Only requests still
-``pending`` move, so running it twice, or alongside a decision, accepts nothing twice.
+(``lifecycle.tacit_acceptances``, the rule of ``tacit_acceptance`` over the batch) say what each
+becomes, then has the store write the status changes, their history, their audit rows and the
+memberships from the ids alone (``syncd.store.tacit``: a few statements per batch on SQLite, one
+on PostgreSQL). Only requests still ``pending`` move, so running it twice, or alongside a
+decision, accepts nothing twice.
 
 Only requests that reached a decider are accepted, and never an external account request
 (``lifecycle.tacit_applies``): the ``reroute`` job escalates those. Reminders say how many days
@@ -15,13 +16,13 @@ really remain, counted in the policy's calendar.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from syncd.core import lifecycle, tacit
+from syncd.core.lifecycle import TacitCandidate
 from syncd.core.model import RequestKind, Status
 from syncd.jobs import notify
 from syncd.jobs.decisions import grant_many
@@ -32,12 +33,13 @@ from syncd.store.db import Connection, transaction
 log = structlog.get_logger(__name__)
 
 # A batch costs a handful of statements and a commit whatever its size, so the sweep takes at
-# least MIN_BATCH rows per pass: with fewer, the commits (an fsync each on SQLite) weigh. At most
-# MAX_BATCH: a batch holds its locks until its commit. On SQLite that is the database's write
-# lock, and a decision made meanwhile waits for it (a few tenths of a second at 5,000); on
-# PostgreSQL only the batch's own rows are locked, so a batch may be larger.
-MIN_BATCH = {"sqlite": 5000, "postgresql": 10_000}
-MAX_BATCH = {"sqlite": 5000, "postgresql": 10_000}
+# least MIN_BATCH rows per pass: with fewer, the commits (an fsync each on SQLite) weigh, and so
+# do the pages each batch's writes touch again (a batch's memberships are spread over the whole
+# table). At most MAX_BATCH: a batch holds its locks until its commit. On SQLite that is the
+# database's write lock, and a decision made meanwhile waits for it (about a second at 10,000 on
+# two loaded cores, well within the busy timeout); on PostgreSQL only the batch's own rows are locked.
+MIN_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
+MAX_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
 
 
 def sweep(rt: Runtime) -> int:
@@ -48,74 +50,66 @@ def sweep(rt: Runtime) -> int:
     accepted = 0
     while True:
         with transaction(rt.engine) as conn:
-            claimed = tacit_store.claim_due(conn, now, limit, rt.mappings.policy.internal_account_tacit)
-            moved = accept_batch(conn, rt, claimed, now)
+            # One more than the batch: whether another pass is needed is known without one (a
+            # pass that finds nothing still costs a scan of what the last one changed). The extra
+            # request is left for the next pass (on PostgreSQL, locked until this commit).
+            claimed = tacit_store.claim_due(conn, now, limit + 1, rt.mappings.policy.internal_account_tacit)
+            moved = accept_batch(conn, rt, claimed[:limit], now)
         accepted += moved
         if moved:
             log.info("tacit_acceptances", count=moved)
         # A full batch that moved nothing would come back identical: stop rather than spin.
-        if len(claimed) < limit or not moved:
+        if len(claimed) <= limit or not moved:
             return accepted
 
 
-def accept_batch(conn: Connection, rt: Runtime, rows: list[dict[str, Any]], now: datetime) -> int:
+def accept_batch(conn: Connection, rt: Runtime, claimed: list[TacitCandidate], now: datetime) -> int:
     """What ``decisions.record_transition`` writes for each tacit acceptance, for a batch of
-    claimed rows (``tacit_store.claim_due``); return how many requests moved.
+    claimed requests (``tacit_store.claim_due``); return how many requests moved.
 
-    The core says, row by row, what each request becomes; the store writes it set-based. Plain
-    habilitations are granted there too, their end of validity computed here per role. Renewals
-    (their end depends on the membership held), two requests for one membership (the later sees
-    the earlier's grant), new accounts and mobilities go through ``grant_many`` as before.
+    The core says what the requests become (``lifecycle.tacit_acceptances``: each move with the
+    requests making it); the store writes each move set-based. Plain habilitations are granted
+    there too, their end of validity computed here per role. Renewals (their end depends on the
+    membership held), two requests for one membership (the later sees the earlier's grant), new
+    accounts and mobilities go through ``grant_many`` as before.
     """
-    internal_accounts = rt.mappings.policy.internal_account_tacit
-    due = [(row, t) for row in rows
-           if (t := lifecycle.tacit_acceptance(repo.request_view(row), now=now, internal_accounts=internal_accounts))
-           is not None]
-    # The transitions of one sweep share their target, time and decider; grouping keeps the
-    # core the one place that says what they are, at the cost of one pass per group.
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row, t in due:
-        groups[(t.to_status, t.at, t.decided_by, t.comment, t.event)].append(row)
+    moves = lifecycle.tacit_acceptances(claimed, now=now, internal_accounts=rt.mappings.policy.internal_account_tacit)
     count = 0
-    rest: list[dict[str, Any]] = []     # accepted, granted by grant_many
-    for (to_status, at, decided_by, comment, event), group in groups.items():
+    rest: list[TacitCandidate] = []     # accepted, granted by grant_many
+    for move, group in moves.items():
         plain: set[int] = set()
         expiry: dict[str, datetime | None] = {}
-        if to_status.is_accepted:
+        if move.to_status.is_accepted:
             plain = _plain_habilitations(group)
-            for row in group:
-                if row["id"] in plain and row["role_key"] not in expiry:
-                    role = rt.mappings.role(row["role_key"])
-                    expiry[row["role_key"]] = lifecycle.validity_end(
-                        row["kind"], at, role.validity_months if role else None, None, False)
-        detail = {"status": to_status.value} | ({"comment": comment} if comment else {})
-        moved = tacit_store.accept(conn, [r["id"] for r in group], to_status=to_status.value, at=at,
-                                   decided_by=decided_by, comment=comment, event=event, detail=detail,
-                                   grant_ids=sorted(plain), expiry=expiry)
+            for role_key in {c.role_key for c in group if c.id in plain}:
+                role = rt.mappings.role(role_key)
+                expiry[role_key] = lifecycle.validity_end(
+                    RequestKind.HABILITATION, move.at, role.validity_months if role else None, None, False)
+        detail = {"status": move.to_status.value} | ({"comment": move.comment} if move.comment else {})
+        moved = tacit_store.accept(conn, [c.id for c in group], to_status=move.to_status.value, at=move.at,
+                                   decided_by=move.decided_by, comment=move.comment, event=move.event, detail=detail,
+                                   grant_ids=plain, expiry=expiry)
         count += len(moved)
         if len(moved) < len(group):   # decided meanwhile: the state machine moves it no more
-            log.info("tacit_not_moved", request_ids=sorted({r["id"] for r in group} - moved))
-        if to_status.is_accepted:
-            rest += [r for r in group if r["id"] in moved and r["id"] not in plain]
+            log.info("tacit_not_moved", request_ids=sorted({c.id for c in group} - moved))
+        if move.to_status.is_accepted:
+            rest += [c for c in group if c.id in moved and c.id not in plain]
     if rest:
         # New accounts and mobilities read the whole request; the others need only what was claimed.
-        whole = tacit_store.requests_by_id(conn, [r["id"] for r in rest if r["kind"] in _WHOLE_ROW])
-        grant_many(conn, rt, [whole.get(r["id"], r) for r in rest], now)
+        whole = tacit_store.requests_by_id(conn, [c.id for c in rest if c.kind in _WHOLE_ROW])
+        grant_many(conn, rt, [whole[c.id] if c.id in whole else c._asdict() for c in rest], now)
     return count
 
 
 _WHOLE_ROW = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 
 
-def _plain_habilitations(rows: list[dict[str, Any]]) -> set[int]:
+def _plain_habilitations(group: list[TacitCandidate]) -> set[int]:
     """The ids of the habilitations whose membership no other request of the batch touches (a
     renewal included): their end of validity depends on nothing held."""
-    keys: dict[tuple[str, str], int] = defaultdict(int)
-    for r in rows:
-        if r["kind"] not in _WHOLE_ROW:
-            keys[r["account_id"], r["role_key"]] += 1
-    return {r["id"] for r in rows
-            if r["kind"] == RequestKind.HABILITATION.value and keys[r["account_id"], r["role_key"]] == 1}
+    held = Counter((c.account_id, c.role_key) for c in group if c.kind not in _WHOLE_ROW)
+    habilitation = RequestKind.HABILITATION.value
+    return {c.id for c in group if c.kind == habilitation and held[c.account_id, c.role_key] == 1}
 
 
 def remind(rt: Runtime) -> int:

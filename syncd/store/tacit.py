@@ -1,8 +1,8 @@
 """The tacit sweep's SQL: claim the due requests, then write a batch's acceptances set-based.
 
-``claim_due`` reads the few columns the core's rule needs (``lifecycle.tacit_acceptance``) for up
-to ``limit`` due requests, locked (PostgreSQL: ``SKIP LOCKED``). The job lets the core say what
-each becomes; ``accept`` then writes, for the ids the core accepted, the status change, the
+``claim_due`` reads the few columns the core's rule needs (``lifecycle.tacit_acceptances``) for up
+to ``limit`` due requests, locked (PostgreSQL: ``SKIP LOCKED``), as plain tuples. The job lets the
+core say what each becomes; ``accept`` then writes, for the ids the core accepted, the status change, the
 history events, the audit rows and the memberships of plain habilitations as a few statements
 whatever the batch's size: the ids go to the database once (SQLite: into a temporary table from
 one JSON parameter; PostgreSQL: an ``unnest``-ed array in a single statement of data-modifying
@@ -20,21 +20,20 @@ are translated by ``syncd.store.db.transaction`` as any other.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
+from syncd.core.lifecycle import TacitCandidate
 from syncd.core.model import RequestKind, Status
 from syncd.store.decision import moves_to
 from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
-# The columns ``repo.request_view`` reads, and the email for the audit row's target.
-_CLAIMED = ("id", "kind", "status", "submitted_at", "account_id", "organisation_code", "role_key", "deadline_at",
-            "decided_by", "applied_at", "internal", "first_routed_at", "email")
-_TIMES = ("submitted_at", "deadline_at", "applied_at", "first_routed_at")
+# What ``lifecycle.tacit_acceptance`` reads, and what an acceptance grants.
+_CLAIMED = TacitCandidate._fields
 
 
 def _claim_sql(internal_accounts: bool, postgresql: bool) -> str:
@@ -58,10 +57,11 @@ def _cursor(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()
 
 
-def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[dict[str, Any]]:
+def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bool = True) -> list[TacitCandidate]:
     """Up to ``limit`` pending requests whose deadline has come (oldest deadline first), locked,
-    as dicts of the columns ``repo.request_view`` reads (times aware, in UTC): those that may be
-    accepted tacitly (``internal_accounts``: internal account requests may).
+    as the tuples the core's rule reads (``lifecycle.TacitCandidate``: times aware; in UTC on
+    SQLite, in the session's zone on PostgreSQL as the driver gives them): those
+    that may be accepted tacitly (``internal_accounts``: internal account requests may).
 
     On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
     sweeping at once take disjoint requests, and a request a decider is deciding right now is
@@ -70,15 +70,12 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     postgresql = conn.dialect.name == "postgresql"
     cur = _cursor(conn)
     cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else time_to_driver(now, False), limit))
-    out = []
-    for values in cur.fetchall():
-        row = dict(zip(_CLAIMED, values, strict=True))
-        for c in _TIMES:
-            row[c] = time_from_driver(row[c])
-        if row["internal"] is not None:
-            row["internal"] = bool(row["internal"])
-        out.append(row)
-    return out
+    if postgresql:      # aware already, and booleans
+        return [TacitCandidate(*row) for row in cur.fetchall()]
+    time = time_from_driver
+    return [TacitCandidate(i, kind, status, None if internal is None else bool(internal), time(routed), time(deadline),
+                           account, role)
+            for i, kind, status, internal, routed, deadline, account, role in cur.fetchall()]
 
 
 # The batch's ids in the claim's order, each with whether its membership is granted here, and
@@ -103,12 +100,16 @@ _SQLITE_EVENTS = ("INSERT INTO request_events (request_id, at, event, actor, det
 _SQLITE_AUDIT = ("INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
                  "SELECT :at, :actor, :action, r.id, "
                  "substr(r.kind || ':' || coalesce(nullif(r.role_key, ''), r.email, 'None'), 1, 1000), :detail "
-                 "FROM temp.tacit_due d JOIN requests r ON r.id = d.id ORDER BY d.pos")
+                 "FROM temp.tacit_due d CROSS JOIN requests r ON r.id = d.id ORDER BY d.pos")
 # Written in key order, as grants.grant_memberships does; a grant lifts any revocation and
 # leaves LDAP to catch up. ``WHERE true``: SQLite's parser needs it before ON CONFLICT here.
+# CROSS JOIN: SQLite joins in the order written, the batch's ids first, then each request by its
+# key; left to its planner (no statistics on the temporary tables) it scanned the whole
+# (account_id, role_key) index of requests to serve the ORDER BY.
 _SQLITE_GRANT = ("INSERT INTO memberships (account_id, role_key, granted_by_request, granted_at, expires_at) "
                  "SELECT r.account_id, r.role_key, r.id, :at, e.expires_at "
-                 "FROM temp.tacit_due d JOIN requests r ON r.id = d.id JOIN temp.tacit_expiry e ON e.role_key = r.role_key "
+                 "FROM temp.tacit_due d CROSS JOIN requests r ON r.id = d.id "
+                 "CROSS JOIN temp.tacit_expiry e ON e.role_key = r.role_key "
                  "WHERE d.plain = 1 "
                  "ORDER BY r.account_id, r.role_key "
                  "ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request, "
@@ -145,7 +146,7 @@ SELECT id FROM moved
 
 def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime,
            decided_by: str | None, comment: str | None, event: str, detail: dict[str, Any],
-           grant_ids: Sequence[int] = (), expiry: dict[str, datetime | None] | None = None) -> set[int]:
+           grant_ids: Collection[int] = (), expiry: dict[str, datetime | None] | None = None) -> set[int]:
     """Record one transition on the requests ``ids`` (in that order), with a history event
     (``event``, ``detail``) and an audit row each (actor ``decided_by`` or "syncd"), and grant the
     membership its request asks for to each of ``grant_ids`` that moved, ending at
