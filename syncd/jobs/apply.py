@@ -1,7 +1,11 @@
 """Apply: write accepted requests to LDAP, batched per group, then mark them applied.
 
 Accounts are written first (a member must exist before it joins a group); memberships go in one
-batched modify per group. A request whose write fails keeps its status and gains ``attempts``
+batched modify per group. A big pass marks its requests applied by chunks in a thread of its own
+(``_Recorder``) while the next groups are written: only requests whose group modify has
+succeeded are handed over, so "applied" still follows LDAP, and a crash in between leaves
+written, unmarked requests that the next pass writes again (a member already there is success).
+A request whose write fails keeps its status and gains ``attempts``
 and ``last_error``: after a temporary failure it backs off (``next_attempt_at``), after a
 refusal it is parked (``syncd.jobs.parking``), out of every later pass until an operator acts;
 both show in ``syncd status``. A directory outage stops the pass: everything left is retried later.
@@ -9,6 +13,8 @@ both show in ``syncd status``. A directory outage stops the pass: everything lef
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections import defaultdict
 from datetime import datetime
 
@@ -24,7 +30,7 @@ from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
 from syncd.store import accounts, applied as applied_store, audit, grants, repo
 from syncd.store import stamps as ldap_stamps
-from syncd.store.db import RowMapping, transaction
+from syncd.store.db import RowMapping, threads_share_database, transaction
 from syncd.store.queue import claim_requests
 
 log = structlog.get_logger(__name__)
@@ -42,29 +48,97 @@ def apply_accepted(rt: Runtime) -> int:
                          unapplied_only=True)
     if not ids:
         return 0
-    with transaction(rt.engine) as conn:
+    with transaction(rt.engine, readonly=True) as conn:
         rows = repo.requests_by_ids(conn, ids)
+        owners = accounts.by_ids(conn, {r["account_id"] for r in rows if r["account_id"]})
     applied: list[RowMapping] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
+    recorder = _Recorder(rt, owners)
     try:
-        _write_accounts(rt, rows, applied, failed)
+        _write_accounts(rt, rows, owners, applied, failed)
+        recorder.add(applied)
         _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
-                           applied, failed)
+                           applied, failed, recorder)
     except DirectoryUnavailable as exc:
         done = {r["id"] for r in applied} | set(failed)
         for r in rows:
             if r["id"] not in done:
                 failed[r["id"]] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
-    record_outcomes(rt, applied, failed, {r["id"]: r for r in rows})
+    except BaseException:
+        recorder.stop()     # what it marked applied is in LDAP; the rest waits for its lease
+        raise
+    recorder.finish(failed, {r["id"]: r for r in rows})
     return len(applied)
 
 
-def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
-    """Create or refresh the LDAP entry of every account these requests need."""
-    needed = {r["account_id"] for r in rows if r["account_id"]}
-    with transaction(rt.engine) as conn:
-        wanted = accounts.by_ids(conn, needed)
+# A pass hands its written requests to a thread of its own by chunks of at least this many (a
+# transaction each); smaller passes, the daemon's usual ones, are recorded at the end as a whole.
+_OVERLAP_MIN = 200
+
+
+class _Recorder:
+    """Records requests applied while the pass goes on writing the next groups.
+
+    ``add`` takes requests whose write LDAP has confirmed; once ``_OVERLAP_MIN`` of them wait, a
+    thread records them (``record_outcomes``, one transaction per chunk). ``finish`` records what
+    is left and the failures in the caller's thread, and raises the thread's error if it had one
+    (the pass then fails as it did when its one bookkeeping transaction failed: what is not
+    marked applied is written again after the lease). Never used with an in-memory SQLite
+    database, which another thread would not see.
+    """
+
+    def __init__(self, rt: Runtime, owners: dict[str, RowMapping]):
+        self.rt, self.owners = rt, owners
+        self.error: BaseException | None = None
+        self._waiting: list[RowMapping] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._overlap = threads_share_database(rt.engine)
+
+    def add(self, rows: list[RowMapping]) -> None:
+        with self._cond:
+            self._waiting.extend(rows)
+            if not self._overlap or len(self._waiting) < _OVERLAP_MIN:
+                return
+            if self._thread is None:
+                run = contextvars.copy_context().run     # the job's log context, in the thread too
+                self._thread = threading.Thread(target=run, args=(self._run,), name="apply-recorder", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or len(self._waiting) >= _OVERLAP_MIN)
+                if self._closed:
+                    return
+                rows, self._waiting = self._waiting, []
+            try:
+                record_outcomes(self.rt, rows, {}, {}, owners=self.owners)
+            except BaseException as exc:  # noqa: BLE001 — handed to the pass, which raises it
+                self.error = exc
+                return
+
+    def stop(self) -> None:
+        """Let the thread finish the chunk it is recording, and end it."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self, failed: dict[int, Exception], by_id: dict[int, RowMapping]) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+        record_outcomes(self.rt, self._waiting, failed, by_id, owners=self.owners)
+
+
+def _write_accounts(rt: Runtime, rows: list[RowMapping], wanted: dict[str, RowMapping], applied: list,
+                    failed: dict) -> None:
+    """Create or refresh the LDAP entry of every account these requests need (``wanted``: by id)."""
     for row in rows:
         account = wanted.get(row["account_id"])
         writes_entry = row["kind"] in ACCOUNT_KINDS
@@ -115,7 +189,8 @@ def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> N
         ldap_stamps.forget(conn, [account["id"]])
 
 
-def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
+def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict,
+                       recorder: _Recorder) -> None:
     layout = rt.mappings.directory
     by_group: dict[str, list[RowMapping]] = defaultdict(list)
     for row in rows:
@@ -125,6 +200,8 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
             continue
         by_group[role.group].append(row)
     for group, group_rows in sorted(by_group.items()):
+        if recorder.error is not None:
+            return      # the bookkeeping failed: the pass fails (recorder.finish), write no more
         dns = [names.person_dn(layout, r["account_id"]) for r in group_rows]
         try:
             rt.directory.add_members(group, dns)
@@ -135,15 +212,19 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
             continue
         applied.extend(group_rows)
         log.info("members_added", group=group, count=len(dns))
+        recorder.add(group_rows)
 
 
 def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
-                    by_id: dict[int, RowMapping]) -> None:
-    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
+                    by_id: dict[int, RowMapping], *, owners: dict[str, RowMapping] | None = None) -> None:
+    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that
+    failed. ``owners``: the requests' accounts by id, when the caller has read them already."""
+    if not applied and not failed:
+        return
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):
-            _record_applied(conn, rt, applied[start:start + _CHUNK], now)
+            _record_applied(conn, rt, applied[start:start + _CHUNK], now, owners)
         for request_id, error in failed.items():
             parking.request_failed(conn, rt, by_id[request_id], error, now)
     if applied:
@@ -155,7 +236,8 @@ def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Ex
 _CHUNK = 1000
 
 
-def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime,
+                    owners: dict[str, RowMapping] | None) -> None:
     """Mark a batch applied: a handful of set-based statements, not a handful per request.
 
     Each request gets its "applied" event, each membership its ``applied_at``, each member
@@ -179,7 +261,8 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
         if habilitations:
             grants.mark_applied(conn, [(r["account_id"], r["role_key"]) for r in habilitations], now)
     if habilitations:
-        owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
+        if owners is None:
+            owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
         language = notify.language_of(rt.settings)
         mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]
