@@ -120,34 +120,49 @@ def runtime(db_url: str, slapd: Any, data: Any) -> Any:
     return Runtime(settings, data.mappings, make_engine(db_url), clock=lambda: NOW, worker_id="bench")
 
 
-def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str | None = None) -> dict[str, Any]:
+def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str | None = None,
+                  rounds: int = 1) -> dict[str, Any]:
     """Apply ``count`` accepted requests, beside its floor measured just before on the same
-    slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``)."""
+    slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``),
+    then taken out again. ``rounds`` times, each round with requests of its own (same shape),
+    floor and apply alternating, so that a change of the machine's load hits both alike."""
     from sqlalchemy import func, select
 
     from syncd.jobs.apply import apply_accepted
     from syncd.store.tables import requests
-    reqs, _ = bsql.accepted_requests(data, count)
-    floor = apply_shaped_adds(Ldap(slapd.url, slapd.root_dn, slapd.root_password),
-                              apply_writes(data.mappings, [(r["account_id"], r["role_key"]) for r in reqs]))
+    ldap = Ldap(slapd.url, slapd.root_dn, slapd.root_password)
+    every, _ = bsql.accepted_requests(data, count * rounds)
     engine = runtime(db_url, slapd, data)
     profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    applied = seconds = floor_values = floor_seconds = modifies = 0
+    per_round = []
     try:
-        bsql.load_accepted(engine.engine, data, count)
-        if profile:
-            import cProfile
-            profiler = cProfile.Profile()
-            profiler.enable()
-        t = time.perf_counter()
-        applied = 0
-        while True:
-            n = apply_accepted(engine)
-            if not n:
-                break
-            applied += n
-        seconds = time.perf_counter() - t
+        for n in range(rounds):
+            reqs = every[n * count:(n + 1) * count]
+            floor = apply_shaped_adds(ldap, apply_writes(data.mappings, [(r["account_id"], r["role_key"]) for r in reqs]))
+            bsql.load_accepted(engine.engine, data, count, skip=n * count)
+            if profiler is not None:
+                profiler.enable()
+            t = time.perf_counter()
+            done = 0
+            while True:
+                k = apply_accepted(engine)
+                if not k:
+                    break
+                done += k
+            took = time.perf_counter() - t
+            if profiler is not None:
+                profiler.disable()
+            if done != floor["values"]:
+                raise RuntimeError(f"apply applied {done} requests, its floor wrote {floor['values']} values")
+            applied, seconds = applied + done, seconds + took
+            floor_values, floor_seconds = floor_values + floor["values"], floor_seconds + floor["seconds"]
+            modifies += floor["modifies"]
+            per_round.append(f"{done / took:.0f}/{floor['per_s']:.0f}")
         if profiler is not None:
-            profiler.disable()
             profiler.dump_stats(f"{profile}-{bsql_label(db_url)}.prof")
         with engine.engine.connect() as conn:
             left = conn.execute(select(func.count()).select_from(requests).where(
@@ -156,9 +171,9 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
         engine.close()
     if left:
         raise RuntimeError(f"apply left {left} accepted requests unapplied")
-    if applied != floor["values"]:
-        raise RuntimeError(f"apply applied {applied} requests, its floor wrote {floor['values']} values")
-    return {"requests": applied, "seconds": seconds, "per_s": applied / seconds, "floor": floor}
+    return {"requests": applied, "seconds": seconds, "per_s": applied / seconds, "rounds": rounds,
+            "per_round": per_round, "floor": {"values": floor_values, "seconds": floor_seconds,
+                                              "per_s": floor_values / floor_seconds, "modifies": modifies}}
 
 
 def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False,
@@ -269,11 +284,12 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
                 say(f"{size}: raw limits {json.dumps({k: round(v, 2) for k, v in out['raw'].items()})}")
             res: dict[str, Any] = {}
             apply_count = min(size, args.apply)
-            res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply)
+            res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply, args.apply_rounds)
             applied_at = time.time()
             floor = res["apply"]["floor"]
             say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s; its floor, the same "
-                f"{floor['modifies']} modifies sent raw, {floor['per_s']:.0f} values/s")
+                f"{floor['modifies']} modifies sent raw, {floor['per_s']:.0f} values/s; "
+                f"by round (req/s / values/s): {', '.join(res['apply']['per_round'])}")
             if args.apply_only:
                 out[engine] = res
                 continue
@@ -284,7 +300,8 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
                 f"{res['first']['peak_rss_mib']:.0f} MiB {json.dumps(res['first']['reads'])}")
             res.update(measure_stamped(db_url, slapd, data, ldap, applied_at))
             eng = make_engine(db_url)
-            res["drift_made"] = make_drift(ldap, eng, data, 0.01, set(bsql.accepted_pairs(data, apply_count)))
+            res["drift_made"] = make_drift(ldap, eng, data, 0.01,
+                                           set(bsql.accepted_pairs(data, apply_count * args.apply_rounds)))
             eng.dispose()
             res["drift"] = reconcile_in_subprocess(db_url, slapd, force=True)
             say(f"{size}/{engine}: reconcile, 1% drift: {res['drift']['seconds']:.1f} s, "
@@ -359,7 +376,7 @@ def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, l
                 [f"{_f(get(r, 'raw', 'ldapsearch_people_s'))} + {_f(get(r, 'raw', 'ldapsearch_groups_s'), 2)}"
                  for r in results]))
     for e in engines:
-        out.append((f"apply, {label[e]}: req/s (requests; modifies) / floor: the same modifies sent raw "
+        out.append((f"apply, {label[e]}: req/s (requests; modifies; rounds) / floor: the same modifies sent raw "
                     "(values/s) / % of the floor (target ≥ 90%) / % of raw batched",
                     [_apply_cell(r, e) for r in results]))
     for e in engines:
@@ -405,7 +422,7 @@ def _apply_cell(r: dict, engine: str) -> str:
     if not res:
         return "—"
     floor = res.get("floor") or {}
-    return (f"{res['per_s']:,.0f} ({res['requests']:,}; {floor.get('modifies', 0):,}) / "
+    return (f"{res['per_s']:,.0f} ({res['requests']:,}; {floor.get('modifies', 0):,}; {res.get('rounds', 1)}) / "
             f"{_f(floor.get('per_s'), 0)} / {_pct(res['per_s'], floor.get('per_s'))} / "
             f"{_pct(res['per_s'], _dig(r, ('raw', 'member_adds_per_s')))}")
 
@@ -498,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--due", type=int, default=10_000, help="of which due")
     p.add_argument("--tacit-at", choices=("largest", "all"), default="largest")
     p.add_argument("--apply", type=int, default=2000, help="accepted requests applied per size and engine")
+    p.add_argument("--apply-rounds", type=int, default=3,
+                   help="rounds of apply, each beside its floor, each with requests of its own")
     p.add_argument("--apply-only", action="store_true",
                    help="raw limits and apply only (no reconcile, drift, desk or tacit sweep)")
     p.add_argument("--profile-apply", metavar="PREFIX",
