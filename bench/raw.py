@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from collections.abc import Iterable
 
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NONE, SAFE_SYNC, SUBTREE, Connection, Server
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, SAFE_SYNC, SUBTREE, Connection, Server
 
 from syncd.directory import names
 from syncd.mappings import Mappings
@@ -130,14 +130,25 @@ def apply_writes(m: Mappings, requests: Iterable[tuple[str, str]], batch: int = 
             for group, values in sorted(by_group.items()) for i in range(0, len(values), batch)]
 
 
+def permissive_modify(conn: Connection, some_dn: str) -> bool:
+    """Whether the server takes the permissive-modify control: listed in the root DSE, or (as
+    OpenLDAP 2.5, which does not list it) a modify of a missing entry carrying it as critical is
+    not refused as unavailableCriticalExtension (12) — the test apply makes (``permissive_modify: auto``)."""
+    _, _, response, _ = conn.search("", "(objectClass=*)", BASE, attributes=["supportedControl"])
+    if PERMISSIVE_MODIFY in (response or [{}])[0].get("attributes", {}).get("supportedControl", []):
+        return True
+    probe = "cn=bench-permissive-probe," + some_dn.split(",", 1)[1]
+    _, result, _, _ = conn.modify(probe, {"description": [(MODIFY_REPLACE, ["probe"])]},
+                                  controls=[(PERMISSIVE_MODIFY, True, None)])
+    return result["result"] != 12
+
+
 def apply_shaped_adds(ldap: Ldap, writes: list[tuple[str, list[str]]]) -> dict[str, float]:
     """Send ``writes`` (``apply_writes``) as plain ldap3 modifies, with the permissive-modify
     control when the server lists it (as apply does); then remove the values again (untimed),
     so that the same requests can be applied next. Values per second, modifies, values, seconds."""
     conn = connect(ldap)
-    _, _, response, _ = conn.search("", "(objectClass=*)", BASE, attributes=["supportedControl"])
-    offered = (response or [{}])[0].get("attributes", {}).get("supportedControl", [])
-    controls = [(PERMISSIVE_MODIFY, False, None)] if PERMISSIVE_MODIFY in offered else None
+    controls = [(PERMISSIVE_MODIFY, False, None)] if permissive_modify(conn, writes[0][0]) else None
     values = sum(len(v) for _, v in writes)
     t = time.perf_counter()
     for group, chunk in writes:

@@ -126,10 +126,14 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
     slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``),
     then taken out again. ``rounds`` times, each round with requests of its own (same shape),
     floor and apply alternating, so that a change of the machine's load hits both alike."""
+    from prometheus_client import REGISTRY
     from sqlalchemy import func, select
 
     from syncd.jobs.apply import apply_accepted
     from syncd.store.tables import requests
+
+    def modify_seconds() -> float:   # apply's own time in LDAP modifies (syncd.directory.metrics)
+        return REGISTRY.get_sample_value("syncd_ldap_write_seconds_sum", {"operation": "modify"}) or 0.0
     ldap = Ldap(slapd.url, slapd.root_dn, slapd.root_password)
     every, _ = bsql.accepted_requests(data, count * rounds)
     engine = runtime(db_url, slapd, data)
@@ -138,6 +142,7 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
         import cProfile
         profiler = cProfile.Profile()
     applied = seconds = floor_values = floor_seconds = modifies = 0
+    in_ldap = modify_seconds()
     per_round = []
     try:
         for n in range(rounds):
@@ -161,7 +166,7 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
             applied, seconds = applied + done, seconds + took
             floor_values, floor_seconds = floor_values + floor["values"], floor_seconds + floor["seconds"]
             modifies += floor["modifies"]
-            per_round.append(f"{done / took:.0f}/{floor['per_s']:.0f}")
+            per_round.append(f"{done / took:.0f}/{floor['per_s']:.0f} ({100 * floor['seconds'] / took:.0f}%)")
         if profiler is not None:
             profiler.dump_stats(f"{profile}-{bsql_label(db_url)}.prof")
         with engine.engine.connect() as conn:
@@ -172,6 +177,7 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
     if left:
         raise RuntimeError(f"apply left {left} accepted requests unapplied")
     return {"requests": applied, "seconds": seconds, "per_s": applied / seconds, "rounds": rounds,
+            "modifies_s": modify_seconds() - in_ldap,
             "per_round": per_round, "floor": {"values": floor_values, "seconds": floor_seconds,
                                               "per_s": floor_values / floor_seconds, "modifies": modifies}}
 
@@ -289,7 +295,9 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
             floor = res["apply"]["floor"]
             say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s; its floor, the same "
                 f"{floor['modifies']} modifies sent raw, {floor['per_s']:.0f} values/s; "
-                f"by round (req/s / values/s): {', '.join(res['apply']['per_round'])}")
+                f"by round (req/s / values/s (%)): {', '.join(res['apply']['per_round'])}; "
+                f"apply {res['apply']['seconds']:.1f} s of which its modifies {res['apply']['modifies_s']:.1f} s, "
+                f"floor {floor['seconds']:.1f} s")
             if args.apply_only:
                 out[engine] = res
                 continue

@@ -50,12 +50,13 @@ def apply_accepted(rt: Runtime) -> int:
         return 0
     with transaction(rt.engine, readonly=True) as conn:
         rows = repo.requests_by_ids(conn, ids)
-        owners = accounts.by_ids(conn, {r["account_id"] for r in rows if r["account_id"]})
+        existing, to_write = accounts.to_write(conn, {r["account_id"] for r in rows if r["account_id"]},
+                                               {r["account_id"] for r in rows if r["kind"] in ACCOUNT_KINDS})
     applied: list[RowMapping] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
-    recorder = _Recorder(rt, owners)
+    recorder = _Recorder(rt)
     try:
-        _write_accounts(rt, rows, owners, applied, failed)
+        _write_accounts(rt, rows, existing, to_write, applied, failed)
         recorder.add(applied)
         _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
                            applied, failed, recorder)
@@ -88,8 +89,8 @@ class _Recorder:
     database, which another thread would not see.
     """
 
-    def __init__(self, rt: Runtime, owners: dict[str, RowMapping]):
-        self.rt, self.owners = rt, owners
+    def __init__(self, rt: Runtime):
+        self.rt = rt
         self.error: BaseException | None = None
         self._waiting: list[RowMapping] = []
         self._cond = threading.Condition()
@@ -116,7 +117,7 @@ class _Recorder:
                     return
                 rows, self._waiting = self._waiting, []
             try:
-                record_outcomes(self.rt, rows, {}, {}, owners=self.owners)
+                record_outcomes(self.rt, rows, {}, {})
             except BaseException as exc:  # noqa: BLE001 — handed to the pass, which raises it
                 self.error = exc
                 return
@@ -133,19 +134,19 @@ class _Recorder:
         self.stop()
         if self.error is not None:
             raise self.error
-        record_outcomes(self.rt, self._waiting, failed, by_id, owners=self.owners)
+        record_outcomes(self.rt, self._waiting, failed, by_id)
 
 
-def _write_accounts(rt: Runtime, rows: list[RowMapping], wanted: dict[str, RowMapping], applied: list,
-                    failed: dict) -> None:
-    """Create or refresh the LDAP entry of every account these requests need (``wanted``: by id)."""
+def _write_accounts(rt: Runtime, rows: list[RowMapping], existing: set[str], to_write: dict[str, RowMapping],
+                    applied: list, failed: dict) -> None:
+    """Create or refresh the LDAP entry of every account these requests need (``accounts.to_write``)."""
     for row in rows:
-        account = wanted.get(row["account_id"])
         writes_entry = row["kind"] in ACCOUNT_KINDS
-        if account is None:
+        if row["account_id"] not in existing:
             failed[row["id"]] = PermanentError("the request's account does not exist")
             continue
-        if account["ldap_version"] is not None and not writes_entry:
+        account = to_write.get(row["account_id"])
+        if account is None or (account["ldap_version"] is not None and not writes_entry):
             continue
         try:
             push_account(rt, account)
@@ -216,15 +217,14 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
 
 
 def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
-                    by_id: dict[int, RowMapping], *, owners: dict[str, RowMapping] | None = None) -> None:
-    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that
-    failed. ``owners``: the requests' accounts by id, when the caller has read them already."""
+                    by_id: dict[int, RowMapping]) -> None:
+    """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
     if not applied and not failed:
         return
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):
-            _record_applied(conn, rt, applied[start:start + _CHUNK], now, owners)
+            _record_applied(conn, rt, applied[start:start + _CHUNK], now)
         for request_id, error in failed.items():
             parking.request_failed(conn, rt, by_id[request_id], error, now)
     if applied:
@@ -236,8 +236,7 @@ def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Ex
 _CHUNK = 1000
 
 
-def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime,
-                    owners: dict[str, RowMapping] | None) -> None:
+def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
     """Mark a batch applied: a handful of set-based statements, not a handful per request.
 
     Each request gets its "applied" event, each membership its ``applied_at``, each member
@@ -261,8 +260,7 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime,
         if habilitations:
             grants.mark_applied(conn, [(r["account_id"], r["role_key"]) for r in habilitations], now)
     if habilitations:
-        if owners is None:
-            owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
+        owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
         language = notify.language_of(rt.settings)
         mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]
