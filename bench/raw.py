@@ -3,6 +3,9 @@
 * batched member adds: ldap3 ``modify`` with 500 values per request into one new group,
   the values naming real people (so the memberof overlay does its work, as in production),
   and the same with values naming no entry (the group's write alone);
+* apply-shaped member adds: exactly the modifies apply sends for a set of accepted requests
+  (one per group touched, that group's new values, the same controls), computed here from
+  the requests (``apply_writes``), sent raw, then taken back out (untimed);
 * paged reads with ldap3 exactly as an application would write them (``SAFE_SYNC``,
   ``search(..., paged_size=1000)``, values decoded by ldap3), of every person with every
   mapped attribute, and of every group's member list;
@@ -17,12 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from ldap3 import MODIFY_ADD, NONE, SAFE_SYNC, SUBTREE, Connection, Server
+from collections.abc import Iterable
+
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, SAFE_SYNC, SUBTREE, Connection, Server
 
 from syncd.directory import names
 from syncd.mappings import Mappings
 
 PAGED = "1.2.840.113556.1.4.319"
+PERMISSIVE_MODIFY = "1.2.840.113556.1.4.1413"   # what apply sends when the server offers it
 
 
 @dataclass
@@ -104,6 +110,59 @@ def batched_member_adds(ldap: Ldap, m: Mappings, dns: list[str], group_name: str
     seconds = time.perf_counter() - t
     conn.unbind()
     return len(dns) / seconds, len(dns)
+
+
+def apply_writes(m: Mappings, requests: Iterable[tuple[str, str]], batch: int = 500) -> list[tuple[str, list[str]]]:
+    """The (group dn, member values) modifies apply sends for these (account id, role key)
+    requests, in its order: one batch of requests (the bench applies fewer than
+    ``jobs.apply_batch_size``), grouped per group, groups by name, values in request order,
+    at most ``batch`` values (``ldap.batch_size``) per modify."""
+    layout = m.directory
+    by_group: dict[str, list[str]] = {}
+    for account_id, role_key in requests:
+        role = m.role(role_key)
+        assert role is not None, role_key
+        values = by_group.setdefault(role.group, [])
+        dn = names.person_dn(layout, account_id)
+        if dn not in values:
+            values.append(dn)
+    return [(names.group_dn(layout, group), values[i:i + batch])
+            for group, values in sorted(by_group.items()) for i in range(0, len(values), batch)]
+
+
+def permissive_modify(conn: Connection, some_dn: str) -> bool:
+    """Whether the server takes the permissive-modify control: listed in the root DSE, or (as
+    OpenLDAP 2.5, which does not list it) a modify of a missing entry carrying it as critical is
+    not refused as unavailableCriticalExtension (12) — the test apply makes (``permissive_modify: auto``)."""
+    _, _, response, _ = conn.search("", "(objectClass=*)", BASE, attributes=["supportedControl"])
+    if PERMISSIVE_MODIFY in (response or [{}])[0].get("attributes", {}).get("supportedControl", []):
+        return True
+    probe = "cn=bench-permissive-probe," + some_dn.split(",", 1)[1]
+    _, result, _, _ = conn.modify(probe, {"description": [(MODIFY_REPLACE, ["probe"])]},
+                                  controls=[(PERMISSIVE_MODIFY, True, None)])
+    return result["result"] != 12
+
+
+def apply_shaped_adds(ldap: Ldap, writes: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """Send ``writes`` (``apply_writes``) as plain ldap3 modifies, with the permissive-modify
+    control when the server lists it (as apply does); then remove the values again (untimed),
+    so that the same requests can be applied next. Values per second, modifies, values, seconds."""
+    conn = connect(ldap)
+    controls = [(PERMISSIVE_MODIFY, False, None)] if permissive_modify(conn, writes[0][0]) else None
+    values = sum(len(v) for _, v in writes)
+    t = time.perf_counter()
+    for group, chunk in writes:
+        _, result, _, _ = conn.modify(group, {"member": [(MODIFY_ADD, chunk)]}, controls=controls)
+        if result["result"] != 0:
+            raise RuntimeError(f"apply-shaped add failed: {result}")
+    seconds = time.perf_counter() - t
+    for group, chunk in writes:
+        _, result, _, _ = conn.modify(group, {"member": [(MODIFY_DELETE, chunk)]})
+        if result["result"] != 0:
+            raise RuntimeError(f"apply-shaped add not undone: {result}")
+    conn.unbind()
+    return {"per_s": values / seconds, "values": values, "modifies": len(writes), "seconds": seconds,
+            "permissive": controls is not None}
 
 
 def raw_limits(ldap: Ldap, m: Mappings, account_ids: list[str], adds: int) -> dict[str, float]:

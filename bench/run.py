@@ -42,7 +42,7 @@ from bench import sql as bsql
 from bench.data import NOW, generate, write_ldif
 from bench.desk import measure_desk
 from bench.drift import make_drift
-from bench.raw import Ldap, ldapsearch_read, raw_limits
+from bench.raw import Ldap, apply_shaped_adds, apply_writes, ldapsearch_read, raw_limits
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = (10_000, 50_000)      # 150,000: --sizes 10000,50000,150000 (about 10 more minutes)
@@ -120,22 +120,55 @@ def runtime(db_url: str, slapd: Any, data: Any) -> Any:
     return Runtime(settings, data.mappings, make_engine(db_url), clock=lambda: NOW, worker_id="bench")
 
 
-def measure_apply(db_url: str, slapd: Any, data: Any, count: int) -> dict[str, float]:
+def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str | None = None,
+                  rounds: int = 1) -> dict[str, Any]:
+    """Apply ``count`` accepted requests, beside its floor measured just before on the same
+    slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``),
+    then taken out again. ``rounds`` times, each round with requests of its own (same shape),
+    floor and apply alternating, so that a change of the machine's load hits both alike."""
+    from prometheus_client import REGISTRY
     from sqlalchemy import func, select
 
     from syncd.jobs.apply import apply_accepted
     from syncd.store.tables import requests
+
+    def modify_seconds() -> float:   # apply's own time in LDAP modifies (syncd.directory.metrics)
+        return REGISTRY.get_sample_value("syncd_ldap_write_seconds_sum", {"operation": "modify"}) or 0.0
+    ldap = Ldap(slapd.url, slapd.root_dn, slapd.root_password)
+    every, _ = bsql.accepted_requests(data, count * rounds)
     engine = runtime(db_url, slapd, data)
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    applied = seconds = floor_values = floor_seconds = modifies = 0
+    in_ldap = modify_seconds()
+    per_round = []
     try:
-        bsql.load_accepted(engine.engine, data, count)
-        t = time.perf_counter()
-        applied = 0
-        while True:
-            n = apply_accepted(engine)
-            if not n:
-                break
-            applied += n
-        seconds = time.perf_counter() - t
+        for n in range(rounds):
+            reqs = every[n * count:(n + 1) * count]
+            floor = apply_shaped_adds(ldap, apply_writes(data.mappings, [(r["account_id"], r["role_key"]) for r in reqs]))
+            bsql.load_accepted(engine.engine, data, count, skip=n * count)
+            if profiler is not None:
+                profiler.enable()
+            t = time.perf_counter()
+            done = 0
+            while True:
+                k = apply_accepted(engine)
+                if not k:
+                    break
+                done += k
+            took = time.perf_counter() - t
+            if profiler is not None:
+                profiler.disable()
+            if done != floor["values"]:
+                raise RuntimeError(f"apply applied {done} requests, its floor wrote {floor['values']} values")
+            applied, seconds = applied + done, seconds + took
+            floor_values, floor_seconds = floor_values + floor["values"], floor_seconds + floor["seconds"]
+            modifies += floor["modifies"]
+            per_round.append(f"{done / took:.0f}/{floor['per_s']:.0f} ({100 * floor['seconds'] / took:.0f}%)")
+        if profiler is not None:
+            profiler.dump_stats(f"{profile}-{bsql_label(db_url)}.prof")
         with engine.engine.connect() as conn:
             left = conn.execute(select(func.count()).select_from(requests).where(
                 requests.c.status == "accepted", requests.c.applied_at.is_(None))).scalar_one()
@@ -143,7 +176,10 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int) -> dict[str, f
         engine.close()
     if left:
         raise RuntimeError(f"apply left {left} accepted requests unapplied")
-    return {"requests": applied, "seconds": seconds, "per_s": applied / seconds}
+    return {"requests": applied, "seconds": seconds, "per_s": applied / seconds, "rounds": rounds,
+            "modifies_s": modify_seconds() - in_ldap,
+            "per_round": per_round, "floor": {"values": floor_values, "seconds": floor_seconds,
+                                              "per_s": floor_values / floor_seconds, "modifies": modifies}}
 
 
 def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False,
@@ -254,9 +290,17 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
                 say(f"{size}: raw limits {json.dumps({k: round(v, 2) for k, v in out['raw'].items()})}")
             res: dict[str, Any] = {}
             apply_count = min(size, args.apply)
-            res["apply"] = measure_apply(db_url, slapd, data, apply_count)
+            res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply, args.apply_rounds)
             applied_at = time.time()
-            say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s")
+            floor = res["apply"]["floor"]
+            say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s; its floor, the same "
+                f"{floor['modifies']} modifies sent raw, {floor['per_s']:.0f} values/s; "
+                f"by round (req/s / values/s (%)): {', '.join(res['apply']['per_round'])}; "
+                f"apply {res['apply']['seconds']:.1f} s of which its modifies {res['apply']['modifies_s']:.1f} s, "
+                f"floor {floor['seconds']:.1f} s")
+            if args.apply_only:
+                out[engine] = res
+                continue
             res["first"] = reconcile_in_subprocess(db_url, slapd)
             if res["first"]["state"] != "clean":
                 raise RuntimeError(f"the seeded pair has drift: {res['first']['totals']}")
@@ -264,7 +308,8 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
                 f"{res['first']['peak_rss_mib']:.0f} MiB {json.dumps(res['first']['reads'])}")
             res.update(measure_stamped(db_url, slapd, data, ldap, applied_at))
             eng = make_engine(db_url)
-            res["drift_made"] = make_drift(ldap, eng, data, 0.01, set(bsql.accepted_pairs(data, apply_count)))
+            res["drift_made"] = make_drift(ldap, eng, data, 0.01,
+                                           set(bsql.accepted_pairs(data, apply_count * args.apply_rounds)))
             eng.dispose()
             res["drift"] = reconcile_in_subprocess(db_url, slapd, force=True)
             say(f"{size}/{engine}: reconcile, 1% drift: {res['drift']['seconds']:.1f} s, "
@@ -339,9 +384,9 @@ def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, l
                 [f"{_f(get(r, 'raw', 'ldapsearch_people_s'))} + {_f(get(r, 'raw', 'ldapsearch_groups_s'), 2)}"
                  for r in results]))
     for e in engines:
-        out.append((f"apply, {label[e]}: req/s (requests; % of raw batched)",
-                    [f"{_f(get(r, e, 'apply', 'per_s'), 0)} ({get(r, e, 'apply', 'requests') or 0:,}; "
-                     f"{_pct(get(r, e, 'apply', 'per_s'), get(r, 'raw', 'member_adds_per_s'))})" for r in results]))
+        out.append((f"apply, {label[e]}: req/s (requests; modifies; rounds) / floor: the same modifies sent raw "
+                    "(values/s) / % of the floor (target ≥ 90%) / % of raw batched / s per pass outside its modifies",
+                    [_apply_cell(r, e) for r in results]))
     for e in engines:
         out.append((f"reconcile, no drift, first run (no stamps yet), {label[e]}: s / peak RSS MiB / × ldap3 read / "
                     "× ldapsearch", [_reconcile_cell(r, e, "first") for r in results]))
@@ -378,6 +423,17 @@ def _dig(r: dict, path: tuple) -> Any:
 
 def _pct(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{100 * a / b:.0f}%"
+
+
+def _apply_cell(r: dict, engine: str) -> str:
+    res = _dig(r, (engine, "apply"))
+    if not res:
+        return "—"
+    floor = res.get("floor") or {}
+    outside = (res["seconds"] - res["modifies_s"]) / res.get("rounds", 1) if "modifies_s" in res else None
+    return (f"{res['per_s']:,.0f} ({res['requests']:,}; {floor.get('modifies', 0):,}; {res.get('rounds', 1)}) / "
+            f"{_f(floor.get('per_s'), 0)} / {_pct(res['per_s'], floor.get('per_s'))} / "
+            f"{_pct(res['per_s'], _dig(r, ('raw', 'member_adds_per_s')))} / {_f(outside, 2)}")
 
 
 def _stamped_cell(r: dict, engine: str) -> str:
@@ -468,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--due", type=int, default=10_000, help="of which due")
     p.add_argument("--tacit-at", choices=("largest", "all"), default="largest")
     p.add_argument("--apply", type=int, default=2000, help="accepted requests applied per size and engine")
+    p.add_argument("--apply-rounds", type=int, default=3,
+                   help="rounds of apply, each beside its floor, each with requests of its own")
+    p.add_argument("--apply-only", action="store_true",
+                   help="raw limits and apply only (no reconcile, drift, desk or tacit sweep)")
+    p.add_argument("--profile-apply", metavar="PREFIX",
+                   help="cProfile apply, written to PREFIX-<database>.prof")
     p.add_argument("--raw-adds", type=int, default=5000, help="member values added for the raw rate")
     p.add_argument("--workdir", help="scratch folder (default: a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep slapd folders and databases")

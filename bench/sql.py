@@ -194,8 +194,9 @@ def accepted_requests(data: DataSet, count: int) -> tuple[list[dict[str, Any]], 
     return reqs, rows
 
 
-def load_accepted(engine: Engine, data: DataSet, count: int) -> int:
-    reqs, rows = accepted_requests(data, count)
+def load_accepted(engine: Engine, data: DataSet, count: int, skip: int = 0) -> int:
+    """Load ``accepted_requests(data, skip + count)`` but the first ``skip``."""
+    reqs, rows = (part[skip:] for part in accepted_requests(data, skip + count))
     bulk_insert(engine, "requests", REQUEST_COLUMNS, reqs)
     bulk_insert(engine, "memberships", MEMBERSHIP_COLUMNS, rows)
     analyze(engine)

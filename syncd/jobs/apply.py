@@ -1,7 +1,11 @@
 """Apply: write accepted requests to LDAP, batched per group, then mark them applied.
 
 Accounts are written first (a member must exist before it joins a group); memberships go in one
-batched modify per group. A request whose write fails keeps its status and gains ``attempts``
+batched modify per group. A big pass marks its requests applied by chunks in a thread of its own
+(``_Recorder``) while the next groups are written: only requests whose group modify has
+succeeded are handed over, so "applied" still follows LDAP, and a crash in between leaves
+written, unmarked requests that the next pass writes again (a member already there is success).
+A request whose write fails keeps its status and gains ``attempts``
 and ``last_error``: after a temporary failure it backs off (``next_attempt_at``), after a
 refusal it is parked (``syncd.jobs.parking``), out of every later pass until an operator acts;
 both show in ``syncd status``. A directory outage stops the pass: everything left is retried later.
@@ -9,6 +13,8 @@ both show in ``syncd status``. A directory outage stops the pass: everything lef
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections import defaultdict
 from datetime import datetime
 
@@ -24,7 +30,7 @@ from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
 from syncd.store import accounts, applied as applied_store, audit, grants, repo
 from syncd.store import stamps as ldap_stamps
-from syncd.store.db import RowMapping, transaction
+from syncd.store.db import RowMapping, threads_share_database, transaction
 from syncd.store.queue import claim_requests
 
 log = structlog.get_logger(__name__)
@@ -42,36 +48,105 @@ def apply_accepted(rt: Runtime) -> int:
                          unapplied_only=True)
     if not ids:
         return 0
-    with transaction(rt.engine) as conn:
+    with transaction(rt.engine, readonly=True) as conn:
         rows = repo.requests_by_ids(conn, ids)
+        existing, to_write = accounts.to_write(conn, {r["account_id"] for r in rows if r["account_id"]},
+                                               {r["account_id"] for r in rows if r["kind"] in ACCOUNT_KINDS})
     applied: list[RowMapping] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
+    recorder = _Recorder(rt)
     try:
-        _write_accounts(rt, rows, applied, failed)
+        _write_accounts(rt, rows, existing, to_write, applied, failed)
+        recorder.add(applied)
         _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
-                           applied, failed)
+                           applied, failed, recorder)
     except DirectoryUnavailable as exc:
         done = {r["id"] for r in applied} | set(failed)
         for r in rows:
             if r["id"] not in done:
                 failed[r["id"]] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
-    record_outcomes(rt, applied, failed, {r["id"]: r for r in rows})
+    except BaseException:
+        recorder.stop()     # what it marked applied is in LDAP; the rest waits for its lease
+        raise
+    recorder.finish(failed, {r["id"]: r for r in rows})
     return len(applied)
 
 
-def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
-    """Create or refresh the LDAP entry of every account these requests need."""
-    needed = {r["account_id"] for r in rows if r["account_id"]}
-    with transaction(rt.engine) as conn:
-        wanted = accounts.by_ids(conn, needed)
+# A pass hands its written requests to a thread of its own by chunks of at least this many (a
+# transaction each); smaller passes, the daemon's usual ones, are recorded at the end as a whole.
+_OVERLAP_MIN = 200
+
+
+class _Recorder:
+    """Records requests applied while the pass goes on writing the next groups.
+
+    ``add`` takes requests whose write LDAP has confirmed; once ``_OVERLAP_MIN`` of them wait, a
+    thread records them (``record_outcomes``, one transaction per chunk). ``finish`` records what
+    is left and the failures in the caller's thread, and raises the thread's error if it had one
+    (the pass then fails as it did when its one bookkeeping transaction failed: what is not
+    marked applied is written again after the lease). Never used with an in-memory SQLite
+    database, which another thread would not see.
+    """
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.error: BaseException | None = None
+        self._waiting: list[RowMapping] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._overlap = threads_share_database(rt.engine)
+
+    def add(self, rows: list[RowMapping]) -> None:
+        with self._cond:
+            self._waiting.extend(rows)
+            if not self._overlap or len(self._waiting) < _OVERLAP_MIN:
+                return
+            if self._thread is None:
+                run = contextvars.copy_context().run     # the job's log context, in the thread too
+                self._thread = threading.Thread(target=run, args=(self._run,), name="apply-recorder", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or len(self._waiting) >= _OVERLAP_MIN)
+                if self._closed:
+                    return
+                rows, self._waiting = self._waiting, []
+            try:
+                record_outcomes(self.rt, rows, {}, {})
+            except BaseException as exc:  # noqa: BLE001 — handed to the pass, which raises it
+                self.error = exc
+                return
+
+    def stop(self) -> None:
+        """Let the thread finish the chunk it is recording, and end it."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self, failed: dict[int, Exception], by_id: dict[int, RowMapping]) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+        record_outcomes(self.rt, self._waiting, failed, by_id)
+
+
+def _write_accounts(rt: Runtime, rows: list[RowMapping], existing: set[str], to_write: dict[str, RowMapping],
+                    applied: list, failed: dict) -> None:
+    """Create or refresh the LDAP entry of every account these requests need (``accounts.to_write``)."""
     for row in rows:
-        account = wanted.get(row["account_id"])
         writes_entry = row["kind"] in ACCOUNT_KINDS
-        if account is None:
+        if row["account_id"] not in existing:
             failed[row["id"]] = PermanentError("the request's account does not exist")
             continue
-        if account["ldap_version"] is not None and not writes_entry:
+        account = to_write.get(row["account_id"])
+        if account is None or (account["ldap_version"] is not None and not writes_entry):
             continue
         try:
             push_account(rt, account)
@@ -115,7 +190,8 @@ def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> N
         ldap_stamps.forget(conn, [account["id"]])
 
 
-def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
+def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict,
+                       recorder: _Recorder) -> None:
     layout = rt.mappings.directory
     by_group: dict[str, list[RowMapping]] = defaultdict(list)
     for row in rows:
@@ -125,6 +201,8 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
             continue
         by_group[role.group].append(row)
     for group, group_rows in sorted(by_group.items()):
+        if recorder.error is not None:
+            return      # the bookkeeping failed: the pass fails (recorder.finish), write no more
         dns = [names.person_dn(layout, r["account_id"]) for r in group_rows]
         try:
             rt.directory.add_members(group, dns)
@@ -135,11 +213,14 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
             continue
         applied.extend(group_rows)
         log.info("members_added", group=group, count=len(dns))
+        recorder.add(group_rows)
 
 
 def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
                     by_id: dict[int, RowMapping]) -> None:
     """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
+    if not applied and not failed:
+        return
     now = rt.clock()
     with transaction(rt.engine) as conn:
         for start in range(0, len(applied), _CHUNK):

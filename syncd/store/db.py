@@ -239,6 +239,14 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+def threads_share_database(engine: Engine) -> bool:
+    """Whether a connection checked out in another thread sees the same database: not so for an
+    in-memory SQLite database (one per thread, or one connection shared by all, which two
+    threads must not use at once)."""
+    from sqlalchemy.pool import SingletonThreadPool, StaticPool
+    return not isinstance(engine.pool, (SingletonThreadPool, StaticPool))
+
+
 def ping(conn: Connection) -> None:
     """One round trip: the database answers (readiness probes)."""
     conn.exec_driver_sql("select 1")

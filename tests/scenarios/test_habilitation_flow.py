@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from syncd.core.model import Verdict
@@ -215,9 +217,14 @@ def test_the_audit_trail_records_the_decision_and_the_ldap_change_with_the_reque
     assert trail == [("decided", request_id), ("ldap_member_added", request_id)]
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["recorded-at-the-end", "recorded-while-writing"])
 def test_a_pass_over_many_groups_marks_each_request_applied_once_with_its_event_audit_row_and_mail(
-        rt, daemon, clock, smtp_server):
+        rt, daemon, clock, smtp_server, monkeypatch, overlap):
     from sqlalchemy import select
+
+    from syncd.jobs import apply
+    if overlap:     # the bookkeeping of written groups in a thread of its own, while the next are written
+        monkeypatch.setattr(apply, "_OVERLAP_MIN", 2)
 
     from syncd import operator
     from syncd.store import audit
@@ -257,6 +264,56 @@ def test_a_pass_over_many_groups_marks_each_request_applied_once_with_its_event_
         assert row["applied_at"] == rt.clock() and row["claimed_by"] is None and row["last_error"] is None
         assert events(rt, request_id).count("applied") == 1
     assert ids["requester"] not in others
+
+
+def test_when_the_bookkeeping_fails_mid_pass_nothing_is_marked_applied_that_ldap_lacks_and_the_rest_follows(
+        rt, daemon, clock, monkeypatch):
+    from syncd import operator
+    from syncd.errors import StoreUnavailable
+    from syncd.jobs import apply
+    people(rt)
+    others = [operator.add_account(rt, f"agent{n}@lassuranceretraite.fr", "Agent", f"N{n}", "CARSAT-RA")
+              for n in range(3)]
+    roles = ("accords-locaux-acces", "greve-declaration")
+    asked = [(habilitation(rt, role, f"agent{n}@lassuranceretraite.fr"), role) for role in roles for n in range(3)]
+    daemon.run_job("intake")
+    for request_id, _ in asked:
+        decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)
+    monkeypatch.setattr(apply, "_OVERLAP_MIN", 2)
+    real, calls, first_recorded = apply.record_outcomes, [], threading.Event()
+
+    def failing(rt_, applied, *args, **kwargs):     # the first group's chunk is recorded, the second's fails
+        calls.append(len(applied))
+        if len(calls) == 2:
+            raise StoreUnavailable("the database went away")
+        real(rt_, applied, *args, **kwargs)
+        first_recorded.set()
+    monkeypatch.setattr(apply, "record_outcomes", failing)
+    add_members, groups = rt.directory.add_members, []
+
+    def one_chunk_per_group(group, dns):
+        groups.append(group)
+        if len(groups) == 2:
+            assert first_recorded.wait(10)
+        return add_members(group, dns)
+    monkeypatch.setattr(rt.directory, "add_members", one_chunk_per_group)
+    with pytest.raises(StoreUnavailable):
+        apply.apply_accepted(rt)
+    assert calls == [3, 3]
+    marked = [(i, role) for i, role in asked if request_row(rt, i)["applied_at"] is not None]
+    assert len(marked) == 3
+    for request_id, role in marked:
+        assert person(rt, request_row(rt, request_id)["account_id"]) in member_dns(rt, role), "applied: in LDAP"
+    monkeypatch.undo()
+
+    clock.advance(seconds=rt.settings.database.lease_seconds + 1)     # the failed pass's claims run out
+    assert daemon.run_job("apply") == 3, "written again (already there: success), then marked"
+    for request_id, _ in asked:
+        assert request_row(rt, request_id)["applied_at"] is not None
+        assert events(rt, request_id).count("applied") == 1
+    for account_id in others:
+        for role in roles:
+            assert person(rt, account_id) in member_dns(rt, role)
 
 
 def test_a_decision_on_a_request_that_does_not_exist_is_refused_and_audited(rt, daemon):
