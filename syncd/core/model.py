@@ -115,6 +115,28 @@ class RequestView:
 
 
 @dataclass(frozen=True)
+class Account:
+    """What the store tells about an account; its LDAP entry's values are ``store.accounts``' rows."""
+
+    id: str
+    email: str
+    status: AccountStatus
+    given_name: str
+    family_name: str
+    primary_organisation: str
+    internal: bool
+    director: bool = False
+    civility: str | None = None
+    birth_name: str | None = None
+    contact_email: str | None = None
+    phone: str | None = None
+    secondary_organisation: str | None = None
+    version: int = 1
+    ldap_version: int | None = None     # the version LDAP holds (None: never written)
+    ldap_attempts: int = 0
+
+
+@dataclass(frozen=True)
 class Decision:
     request_id: int
     verdict: Verdict

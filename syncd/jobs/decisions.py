@@ -113,7 +113,7 @@ def grant(conn: Connection, rt: Runtime, row: Mapping[str, Any], now: datetime, 
         return
     if row["kind"] == RequestKind.ACCOUNT.value:
         existing = repo.account_by_email(conn, row["email"])
-        account_id = existing["id"] if existing else repo.new_account_id()
+        account_id = existing.id if existing else repo.new_account_id()
         if existing is None:
             decision_store.create_account(conn, account_id, row, now)
         repo.update_request(conn, row["id"], now, account_id=account_id)

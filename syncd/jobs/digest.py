@@ -52,13 +52,13 @@ def send_digests(rt: Runtime) -> int:
         due = set(counts) | (central if waiting else set())
         for decider_id in sorted(due - desk_store.digests_sent(conn, day, due)):
             account = repo.account_by_id(conn, decider_id)
-            if account is None or account["status"] != AccountStatus.ACTIVE:
+            if account is None or account.status != AccountStatus.ACTIVE:
                 continue
             context = _context(conn, rt, decider_id, now) | {
-                "decider_name": f"{account['given_name']} {account['family_name']}",
+                "decider_name": f"{account.given_name} {account.family_name}",
                 "desk_url": desk_links.desk_url(settings, decider_id, now), "secret_keys": ["desk_url"],
                 "waiting_count": waiting if decider_id in central else 0}
-            if enqueue(conn, recipient=account["email"], template="decider_digest", context=context, now=now,
+            if enqueue(conn, recipient=account.email, template="decider_digest", context=context, now=now,
                        dedupe_key=desk_store.DIGEST_KEY.format(day=day, account_id=decider_id),
                        language=notify.language_of(settings)) is not None:
                 sent += 1
@@ -98,8 +98,8 @@ def revoke_links(rt: Runtime, decider_ref: str, reason: str | None = None, by: s
         account = repo.find_account(conn, decider_ref)
         if account is None:
             raise PermanentError(f"no account {decider_ref!r}")
-        desk_store.record_revocation(conn, account["id"], now, by, reason)
-        audit.record(conn, at=now, actor=by, action="desk_links_revoked", target=account["id"],
+        desk_store.record_revocation(conn, account.id, now, by, reason)
+        audit.record(conn, at=now, actor=by, action="desk_links_revoked", target=account.id,
                      detail={"reason": reason} if reason else None)
-    log.info("desk_links_revoked", account_id=account["id"], by=by)
-    return account["id"]
+    log.info("desk_links_revoked", account_id=account.id, by=by)
+    return account.id

@@ -15,7 +15,7 @@ from typing import Any
 
 from syncd.store.db import Connection, RowMapping
 
-from syncd.core.model import RequestKind
+from syncd.core.model import Account, RequestKind
 from syncd.mail import links
 from syncd.mail.outbox import Mail, enqueue
 from syncd.mail.render import DEFAULT_LANGUAGE
@@ -35,16 +35,16 @@ def request_context(conn: Connection, row: RowMapping, mappings: Mappings, base_
     return context_of(row, account, mappings, base_url)
 
 
-def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, base_url: str) -> dict[str, Any]:
+def context_of(row: RowMapping, account: Account | None, mappings: Mappings, base_url: str) -> dict[str, Any]:
     """``request_context`` from values already read: the request and its account, if any."""
-    given = account["given_name"] if account else row["given_name"]
-    family = account["family_name"] if account else row["family_name"]
-    org_code = row["organisation_code"] or (account["primary_organisation"] if account else None)
+    given = account.given_name if account else row["given_name"]
+    family = account.family_name if account else row["family_name"]
+    org_code = row["organisation_code"] or (account.primary_organisation if account else None)
     target = None
     if row["kind"] == RequestKind.MOBILITY.value:
         # A mobility's organisation is where the person goes; the person is still of their own.
         target = mappings.organisation(org_code) if org_code else None
-        org_code = account["primary_organisation"] if account else org_code
+        org_code = account.primary_organisation if account else org_code
     org = mappings.organisation(org_code) if org_code else None
     role = mappings.role(row["role_key"]) if row["role_key"] else None
     app = mappings.application_of(row["role_key"]) if row["role_key"] else None
@@ -55,7 +55,7 @@ def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, 
         "kind": row["kind"],
         "is_account_request": row["kind"] == RequestKind.ACCOUNT.value,
         "requester_name": " ".join(x for x in (given, family) if x) or (row["email"] or ""),
-        "requester_email": (account["email"] if account else row["email"]) or "",
+        "requester_email": (account.email if account else row["email"]) or "",
         "organisation_name": org.name if org else (org_code or ""),
         "target_organisation_name": target.name if target else (row["organisation_code"] or ""),
         "role_label": role.label if role else "",
@@ -68,7 +68,7 @@ def context_of(row: RowMapping, account: RowMapping | None, mappings: Mappings, 
     }
 
 
-def requester_mail(row: RowMapping, account: RowMapping | None, template: str, mappings: Mappings,
+def requester_mail(row: RowMapping, account: Account | None, template: str, mappings: Mappings,
                    base_url: str, *, language: str = DEFAULT_LANGUAGE) -> Mail | None:
     """The mail ``to_requester`` would enqueue, for jobs that enqueue by the batch; None without an address."""
     context = context_of(row, account, mappings, base_url)
@@ -103,13 +103,13 @@ def to_deciders(conn: Connection, row: RowMapping, decider_ids: tuple[str, ...] 
     sent = 0
     for decider_id in decider_ids:
         decider = repo.account_by_id(conn, decider_id)
-        if decider is None or (key and digest_only(desk, decider["email"])):
+        if decider is None or (key and digest_only(desk, decider.email)):
             continue
-        personal: dict[str, Any] = {"decider_name": f"{decider['given_name']} {decider['family_name']}"}
+        personal: dict[str, Any] = {"decider_name": f"{decider.given_name} {decider.family_name}"}
         if key and expires_at:
             personal["decide_url"] = links.decision_url(base_url, key, row["id"], decider_id, expires_at)
             personal["secret_keys"] = sorted(set(context.get("secret_keys") or []) | {"decide_url"})
-        enqueue(conn, recipient=decider["email"], template=template, context=context | personal, now=now,
+        enqueue(conn, recipient=decider.email, template=template, context=context | personal, now=now,
                 request_id=row["id"], dedupe_key=f"request:{row['id']}:{purpose}:{decider_id}", language=language)
         sent += 1
     return sent

@@ -26,7 +26,7 @@ from syncd.jobs.apply import mark_account_written, record_outcomes
 from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
-from syncd.store import audit, grants, repo
+from syncd.store import accounts, audit, grants, repo
 from syncd.store.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -75,7 +75,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
             raise ReplayRefused(f"no request {request_id}")
         if row["status"] not in ACCEPTED:
             raise ReplayRefused(f"request {request_id} is {row['status']}: only accepted requests are written to LDAP")
-        account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
+        account = accounts.by_ids(conn, [row["account_id"]]).get(row["account_id"])   # its LDAP values
         membership = None
         if row["kind"] != RequestKind.ACCOUNT.value:
             membership = grants.membership(conn, row["account_id"], row["role_key"])

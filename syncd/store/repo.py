@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection, Row, RowMapping
 
 from syncd.core import lifecycle
 from syncd.core.intake import ExistingAccount, IntakeFacts
-from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
+from syncd.core.model import Account, AccountStatus, Decider, DeciderScope, RequestKind, RequestView, Status
 from syncd.errors import StoreRejected
 from syncd.store.db import dialect_insert
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
@@ -176,12 +177,20 @@ def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
 
 # --- accounts and deciders -----------------------------------------------------------------------
 
-def account_by_email(conn: Connection, email: str) -> RowMapping | None:
-    return conn.execute(select(accounts).where(func.lower(accounts.c.email) == email.lower())).mappings().first()
+_ACCOUNT_COLUMNS = [accounts.c[f.name] for f in fields(Account)]
 
 
-def account_by_id(conn: Connection, account_id: str) -> RowMapping | None:
-    return conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+def _account(row: Row | None) -> Account | None:
+    """The core's value of an ``accounts`` row (selected as ``_ACCOUNT_COLUMNS``)."""
+    return None if row is None else Account(**row._asdict() | {"status": AccountStatus(row.status)})
+
+
+def account_by_email(conn: Connection, email: str) -> Account | None:
+    return _account(conn.execute(select(*_ACCOUNT_COLUMNS).where(func.lower(accounts.c.email) == email.lower())).first())
+
+
+def account_by_id(conn: Connection, account_id: str) -> Account | None:
+    return _account(conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)).first())
 
 
 def add_account(conn: Connection, **values: Any) -> None:
@@ -213,7 +222,7 @@ def remove_decider(conn: Connection, account_id: str, scope: str, organisation_c
         else deciders.c.organisation_code == organisation_code))
 
 
-def find_account(conn: Connection, id_or_email: str) -> RowMapping | None:
+def find_account(conn: Connection, id_or_email: str) -> Account | None:
     return account_by_id(conn, id_or_email) or account_by_email(conn, id_or_email)
 
 
@@ -225,7 +234,7 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
     """
     stmt = (select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, accounts.c.email)
             .join(accounts, accounts.c.id == deciders.c.account_id)
-            .where(accounts.c.status == "active"))
+            .where(accounts.c.status == AccountStatus.ACTIVE.value))
     if organisation_code is not None:
         stmt = stmt.where(or_(deciders.c.scope == DeciderScope.CENTRAL.value,
                               deciders.c.organisation_code == organisation_code))
@@ -249,8 +258,8 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
         return IntakeFacts()
     email = email.strip().lower()
     row = account_by_email(conn, email)
-    account = (ExistingAccount(row["id"], row["status"], bool(row["internal"]), row["primary_organisation"],
-                               bool(row["director"])) if row else None)
+    account = (ExistingAccount(row.id, row.status, row.internal, row.primary_organisation, row.director)
+               if row else None)
     account_open = False
     hab_dup = False
     if kind == RequestKind.ACCOUNT.value:
@@ -262,16 +271,16 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
         ).first() is not None
     elif kind == RequestKind.MOBILITY.value and row is not None:
         mobility_open = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row["id"],
+            select(requests.c.id).where(requests.c.account_id == row.id,
                                         requests.c.kind == RequestKind.MOBILITY.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)).first() is not None
         return IntakeFacts(account, mobility_open=mobility_open)
     elif row is not None and isinstance(role_key, str):
         hab_dup = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row["id"], requests.c.role_key == role_key,
+            select(requests.c.id).where(requests.c.account_id == row.id, requests.c.role_key == role_key,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None or conn.execute(
-            select(memberships.c.account_id).where(memberships.c.account_id == row["id"],
+            select(memberships.c.account_id).where(memberships.c.account_id == row.id,
                                                    memberships.c.role_key == role_key,
                                                    memberships.c.revoked_at.is_(None)).limit(1)
         ).first() is not None

@@ -179,8 +179,8 @@ def test_a_batch_extends_renewals_from_the_current_expiry_grants_habilitations_a
     assert ("u-cat", "opim-local") not in held
     assert all(m["granted_at"] == T0 and m["applied_at"] is None
                for k, m in held.items() if k != ("u-cat", "opim-local"))
-    assert created is not None and created["status"] == "pending"
-    assert by_id[ids["account"]]["account_id"] == created["id"]
+    assert created is not None and created.status == "pending"
+    assert by_id[ids["account"]]["account_id"] == created.id
     assert by_id[ids["not_due"]]["status"] == "pending"
     for name, request_id in ids.items():
         if name != "not_due":
