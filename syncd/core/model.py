@@ -119,13 +119,13 @@ class Account:
     """What the store tells about an account; its LDAP entry's values are ``store.accounts``' rows."""
 
     id: str
-    email: str
     status: AccountStatus
-    given_name: str
-    family_name: str
-    primary_organisation: str
     internal: bool
-    director: bool = False
+    primary_organisation: str
+    director: bool = False              # the directors' referential owns their organisation
+    email: str = ""
+    given_name: str = ""
+    family_name: str = ""
     civility: str | None = None
     birth_name: str | None = None
     contact_email: str | None = None
@@ -133,7 +133,6 @@ class Account:
     secondary_organisation: str | None = None
     version: int = 1
     ldap_version: int | None = None     # the version LDAP holds (None: never written)
-    ldap_attempts: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row, RowMapping
 
 from syncd.core import lifecycle
-from syncd.core.intake import ExistingAccount, IntakeFacts
+from syncd.core.intake import IntakeFacts
 from syncd.core.model import Account, AccountStatus, Decider, DeciderScope, RequestKind, RequestView, Status
 from syncd.errors import StoreRejected
 from syncd.store.db import dialect_insert
@@ -257,9 +257,7 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
     if not isinstance(email, str) or not email.strip():
         return IntakeFacts()
     email = email.strip().lower()
-    row = account_by_email(conn, email)
-    account = (ExistingAccount(row.id, row.status, row.internal, row.primary_organisation, row.director)
-               if row else None)
+    account = account_by_email(conn, email)
     account_open = False
     hab_dup = False
     if kind == RequestKind.ACCOUNT.value:
@@ -269,18 +267,18 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
                                         requests.c.kind == RequestKind.ACCOUNT.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None
-    elif kind == RequestKind.MOBILITY.value and row is not None:
+    elif kind == RequestKind.MOBILITY.value and account is not None:
         mobility_open = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row.id,
+            select(requests.c.id).where(requests.c.account_id == account.id,
                                         requests.c.kind == RequestKind.MOBILITY.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)).first() is not None
         return IntakeFacts(account, mobility_open=mobility_open)
-    elif row is not None and isinstance(role_key, str):
+    elif account is not None and isinstance(role_key, str):
         hab_dup = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row.id, requests.c.role_key == role_key,
+            select(requests.c.id).where(requests.c.account_id == account.id, requests.c.role_key == role_key,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None or conn.execute(
-            select(memberships.c.account_id).where(memberships.c.account_id == row.id,
+            select(memberships.c.account_id).where(memberships.c.account_id == account.id,
                                                    memberships.c.role_key == role_key,
                                                    memberships.c.revoked_at.is_(None)).limit(1)
         ).first() is not None

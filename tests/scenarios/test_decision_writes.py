@@ -74,7 +74,7 @@ def authorised_by_few_rows(conn, rt, row, ref: str) -> tuple[str | None, bool]:
     found, few = decision_store.decider_and_rivals(conn, ref, row["organisation_code"] or "", row["account_id"])
     if found is None:
         return None, False
-    return found.id, found.status == "active" and found.id in current_route(conn, rt, row, few).decider_ids
+    return found["id"], found["status"] == "active" and found["id"] in current_route(conn, rt, row, few).decider_ids
 
 
 def test_authorisation_from_a_few_rows_agrees_with_the_whole_route_for_every_account_and_request(rt):
