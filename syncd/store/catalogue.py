@@ -59,7 +59,7 @@ def role_states(conn: Connection, account: Account, mappings: Mappings, now: dat
                 states[role.key] = RoleState(MembershipState.HELD.value, expires_at=held[role.key])
             elif role.key in open_requests:
                 states[role.key] = RoleState("requested", request=open_requests[role.key])
-            elif role.restriction == "internal_only" and not account["internal"]:
+            elif role.restriction == "internal_only" and not account.internal:
                 states[role.key] = RoleState("not_available")
             else:
                 states[role.key] = RoleState("may_request")

@@ -197,12 +197,6 @@ def add_account(conn: Connection, **values: Any) -> None:
     conn.execute(insert(accounts).values(**values))
 
 
-def account_names(conn: Connection, account_id: str) -> Row | None:
-    """(given_name, family_name, status) of an account."""
-    return conn.execute(select(accounts.c.given_name, accounts.c.family_name, accounts.c.status)
-                        .where(accounts.c.id == account_id)).first()
-
-
 def add_decider(conn: Connection, account_id: str, scope: str, organisation_code: str | None, now: datetime) -> None:
     """Idempotent, and safe when two run at once: the unique key, or for a central administrator
     the partial unique index, turns the second insert into nothing."""

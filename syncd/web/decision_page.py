@@ -82,7 +82,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
     with transaction(rt.engine, readonly=True) as conn:
         used = tokens.is_used(conn, claims.used_key)
         detail = queries.request_detail(conn, claims.request_id, rt.mappings)
-        decider = repo.account_names(conn, claims.decider_id)
+        decider = repo.account_by_id(conn, claims.decider_id)
         refusal = None
         if detail is None:
             refusal = "not_found"
