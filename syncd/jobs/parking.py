@@ -178,11 +178,11 @@ def _forget_unwritten_account(conn: Connection, row: RowMapping, now: datetime) 
     if row["kind"] != RequestKind.ACCOUNT.value or row["account_id"] is None:
         return
     account = repo.account_by_id(conn, row["account_id"])
-    if account is None or account["status"] != AccountStatus.PENDING or account["ldap_version"] is not None:
+    if account is None or account.status != AccountStatus.PENDING or account.ldap_version is not None:
         return
-    if not repo.has_other_requests(conn, account["id"], row["id"]):
+    if not repo.has_other_requests(conn, account.id, row["id"]):
         repo.update_request(conn, row["id"], now, account_id=None)
-        accounts.remove(conn, account["id"])
+        accounts.remove(conn, account.id)
 
 
 def retry(rt: Runtime, refs: list[str] | None, operator: str = "operator") -> list[str]:
