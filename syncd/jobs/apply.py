@@ -48,35 +48,35 @@ def apply_accepted(rt: Runtime) -> int:
     failed: dict[int, Exception] = {}   # request id -> why its write failed
     try:
         _write_accounts(rt, rows, applied, failed)
-        _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
+        _write_memberships(rt, [r for r in rows if r.kind not in ACCOUNT_KINDS and r.id not in failed],
                            applied, failed)
     except DirectoryUnavailable as exc:
-        done = {r["id"] for r in applied} | set(failed)
+        done = {r.id for r in applied} | set(failed)
         for r in rows:
-            if r["id"] not in done:
-                failed[r["id"]] = exc
+            if r.id not in done:
+                failed[r.id] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
-    record_outcomes(rt, applied, failed, {r["id"]: r for r in rows})
+    record_outcomes(rt, applied, failed, {r.id: r for r in rows})
     return len(applied)
 
 
 def _write_accounts(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict) -> None:
     """Create or refresh the LDAP entry of every account these requests need."""
-    needed = {r["account_id"] for r in rows if r["account_id"]}
+    needed = {r.account_id for r in rows if r.account_id}
     with transaction(rt.engine) as conn:
         wanted = accounts.by_ids(conn, needed)
     for row in rows:
-        account = wanted.get(row["account_id"])
-        writes_entry = row["kind"] in ACCOUNT_KINDS
+        account = wanted.get(row.account_id)
+        writes_entry = row.kind in ACCOUNT_KINDS
         if account is None:
-            failed[row["id"]] = PermanentError("the request's account does not exist")
+            failed[row.id] = PermanentError("the request's account does not exist")
             continue
         if account["ldap_version"] is not None and not writes_entry:
             continue
         try:
             push_account(rt, account)
         except PermanentError as exc:
-            failed[row["id"]] = exc
+            failed[row.id] = exc
             continue
         if writes_entry:
             applied.append(row)
@@ -119,18 +119,18 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
     layout = rt.mappings.directory
     by_group: dict[str, list[RowMapping]] = defaultdict(list)
     for row in rows:
-        role = rt.mappings.role(row["role_key"])
+        role = rt.mappings.role(row.role_key)
         if role is None:
-            failed[row["id"]] = PermanentError(f"role {row['role_key']!r} is no longer in the mappings")
+            failed[row.id] = PermanentError(f"role {row.role_key!r} is no longer in the mappings")
             continue
         by_group[role.group].append(row)
     for group, group_rows in sorted(by_group.items()):
-        dns = [names.person_dn(layout, r["account_id"]) for r in group_rows]
+        dns = [names.person_dn(layout, r.account_id) for r in group_rows]
         try:
             rt.directory.add_members(group, dns)
         except PermanentError as exc:
             for r in group_rows:
-                failed[r["id"]] = exc
+                failed[r.id] = exc
             log.error("group_write_failed", group=group, error=str(exc), requests=len(group_rows))
             continue
         applied.extend(group_rows)
@@ -162,37 +162,37 @@ def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) ->
     added its audit row, and each requester the mail that says the request is granted.
     """
     layout = rt.mappings.directory
-    habilitations = [r for r in rows if r["kind"] not in ACCOUNT_KINDS]
+    habilitations = [r for r in rows if r.kind not in ACCOUNT_KINDS]
     group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
-                 for key in {r["role_key"] for r in habilitations}}
+                 for key in {r.role_key for r in habilitations}}
     if conn.dialect.name == "postgresql":   # one statement over arrays (syncd.store.applied)
-        applied_store.mark_applied(conn, [r["id"] for r in rows], [
-            (r["id"], r["account_id"], r["role_key"], group_dns[r["role_key"]],
-             names.person_dn(layout, r["account_id"])) for r in habilitations], now)
+        applied_store.mark_applied(conn, [r.id for r in rows], [
+            (r.id, r.account_id, r.role_key, group_dns[r.role_key],
+             names.person_dn(layout, r.account_id)) for r in habilitations], now)
     else:
-        repo.mark_applied(conn, [r["id"] for r in rows], now)
-        repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
+        repo.mark_applied(conn, [r.id for r in rows], now)
+        repo.add_events(conn, [{"request_id": r.id, "event": "applied", "at": now} for r in rows])
         audit.record_many(conn, [
-            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
-                        target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
+            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r.id,
+                        target=group_dns[r.role_key], detail={"member": names.person_dn(layout, r.account_id)})
             for r in habilitations])
         if habilitations:
-            grants.mark_applied(conn, [(r["account_id"], r["role_key"]) for r in habilitations], now)
+            grants.mark_applied(conn, [(r.account_id, r.role_key) for r in habilitations], now)
     if habilitations:
-        owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
+        owners = accounts.by_ids(conn, {r.account_id for r in habilitations})
         language = notify.language_of(rt.settings)
-        mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
+        mails = [notify.requester_mail(r, owners.get(r.account_id), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]
         enqueue_many(conn, [m for m in mails if m is not None], now)
     for r in rows:
-        if r["kind"] == RequestKind.ACCOUNT.value:
-            passwords.issue_reset(conn, rt, r["account_id"], now, template="account_created_set_password")
-        elif r["kind"] == RequestKind.MOBILITY.value:
+        if r.kind is RequestKind.ACCOUNT:
+            passwords.issue_reset(conn, rt, r.account_id, now, template="account_created_set_password")
+        elif r.kind is RequestKind.MOBILITY:
             notify.to_requester(conn, r, "mobility_accepted", rt.mappings, rt.settings.web.base_url, now,
-                                language=notify.language_of(rt.settings), decided_at=r["decided_at"],
-                                tacit=r["status"] == Status.ACCEPTED_TACITLY.value,
-                                withdrawn=mobility.withdrawn_labels(conn, rt, r["id"]))
+                                language=notify.language_of(rt.settings), decided_at=r.decided_at,
+                                tacit=r.status is Status.ACCEPTED_TACITLY,
+                                withdrawn=mobility.withdrawn_labels(conn, rt, r.id))
 
 
 def _accepted_template(row: RowMapping) -> str:
-    return "request_accepted_tacitly" if row["status"] == Status.ACCEPTED_TACITLY.value else "request_accepted"
+    return "request_accepted_tacitly" if row.status is Status.ACCEPTED_TACITLY else "request_accepted"

@@ -72,17 +72,15 @@ def _context(conn, rt: Runtime, decider_id: str, now: datetime) -> dict:
     rows = desk_store.pending_for(conn, decider_id)
     today = now.astimezone(PARIS).date()
     items = []
-    for row in rows[:DIGEST_ITEMS]:
-        context = notify.context_of(row, repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None,
+    for row in map(repo.request_view, rows[:DIGEST_ITEMS]):
+        context = notify.context_of(row, repo.account_by_id(conn, row.account_id) if row.account_id else None,
                                     rt.mappings, rt.settings.web.base_url)
-        deadline = repo.aware(row["deadline_at"])
-        tacit = lifecycle.tacit_applies(repo.request_view(row),
-                                        internal_accounts=rt.mappings.policy.internal_account_tacit)
-        items.append({"request_id": row["id"], "requester_name": context["requester_name"],
+        tacit = lifecycle.tacit_applies(row, internal_accounts=rt.mappings.policy.internal_account_tacit)
+        items.append({"request_id": row.id, "requester_name": context["requester_name"],
                       "organisation_name": context["organisation_name"],
-                      "description": queries.describe(row["kind"], row["role_key"], rt.mappings, row["organisation_code"]),
-                      "deadline_at": deadline.isoformat() if deadline and tacit else "",
-                      "today": bool(tacit and deadline and deadline.astimezone(PARIS).date() <= today)})
+                      "description": queries.describe(row.kind, row.role_key, rt.mappings, row.organisation_code),
+                      "deadline_at": row.deadline_at.isoformat() if row.deadline_at and tacit else "",
+                      "today": bool(tacit and row.deadline_at and row.deadline_at.astimezone(PARIS).date() <= today)})
     return {"count": len(rows), "items": items, "more": max(0, len(rows) - DIGEST_ITEMS),
             "expires_at": now + timedelta(days=rt.settings.desk.link_days)}
 

@@ -10,7 +10,7 @@ state change, its history event and its outbox mail commit together or not at al
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
@@ -45,21 +45,22 @@ def new_account_id() -> str:
 
 # --- requests ---------------------------------------------------------------------------------
 
-def get_request(conn: Connection, request_id: int, *, for_update: bool = False) -> RowMapping | None:
+def get_request(conn: Connection, request_id: int, *, for_update: bool = False) -> RequestView | None:
     stmt = select(requests).where(requests.c.id == request_id)
     if for_update:
         stmt = stmt.with_for_update()   # PostgreSQL row lock; SQLite's write lock covers it
-    return conn.execute(stmt).mappings().first()
+    return request_view(conn.execute(stmt).mappings().first())
 
 
-def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
-    return list(conn.execute(select(requests).where(requests.c.id.in_(list(ids))).order_by(requests.c.id)).mappings())
+def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RequestView]:
+    return [request_view(r) for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))
+                                                  .order_by(requests.c.id)).mappings()]
 
 
-def undecided(conn: Connection) -> list[RowMapping]:
+def undecided(conn: Connection) -> list[RequestView]:
     """Requests waiting for a decision (pending, or nobody can decide them), by id."""
-    return list(conn.execute(select(requests).where(requests.c.status.in_(UNDECIDED_STATUSES))
-                             .order_by(requests.c.id)).mappings())
+    return [request_view(r) for r in conn.execute(select(requests).where(requests.c.status.in_(UNDECIDED_STATUSES))
+                                                  .order_by(requests.c.id)).mappings()]
 
 
 _MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
@@ -114,22 +115,16 @@ def routed_to(conn: Connection, request_id: int) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
-def request_view(row: RowMapping, routed: tuple[str, ...] = ()) -> RequestView:
-    return RequestView(
-        id=row["id"],
-        kind=RequestKind(row["kind"]),
-        status=Status(row["status"]),
-        submitted_at=aware(row["submitted_at"]),
-        requester_account_id=row["account_id"],
-        organisation_code=row["organisation_code"] or "",
-        role_key=row["role_key"],
-        deadline_at=aware(row["deadline_at"]),
-        decided_by=row["decided_by"],
-        applied_at=aware(row["applied_at"]),
-        routed_to=routed,
-        internal=None if row["internal"] is None else bool(row["internal"]),
-        first_routed_at=aware(row["first_routed_at"]),
-    )
+_REQUEST_FIELDS = frozenset(f.name for f in fields(RequestView))
+
+
+def request_view(row: Mapping[str, Any] | None) -> RequestView | None:
+    """The core's value of a ``requests`` row, or of the columns of it a lean read selects."""
+    if row is None:
+        return None
+    values = {k: v for k, v in row.items() if k in _REQUEST_FIELDS}
+    return RequestView(**values | {"kind": RequestKind(row["kind"]), "status": Status(row["status"]),
+                                   "organisation_code": values.get("organisation_code") or ""})
 
 
 def set_routing(conn: Connection, request_id: int, decider_ids: Iterable[str]) -> None:
@@ -242,9 +237,9 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
 _LOCK_REQUEST = select(requests).where(requests.c.id == bindparam("request_id")).with_for_update()
 
 
-def lock_request(conn: Connection, request_id: int) -> RowMapping | None:
+def lock_request(conn: Connection, request_id: int) -> RequestView | None:
     """``get_request(conn, request_id, for_update=True)``, from a statement built once."""
-    return conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first()
+    return request_view(conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first())
 
 
 def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key: str | None) -> IntakeFacts:

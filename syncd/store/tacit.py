@@ -25,10 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import RequestKind, RequestView, Status
 from syncd.store.decision import moves_to
+from syncd.store.repo import request_view
 from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
 # The columns ``repo.request_view`` reads, and the email for the audit row's target.
@@ -187,12 +188,12 @@ def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime
     return moved
 
 
-def requests_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, RowMapping]:
+def requests_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, RequestView]:
     """Whole request rows by id: what a grant of a new account or a mobility reads, for the few
     such requests of a batch."""
     if not ids:
         return {}
-    return {r["id"]: r for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))).mappings()}
+    return {r["id"]: request_view(r) for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))).mappings()}
 
 
 # --- reminders ---------------------------------------------------------------------------------

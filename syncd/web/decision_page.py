@@ -94,7 +94,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             row = repo.get_request(conn, claims.request_id)
             # An escalated external account request is decided past its deadline (never tacit).
             if is_due(detail.deadline, now) and lifecycle.tacit_applies(
-                    repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit):
+                    row, internal_accounts=rt.mappings.policy.internal_account_tacit):
                 refusal = "deadline_passed"
             elif decider is None or decider.status != AccountStatus.ACTIVE or \
                     claims.decider_id not in current_route(conn, rt, row).decider_ids:
