@@ -119,7 +119,7 @@ _REQUEST_FIELDS = frozenset(f.name for f in fields(RequestView))
 
 
 def request_view(row: Mapping[str, Any] | None) -> RequestView | None:
-    """The core's value of a ``requests`` row, or of the columns of it a lean read selects."""
+    """The core's value of a ``requests`` row, or of the columns a lean read selects (times aware, booleans)."""
     if row is None:
         return None
     values = {k: v for k, v in row.items() if k in _REQUEST_FIELDS}
