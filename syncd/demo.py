@@ -90,7 +90,7 @@ def run_demo(var: str = "var", exit_after_scenario: bool = False) -> int:
     import os
 
     from syncd import operator
-    from syncd.core.model import Verdict
+    from syncd.core.model import Status, Verdict
     from syncd.daemon import Daemon
     from syncd.directory import names
     from syncd.jobs.decisions import decide_request
@@ -154,7 +154,7 @@ syncd demo is up.
             request_id = operator.submit_habilitation(rt, REQUESTER[0], DEMO_ROLE)
             for _ in range(100):
                 with transaction(rt.engine) as conn:
-                    if repo.get_request(conn, request_id)["status"] == "pending":
+                    if repo.get_request(conn, request_id).status is Status.PENDING:
                         break
                 time.sleep(0.2)
             print(f"[scenario] request {request_id} is pending; the correspondent accepts it")
@@ -163,7 +163,7 @@ syncd demo is up.
             started = time.monotonic()
             for _ in range(100):
                 with transaction(rt.engine) as conn:
-                    if repo.get_request(conn, request_id)["applied_at"] is not None:
+                    if repo.get_request(conn, request_id).applied_at is not None:
                         break
                 time.sleep(0.1)
             else:

@@ -10,7 +10,7 @@ from syncd.core.intake import directory_refusals, normalise_email
 from syncd.core.model import AccountStatus, Status
 from syncd.errors import DirectoryRejected, DirectoryUnavailable, PermanentError
 from syncd.runtime import Runtime
-from syncd.store import audit, health, parked, repo
+from syncd.store import accounts, audit, health, parked, repo
 from syncd.store.db import transaction
 from syncd.store.outbox import oldest_pending_age, pending_count
 
@@ -88,9 +88,9 @@ def unlock_account(rt: Runtime, email: str) -> bool:
         account = repo.account_by_email(conn, email.strip())
     if account is None:
         raise PermanentError(f"no account for {email!r}")
-    cleared = rt.directory.clear_lockout(account["id"])
+    cleared = rt.directory.clear_lockout(account.id)
     with transaction(rt.engine) as conn:
-        audit.record(conn, at=rt.clock(), actor="cli", action="lockout_cleared", target=account["id"])
+        audit.record(conn, at=rt.clock(), actor="cli", action="lockout_cleared", target=account.id)
     return cleared
 
 
@@ -168,7 +168,7 @@ def add_account(rt: Runtime, email: str, given_name: str, family_name: str, orga
             conn, id=account_id, email=normalised, given_name=given_name, family_name=family_name,
             primary_organisation=organisation, internal=internal, director=director, status=AccountStatus.ACTIVE.value,
             created_at=now, updated_at=now)
-        row = repo.account_by_id(conn, account_id)
+        row = accounts.by_ids(conn, [account_id])[account_id]
     push_account(rt, row)
     return account_id
 
@@ -179,7 +179,7 @@ def _decider_key(conn, rt: Runtime, email: str, organisation: str | None):
         raise PermanentError(f"no account for {email}: create it first")
     if organisation is not None and rt.mappings.organisation(organisation) is None:
         raise PermanentError(f"unknown organisation {organisation!r}")
-    return account["id"], ("correspondent" if organisation else "central")
+    return account.id, ("correspondent" if organisation else "central")
 
 
 def add_decider(rt: Runtime, email: str, organisation: str | None) -> None:

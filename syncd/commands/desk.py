@@ -39,7 +39,7 @@ def print_link(args, rt) -> int:
     if account is None:
         raise PermanentError(f"no account {args.decider!r}")
     try:
-        print(desk_links.desk_url(rt.settings, account["id"], rt.clock()))
+        print(desk_links.desk_url(rt.settings, account.id, rt.clock()))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return 0

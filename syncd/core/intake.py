@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from syncd.core import syntax
 from syncd.core.entries import DN_FIELDS
 from syncd.core.mappings import Mappings
-from syncd.core.model import AccountStatus, RequestKind
+from syncd.core.model import Account, AccountStatus, RequestKind
 
 MAX_NAME = 100
 MAX_EMAIL = 254
@@ -33,14 +33,7 @@ class Rejection:
     reason: str   # French, shown to the requester
 
 
-@dataclass(frozen=True)
-class ExistingAccount:
-    id: str
-    status: str             # pending / active / disabled
-    internal: bool
-    primary_organisation: str
-    director: bool = False  # the directors' referential owns their organisation
-
+ExistingAccount = Account   # what intake reads of the account with the row's e-mail
 
 
 @dataclass(frozen=True)

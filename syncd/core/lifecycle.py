@@ -106,7 +106,7 @@ def decide(request: RequestView, decision: Decision, *, now: datetime, authorise
     Order matters: who you are first (403), then whether the request can still be decided (409),
     then what you sent (400).
     """
-    if request.requester_account_id is not None and decision.decider_account_id == request.requester_account_id:
+    if request.account_id is not None and decision.decider_account_id == request.account_id:
         raise DecisionRefused("own_request", "Nobody may decide their own request.")
     if not authorised:
         raise DecisionRefused("not_authorised", "This decider may not decide this request.")

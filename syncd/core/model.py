@@ -6,7 +6,7 @@ Frozen dataclasses in, plain values out; the store maps rows to these and back.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -97,21 +97,53 @@ class Decider:
 
 @dataclass(frozen=True)
 class RequestView:
-    """What the rules need to know about one request."""
+    """One request as the store hands it out: what the rules need, and what jobs and mails read."""
 
     id: int
     kind: RequestKind
     status: Status
     submitted_at: datetime
-    requester_account_id: str | None      # None for an account request until the account exists
+    account_id: str | None      # the requester's; None for an account request until the account exists
     organisation_code: str
     role_key: str | None = None
     deadline_at: datetime | None = None
     decided_by: str | None = None
     applied_at: datetime | None = None
-    routed_to: tuple[str, ...] = field(default_factory=tuple)  # decider account ids
     internal: bool | None = None           # account requests: "Je travaille à la Sécu ?"
     first_routed_at: datetime | None = None  # when it first reached a decider (their window starts)
+    email: str | None = None               # as the portal wrote it (intake normalises it)
+    civility: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    terms_accepted: bool | None = None
+    terms_version: str | None = None
+    reason: str | None = None              # why it was rejected
+    comment: str | None = None             # the decider's
+    decided_at: datetime | None = None
+    attempts: int = 0
+    parked_at: datetime | None = None
+    parked_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the store tells about an account; its LDAP entry's values are ``store.accounts``' rows."""
+
+    id: str
+    status: AccountStatus
+    internal: bool
+    primary_organisation: str
+    director: bool = False              # the directors' referential owns their organisation
+    email: str = ""
+    given_name: str = ""
+    family_name: str = ""
+    civility: str | None = None
+    birth_name: str | None = None
+    contact_email: str | None = None
+    phone: str | None = None
+    secondary_organisation: str | None = None
+    version: int = 1
+    ldap_version: int | None = None     # the version LDAP holds (None: never written)
 
 
 @dataclass(frozen=True)

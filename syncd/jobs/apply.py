@@ -21,7 +21,7 @@ from datetime import datetime
 import structlog
 
 from syncd.core.entries import account_attributes
-from syncd.core.model import AccountStatus, RequestKind, Status
+from syncd.core.model import AccountStatus, RequestKind, RequestView, Status
 from syncd.directory import names
 from syncd.errors import DirectoryUnavailable, PermanentError
 from syncd.jobs import mobility, notify, parking, passwords
@@ -50,26 +50,26 @@ def apply_accepted(rt: Runtime) -> int:
         return 0
     with transaction(rt.engine, readonly=True) as conn:
         rows = repo.requests_by_ids(conn, ids)
-        existing, to_write = accounts.to_write(conn, {r["account_id"] for r in rows if r["account_id"]},
-                                               {r["account_id"] for r in rows if r["kind"] in ACCOUNT_KINDS})
-    applied: list[RowMapping] = []
+        existing, to_write = accounts.to_write(conn, {r.account_id for r in rows if r.account_id},
+                                               {r.account_id for r in rows if r.kind in ACCOUNT_KINDS})
+    applied: list[RequestView] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
     recorder = _Recorder(rt)
     try:
         _write_accounts(rt, rows, existing, to_write, applied, failed)
         recorder.add(applied)
-        _write_memberships(rt, [r for r in rows if r["kind"] not in ACCOUNT_KINDS and r["id"] not in failed],
+        _write_memberships(rt, [r for r in rows if r.kind not in ACCOUNT_KINDS and r.id not in failed],
                            applied, failed, recorder)
     except DirectoryUnavailable as exc:
-        done = {r["id"] for r in applied} | set(failed)
+        done = {r.id for r in applied} | set(failed)
         for r in rows:
-            if r["id"] not in done:
-                failed[r["id"]] = exc
+            if r.id not in done:
+                failed[r.id] = exc
         log.warning("ldap_unavailable", error=str(exc), pending=len(rows) - len(applied))
     except BaseException:
         recorder.stop()     # what it marked applied is in LDAP; the rest waits for its lease
         raise
-    recorder.finish(failed, {r["id"]: r for r in rows})
+    recorder.finish(failed, {r.id: r for r in rows})
     return len(applied)
 
 
@@ -92,13 +92,13 @@ class _Recorder:
     def __init__(self, rt: Runtime):
         self.rt = rt
         self.error: BaseException | None = None
-        self._waiting: list[RowMapping] = []
+        self._waiting: list[RequestView] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._overlap = threads_share_database(rt.engine)
 
-    def add(self, rows: list[RowMapping]) -> None:
+    def add(self, rows: list[RequestView]) -> None:
         with self._cond:
             self._waiting.extend(rows)
             if not self._overlap or len(self._waiting) < _OVERLAP_MIN:
@@ -130,28 +130,28 @@ class _Recorder:
         if self._thread is not None:
             self._thread.join()
 
-    def finish(self, failed: dict[int, Exception], by_id: dict[int, RowMapping]) -> None:
+    def finish(self, failed: dict[int, Exception], by_id: dict[int, RequestView]) -> None:
         self.stop()
         if self.error is not None:
             raise self.error
         record_outcomes(self.rt, self._waiting, failed, by_id)
 
 
-def _write_accounts(rt: Runtime, rows: list[RowMapping], existing: set[str], to_write: dict[str, RowMapping],
+def _write_accounts(rt: Runtime, rows: list[RequestView], existing: set[str], to_write: dict[str, RowMapping],
                     applied: list, failed: dict) -> None:
     """Create or refresh the LDAP entry of every account these requests need (``accounts.to_write``)."""
     for row in rows:
-        writes_entry = row["kind"] in ACCOUNT_KINDS
-        if row["account_id"] not in existing:
-            failed[row["id"]] = PermanentError("the request's account does not exist")
+        writes_entry = row.kind in ACCOUNT_KINDS
+        if row.account_id not in existing:
+            failed[row.id] = PermanentError("the request's account does not exist")
             continue
-        account = to_write.get(row["account_id"])
+        account = to_write.get(row.account_id)
         if account is None or (account["ldap_version"] is not None and not writes_entry):
             continue
         try:
             push_account(rt, account)
         except PermanentError as exc:
-            failed[row["id"]] = exc
+            failed[row.id] = exc
             continue
         if writes_entry:
             applied.append(row)
@@ -190,25 +190,25 @@ def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> N
         ldap_stamps.forget(conn, [account["id"]])
 
 
-def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, failed: dict,
+def _write_memberships(rt: Runtime, rows: list[RequestView], applied: list, failed: dict,
                        recorder: _Recorder) -> None:
     layout = rt.mappings.directory
-    by_group: dict[str, list[RowMapping]] = defaultdict(list)
+    by_group: dict[str, list[RequestView]] = defaultdict(list)
     for row in rows:
-        role = rt.mappings.role(row["role_key"])
+        role = rt.mappings.role(row.role_key)
         if role is None:
-            failed[row["id"]] = PermanentError(f"role {row['role_key']!r} is no longer in the mappings")
+            failed[row.id] = PermanentError(f"role {row.role_key!r} is no longer in the mappings")
             continue
         by_group[role.group].append(row)
     for group, group_rows in sorted(by_group.items()):
         if recorder.error is not None:
             return      # the bookkeeping failed: the pass fails (recorder.finish), write no more
-        dns = [names.person_dn(layout, r["account_id"]) for r in group_rows]
+        dns = [names.person_dn(layout, r.account_id) for r in group_rows]
         try:
             rt.directory.add_members(group, dns)
         except PermanentError as exc:
             for r in group_rows:
-                failed[r["id"]] = exc
+                failed[r.id] = exc
             log.error("group_write_failed", group=group, error=str(exc), requests=len(group_rows))
             continue
         applied.extend(group_rows)
@@ -216,8 +216,8 @@ def _write_memberships(rt: Runtime, rows: list[RowMapping], applied: list, faile
         recorder.add(group_rows)
 
 
-def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Exception],
-                    by_id: dict[int, RowMapping]) -> None:
+def record_outcomes(rt: Runtime, applied: list[RequestView], failed: dict[int, Exception],
+                    by_id: dict[int, RequestView]) -> None:
     """The bookkeeping of requests written to LDAP (events, memberships, mails) and of those that failed."""
     if not applied and not failed:
         return
@@ -236,44 +236,44 @@ def record_outcomes(rt: Runtime, applied: list[RowMapping], failed: dict[int, Ex
 _CHUNK = 1000
 
 
-def _record_applied(conn, rt: Runtime, rows: list[RowMapping], now: datetime) -> None:
+def _record_applied(conn, rt: Runtime, rows: list[RequestView], now: datetime) -> None:
     """Mark a batch applied: a handful of set-based statements, not a handful per request.
 
     Each request gets its "applied" event, each membership its ``applied_at``, each member
     added its audit row, and each requester the mail that says the request is granted.
     """
     layout = rt.mappings.directory
-    habilitations = [r for r in rows if r["kind"] not in ACCOUNT_KINDS]
+    habilitations = [r for r in rows if r.kind not in ACCOUNT_KINDS]
     group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
-                 for key in {r["role_key"] for r in habilitations}}
+                 for key in {r.role_key for r in habilitations}}
     if conn.dialect.name == "postgresql":   # one statement over arrays (syncd.store.applied)
-        applied_store.mark_applied(conn, [r["id"] for r in rows], [
-            (r["id"], r["account_id"], r["role_key"], group_dns[r["role_key"]],
-             names.person_dn(layout, r["account_id"])) for r in habilitations], now)
+        applied_store.mark_applied(conn, [r.id for r in rows], [
+            (r.id, r.account_id, r.role_key, group_dns[r.role_key],
+             names.person_dn(layout, r.account_id)) for r in habilitations], now)
     else:
-        repo.mark_applied(conn, [r["id"] for r in rows], now)
-        repo.add_events(conn, [{"request_id": r["id"], "event": "applied", "at": now} for r in rows])
+        repo.mark_applied(conn, [r.id for r in rows], now)
+        repo.add_events(conn, [{"request_id": r.id, "event": "applied", "at": now} for r in rows])
         audit.record_many(conn, [
-            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r["id"],
-                        target=group_dns[r["role_key"]], detail={"member": names.person_dn(layout, r["account_id"])})
+            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r.id,
+                        target=group_dns[r.role_key], detail={"member": names.person_dn(layout, r.account_id)})
             for r in habilitations])
         if habilitations:
-            grants.mark_applied(conn, [(r["account_id"], r["role_key"]) for r in habilitations], now)
+            grants.mark_applied(conn, [(r.account_id, r.role_key) for r in habilitations], now)
     if habilitations:
-        owners = accounts.by_ids(conn, {r["account_id"] for r in habilitations})
+        owners = accounts.by_ids(conn, {r.account_id for r in habilitations})
         language = notify.language_of(rt.settings)
-        mails = [notify.requester_mail(r, owners.get(r["account_id"]), _accepted_template(r), rt.mappings,
+        mails = [notify.requester_mail(r, owners.get(r.account_id), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]
         enqueue_many(conn, [m for m in mails if m is not None], now)
     for r in rows:
-        if r["kind"] == RequestKind.ACCOUNT.value:
-            passwords.issue_reset(conn, rt, r["account_id"], now, template="account_created_set_password")
-        elif r["kind"] == RequestKind.MOBILITY.value:
+        if r.kind is RequestKind.ACCOUNT:
+            passwords.issue_reset(conn, rt, r.account_id, now, template="account_created_set_password")
+        elif r.kind is RequestKind.MOBILITY:
             notify.to_requester(conn, r, "mobility_accepted", rt.mappings, rt.settings.web.base_url, now,
-                                language=notify.language_of(rt.settings), decided_at=r["decided_at"],
-                                tacit=r["status"] == Status.ACCEPTED_TACITLY.value,
-                                withdrawn=mobility.withdrawn_labels(conn, rt, r["id"]))
+                                language=notify.language_of(rt.settings), decided_at=r.decided_at,
+                                tacit=r.status is Status.ACCEPTED_TACITLY,
+                                withdrawn=mobility.withdrawn_labels(conn, rt, r.id))
 
 
-def _accepted_template(row: RowMapping) -> str:
-    return "request_accepted_tacitly" if row["status"] == Status.ACCEPTED_TACITLY.value else "request_accepted"
+def _accepted_template(row: RequestView) -> str:
+    return "request_accepted_tacitly" if row.status is Status.ACCEPTED_TACITLY else "request_accepted"

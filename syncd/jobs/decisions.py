@@ -7,15 +7,15 @@ job, which is what ``applied_at`` records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from syncd.core import lifecycle
-from syncd.core.model import AccountStatus, Decision, RequestKind, Status, Verdict
+from syncd.core.model import AccountStatus, Decision, RequestKind, RequestView, Status, Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs import mobility, notify
 from syncd.jobs.routing import current_route
@@ -45,13 +45,13 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
         if row is None:
             refusal = DecisionRefused("not_found", f"There is no request {request_id}.")
         else:
-            decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row["organisation_code"] or "",
-                                                                   row["account_id"], role_rows)
+            decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row.organisation_code,
+                                                                   row.account_id, role_rows)
             decider_id = decider["id"] if decider else decider_ref
             authorised = decider is not None and decider["status"] == AccountStatus.ACTIVE and \
                 decider_id in current_route(conn, rt, row, deciders).decider_ids
             try:
-                transition = lifecycle.decide(repo.request_view(row),
+                transition = lifecycle.decide(row,
                                               Decision(request_id, verdict, decider_id, comment),
                                               now=now, authorised=authorised,
                                               internal_accounts=rt.mappings.policy.internal_account_tacit)
@@ -62,7 +62,7 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
         if refusal is None:
             # PostgreSQL: an acceptance's writes in one round trip. Not the other transitions: the
             # mails they queue go through SQLAlchemy, which reads results the pipeline holds back.
-            lean = transition.to_status.is_accepted and row["kind"] not in _ONE_BY_ONE
+            lean = transition.to_status.is_accepted and row.kind not in _ONE_BY_ONE
             with decision_store.pipelined(conn) if lean else nullcontext():
                 decision_store.wake_apply(conn)   # delivered at commit
                 record_transition(conn, rt, row, transition, channel=channel, held=held)
@@ -80,58 +80,57 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
     return transition
 
 
-def record_transition(conn: Connection, rt: Runtime, row: Mapping[str, Any], t: lifecycle.Transition,
+def record_transition(conn: Connection, rt: Runtime, row: RequestView, t: lifecycle.Transition,
                       channel: str | None = None, held=decision_store.NOT_READ) -> None:
     """Write one transition of a request locked in ``conn``'s transaction, with its audit row
     (unsealed: it neither locks nor reads the chain, so concurrent decisions do not wait for each other).
     ``held``: the membership the request's (account, role) holds, when the caller read it already."""
-    decision_store.record_decision(conn, row["id"], t.to_status.value, t.at, t.decided_by, t.comment)
+    decision_store.record_decision(conn, row.id, t.to_status.value, t.at, t.decided_by, t.comment)
     detail = {"status": t.to_status.value}
     if channel:
         detail["channel"] = channel
     if t.comment:
         detail["comment"] = t.comment
-    decision_store.add_event(conn, row["id"], t.event, t.at, t.decided_by, detail)
+    decision_store.add_event(conn, row.id, t.event, t.at, t.decided_by, detail)
     if t.to_status.is_accepted:
         grant(conn, rt, row, t.at, decided_by=t.decided_by, held=held)
     elif t.to_status is Status.REFUSED:
-        # The row as the update above left it, without reading it back.
-        decided = dict(row) | {"status": t.to_status.value, "decided_at": t.at, "decided_by": t.decided_by,
-                               "comment": t.comment, "updated_at": t.at}
+        # The request as the update above left it, without reading it back.
+        decided = replace(row, status=t.to_status, decided_at=t.at, decided_by=t.decided_by, comment=t.comment)
         notify.to_requester(conn, decided, "request_refused", rt.mappings, rt.settings.web.base_url, t.at,
                             language=notify.language_of(rt.settings))
-    decision_store.audit(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row["id"],
-                         target=f"{row['kind']}:{row['role_key'] or row['email']}", detail=detail)
+    decision_store.audit(conn, at=t.at, actor=t.decided_by or "syncd", action=t.event, request_id=row.id,
+                         target=f"{row.kind.value}:{row.role_key or row.email}", detail=detail)
 
 
-def grant(conn: Connection, rt: Runtime, row: Mapping[str, Any], now: datetime, *, decided_by: str | None = None,
+def grant(conn: Connection, rt: Runtime, row: RequestView, now: datetime, *, decided_by: str | None = None,
           held=decision_store.NOT_READ) -> None:
     """Write the desired state an accepted request asks for: a new account, a membership, or the
     account in its new organisation (``syncd.jobs.mobility``)."""
-    if row["kind"] == RequestKind.MOBILITY.value:
+    if row.kind is RequestKind.MOBILITY:
         mobility.move(conn, rt, row, decided_by, now)
         return
-    if row["kind"] == RequestKind.ACCOUNT.value:
-        existing = repo.account_by_email(conn, row["email"])
-        account_id = existing["id"] if existing else repo.new_account_id()
+    if row.kind is RequestKind.ACCOUNT:
+        existing = repo.account_by_email(conn, row.email)
+        account_id = existing.id if existing else repo.new_account_id()
         if existing is None:
             decision_store.create_account(conn, account_id, row, now)
-        repo.update_request(conn, row["id"], now, account_id=account_id)
+        repo.update_request(conn, row.id, now, account_id=account_id)
         return
     # One membership: the membership held, the rule (validity, renewal) in the core, one upsert.
-    account_id, role_key = row["account_id"], row["role_key"]
+    account_id, role_key = row.account_id, row.role_key
     if held is decision_store.NOT_READ:
         held = decision_store.membership_held(conn, account_id, role_key)
     role = rt.mappings.role(role_key)
-    expires_at = lifecycle.validity_end(row["kind"], now, role.validity_months if role else None,
+    expires_at = lifecycle.validity_end(row.kind, now, role.validity_months if role else None,
                                         held[0] if held else None, bool(held and held[1]))
-    decision_store.grant(conn, account_id, role_key, row["id"], now, expires_at)
+    decision_store.grant(conn, account_id, role_key, row.id, now, expires_at)
 
 
-_ONE_BY_ONE = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
+_ONE_BY_ONE = (RequestKind.ACCOUNT, RequestKind.MOBILITY)
 
 
-def grant_many(conn: Connection, rt: Runtime, rows: list[Mapping[str, Any]], now: datetime) -> None:
+def grant_many(conn: Connection, rt: Runtime, rows: list[RequestView], now: datetime) -> None:
     """``grant`` for many accepted requests: one read of their memberships, then bulk writes.
 
     The rows are taken in order, so a request sees what an earlier one in the same call granted
@@ -139,24 +138,24 @@ def grant_many(conn: Connection, rt: Runtime, rows: list[Mapping[str, Any]], now
     accounts and mobilities still go through ``grant`` one at a time: they are rare.
     """
     one_by_one = _ONE_BY_ONE
-    found = grants.memberships_at(conn, ((r["account_id"], r["role_key"]) for r in rows
-                                       if r["kind"] not in one_by_one))
+    found = grants.memberships_at(conn, ((r.account_id, r.role_key) for r in rows
+                                       if r.kind not in one_by_one))
     held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}
     granted: dict[tuple[str, str], dict] = {}
     months_of: dict[str, int | None] = {}
     for row in rows:
-        if row["kind"] in one_by_one:
+        if row.kind in one_by_one:
             grant(conn, rt, row, now)
             continue
-        key = (row["account_id"], row["role_key"])
+        key = (row.account_id, row.role_key)
         if key[1] not in months_of:
             role = rt.mappings.role(key[1])
             months_of[key[1]] = role.validity_months if role else None
         months = months_of[key[1]]
         held_until, held_revoked = held.get(key, (None, None))
-        expires_at = lifecycle.validity_end(row["kind"], now, months, held_until, bool(held_revoked))
+        expires_at = lifecycle.validity_end(row.kind, now, months, held_until, bool(held_revoked))
         held[key] = (expires_at, None)
-        granted[key] = dict(account_id=key[0], role_key=key[1], granted_by_request=row["id"], granted_at=now,
+        granted[key] = dict(account_id=key[0], role_key=key[1], granted_by_request=row.id, granted_at=now,
                             expires_at=expires_at)
     grants.grant_memberships(conn, new=[v for k, v in granted.items() if k not in found],
                            existing=[v for k, v in granted.items() if k in found])

@@ -52,13 +52,13 @@ def send_digests(rt: Runtime) -> int:
         due = set(counts) | (central if waiting else set())
         for decider_id in sorted(due - desk_store.digests_sent(conn, day, due)):
             account = repo.account_by_id(conn, decider_id)
-            if account is None or account["status"] != AccountStatus.ACTIVE:
+            if account is None or account.status != AccountStatus.ACTIVE:
                 continue
             context = _context(conn, rt, decider_id, now) | {
-                "decider_name": f"{account['given_name']} {account['family_name']}",
+                "decider_name": f"{account.given_name} {account.family_name}",
                 "desk_url": desk_links.desk_url(settings, decider_id, now), "secret_keys": ["desk_url"],
                 "waiting_count": waiting if decider_id in central else 0}
-            if enqueue(conn, recipient=account["email"], template="decider_digest", context=context, now=now,
+            if enqueue(conn, recipient=account.email, template="decider_digest", context=context, now=now,
                        dedupe_key=desk_store.DIGEST_KEY.format(day=day, account_id=decider_id),
                        language=notify.language_of(settings)) is not None:
                 sent += 1
@@ -72,17 +72,15 @@ def _context(conn, rt: Runtime, decider_id: str, now: datetime) -> dict:
     rows = desk_store.pending_for(conn, decider_id)
     today = now.astimezone(PARIS).date()
     items = []
-    for row in rows[:DIGEST_ITEMS]:
-        context = notify.context_of(row, repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None,
+    for row in map(repo.request_view, rows[:DIGEST_ITEMS]):
+        context = notify.context_of(row, repo.account_by_id(conn, row.account_id) if row.account_id else None,
                                     rt.mappings, rt.settings.web.base_url)
-        deadline = repo.aware(row["deadline_at"])
-        tacit = lifecycle.tacit_applies(repo.request_view(row),
-                                        internal_accounts=rt.mappings.policy.internal_account_tacit)
-        items.append({"request_id": row["id"], "requester_name": context["requester_name"],
+        tacit = lifecycle.tacit_applies(row, internal_accounts=rt.mappings.policy.internal_account_tacit)
+        items.append({"request_id": row.id, "requester_name": context["requester_name"],
                       "organisation_name": context["organisation_name"],
-                      "description": queries.describe(row["kind"], row["role_key"], rt.mappings, row["organisation_code"]),
-                      "deadline_at": deadline.isoformat() if deadline and tacit else "",
-                      "today": bool(tacit and deadline and deadline.astimezone(PARIS).date() <= today)})
+                      "description": queries.describe(row.kind, row.role_key, rt.mappings, row.organisation_code),
+                      "deadline_at": row.deadline_at.isoformat() if row.deadline_at and tacit else "",
+                      "today": bool(tacit and row.deadline_at and row.deadline_at.astimezone(PARIS).date() <= today)})
     return {"count": len(rows), "items": items, "more": max(0, len(rows) - DIGEST_ITEMS),
             "expires_at": now + timedelta(days=rt.settings.desk.link_days)}
 
@@ -98,8 +96,8 @@ def revoke_links(rt: Runtime, decider_ref: str, reason: str | None = None, by: s
         account = repo.find_account(conn, decider_ref)
         if account is None:
             raise PermanentError(f"no account {decider_ref!r}")
-        desk_store.record_revocation(conn, account["id"], now, by, reason)
-        audit.record(conn, at=now, actor=by, action="desk_links_revoked", target=account["id"],
+        desk_store.record_revocation(conn, account.id, now, by, reason)
+        audit.record(conn, at=now, actor=by, action="desk_links_revoked", target=account.id,
                      detail={"reason": reason} if reason else None)
-    log.info("desk_links_revoked", account_id=account["id"], by=by)
-    return account["id"]
+    log.info("desk_links_revoked", account_id=account.id, by=by)
+    return account.id

@@ -8,18 +8,18 @@ forever, and the requester still reads « En attente … » until an operator re
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import structlog
 
 from syncd.core import intake, routing
-from syncd.core.model import RequestKind, Status
+from syncd.core.model import RequestKind, RequestView, Status
 from syncd.errors import TemporaryError
 from syncd.jobs import notify, parking
 from syncd.jobs import routing as reroute
 from syncd.runtime import Runtime
 from syncd.store import audit, repo
-from syncd.store.db import Connection, RowMapping, transaction
+from syncd.store.db import Connection, transaction
 from syncd.store.queue import claim_requests, release
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,7 @@ def take_in(rt: Runtime) -> int:
     return handled
 
 
-def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: RequestKind,
+def route_and_schedule(conn: Connection, rt: Runtime, row: RequestView, *, kind: RequestKind,
                        account_id: str | None, organisation_code: str, role_key: str | None) -> routing.Route:
     """Route a valid request, fix its tacit deadline, record history and tell the deciders.
 
@@ -59,32 +59,30 @@ def route_and_schedule(conn: Connection, rt: Runtime, row: RowMapping, *, kind: 
     route = routing.route(kind=kind, management=m.management_of(role_key) if role_key else None,
                           organisation_code=organisation_code, requester_account_id=account_id,
                           deciders=repo.current_deciders(conn, organisation_code))
-    submitted_at = repo.aware(row["submitted_at"])
-    deadline_at = (reroute.tacit_deadline(rt, kind.value, role_key, submitted_at, now) if route.deciders else None)
-    repo.update_request(conn, row["id"], now, status=route.waiting_status.value, deadline_at=deadline_at,
+    deadline_at = (reroute.tacit_deadline(rt, kind.value, role_key, row.submitted_at, now) if route.deciders else None)
+    repo.update_request(conn, row.id, now, status=route.waiting_status.value, deadline_at=deadline_at,
                         first_routed_at=now if route.deciders else None,
                         account_id=account_id, organisation_code=organisation_code,
                         claimed_by=None, claimed_until=None, last_error=None, next_attempt_at=None)
-    repo.set_routing(conn, row["id"], route.decider_ids)
-    repo.add_event(conn, row["id"], "submitted", submitted_at, actor=account_id or row["email"])
+    repo.set_routing(conn, row.id, route.decider_ids)
+    repo.add_event(conn, row.id, "submitted", row.submitted_at, actor=account_id or row.email)
     if not route.deciders:
-        repo.add_event(conn, row["id"], "awaiting_decider", now, detail={"previous": [], "reason": route.reason.value})
-        log.warning("request_awaiting_decider", request_id=row["id"], organisation=organisation_code,
+        repo.add_event(conn, row.id, "awaiting_decider", now, detail={"previous": [], "reason": route.reason.value})
+        log.warning("request_awaiting_decider", request_id=row.id, organisation=organisation_code,
                     reason=route.reason.value)
         return route
-    repo.add_event(conn, row["id"], "routed", now, detail={
+    repo.add_event(conn, row.id, "routed", now, detail={
         "deciders": sorted(route.decider_ids), "reason": route.reason.value, "deadline_at": deadline_at.isoformat()})
-    reroute.ask_to_decide(conn, rt, repo.get_request(conn, row["id"]), route.decider_ids, route, now)
+    reroute.ask_to_decide(conn, rt, repo.get_request(conn, row.id), route.decider_ids, route, now)
     return route
 
 
 def _take_in_one(conn: Connection, rt: Runtime, request_id: int) -> None:
     row = repo.get_request(conn, request_id, for_update=True)
-    if row is None or row["status"] != Status.NEW.value:
+    if row is None or row.status is not Status.NEW:
         return   # another worker or an operator got there first
-    values: dict[str, Any] = dict(row)
-    facts = repo.intake_facts(conn, values.get("kind"), values.get("email"), values.get("role_key"))
-    outcome = intake.validate_row(values, facts, rt.mappings)
+    facts = repo.intake_facts(conn, row.kind, row.email, row.role_key)
+    outcome = intake.validate_row(vars(row), facts, rt.mappings)
     now = rt.clock()
     if isinstance(outcome, intake.Rejection):
         _reject(conn, rt, row, outcome.code, outcome.reason)
@@ -103,23 +101,22 @@ def _take_in_one(conn: Connection, rt: Runtime, request_id: int) -> None:
         log.info("request_routed", request_id=request_id, kind="mobility", organisation=outcome.organisation_code,
                  reason=route.reason.value, deciders=len(route.deciders))
     else:
-        route = route_and_schedule(conn, rt, row, kind=RequestKind(row["kind"]), account_id=outcome.account_id,
+        route = route_and_schedule(conn, rt, row, kind=row.kind, account_id=outcome.account_id,
                                    organisation_code=outcome.organisation_code, role_key=outcome.role_key)
-        log.info("request_routed", request_id=request_id, kind=row["kind"], role=outcome.role_key,
+        log.info("request_routed", request_id=request_id, kind=row.kind.value, role=outcome.role_key,
                  reason=route.reason.value, deciders=len(route.deciders))
 
 
-def _reject(conn: Connection, rt: Runtime, row: RowMapping, code: str, reason: str) -> None:
+def _reject(conn: Connection, rt: Runtime, row: RequestView, code: str, reason: str) -> None:
     now = rt.clock()
-    email = intake.normalise_email(row["email"])
-    repo.update_request(conn, row["id"], now, status=Status.REJECTED.value, reason=reason,
+    email = intake.normalise_email(row.email)
+    repo.update_request(conn, row.id, now, status=Status.REJECTED.value, reason=reason,
                         claimed_by=None, claimed_until=None, next_attempt_at=None)
-    repo.add_event(conn, row["id"], "rejected", now, detail={"code": code, "reason": reason})
-    audit.record(conn, at=now, actor="syncd", action="rejected", request_id=row["id"], detail={"code": code})
-    log.info("request_rejected", request_id=row["id"], code=code)
+    repo.add_event(conn, row.id, "rejected", now, detail={"code": code, "reason": reason})
+    audit.record(conn, at=now, actor="syncd", action="rejected", request_id=row.id, detail={"code": code})
+    log.info("request_rejected", request_id=row.id, code=code)
     if email:
-        fresh = dict(repo.get_request(conn, row["id"]))
-        fresh["email"] = email
+        fresh = replace(repo.get_request(conn, row.id), email=email)
         notify.to_requester(conn, fresh, "request_rejected", rt.mappings, rt.settings.web.base_url, now,
                             language=notify.language_of(rt.settings))
 
@@ -128,6 +125,6 @@ def _record_failure(rt: Runtime, request_id: int, exc: Exception) -> None:
     now = rt.clock()
     with transaction(rt.engine) as conn:
         row = repo.get_request(conn, request_id, for_update=True)
-        if row is None or row["status"] != Status.NEW.value:
+        if row is None or row.status is not Status.NEW:
             return
         parking.request_failed(conn, rt, row, exc, now)

@@ -22,6 +22,7 @@ module also resolves a parked request (the operator's outcome, mailed to the req
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from prometheus_client import Counter
 
 from syncd.core.backoff import backoff_seconds
 from syncd.core.intake import normalise_email
-from syncd.core.model import AccountStatus, RequestKind, Status
+from syncd.core.model import AccountStatus, RequestKind, RequestView, Status
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import DecisionRefused, DirectoryRejected, PermanentError, TemporaryError
 from syncd.jobs import notify
@@ -83,21 +84,21 @@ def failure_values(error: BaseException, attempts: int, now: datetime, ceiling: 
         attempts, ceiling)))
 
 
-def request_failed(conn: Connection, rt: Runtime, row: RowMapping, error: BaseException, now: datetime) -> bool:
+def request_failed(conn: Connection, rt: Runtime, row: RequestView, error: BaseException, now: datetime) -> bool:
     """Record a failure of one request (claimed, or locked in ``conn``); True if it was parked."""
-    values = failure_values(error, row["attempts"] + 1, now, rt.settings.jobs.max_backoff_seconds)
-    repo.update_request(conn, row["id"], now, claimed_by=None, claimed_until=None, **values)
+    values = failure_values(error, row.attempts + 1, now, rt.settings.jobs.max_backoff_seconds)
+    repo.update_request(conn, row.id, now, claimed_by=None, claimed_until=None, **values)
     parked = "parked_at" in values
     if parked:
         PARKED.labels("requests").inc()
-        repo.add_event(conn, row["id"], "parked", now, actor="syncd", detail={"reason": values["parked_reason"]})
-        audit.record(conn, at=now, actor="syncd", action="parked", request_id=row["id"],
+        repo.add_event(conn, row.id, "parked", now, actor="syncd", detail={"reason": values["parked_reason"]})
+        audit.record(conn, at=now, actor="syncd", action="parked", request_id=row.id,
                      detail={"reason": values["parked_reason"]})
-        log.error("request_parked", request_id=row["id"], status=row["status"], attempt=values["attempts"],
+        log.error("request_parked", request_id=row.id, status=row.status.value, attempt=values["attempts"],
                   error=values["last_error"][:200])
     else:
-        log.warning("request_apply_failed" if row["status"] != Status.NEW.value else "intake_retry_later",
-                    request_id=row["id"], attempt=values["attempts"], error=values["last_error"][:200],
+        log.warning("request_apply_failed" if row.status is not Status.NEW else "intake_retry_later",
+                    request_id=row.id, attempt=values["attempts"], error=values["last_error"][:200],
                     retry_at=values["next_attempt_at"].isoformat(), temporary=isinstance(error, TemporaryError))
     return parked
 
@@ -153,36 +154,36 @@ def refuse_request(rt: Runtime, request_id: int, reason: str, operator: str = "o
     now = rt.clock()
     with transaction(rt.engine) as conn:
         row = repo.lock_request(conn, request_id)
-        if row is None or row["parked_at"] is None:
+        if row is None or row.parked_at is None:
             raise DecisionRefused("not_parked", f"request {request_id} is not parked")
         repo.update_request(conn, request_id, now, parked=True, status=Status.REFUSED.value, decided_at=now,
                             decided_by=operator, comment=reason, parked_at=None, parked_reason=None,
                             next_attempt_at=None, claimed_by=None, claimed_until=None)
         grants.revoke_granted_by(conn, request_id, now)
         _forget_unwritten_account(conn, row, now)
-        detail = {"status": Status.REFUSED.value, "comment": reason, "was": row["status"],
-                  "parked_reason": row["parked_reason"]}
+        detail = {"status": Status.REFUSED.value, "comment": reason, "was": row.status.value,
+                  "parked_reason": row.parked_reason}
         repo.add_event(conn, request_id, "resolved", now, actor=operator, detail=detail)
         audit.record(conn, at=now, actor=operator, action="parked_resolved", request_id=request_id, detail=detail)
-        fresh = dict(repo.get_request(conn, request_id))
-        fresh["email"] = normalise_email(row["email"]) or row["email"]   # as intake would have left it
+        # The e-mail as intake would have left it.
+        fresh = replace(repo.get_request(conn, request_id), email=normalise_email(row.email) or row.email)
         notify.to_requester(conn, fresh, "request_refused", rt.mappings, rt.settings.web.base_url, now,
                             language=notify.language_of(rt.settings))
-    log.info("parked_request_refused", request_id=request_id, was=row["status"])
-    return row["status"]
+    log.info("parked_request_refused", request_id=request_id, was=row.status.value)
+    return row.status.value
 
 
-def _forget_unwritten_account(conn: Connection, row: RowMapping, now: datetime) -> None:
+def _forget_unwritten_account(conn: Connection, row: RequestView, now: datetime) -> None:
     """An account request refused after its acceptance: the account it created, never written to
     LDAP and used by nothing else, goes, so that the person may ask again with the same address."""
-    if row["kind"] != RequestKind.ACCOUNT.value or row["account_id"] is None:
+    if row.kind is not RequestKind.ACCOUNT or row.account_id is None:
         return
-    account = repo.account_by_id(conn, row["account_id"])
-    if account is None or account["status"] != AccountStatus.PENDING or account["ldap_version"] is not None:
+    account = repo.account_by_id(conn, row.account_id)
+    if account is None or account.status != AccountStatus.PENDING or account.ldap_version is not None:
         return
-    if not repo.has_other_requests(conn, account["id"], row["id"]):
-        repo.update_request(conn, row["id"], now, account_id=None)
-        accounts.remove(conn, account["id"])
+    if not repo.has_other_requests(conn, account.id, row.id):
+        repo.update_request(conn, row.id, now, account_id=None)
+        accounts.remove(conn, account.id)
 
 
 def retry(rt: Runtime, refs: list[str] | None, operator: str = "operator") -> list[str]:

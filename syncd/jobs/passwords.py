@@ -118,7 +118,7 @@ def check_password(password: str, personal: Iterable[str] = ()) -> None:
 
 
 def _personal(account) -> list[str]:
-    return [account["given_name"] or "", account["family_name"] or "", (account["email"] or "").split("@")[0]]
+    return [account.given_name or "", account.family_name or "", (account.email or "").split("@")[0]]
 
 
 def token_hash(token: str) -> str:
@@ -135,9 +135,9 @@ def issue_reset(conn: Connection, rt: Runtime, account_id: str, now: datetime,
     expires_at = now + ttl
     reset_id = links.add_link(conn, account_id, token_hash(token), now, expires_at)
     url = f"{rt.settings.web.base_url.rstrip('/')}/password/reset?token={token}"
-    enqueue(conn, recipient=account["email"], template=template, now=now, dedupe_key=f"password:{reset_id}",
+    enqueue(conn, recipient=account.email, template=template, now=now, dedupe_key=f"password:{reset_id}",
             language=notify.language_of(rt.settings),
-            context={"requester_name": f"{account['given_name']} {account['family_name']}",
+            context={"requester_name": f"{account.given_name} {account.family_name}",
                      "reset_url": url, "expires_at": expires_at.isoformat(), "secret_keys": ["reset_url"]})
     log.info("password_reset_issued", account_id=account_id, reset_id=reset_id)
 
@@ -152,8 +152,8 @@ def request_reset_in(conn: Connection, rt: Runtime, email: str, now: datetime) -
     """``request_reset`` in the caller's transaction: the link is queued in the outbox only when an
     active account has this e-mail; nothing else differs, and nothing is sent from here."""
     account = repo.account_by_email(conn, email.strip())
-    if account is not None and account["status"] == AccountStatus.ACTIVE:
-        issue_reset(conn, rt, account["id"], now)
+    if account is not None and account.status == AccountStatus.ACTIVE:
+        issue_reset(conn, rt, account.id, now)
     else:
         log.info("password_reset_ignored")
 
@@ -191,7 +191,7 @@ def reset_password(rt: Runtime, token: str, new_password: str,
         if row is None or row["used_at"] is not None or repo.aware(row["expires_at"]) <= now:
             raise ResetRefused("This link is unknown, already used or expired.")
         account = repo.account_by_id(conn, row["account_id"])
-        if account is None or account["status"] != AccountStatus.ACTIVE:
+        if account is None or account.status != AccountStatus.ACTIVE:
             # Disabled after the link was sent: the link must not bring the account back to life.
             raise ResetRefused("This link is unknown, already used or expired.")
         check_password(new_password, _personal(account))
@@ -223,7 +223,7 @@ def _record_password_set(rt: Runtime, row: Any, account: Any, now: datetime,
         links.password_set(conn, row["account_id"], now)
         audit.record(conn, at=now, actor=row["account_id"], action="password_set", target=row["account_id"])
         # Told at their address, so that a change they did not make does not go unnoticed.
-        enqueue(conn, recipient=account["email"], template="password_changed", now=now, language=notify.language_of(rt.settings),
+        enqueue(conn, recipient=account.email, template="password_changed", now=now, language=notify.language_of(rt.settings),
                 dedupe_key=f"password-changed:{row['id']}",
-                context={"requester_name": f"{account['given_name']} {account['family_name']}",
-                         "email": account["email"], "changed_at": now.isoformat()})
+                context={"requester_name": f"{account.given_name} {account.family_name}",
+                         "email": account.email, "changed_at": now.isoformat()})

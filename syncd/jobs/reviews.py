@@ -160,13 +160,13 @@ def _mail_reviewers(conn, rt: Runtime, campaign_id: int, now: datetime) -> int:
     for reviewer_id, count in sorted(per_reviewer.items()):
         reviewer = repo.account_by_id(conn, reviewer_id)
         context: dict[str, Any] = {
-            "reviewer_name": f"{reviewer['given_name']} {reviewer['family_name']}",
+            "reviewer_name": f"{reviewer.given_name} {reviewer.family_name}",
             "organisation_name": organisation.name if organisation else campaign["organisation_code"],
             "rights": count, "closes_at": closes_at, "unanswered": campaign["unanswered"],
             "review_url": desk_links.review_url(rt.settings, reviewer_id, now, closes_at)}
         if key:
             context["secret_keys"] = ["review_url"]
-        enqueue(conn, recipient=reviewer["email"], template="review_opened", context=context, now=now,
+        enqueue(conn, recipient=reviewer.email, template="review_opened", context=context, now=now,
                 language=notify.language_of(rt.settings),
                 dedupe_key=f"review:{campaign_id}:{closes_at.isoformat()}:{reviewer_id}")
     return len(per_reviewer)
@@ -183,7 +183,7 @@ def items_for(rt: Runtime, decider_ref: str, *, campaign_id: int | None = None,
         if actor is None:
             return []
         deciders = repo.current_deciders(conn)
-        mine = [d for d in deciders if d.account_id == actor["id"]]
+        mine = [d for d in deciders if d.account_id == actor.id]
         if not mine:
             return []
         # A correspondent reviews in their organisation only; a central administrator anywhere.
@@ -198,7 +198,7 @@ def items_for(rt: Runtime, decider_ref: str, *, campaign_id: int | None = None,
             continue
         if not row["held"] and not row["decision"]:
             continue         # ended meanwhile: nothing left to answer
-        if rules.may_review(_view(rt, row), actor["id"], deciders):
+        if rules.may_review(_view(rt, row), actor.id, deciders):
             found.append(_item(rt, row))
     return found
 
@@ -216,9 +216,9 @@ def _authorised_rows(conn, rt: Runtime, item_ids: list[int], decider_ref: str):
     deciders = repo.current_deciders(conn)
     for row in rows:
         view = _view(rt, row)
-        if view.account_id == actor["id"]:
+        if view.account_id == actor.id:
             raise DecisionRefused("own_request", "Nobody reviews their own rights.")
-        if not rules.may_review(view, actor["id"], deciders):
+        if not rules.may_review(view, actor.id, deciders):
             raise DecisionRefused("not_authorised", f"You do not review right {row['id']}: its organisation's "
                                                     "correspondents do, or the central administrators.")
     return actor, rows, deciders
@@ -231,12 +231,12 @@ def confirm(rt: Runtime, item_ids: list[int], decider_ref: str) -> list[int]:
     with transaction(rt.engine) as conn:
         actor, rows, _ = _authorised_rows(conn, rt, item_ids, decider_ref)
         done = store.decide(conn, [r["id"] for r in rows if r["held"]], rules.ReviewDecision.CONFIRMED.value,
-                            now, actor["id"])
+                            now, actor.id)
         by_id = {r["id"]: r for r in rows}
-        audit.record_many(conn, [audit.Entry(at=now, actor=actor["id"], action="review_confirmed",
+        audit.record_many(conn, [audit.Entry(at=now, actor=actor.id, action="review_confirmed",
                                              target=f"{by_id[i]['account_id']}:{by_id[i]['role_key']}",
                                              detail={"campaign_id": by_id[i]["campaign_id"]}) for i in done])
-    log.info("review_confirmed", items=len(done), by=actor["id"])
+    log.info("review_confirmed", items=len(done), by=actor.id)
     return done
 
 
@@ -251,13 +251,13 @@ def withdraw(rt: Runtime, item_ids: list[int], decider_ref: str, reason: str) ->
         for row in rows:
             refusal = routing.withdrawal_refusal(
                 management=_management(rt, row["role_key"]), organisation_code=row["organisation_code"],
-                holder_account_id=row["account_id"], actor_account_id=actor["id"], deciders=deciders)
+                holder_account_id=row["account_id"], actor_account_id=actor.id, deciders=deciders)
             if refusal is not None:
                 raise DecisionRefused(refusal, f"You may not withdraw right {row['id']}.")
         done = store.decide(conn, [r["id"] for r in rows if r["held"]], rules.ReviewDecision.WITHDRAWN.value,
-                            now, actor["id"], reason.strip())
-        _withdraw_rights(conn, rt, [r for r in rows if r["id"] in set(done)], actor["id"], reason.strip(), now)
-    log.info("review_withdrawn", items=len(done), by=actor["id"])
+                            now, actor.id, reason.strip())
+        _withdraw_rights(conn, rt, [r for r in rows if r["id"] in set(done)], actor.id, reason.strip(), now)
+    log.info("review_withdrawn", items=len(done), by=actor.id)
     return done
 
 

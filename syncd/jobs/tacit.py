@@ -95,9 +95,10 @@ def accept_batch(conn: Connection, rt: Runtime, claimed: list[TacitCandidate], n
         if move.to_status.is_accepted:
             rest += [c for c in group if c.id in moved and c.id not in plain]
     if rest:
-        # New accounts and mobilities read the whole request; the others need only what was claimed.
-        whole = tacit_store.requests_by_id(conn, [c.id for c in rest if c.kind in _WHOLE_ROW])
-        grant_many(conn, rt, [whole[c.id] if c.id in whole else c._asdict() for c in rest], now)
+        # grant_many takes the store's request value: read whole for these few (renewals, second
+        # requests for one membership, new accounts, mobilities), after the batch's status write.
+        whole = tacit_store.requests_by_id(conn, [c.id for c in rest])
+        grant_many(conn, rt, [whole[c.id] for c in rest], now)
     return count
 
 
@@ -128,18 +129,18 @@ def remind(rt: Runtime) -> int:
             # Lock the request before reading its reminders: two daemons must not both decide
             # that the same D-n reminder is still to send.
             row = repo.get_request(conn, candidate, for_update=True)
-            if row is None or row["status"] != Status.PENDING.value:
+            if row is None or row.status is not Status.PENDING:
                 continue
-            done = tacit_store.reminders_sent(conn, row["id"])
-            deadline_at = repo.aware(row["deadline_at"])
+            done = tacit_store.reminders_sent(conn, row.id)
+            deadline_at = row.deadline_at
             for n in tacit.reminders_due(deadline_at, now, days, done, calendar):
-                deciders = repo.routed_to(conn, row["id"])
-                tacit_applies = lifecycle.tacit_applies(repo.request_view(row), internal_accounts=internal_accounts)
+                deciders = repo.routed_to(conn, row.id)
+                tacit_applies = lifecycle.tacit_applies(row, internal_accounts=internal_accounts)
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings), desk=rt.settings.desk,
                                    days_before=n, days_left=tacit.days_left(deadline_at, now, calendar),
                                    business_days=calendar == "business_days_fr", tacit=tacit_applies)
-                repo.add_event(conn, row["id"], "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
+                repo.add_event(conn, row.id, "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1
     if sent:
         log.info("reminders_sent", count=sent)

@@ -496,7 +496,7 @@ class Planner:
         t = time.perf_counter()
         with transaction(self.rt.engine, readonly=True) as conn:
             row = repo.find_account(conn, id_or_email)
-        account_id = row["id"] if row else id_or_email
+        account_id = row.id if row else id_or_email
         plan = Plan(f"account:{account_id}")
         dn = self.keys.dn(account_id)
         with self.reader() as reader:
@@ -508,7 +508,7 @@ class Planner:
             for role in self.roles:
                 in_group[role.key] = reader.compare(names.group_dn(self.layout, role.group), self.member_attr, dn)
         with transaction(self.rt.engine, readonly=True) as conn:
-            row = repo.account_by_id(conn, account_id) if row is not None else None
+            row = accounts.by_ids(conn, [account_id]).get(account_id) if row is not None else None
             rows = grants.roles_of(conn, account_id)
         plan.people_in_ldap = 1 if attrs is not None else 0
         if row is None:

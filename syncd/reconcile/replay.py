@@ -26,7 +26,7 @@ from syncd.jobs.apply import mark_account_written, record_outcomes
 from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
-from syncd.store import audit, grants, repo
+from syncd.store import accounts, audit, grants, repo
 from syncd.store.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -73,24 +73,24 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
         row = repo.get_request(conn, request_id)
         if row is None:
             raise ReplayRefused(f"no request {request_id}")
-        if row["status"] not in ACCEPTED:
-            raise ReplayRefused(f"request {request_id} is {row['status']}: only accepted requests are written to LDAP")
-        account = repo.account_by_id(conn, row["account_id"]) if row["account_id"] else None
+        if row.status not in ACCEPTED:
+            raise ReplayRefused(f"request {request_id} is {row.status.value}: only accepted requests are written to LDAP")
+        account = accounts.by_ids(conn, [row.account_id]).get(row.account_id)   # its LDAP values
         membership = None
-        if row["kind"] != RequestKind.ACCOUNT.value:
-            membership = grants.membership(conn, row["account_id"], row["role_key"])
+        if row.kind is not RequestKind.ACCOUNT:
+            membership = grants.membership(conn, row.account_id, row.role_key)
     if account is None:
         raise ReplayRefused(f"request {request_id} has no account to write")
     if account["status"] not in tuple(AccountStatus):
         raise ReplayRefused(f"account {account['id']} is {account['status']}")
     role = app = None
-    if row["kind"] != RequestKind.ACCOUNT.value:
-        role = rt.mappings.role(row["role_key"])
-        app = rt.mappings.application_of(row["role_key"])
+    if row.kind is not RequestKind.ACCOUNT:
+        role = rt.mappings.role(row.role_key)
+        app = rt.mappings.application_of(row.role_key)
         if role is None or app is None:
-            raise ReplayRefused(f"role {row['role_key']!r} is no longer in the mappings")
+            raise ReplayRefused(f"role {row.role_key!r} is no longer in the mappings")
         if membership is None or membership["revoked_at"] is not None:
-            raise ReplayRefused(f"request {request_id}: the habilitation {row['role_key']} was revoked since; "
+            raise ReplayRefused(f"request {request_id}: the habilitation {row.role_key} was revoked since; "
                                 "replaying it would grant it again")
         if account["status"] != AccountStatus.ACTIVE:
             raise ReplayRefused(f"account {account['id']} is {account['status']}: no habilitation is written for it")
@@ -101,7 +101,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
     exists = directory.read_entry(dn, ["1.1"]) is not None
     written = directory.upsert_account(account["id"], comparer.desired(account, first_write=not exists),
                                        layout.people.object_classes)
-    result = ReplayResult(request_id, row["kind"], written)
+    result = ReplayResult(request_id, row.kind.value, written)
     if role is not None and app is not None:
         result.group_created = directory.ensure_group(role.group, role.key, app.key, role.label, application_label=app.label) == "created"
         with LeanReader(rt.settings.ldap) as reader:
@@ -118,7 +118,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written", request_id=request_id,
                          target=dn, detail={"version": account["version"], "replay": True})
         fresh = repo.get_request(conn, request_id)
-        result.first_application = fresh["applied_at"] is None
+        result.first_application = fresh.applied_at is None
         if not result.first_application:
             if result.member_added:
                 audit.record(conn, at=now, actor=ACTOR, action="ldap_member_added", request_id=request_id,

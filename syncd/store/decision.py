@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -26,9 +26,9 @@ from sqlalchemy import Boolean, insert
 from sqlalchemy.engine import Connection
 
 from syncd.core import lifecycle
-from syncd.core.model import Decider, DeciderScope, Status
+from syncd.core.model import Decider, DeciderScope, RequestView, Status
 from syncd.errors import StoreRejected
-from syncd.store import wakeup
+from syncd.store import repo, wakeup
 from syncd.store.leadership import WAKE_CHANNEL
 from syncd.store.tables import UtcDateTime, accounts, requests, time_from_driver, time_to_driver
 
@@ -98,7 +98,7 @@ _CLAIM = _both("INSERT INTO used_tokens (key, created_at, expires_at, result) VA
 NOT_READ = object()   # ``read``'s membership when the request asks for none
 
 
-def read(conn: Connection, request_id: int, ref: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]], Any]:
+def read(conn: Connection, request_id: int, ref: str) -> tuple[RequestView | None, list[dict[str, Any]], Any]:
     """What a decision reads before the core decides: the request's row, locked (``lock_request``),
     the rows of ``account_roles(ref, its organisation)``, and the membership its (account, role)
     holds (``membership_held``, or ``NOT_READ`` for a request that names none). On PostgreSQL
@@ -124,8 +124,8 @@ def read(conn: Connection, request_id: int, ref: str) -> tuple[dict[str, Any] | 
     rows = [dict(zip(_ROLE_COLUMNS, r, strict=True)) for r in role_rows]
     rows = [r for r in rows if r["id"] == ref] or rows
     if not rows:     # e-mails are stored in lower case: the case-blind scan only for one that was not
-        rows = account_roles(conn, ref, row["organisation_code"] or "")
-    if row["account_id"] is None or row["role_key"] is None:
+        rows = account_roles(conn, ref, row.organisation_code)
+    if row.account_id is None or row.role_key is None:
         return row, rows, NOT_READ
     return row, rows, None if found is None else (time_from_driver(found[0]), time_from_driver(found[1]))
 
@@ -206,13 +206,13 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def lock_request(conn: Connection, request_id: int) -> dict[str, Any] | None:
+def lock_request(conn: Connection, request_id: int) -> RequestView | None:
     """The request's row, locked for the transaction (PostgreSQL: ``FOR UPDATE``; SQLite's write
     lock covers it), as ``repo.get_request`` returns it: times aware in UTC, booleans as such."""
     return _request_row(_run(conn, _LOCK[_postgresql(conn)], (request_id,)).fetchone())
 
 
-def _request_row(values: Any) -> dict[str, Any] | None:
+def _request_row(values: Any) -> RequestView | None:
     if values is None:
         return None
     row = dict(zip(_REQUEST_COLUMNS, values, strict=True))
@@ -221,7 +221,7 @@ def _request_row(values: Any) -> dict[str, Any] | None:
     for name in _BOOLEANS:
         if row[name] is not None:
             row[name] = bool(row[name])
-    return row
+    return repo.request_view(row)
 
 
 def account_roles(conn: Connection, ref: str, organisation_code: str) -> list[dict[str, Any]]:
@@ -295,13 +295,13 @@ def grant(conn: Connection, account_id: str, role_key: str, request_id: int, at:
         "expires_at": time_to_driver(expires_at, postgresql)})
 
 
-def create_account(conn: Connection, account_id: str, request: Mapping[str, Any], now: datetime) -> None:
+def create_account(conn: Connection, account_id: str, request: RequestView, now: datetime) -> None:
     """The account an accepted account request asks for, pending until LDAP has it."""
     conn.execute(insert(accounts).values(
-        id=account_id, email=request["email"], civility=request["civility"], given_name=request["given_name"],
-        family_name=request["family_name"], primary_organisation=request["organisation_code"],
-        internal=bool(request["internal"]), terms_version=request["terms_version"],
-        terms_accepted_at=time_from_driver(request["submitted_at"]), status="pending", created_at=now,
+        id=account_id, email=request.email, civility=request.civility, given_name=request.given_name,
+        family_name=request.family_name, primary_organisation=request.organisation_code,
+        internal=bool(request.internal), terms_version=request.terms_version,
+        terms_accepted_at=time_from_driver(request.submitted_at), status="pending", created_at=now,
         updated_at=now))
 
 

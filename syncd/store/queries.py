@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import STATUS_LABELS_FR, AccountStatus, MembershipState, RequestKind, Status
 from syncd.mappings import Mappings
-from syncd.store.repo import aware
+from syncd.store.repo import account_by_id, aware, routed_to
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
                                 requests)
 
@@ -401,21 +401,18 @@ def request_detail(conn: Connection, request_id: int, mappings: Mappings) -> Req
     r = conn.execute(select(requests).where(requests.c.id == request_id)).mappings().first()
     if r is None:
         return None
-    account = (conn.execute(select(accounts).where(accounts.c.id == r["account_id"])).mappings().first()
-               if r["account_id"] else None)
-    org_code = r["organisation_code"] or (account["primary_organisation"] if account else None)
+    account = account_by_id(conn, r["account_id"]) if r["account_id"] else None
+    org_code = r["organisation_code"] or (account.primary_organisation if account else None)
     org = mappings.organisation(org_code) if org_code else None
     org_name = org.name if org else (
         conn.execute(select(organisations.c.name).where(organisations.c.code == org_code)).scalar()
         if org_code else None)
     role = mappings.role(r["role_key"]) if r["role_key"] else None
-    routed = tuple(x[0] for x in conn.execute(
-        select(request_deciders.c.account_id).where(request_deciders.c.request_id == request_id)
-        .order_by(request_deciders.c.account_id)))
-    given = account["given_name"] if account else r["given_name"]
-    family = account["family_name"] if account else r["family_name"]
-    email = (account["email"] if account else r["email"]) or ""
-    internal = account["internal"] if account else r["internal"]
+    routed = routed_to(conn, request_id)
+    given = account.given_name if account else r["given_name"]
+    family = account.family_name if account else r["family_name"]
+    email = (account.email if account else r["email"]) or ""
+    internal = account.internal if account else r["internal"]
     return RequestDetail(
         request_id=r["id"], kind=r["kind"], status=r["status"],
         status_label=status_label(r["status"], r["parked_at"] is not None), parked=r["parked_at"] is not None,

@@ -10,7 +10,8 @@ state change, its history event and its outbox mail commit together or not at al
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,8 +19,8 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row, RowMapping
 
 from syncd.core import lifecycle
-from syncd.core.intake import ExistingAccount, IntakeFacts
-from syncd.core.model import Decider, DeciderScope, RequestKind, RequestView, Status
+from syncd.core.intake import IntakeFacts
+from syncd.core.model import Account, AccountStatus, Decider, DeciderScope, RequestKind, RequestView, Status
 from syncd.errors import StoreRejected
 from syncd.store.db import dialect_insert
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
@@ -44,21 +45,22 @@ def new_account_id() -> str:
 
 # --- requests ---------------------------------------------------------------------------------
 
-def get_request(conn: Connection, request_id: int, *, for_update: bool = False) -> RowMapping | None:
+def get_request(conn: Connection, request_id: int, *, for_update: bool = False) -> RequestView | None:
     stmt = select(requests).where(requests.c.id == request_id)
     if for_update:
         stmt = stmt.with_for_update()   # PostgreSQL row lock; SQLite's write lock covers it
-    return conn.execute(stmt).mappings().first()
+    return request_view(conn.execute(stmt).mappings().first())
 
 
-def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
-    return list(conn.execute(select(requests).where(requests.c.id.in_(list(ids))).order_by(requests.c.id)).mappings())
+def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RequestView]:
+    return [request_view(r) for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))
+                                                  .order_by(requests.c.id)).mappings()]
 
 
-def undecided(conn: Connection) -> list[RowMapping]:
+def undecided(conn: Connection) -> list[RequestView]:
     """Requests waiting for a decision (pending, or nobody can decide them), by id."""
-    return list(conn.execute(select(requests).where(requests.c.status.in_(UNDECIDED_STATUSES))
-                             .order_by(requests.c.id)).mappings())
+    return [request_view(r) for r in conn.execute(select(requests).where(requests.c.status.in_(UNDECIDED_STATUSES))
+                                                  .order_by(requests.c.id)).mappings()]
 
 
 _MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
@@ -113,22 +115,16 @@ def routed_to(conn: Connection, request_id: int) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
-def request_view(row: RowMapping, routed: tuple[str, ...] = ()) -> RequestView:
-    return RequestView(
-        id=row["id"],
-        kind=RequestKind(row["kind"]),
-        status=Status(row["status"]),
-        submitted_at=aware(row["submitted_at"]),
-        requester_account_id=row["account_id"],
-        organisation_code=row["organisation_code"] or "",
-        role_key=row["role_key"],
-        deadline_at=aware(row["deadline_at"]),
-        decided_by=row["decided_by"],
-        applied_at=aware(row["applied_at"]),
-        routed_to=routed,
-        internal=None if row["internal"] is None else bool(row["internal"]),
-        first_routed_at=aware(row["first_routed_at"]),
-    )
+_REQUEST_FIELDS = frozenset(f.name for f in fields(RequestView))
+
+
+def request_view(row: Mapping[str, Any] | None) -> RequestView | None:
+    """The core's value of a ``requests`` row, or of the columns a lean read selects (times aware, booleans)."""
+    if row is None:
+        return None
+    values = {k: v for k, v in row.items() if k in _REQUEST_FIELDS}
+    return RequestView(**values | {"kind": RequestKind(row["kind"]), "status": Status(row["status"]),
+                                   "organisation_code": values.get("organisation_code") or ""})
 
 
 def set_routing(conn: Connection, request_id: int, decider_ids: Iterable[str]) -> None:
@@ -176,22 +172,24 @@ def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
 
 # --- accounts and deciders -----------------------------------------------------------------------
 
-def account_by_email(conn: Connection, email: str) -> RowMapping | None:
-    return conn.execute(select(accounts).where(func.lower(accounts.c.email) == email.lower())).mappings().first()
+_ACCOUNT_COLUMNS = [accounts.c[f.name] for f in fields(Account)]
 
 
-def account_by_id(conn: Connection, account_id: str) -> RowMapping | None:
-    return conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+def _account(row: Row | None) -> Account | None:
+    """The core's value of an ``accounts`` row (selected as ``_ACCOUNT_COLUMNS``)."""
+    return None if row is None else Account(**row._asdict() | {"status": AccountStatus(row.status)})
+
+
+def account_by_email(conn: Connection, email: str) -> Account | None:
+    return _account(conn.execute(select(*_ACCOUNT_COLUMNS).where(func.lower(accounts.c.email) == email.lower())).first())
+
+
+def account_by_id(conn: Connection, account_id: str) -> Account | None:
+    return _account(conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)).first())
 
 
 def add_account(conn: Connection, **values: Any) -> None:
     conn.execute(insert(accounts).values(**values))
-
-
-def account_names(conn: Connection, account_id: str) -> Row | None:
-    """(given_name, family_name, status) of an account."""
-    return conn.execute(select(accounts.c.given_name, accounts.c.family_name, accounts.c.status)
-                        .where(accounts.c.id == account_id)).first()
 
 
 def add_decider(conn: Connection, account_id: str, scope: str, organisation_code: str | None, now: datetime) -> None:
@@ -213,7 +211,7 @@ def remove_decider(conn: Connection, account_id: str, scope: str, organisation_c
         else deciders.c.organisation_code == organisation_code))
 
 
-def find_account(conn: Connection, id_or_email: str) -> RowMapping | None:
+def find_account(conn: Connection, id_or_email: str) -> Account | None:
     return account_by_id(conn, id_or_email) or account_by_email(conn, id_or_email)
 
 
@@ -225,7 +223,7 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
     """
     stmt = (select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, accounts.c.email)
             .join(accounts, accounts.c.id == deciders.c.account_id)
-            .where(accounts.c.status == "active"))
+            .where(accounts.c.status == AccountStatus.ACTIVE.value))
     if organisation_code is not None:
         stmt = stmt.where(or_(deciders.c.scope == DeciderScope.CENTRAL.value,
                               deciders.c.organisation_code == organisation_code))
@@ -239,18 +237,16 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
 _LOCK_REQUEST = select(requests).where(requests.c.id == bindparam("request_id")).with_for_update()
 
 
-def lock_request(conn: Connection, request_id: int) -> RowMapping | None:
+def lock_request(conn: Connection, request_id: int) -> RequestView | None:
     """``get_request(conn, request_id, for_update=True)``, from a statement built once."""
-    return conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first()
+    return request_view(conn.execute(_LOCK_REQUEST, {"request_id": request_id}).mappings().first())
 
 
 def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key: str | None) -> IntakeFacts:
     if not isinstance(email, str) or not email.strip():
         return IntakeFacts()
     email = email.strip().lower()
-    row = account_by_email(conn, email)
-    account = (ExistingAccount(row["id"], row["status"], bool(row["internal"]), row["primary_organisation"],
-                               bool(row["director"])) if row else None)
+    account = account_by_email(conn, email)
     account_open = False
     hab_dup = False
     if kind == RequestKind.ACCOUNT.value:
@@ -260,18 +256,18 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
                                         requests.c.kind == RequestKind.ACCOUNT.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None
-    elif kind == RequestKind.MOBILITY.value and row is not None:
+    elif kind == RequestKind.MOBILITY.value and account is not None:
         mobility_open = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row["id"],
+            select(requests.c.id).where(requests.c.account_id == account.id,
                                         requests.c.kind == RequestKind.MOBILITY.value,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)).first() is not None
         return IntakeFacts(account, mobility_open=mobility_open)
-    elif row is not None and isinstance(role_key, str):
+    elif account is not None and isinstance(role_key, str):
         hab_dup = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == row["id"], requests.c.role_key == role_key,
+            select(requests.c.id).where(requests.c.account_id == account.id, requests.c.role_key == role_key,
                                         requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
         ).first() is not None or conn.execute(
-            select(memberships.c.account_id).where(memberships.c.account_id == row["id"],
+            select(memberships.c.account_id).where(memberships.c.account_id == account.id,
                                                    memberships.c.role_key == role_key,
                                                    memberships.c.revoked_at.is_(None)).limit(1)
         ).first() is not None

@@ -562,8 +562,8 @@ def history(request: Request, account: RefPath) -> HistoryOut:
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = repo.find_account(conn, account)
         if found is not None:
-            items = queries.request_history(conn, found["id"], svc.rt.mappings, now=svc.now())
-            return HistoryOut(account_id=found["id"], items=[vars(i) for i in items])
+            items = queries.request_history(conn, found.id, svc.rt.mappings, now=svc.now())
+            return HistoryOut(account_id=found.id, items=[vars(i) for i in items])
         if "@" in account:
             items = queries.request_history(conn, None, svc.rt.mappings, email=account, now=svc.now())
             if items:
@@ -578,9 +578,9 @@ def rights(request: Request, account: RefPath) -> RightsOut:
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, account)
-        apps = queries.rights_synthesis(conn, found["id"], svc.rt.mappings, now=svc.now())
-        ended = queries.ended_rights(conn, found["id"], svc.rt.mappings, now=svc.now())
-    return RightsOut(account_id=found["id"], applications=[
+        apps = queries.rights_synthesis(conn, found.id, svc.rt.mappings, now=svc.now())
+        ended = queries.ended_rights(conn, found.id, svc.rt.mappings, now=svc.now())
+    return RightsOut(account_id=found.id, applications=[
         {"application_key": a.application_key, "application_label": a.application_label,
          "roles": [vars(r) for r in a.roles]} for a in apps], ended=[vars(e) for e in ended])
 
@@ -592,8 +592,8 @@ def contacts(request: Request, account: RefPath) -> ContactsOut:
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, account)
-        c = queries.contacts(conn, found["id"])
-    return ContactsOut(account_id=found["id"], organisation_code=c.organisation_code,
+        c = queries.contacts(conn, found.id)
+    return ContactsOut(account_id=found.id, organisation_code=c.organisation_code,
                        organisation_name=c.organisation_name, central=c.central,
                        contacts=[vars(x) for x in c.contacts])
 
@@ -612,10 +612,10 @@ def pending(request: Request,
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, decider)
-        result = queries.pending_for_decider(conn, found["id"], mappings=svc.rt.mappings, sort=sort,
+        result = queries.pending_for_decider(conn, found.id, mappings=svc.rt.mappings, sort=sort,
                                              organisation=organisation, role=role, kind=kind, page=page,
                                              page_size=page_size)
-    return PendingOut(decider_id=found["id"], items=[vars(i) for i in result.items], total=result.total,
+    return PendingOut(decider_id=found.id, items=[vars(i) for i in result.items], total=result.total,
                       page=result.page, page_size=result.page_size)
 
 

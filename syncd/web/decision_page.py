@@ -82,7 +82,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
     with transaction(rt.engine, readonly=True) as conn:
         used = tokens.is_used(conn, claims.used_key)
         detail = queries.request_detail(conn, claims.request_id, rt.mappings)
-        decider = repo.account_names(conn, claims.decider_id)
+        decider = repo.account_by_id(conn, claims.decider_id)
         refusal = None
         if detail is None:
             refusal = "not_found"
@@ -94,7 +94,7 @@ def _state(svc: "Services", claims: links.LinkClaims) -> _State:
             row = repo.get_request(conn, claims.request_id)
             # An escalated external account request is decided past its deadline (never tacit).
             if is_due(detail.deadline, now) and lifecycle.tacit_applies(
-                    repo.request_view(row), internal_accounts=rt.mappings.policy.internal_account_tacit):
+                    row, internal_accounts=rt.mappings.policy.internal_account_tacit):
                 refusal = "deadline_passed"
             elif decider is None or decider.status != AccountStatus.ACTIVE or \
                     claims.decider_id not in current_route(conn, rt, row).decider_ids:

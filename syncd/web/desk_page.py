@@ -61,7 +61,7 @@ OUTCOMES_FR = {"accepted": "Demande acceptée", "refused": "Demande refusée"} |
 # --- what the tab shows ---------------------------------------------------------------------------
 
 def decider_name(account) -> str:
-    return f"{account['given_name']} {account['family_name']}" if account else ""
+    return f"{account.given_name} {account.family_name}" if account else ""
 
 
 def _item(row, svc: "Services", today, tacit_of: dict) -> dict:

@@ -57,13 +57,13 @@ def _etag(version: int) -> str:
 def _profile(account, mappings) -> ProfileOut:
     fields = []
     for name in profile_rules.FIELDS:
-        value = account[name]
+        value = getattr(account, name)
         org = mappings.organisation(value) if name.endswith("_organisation") and value else None
-        reason = profile_rules.not_editable_reason(name, account, mappings)
+        reason = profile_rules.not_editable_reason(name, vars(account), mappings)
         fields.append(ProfileFieldOut(field=name, label=LABELS[name], value=value, display=org.name if org else None,
                                       editable=reason is None, reason=reason))
-    return ProfileOut(account_id=account["id"], version=account["version"], status=account["status"],
-                      internal=account["internal"], director=account["director"], fields=fields)
+    return ProfileOut(account_id=account.id, version=account.version, status=account.status,
+                      internal=account.internal, director=account.director, fields=fields)
 
 
 @router.get("/accounts/{account}/profile", response_model=ProfileOut, operation_id="get_profile",
@@ -73,7 +73,7 @@ def get_profile(request: Request, response: Response, account: RefPath) -> Profi
     svc = _svc(request)
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, account)
-    response.headers["ETag"] = _etag(found["version"])
+    response.headers["ETag"] = _etag(found.version)
     return _profile(found, svc.rt.mappings)
 
 
@@ -111,8 +111,8 @@ def change_profile(request: Request, response: Response, account: RefPath, chang
         raise ApiError(404, "not_found", "There is no such account.") from None
     with transaction(svc.rt.engine, readonly=True) as conn:
         found = _account(conn, account)
-    log.info("api_profile_changed", account_id=found["id"], fields=sorted(sent), client=request.state.client)
-    response.headers["ETag"] = _etag(found["version"])
+    log.info("api_profile_changed", account_id=found.id, fields=sorted(sent), client=request.state.client)
+    response.headers["ETag"] = _etag(found.version)
     return _profile(found, svc.rt.mappings)
 
 
@@ -256,7 +256,7 @@ def person_catalogue(request: Request, account: RefPath) -> PersonCatalogueOut:
                 "parked": bool(r and r["parked_at"] is not None), "expires_at": st.expires_at})
         apps.append({"application_key": app.key, "application_label": app.label, "management": app.management.value,
                      "held": any(r["state"] == "held" for r in roles), "roles": roles})
-    return PersonCatalogueOut(account_id=found["id"], internal=found["internal"], applications=apps)
+    return PersonCatalogueOut(account_id=found.id, internal=found.internal, applications=apps)
 
 
 @router.get("/organisations", response_model=OrganisationsOut, operation_id="organisations",

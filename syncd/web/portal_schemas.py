@@ -12,7 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from syncd.web.schemas import MULTI_LINE, ONE_LINE
+from syncd.core.model import AccountStatus, Management
+from syncd.web.schemas import MULTI_LINE, ONE_LINE, one_of
+
+SETTABLE, MANAGEMENT = one_of(AccountStatus.ACTIVE, AccountStatus.DISABLED), one_of(*Management)
 
 
 def _examples(*examples: dict) -> ConfigDict:
@@ -100,7 +103,7 @@ class AccountStateIn(BaseModel):
     model_config = _examples({"status": "disabled", "actor": "admin@ucanss.fr", "reason": "Départ de l'Institution."},
                              {"status": "active", "actor": "admin@ucanss.fr"})
 
-    status: Literal["active", "disabled"]
+    status: SETTABLE
     actor: str = Field(min_length=1, max_length=254, pattern=ONE_LINE,
                        description="A central administrator's account id or e-mail.")
     reason: str | None = Field(default=None, max_length=2000, pattern=MULTI_LINE)
@@ -108,7 +111,7 @@ class AccountStateIn(BaseModel):
 
 class AccountStateOut(BaseModel):
     account_id: str
-    status: Literal["active", "disabled"]
+    status: SETTABLE
     changed: bool = Field(description="False: the account was in this state already.")
 
 
@@ -117,7 +120,7 @@ class AccountStateOut(BaseModel):
 class CatalogueRoleOut(BaseModel):
     role_key: str
     label: str
-    management: Literal["local", "central"]
+    management: MANAGEMENT
     restriction: Literal["internal_only"] | None = None
     validity_months: int | None = None
 
@@ -125,7 +128,7 @@ class CatalogueRoleOut(BaseModel):
 class CatalogueApplicationOut(BaseModel):
     application_key: str
     application_label: str
-    management: Literal["local", "central"]
+    management: MANAGEMENT
     roles: list[CatalogueRoleOut]
 
 
@@ -151,7 +154,7 @@ class PersonRoleOut(CatalogueRoleOut):
 class PersonApplicationOut(BaseModel):
     application_key: str
     application_label: str
-    management: Literal["local", "central"]
+    management: MANAGEMENT
     held: bool = Field(description="The person holds at least one of its roles (the guide's « croix », no padlock).")
     roles: list[PersonRoleOut]
 

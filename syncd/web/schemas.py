@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 
+from syncd.core.model import MembershipState, RequestKind, Status, Verdict
 from syncd.store import queries
 from syncd.web.messages import CODES
 
@@ -28,6 +30,16 @@ REF = rf"^[^{_CONTROLS}/]+$"
 _FORBIDDEN = {False: re.compile(rf"[{_CONTROLS}\ud800-\udfff]"),
               True: re.compile(rf"[{_CONTROLS_BUT_LINES}\ud800-\udfff]")}
 MAX_ID = 2**63 - 1
+
+
+def one_of(*members: enum.Enum) -> Any:
+    """``Literal`` of these members' values: the strings a body may hold are the core's enums'."""
+    return Literal[tuple(m.value for m in members)]
+
+
+VERDICT, DECIDED = one_of(*Verdict), one_of(Status.ACCEPTED, Status.REFUSED)
+ENDED = one_of(MembershipState.REVOKED, MembershipState.EXPIRED)
+ACCOUNT, HABILITATION, MOBILITY = (one_of(k) for k in (RequestKind.ACCOUNT, RequestKind.HABILITATION, RequestKind.MOBILITY))
 
 
 
@@ -59,7 +71,7 @@ class FieldError(BaseModel):
 # --- decisions --------------------------------------------------------------------------------------
 
 class DecisionIn(_In):
-    verdict: Literal["accept", "refuse"]
+    verdict: VERDICT
     decider: str = Field(min_length=1, max_length=254, pattern=ONE_LINE,
                          description="The decider's account id or e-mail: on whose behalf the client decides.")
     comment: str | None = Field(default=None, max_length=2000, pattern=MULTI_LINE,
@@ -68,7 +80,7 @@ class DecisionIn(_In):
 
 class DecisionOut(BaseModel):
     request_id: int
-    status: Literal["accepted", "refused"]
+    status: DECIDED
     status_label: str
     decided_at: datetime
     decided_by: str
@@ -103,7 +115,7 @@ class HistoryItemOut(BaseModel):
     reason: str | None = None
     applied_at: datetime | None = None
     parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
-    ended: Literal["revoked", "expired"] | None = Field(
+    ended: ENDED | None = Field(
         default=None, description="The right this accepted request granted was since withdrawn (`revoked`) or "
                                   "expired (`expired`); `status_label` then reads « Retirée le … » or « Expirée le … ».")
     ended_at: datetime | None = None
@@ -134,7 +146,7 @@ class EndedRoleOut(BaseModel):
     role_key: str
     label: str
     application_label: str
-    status: Literal["revoked", "expired"]
+    status: ENDED
     status_label: str = Field(description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")
     ended_at: datetime
     granted_at: datetime
@@ -208,7 +220,7 @@ class AccountRequestIn(_RequestIn):
         "family_name": "Martin", "internal": True, "organisation_code": "CARSAT-RA", "terms_accepted": True,
         "terms_version": "2026-01"}]})
 
-    kind: Literal["account"]
+    kind: ACCOUNT
     civility: Literal["M.", "Mme"] | None = None
     given_name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
     family_name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
@@ -224,7 +236,7 @@ class HabilitationRequestIn(_RequestIn):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "kind": "habilitation", "email": "a.charenne@lassuranceretraite.fr", "role_key": "opim-local"}]})
 
-    kind: Literal["habilitation"]
+    kind: HABILITATION
     role_key: str = Field(pattern=KEY)
 
 
@@ -234,7 +246,7 @@ class MobilityRequestIn(_RequestIn):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "kind": "mobility", "email": "a.charenne@lassuranceretraite.fr", "organisation_code": "CPAM-75"}]})
 
-    kind: Literal["mobility"]
+    kind: MOBILITY
     organisation_code: str = Field(pattern=CODE, description="The organisation the person moves to.")
 
 

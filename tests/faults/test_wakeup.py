@@ -40,7 +40,7 @@ def test_a_decision_wakes_a_daemon_that_polls_every_30_seconds(make_world, slapd
 
     def applied() -> bool:
         with transaction(world.rt.engine) as conn:
-            return repo.get_request(conn, request_id)["applied_at"] is not None
+            return repo.get_request(conn, request_id).applied_at is not None
 
     wait_for(applied, 5, 0.05, "the decision to reach LDAP")
     took = time.monotonic() - decided_at

@@ -6,6 +6,7 @@ renders the row in its language: these tests follow mails to the in-process SMTP
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -105,7 +106,7 @@ def test_the_notification_helpers_write_mails_in_the_configured_language(
     Daemon(rt).run_job("intake")
     with transaction(rt.engine) as conn:
         before = list(conn.execute(select(outbox.c.id)).scalars())
-        row = dict(repo.get_request(conn, request_id)) | {"reason": "Test de langue."}
+        row = replace(repo.get_request(conn, request_id), reason="Test de langue.")
         notify.to_requester(conn, row, "request_rejected", rt.mappings, rt.settings.web.base_url, clock(),
                             language=notify.language_of(rt.settings))
         notify.to_deciders(conn, row, [ids["correspondent"]], "request_to_decide", rt.mappings, rt.settings.web,
@@ -127,10 +128,11 @@ def test_a_caller_that_passes_no_language_gets_french(runtime_in, clock):
     rt = runtime_in("en")
     ids = people(rt)
     with transaction(rt.engine) as conn:
-        row = {"id": None, "kind": "habilitation", "account_id": ids["requester"], "organisation_code": "CARSAT-RA",
-               "role_key": "accords-locaux-acces", "given_name": None, "family_name": None, "email": REQUESTER,
-               "deadline_at": clock() + timedelta(days=10), "submitted_at": clock(), "comment": None,
-               "reason": None}
+        row = repo.request_view({
+            "id": None, "kind": "habilitation", "status": "pending", "account_id": ids["requester"],
+            "organisation_code": "CARSAT-RA", "role_key": "accords-locaux-acces", "given_name": None,
+            "family_name": None, "email": REQUESTER, "deadline_at": clock() + timedelta(days=10),
+            "submitted_at": clock(), "comment": None, "reason": None})
         mail = notify.requester_mail(row, repo.account_by_id(conn, ids["requester"]), "request_accepted",
                                      rt.mappings, rt.settings.web.base_url)
     assert mail.language == "fr"

@@ -51,7 +51,7 @@ def test_replay_of_a_request_the_apply_job_never_finished_marks_it_applied(rt):
     result = replay(rt, request_id)
     assert result.first_application and result.member_added
     with transaction(rt.engine) as conn:
-        assert repo.get_request(conn, request_id)["applied_at"] is not None
+        assert repo.get_request(conn, request_id).applied_at is not None
         assert conn.execute(select(memberships.c.applied_at)).scalar_one() is not None
         assert conn.execute(select(outbox.c.template)).scalars().all() == ["request_accepted"]
     assert [e for e, _ in _events(rt, request_id)] == ["applied"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from syncd import operator
 from syncd.directory import names
@@ -39,7 +39,7 @@ def habilitation(rt, role="accords-locaux-acces", email=REQUESTER) -> int:
 
 def request_row(rt, request_id):
     with transaction(rt.engine) as conn:
-        return dict(repo.get_request(conn, request_id))
+        return dict(conn.execute(select(requests).where(requests.c.id == request_id)).mappings().one())
 
 
 def events(rt, request_id):

@@ -320,7 +320,7 @@ def test_a_request_an_older_version_routed_to_nobody_is_not_granted_after_the_up
 
 def people_id(rt, email) -> str:
     with transaction(rt.engine) as conn:
-        return repo.account_by_email(conn, email)["id"]
+        return repo.account_by_email(conn, email).id
 
 
 def test_under_business_days_a_late_reminder_counts_the_business_days_that_remain(

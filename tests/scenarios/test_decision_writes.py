@@ -67,11 +67,11 @@ def authorised_by_whole_route(conn, rt, row, ref: str) -> tuple[str | None, bool
     found = repo.find_account(conn, ref)
     if found is None:
         return None, False
-    return found["id"], found["status"] == "active" and found["id"] in current_route(conn, rt, row).decider_ids
+    return found.id, found.status == "active" and found.id in current_route(conn, rt, row).decider_ids
 
 
 def authorised_by_few_rows(conn, rt, row, ref: str) -> tuple[str | None, bool]:
-    found, few = decision_store.decider_and_rivals(conn, ref, row["organisation_code"] or "", row["account_id"])
+    found, few = decision_store.decider_and_rivals(conn, ref, row.organisation_code, row.account_id)
     if found is None:
         return None, False
     return found["id"], found["status"] == "active" and found["id"] in current_route(conn, rt, row, few).decider_ids
@@ -144,7 +144,7 @@ def test_a_decision_writes_its_audit_row_without_waiting_for_the_chain_and_seali
     whole_row = [s for s in seen if s.startswith("SELECT") and "deadline_at" in s and "FROM requests" in s]
     assert len(whole_row) == 1, "the request is read once, not read back"
     with transaction(rt.engine) as conn:
-        assert repo.get_request(conn, request_id)["status"] == ("accepted" if verdict is Verdict.ACCEPT
+        assert repo.get_request(conn, request_id).status == ("accepted" if verdict is Verdict.ACCEPT
                                                                  else "refused")
         assert audit.unsealed(conn) == 1
         assert audit.seal(conn) == 1
@@ -186,5 +186,5 @@ def test_what_single_use_raises_writes_nothing_at_all(rt):
     with pytest.raises(Replay):
         decide_request(rt, request_id, "u-cor", Verdict.ACCEPT, single_use=replayed)
     with transaction(rt.engine) as conn:
-        assert repo.get_request(conn, request_id)["status"] == "pending"
+        assert repo.get_request(conn, request_id).status == "pending"
         assert repo.events_of(conn, request_id) == [] and audit.count(conn) == 0

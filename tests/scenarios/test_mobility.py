@@ -72,7 +72,7 @@ def test_an_accepted_mobility_moves_the_account_and_withdraws_only_the_old_organ
         decide_request(rt, request_id, CORRESPONDENT, Verdict.ACCEPT)   # the organisation the person leaves
     decide_request(rt, request_id, NEW_CORRESPONDENT, Verdict.ACCEPT)
     with transaction(rt.engine) as conn:
-        assert repo.account_by_id(conn, ids["requester"])["primary_organisation"] == "CPAM-75"
+        assert repo.account_by_id(conn, ids["requester"]).primary_organisation == "CPAM-75"
     daemon.run_job("apply")
     daemon.run_job("accounts")
     daemon.run_job("deliver")
@@ -133,7 +133,7 @@ def test_a_mobility_nobody_refuses_is_accepted_tacitly_like_a_habilitation(rt, d
     daemon.run_job("deliver")
     assert request_row(rt, request_id)["status"] == "accepted_tacitly"
     with transaction(rt.engine) as conn:
-        assert repo.account_by_id(conn, ids["requester"])["primary_organisation"] == "CPAM-75"
+        assert repo.account_by_id(conn, ids["requester"]).primary_organisation == "CPAM-75"
     assert person(rt, ids["requester"]) not in member_dns(rt, "accords-locaux-acces")
     assert any("changement d'organisme" in m["Subject"] for m in mails_to(smtp_server, REQUESTER))
 

@@ -137,7 +137,7 @@ def one_by_one(conn, rt) -> None:
                        .order_by(requests.c.deadline_at, requests.c.id)).scalars().all()
     for request_id in ids:
         row = repo.get_request(conn, request_id, for_update=True)
-        record_transition(conn, rt, row, lifecycle.tacit_acceptance(repo.request_view(row), now=T0))
+        record_transition(conn, rt, row, lifecycle.tacit_acceptance(row, now=T0))
 
 
 @pytest.fixture
@@ -179,8 +179,8 @@ def test_a_batch_extends_renewals_from_the_current_expiry_grants_habilitations_a
     assert ("u-cat", "opim-local") not in held
     assert all(m["granted_at"] == T0 and m["applied_at"] is None
                for k, m in held.items() if k != ("u-cat", "opim-local"))
-    assert created is not None and created["status"] == "pending"
-    assert by_id[ids["account"]]["account_id"] == created["id"]
+    assert created is not None and created.status == "pending"
+    assert by_id[ids["account"]]["account_id"] == created.id
     assert by_id[ids["not_due"]]["status"] == "pending"
     for name, request_id in ids.items():
         if name != "not_due":
@@ -212,7 +212,7 @@ def test_a_request_decided_before_the_sweep_keeps_its_decision(make_rt):
     assert tacit.sweep(rt) == 1
     with transaction(rt.engine) as conn:
         row = repo.get_request(conn, refused)
-        assert (row["status"], row["decided_by"]) == ("refused", "u-claire")
+        assert (row.status, row.decided_by) == ("refused", "u-claire")
         assert [e["event"] for e in repo.events_of(conn, refused)] == ["routed"]
         assert [e["event"] for e in repo.events_of(conn, accepted)] == ["routed", "tacitly_accepted"]
         assert set(memberships_of(conn)) == {("u-ann", "annuaire-redacteur")}
@@ -235,7 +235,7 @@ def test_a_request_decided_between_its_claim_and_the_write_is_not_touched(make_r
     assert tacit.sweep(rt) == 1
     with transaction(rt.engine) as conn:
         row = repo.get_request(conn, decided)
-        assert (row["status"], row["decided_by"], row["comment"]) == ("refused", "u-claire", "Non")
+        assert (row.status, row.decided_by, row.comment) == ("refused", "u-claire", "Non")
         assert [e["event"] for e in repo.events_of(conn, decided)] == ["routed"]
         assert audit.seal(conn) == 1 and [r["request_id"] for r in audit.rows(conn)] == [other]
         assert set(memberships_of(conn)) == {("u-ann", "annuaire-redacteur")}
