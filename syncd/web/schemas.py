@@ -42,15 +42,10 @@ ENDED = one_of(MembershipState.REVOKED, MembershipState.EXPIRED)
 ACCOUNT, HABILITATION, MOBILITY = (one_of(k) for k in (RequestKind.ACCOUNT, RequestKind.HABILITATION, RequestKind.MOBILITY))
 
 
-
 def forbidden_character(value: str, *, multi_line: bool = False) -> str | None:
     """The first character of ``value`` that the rule above refuses, or None."""
     found = _FORBIDDEN[multi_line].search(value)
     return found.group() if found else None
-
-
-AccountRef = Annotated[str, Field(min_length=1, max_length=254, pattern=REF,
-                                  description="An account id, or the account's professional e-mail.")]
 
 
 class _In(BaseModel):
