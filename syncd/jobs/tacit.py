@@ -97,7 +97,7 @@ def accept_batch(conn: Connection, rt: Runtime, claimed: list[TacitCandidate], n
     if rest:
         # grant_many takes the store's request value: read whole for these few (renewals, second
         # requests for one membership, new accounts, mobilities), after the batch's status write.
-        whole = tacit_store.requests_by_id(conn, [c.id for c in rest])
+        whole = {r.id: r for r in repo.requests_by_ids(conn, [c.id for c in rest])}
         grant_many(conn, rt, [whole[c.id] for c in rest], now)
     return count
 
