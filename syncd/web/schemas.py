@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, get_type_hints
 
@@ -82,11 +83,13 @@ class DecisionOut(BaseModel):
     comment: str | None = None
 
 
-def _out_of(result: type, name: str, leave_out: str = "", **given: Any) -> Any:
-    """The API's body of a query's result: the same fields in the same order, each required,
-    but the one left out and those ``given`` (``(type, Field(...))``, last)."""
-    return create_model(name, **{field: (hint, ...) for field, hint in get_type_hints(result).items()
-                                 if field != leave_out and field not in given}, **given)
+def _out_of(result: type, name: str, leave_out: str = "", defaults: bool = False, **given: Any) -> Any:
+    """The API's body of a query's result: the same fields in the same order, each required (or,
+    with ``defaults``, optional where the result has a default), but the one left out and those
+    ``given`` (``(type, Field(...))``, in their place)."""
+    default = {f.name: f.default for f in fields(result) if defaults and f.default is not MISSING}
+    return create_model(name, **{field: given.get(field, (hint, default.get(field, ...)))
+                                 for field, hint in get_type_hints(result).items() if field != leave_out})
 
 
 # --- history, synthesis, contacts --------------------------------------------------------------------
@@ -95,25 +98,14 @@ PARKED_DESCRIPTION = ("True: syncd could not process it (the directory refused i
                       "operator retries or resolves it; the label reads « En attente … » meanwhile.")
 
 
-class HistoryItemOut(BaseModel):
-    request_id: int
-    kind: str
-    date: datetime = Field(description="When the request was submitted.")
-    description: str = Field(description="The role's label as users see it, or « Création de compte ».")
-    status: str
-    status_label: str
-    role_key: str | None = None
-    application_label: str | None = None
-    deadline: datetime | None = None
-    decided_at: datetime | None = None
-    comment: str | None = None
-    reason: str | None = None
-    applied_at: datetime | None = None
-    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
-    ended: ENDED | None = Field(
-        default=None, description="The right this accepted request granted was since withdrawn (`revoked`) or "
-                                  "expired (`expired`); `status_label` then reads « Retirée le … » or « Expirée le … ».")
-    ended_at: datetime | None = None
+HistoryItemOut = _out_of(
+    queries.HistoryItem, "HistoryItemOut", defaults=True,
+    date=(datetime, Field(description="When the request was submitted.")),
+    description=(str, Field(description="The role's label as users see it, or « Création de compte ».")),
+    parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)),
+    ended=(ENDED | None, Field(default=None, description="The right this accepted request granted was since "
+                                                         "withdrawn (`revoked`) or expired (`expired`); `status_label` "
+                                                         "then reads « Retirée le … » or « Expirée le … ».")))
 
 
 class HistoryOut(BaseModel):
@@ -121,14 +113,7 @@ class HistoryOut(BaseModel):
     items: list[HistoryItemOut]
 
 
-class GrantedRoleOut(BaseModel):
-    role_key: str
-    label: str
-    granted_at: datetime
-    state: Literal["accepted", "applied"]
-    accepted_tacitly: bool
-    applied_at: datetime | None = None
-    expires_at: datetime | None = None
+GrantedRoleOut = _out_of(queries.GrantedRole, "GrantedRoleOut", defaults=True, accepted_tacitly=(bool, ...))
 
 
 class ApplicationRightsOut(BaseModel):
@@ -137,14 +122,8 @@ class ApplicationRightsOut(BaseModel):
     roles: list[GrantedRoleOut]
 
 
-class EndedRoleOut(BaseModel):
-    role_key: str
-    label: str
-    application_label: str
-    status: ENDED
-    status_label: str = Field(description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")
-    ended_at: datetime
-    granted_at: datetime
+EndedRoleOut = _out_of(queries.EndedRole, "EndedRoleOut", status=(ENDED, ...), status_label=(str, Field(
+    description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")))
 
 
 class RightsOut(BaseModel):
