@@ -163,15 +163,6 @@ RequestOut = _out_of(queries.RequestDetail, "RequestOut", leave_out="routed_to",
 
 # --- submitting a request ------------------------------------------------------------------------------
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        raise ValueError("out of range once converted to UTC") from None
-
-
 class _RequestIn(_In):
     email: str = Field(max_length=254, pattern=EMAIL, description="The requester's professional e-mail.")
     portal_ref: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE,
@@ -182,7 +173,12 @@ class _RequestIn(_In):
     @field_validator("submitted_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return _utc(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            raise ValueError("out of range once converted to UTC") from None
 
 
 class AccountRequestIn(_RequestIn):
