@@ -116,10 +116,7 @@ class HistoryOut(BaseModel):
 GrantedRoleOut = _out_of(queries.GrantedRole, "GrantedRoleOut", defaults=True, accepted_tacitly=(bool, ...))
 
 
-class ApplicationRightsOut(BaseModel):
-    application_key: str | None
-    application_label: str
-    roles: list[GrantedRoleOut]
+ApplicationRightsOut = _out_of(queries.ApplicationRights, "ApplicationRightsOut", roles=(list[GrantedRoleOut], ...))
 
 
 EndedRoleOut = _out_of(queries.EndedRole, "EndedRoleOut", status=(ENDED, ...), status_label=(str, Field(
