@@ -39,7 +39,7 @@ SortKey = Literal["deadline", "-deadline", "submitted", "-submitted"]
 SORT_KEYS: tuple[str, ...] = ("deadline", "-deadline", "submitted", "-submitted")
 
 
-# --- values returned -----------------------------------------------------------------------------
+# --- values returned (most of the API's bodies are made from them: syncd.web.schemas._out_of) ----
 
 @dataclass(frozen=True)
 class HistoryItem:
