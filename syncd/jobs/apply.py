@@ -35,7 +35,6 @@ from syncd.store.queue import claim_requests
 
 log = structlog.get_logger(__name__)
 
-ACCEPTED = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
 # Requests applied by writing the account's entry (a mobility: its new organisation), not a group.
 ACCOUNT_KINDS = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 
@@ -43,7 +42,7 @@ ACCOUNT_KINDS = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 def apply_accepted(rt: Runtime) -> int:
     """Write one batch of accepted, unapplied requests to LDAP; return how many were applied."""
     now = rt.clock()
-    ids = claim_requests(rt.engine, statuses=ACCEPTED, worker_id=rt.worker_id, now=now,
+    ids = claim_requests(rt.engine, statuses=repo.GRANTED_STATUSES, worker_id=rt.worker_id, now=now,
                          lease_seconds=rt.settings.database.lease_seconds, limit=rt.settings.jobs.apply_batch_size,
                          unapplied_only=True)
     if not ids:

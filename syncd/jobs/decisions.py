@@ -137,14 +137,12 @@ def grant_many(conn: Connection, rt: Runtime, rows: list[RequestView], now: date
     (a renewal right after a habilitation extends it), as calling ``grant`` on each would. New
     accounts and mobilities still go through ``grant`` one at a time: they are rare.
     """
-    one_by_one = _ONE_BY_ONE
-    found = grants.memberships_at(conn, ((r.account_id, r.role_key) for r in rows
-                                       if r.kind not in one_by_one))
+    found = grants.memberships_at(conn, ((r.account_id, r.role_key) for r in rows if r.kind not in _ONE_BY_ONE))
     held = {key: (m["expires_at"], m["revoked_at"]) for key, m in found.items()}
     granted: dict[tuple[str, str], dict] = {}
     months_of: dict[str, int | None] = {}
     for row in rows:
-        if row.kind in one_by_one:
+        if row.kind in _ONE_BY_ONE:
             grant(conn, rt, row, now)
             continue
         key = (row.account_id, row.role_key)

@@ -157,17 +157,13 @@ def expire_and_renew(rt: Runtime) -> int:
                 continue
             if m["expires_at"] <= now:
                 _expire(conn, rt, m, account, now)
-            elif not _renewal_open(conn, m):
+            elif not repo.renewal_asked_since(conn, m["account_id"], m["role_key"], m["granted_at"]):
+                # no renewal for this membership since its current validity began
                 _open_renewal(conn, rt, m, account, now)
             else:
                 continue
             touched += 1
     return touched
-
-
-def _renewal_open(conn, m) -> bool:
-    """A renewal for this membership exists since its current validity began."""
-    return repo.renewal_asked_since(conn, m["account_id"], m["role_key"], m["granted_at"])
 
 
 def _open_renewal(conn, rt: Runtime, m, account, now) -> None:

@@ -97,7 +97,7 @@ def accept_batch(conn: Connection, rt: Runtime, claimed: list[TacitCandidate], n
     if rest:
         # grant_many takes the store's request value: read whole for these few (renewals, second
         # requests for one membership, new accounts, mobilities), after the batch's status write.
-        whole = tacit_store.requests_by_id(conn, [c.id for c in rest])
+        whole = {r.id: r for r in repo.requests_by_ids(conn, [c.id for c in rest])}
         grant_many(conn, rt, [whole[c.id] for c in rest], now)
     return count
 
@@ -132,13 +132,12 @@ def remind(rt: Runtime) -> int:
             if row is None or row.status is not Status.PENDING:
                 continue
             done = tacit_store.reminders_sent(conn, row.id)
-            deadline_at = row.deadline_at
-            for n in tacit.reminders_due(deadline_at, now, days, done, calendar):
+            for n in tacit.reminders_due(row.deadline_at, now, days, done, calendar):
                 deciders = repo.routed_to(conn, row.id)
                 tacit_applies = lifecycle.tacit_applies(row, internal_accounts=internal_accounts)
                 notify.to_deciders(conn, row, deciders, "decision_reminder", rt.mappings, rt.settings.web,
                                    now, purpose=f"reminder_d{n}", language=notify.language_of(rt.settings), desk=rt.settings.desk,
-                                   days_before=n, days_left=tacit.days_left(deadline_at, now, calendar),
+                                   days_before=n, days_left=tacit.days_left(row.deadline_at, now, calendar),
                                    business_days=calendar == "business_days_fr", tacit=tacit_applies)
                 repo.add_event(conn, row.id, "reminded", now, detail={"days_before": n, "deciders": list(deciders)})
                 sent += 1

@@ -115,8 +115,6 @@ def read(conn: Connection, request_id: int, ref: str) -> tuple[RequestView | Non
         found = held.fetchone()
     else:
         row = lock_request(conn, request_id)
-        if row is None:
-            return None, [], NOT_READ
         role_rows = _run(conn, _ROLES_FOR[False], params).fetchall()
         found = _run(conn, _HELD_FOR[False], params).fetchone()
     if row is None:

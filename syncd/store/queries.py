@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import STATUS_LABELS_FR, AccountStatus, MembershipState, RequestKind, Status
 from syncd.mappings import Mappings
-from syncd.store.repo import account_by_id, aware, routed_to
+from syncd.store.repo import GRANTED_STATUSES, account_by_id, aware, routed_to
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
                                 requests)
 
@@ -39,7 +39,7 @@ SortKey = Literal["deadline", "-deadline", "submitted", "-submitted"]
 SORT_KEYS: tuple[str, ...] = ("deadline", "-deadline", "submitted", "-submitted")
 
 
-# --- values returned -----------------------------------------------------------------------------
+# --- values returned (most of the API's bodies are made from them: syncd.web.schemas._out_of) ----
 
 @dataclass(frozen=True)
 class HistoryItem:
@@ -235,11 +235,8 @@ def request_history(conn: Connection, account_id: str | None, mappings: Mappings
         return []
     rows = conn.execute(select(requests).where(or_(*mine))
                         .order_by(requests.c.submitted_at.desc(), requests.c.id.desc())).mappings().all()
-    ends = _rights_ended(conn, [r["id"] for r in rows if r["status"] in _GRANTING and r["role_key"]], now)
+    ends = _rights_ended(conn, [r["id"] for r in rows if r["status"] in GRANTED_STATUSES and r["role_key"]], now)
     return [_history_item(r, mappings, ends.get(r["id"])) for r in rows]
-
-
-_GRANTING = (Status.ACCEPTED.value, Status.ACCEPTED_TACITLY.value)
 
 
 def _rights_ended(conn: Connection, request_ids: list[int], now: datetime | None) -> dict[int, tuple[str, datetime]]:
@@ -383,15 +380,14 @@ def pending_for_decider(conn: Connection, decider_id: str, *, mappings: Mappings
                              accounts.c.email.label("a_email"))
             .outerjoin(accounts, accounts.c.id == requests.c.account_id)
             .order_by(order, requests.c.id).limit(page_size).offset((page - 1) * page_size))
-    items = []
-    for r in conn.execute(stmt).mappings():
-        items.append(PendingItem(
-            request_id=r["id"], kind=r["kind"], description=describe(r["kind"], r["role_key"], mappings, r["organisation_code"]),
-            requester_name=_person_name(r["a_given"] or r["given_name"], r["a_family"] or r["family_name"],
-                                        r["a_email"] or r["email"]),
-            requester_email=r["a_email"] or r["email"] or "", organisation_code=r["organisation_code"],
-            role_key=r["role_key"], submitted_at=aware(r["submitted_at"]), deadline=aware(r["deadline_at"])))
-    return PendingPage(tuple(items), total, page, page_size)
+    items = tuple(PendingItem(
+        request_id=r["id"], kind=r["kind"], description=describe(r["kind"], r["role_key"], mappings, r["organisation_code"]),
+        requester_name=_person_name(r["a_given"] or r["given_name"], r["a_family"] or r["family_name"],
+                                    r["a_email"] or r["email"]),
+        requester_email=r["a_email"] or r["email"] or "", organisation_code=r["organisation_code"],
+        role_key=r["role_key"], submitted_at=aware(r["submitted_at"]), deadline=aware(r["deadline_at"]))
+        for r in conn.execute(stmt).mappings())
+    return PendingPage(items, total, page, page_size)
 
 
 # --- one request -------------------------------------------------------------------------------

@@ -74,10 +74,15 @@ def mark_applied(conn: Connection, ids: list[int], now: datetime) -> None:
     conn.execute(_MARK_APPLIED, {"ids": ids, "now": now})
 
 
+def _any(conn: Connection, stmt) -> bool:
+    """Whether ``stmt`` finds a row (it reads one at most)."""
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
 def renewal_asked_since(conn: Connection, account_id: str, role_key: str, since: datetime) -> bool:
-    return conn.execute(select(requests.c.id).where(
-        requests.c.kind == RequestKind.RENEWAL.value, requests.c.account_id == account_id,
-        requests.c.role_key == role_key, requests.c.submitted_at >= since).limit(1)).first() is not None
+    return _any(conn, select(requests.c.id).where(requests.c.kind == RequestKind.RENEWAL.value,
+                                                   requests.c.account_id == account_id,
+                                                   requests.c.role_key == role_key, requests.c.submitted_at >= since))
 
 
 def follow_mobility(conn: Connection, account_id: str, besides: int, organisation_code: str, now: datetime) -> None:
@@ -88,8 +93,7 @@ def follow_mobility(conn: Connection, account_id: str, besides: int, organisatio
 
 
 def has_other_requests(conn: Connection, account_id: str, besides: int) -> bool:
-    return conn.execute(select(requests.c.id).where(requests.c.account_id == account_id,
-                                                    requests.c.id != besides).limit(1)).first() is not None
+    return _any(conn, select(requests.c.id).where(requests.c.account_id == account_id, requests.c.id != besides))
 
 
 def deadline_of(conn: Connection, request_id: int) -> datetime | None:
@@ -247,31 +251,21 @@ def intake_facts(conn: Connection, kind: str | None, email: str | None, role_key
         return IntakeFacts()
     email = email.strip().lower()
     account = account_by_email(conn, email)
-    account_open = False
-    hab_dup = False
+    undecided = requests.c.status.in_(UNDECIDED_STATUSES)
     if kind == RequestKind.ACCOUNT.value:
         # Rows still "new" are being taken in one at a time, so a pending one is the only rival.
-        account_open = conn.execute(
-            select(requests.c.id).where(func.lower(requests.c.email) == email,
-                                        requests.c.kind == RequestKind.ACCOUNT.value,
-                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
-        ).first() is not None
-    elif kind == RequestKind.MOBILITY.value and account is not None:
-        mobility_open = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == account.id,
-                                        requests.c.kind == RequestKind.MOBILITY.value,
-                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)).first() is not None
-        return IntakeFacts(account, mobility_open=mobility_open)
-    elif account is not None and isinstance(role_key, str):
-        hab_dup = conn.execute(
-            select(requests.c.id).where(requests.c.account_id == account.id, requests.c.role_key == role_key,
-                                        requests.c.status.in_(UNDECIDED_STATUSES)).limit(1)
-        ).first() is not None or conn.execute(
-            select(memberships.c.account_id).where(memberships.c.account_id == account.id,
-                                                   memberships.c.role_key == role_key,
-                                                   memberships.c.revoked_at.is_(None)).limit(1)
-        ).first() is not None
-    return IntakeFacts(account, account_open, hab_dup)
+        return IntakeFacts(account, account_request_open=_any(conn, select(requests.c.id).where(
+            func.lower(requests.c.email) == email, requests.c.kind == RequestKind.ACCOUNT.value, undecided)))
+    if kind == RequestKind.MOBILITY.value and account is not None:
+        return IntakeFacts(account, mobility_open=_any(conn, select(requests.c.id).where(
+            requests.c.account_id == account.id, requests.c.kind == RequestKind.MOBILITY.value, undecided)))
+    if account is not None and isinstance(role_key, str):
+        return IntakeFacts(account, habilitation_open_or_granted=_any(conn, select(requests.c.id).where(
+            requests.c.account_id == account.id, requests.c.role_key == role_key, undecided)) or _any(
+            conn, select(memberships.c.account_id).where(memberships.c.account_id == account.id,
+                                                         memberships.c.role_key == role_key,
+                                                         memberships.c.revoked_at.is_(None))))
+    return IntakeFacts(account)
 
 
 def upsert_organisations(conn: Connection, orgs: Iterable[Any], now: datetime) -> int:

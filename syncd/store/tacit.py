@@ -28,9 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from syncd.core.lifecycle import TacitCandidate
-from syncd.core.model import RequestKind, RequestView, Status
+from syncd.core.model import RequestKind, Status
 from syncd.store.decision import moves_to
-from syncd.store.repo import request_view
 from syncd.store.tables import request_events, requests, time_from_driver, time_to_driver
 
 # What ``lifecycle.tacit_acceptance`` reads, and what an acceptance grants.
@@ -187,14 +186,6 @@ def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime
     if plain:
         cur.execute(_SQLITE_GRANT, {"at": stamp})
     return moved
-
-
-def requests_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, RequestView]:
-    """Whole requests by id, as the core's value: what ``grant_many`` reads, for the few requests
-    of a batch that the set-based grant leaves to it."""
-    if not ids:
-        return {}
-    return {r["id"]: request_view(r) for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))).mappings()}
 
 
 # --- reminders ---------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from syncd.store.db import transaction
 from syncd.web import messages
 from syncd.web.auth import AuthError, Verified, verify
 from syncd.web.schemas import (MAX_ID, REF, AccountRequestIn, ContactsOut, DecisionIn, DecisionOut,
-                               Error, HistoryOut, MobilityRequestIn, PendingOut, RequestOut, RightsOut, SubmitIn,
+                               Error, HabilitationRequestIn, HistoryOut, PendingOut, RequestOut, RightsOut, SubmitIn,
                                SubmittedOut)
 
 if TYPE_CHECKING:
@@ -487,9 +487,13 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
         raise invalid("submitted_at", "must not be in the future", "Ne peut pas être dans le futur.")
     values: dict[str, Any] = {"kind": submitted.kind, "submitted_at": when, "email": submitted.email,
                               "portal_ref": submitted.portal_ref}
-    if isinstance(submitted, AccountRequestIn):
-        if rt.mappings.organisation(submitted.organisation_code) is None:
-            raise invalid("organisation_code", "unknown organisation", "Organisme inconnu.")
+    if isinstance(submitted, HabilitationRequestIn):
+        if rt.mappings.role(submitted.role_key) is None:
+            raise invalid("role_key", "unknown role", "Rôle inconnu.")
+        values.update(role_key=submitted.role_key)
+    elif rt.mappings.organisation(submitted.organisation_code) is None:
+        raise invalid("organisation_code", "unknown organisation", "Organisme inconnu.")
+    elif isinstance(submitted, AccountRequestIn):
         values.update(civility=submitted.civility, given_name=submitted.given_name,
                       family_name=submitted.family_name, internal=submitted.internal,
                       organisation_code=submitted.organisation_code, terms_accepted=submitted.terms_accepted,
@@ -498,14 +502,8 @@ def submit_request(request: Request, submitted: Annotated[SubmitIn, Body()],
         if refused:
             raise ApiError(400, "invalid_request", "The request is not valid: see fields.",
                            fields=[{"field": f, "message": m} for f, m in refused.items()])
-    elif isinstance(submitted, MobilityRequestIn):
-        if rt.mappings.organisation(submitted.organisation_code) is None:
-            raise invalid("organisation_code", "unknown organisation", "Organisme inconnu.")
+    else:   # a mobility
         values.update(organisation_code=submitted.organisation_code)
-    else:
-        if rt.mappings.role(submitted.role_key) is None:
-            raise invalid("role_key", "unknown role", "Rôle inconnu.")
-        values.update(role_key=submitted.role_key)
     try:
         with svc.writing(), transaction(rt.engine) as conn:
             request_id, existing = repo.submit_request(conn, values)

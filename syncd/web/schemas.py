@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, get_type_hints
 
@@ -42,15 +43,10 @@ ENDED = one_of(MembershipState.REVOKED, MembershipState.EXPIRED)
 ACCOUNT, HABILITATION, MOBILITY = (one_of(k) for k in (RequestKind.ACCOUNT, RequestKind.HABILITATION, RequestKind.MOBILITY))
 
 
-
 def forbidden_character(value: str, *, multi_line: bool = False) -> str | None:
     """The first character of ``value`` that the rule above refuses, or None."""
     found = _FORBIDDEN[multi_line].search(value)
     return found.group() if found else None
-
-
-AccountRef = Annotated[str, Field(min_length=1, max_length=254, pattern=REF,
-                                  description="An account id, or the account's professional e-mail.")]
 
 
 class _In(BaseModel):
@@ -87,11 +83,13 @@ class DecisionOut(BaseModel):
     comment: str | None = None
 
 
-def _out_of(result: type, name: str, leave_out: str = "", **given: Any) -> Any:
-    """The API's body of a query's result: the same fields in the same order, each required,
-    but the one left out and those ``given`` (``(type, Field(...))``, last)."""
-    return create_model(name, **{field: (hint, ...) for field, hint in get_type_hints(result).items()
-                                 if field != leave_out and field not in given}, **given)
+def _out_of(result: type, name: str, leave_out: str = "", defaults: bool = False, **given: Any) -> Any:
+    """The API's body of a query's result: the same fields in the same order, each required (or,
+    with ``defaults``, optional where the result has a default), but the one left out and those
+    ``given`` (``(type, Field(...))``, in their place)."""
+    default = {f.name: f.default for f in fields(result) if defaults and f.default is not MISSING}
+    return create_model(name, **{field: given.get(field, (hint, default.get(field, ...)))
+                                 for field, hint in get_type_hints(result).items() if field != leave_out})
 
 
 # --- history, synthesis, contacts --------------------------------------------------------------------
@@ -100,25 +98,14 @@ PARKED_DESCRIPTION = ("True: syncd could not process it (the directory refused i
                       "operator retries or resolves it; the label reads « En attente … » meanwhile.")
 
 
-class HistoryItemOut(BaseModel):
-    request_id: int
-    kind: str
-    date: datetime = Field(description="When the request was submitted.")
-    description: str = Field(description="The role's label as users see it, or « Création de compte ».")
-    status: str
-    status_label: str
-    role_key: str | None = None
-    application_label: str | None = None
-    deadline: datetime | None = None
-    decided_at: datetime | None = None
-    comment: str | None = None
-    reason: str | None = None
-    applied_at: datetime | None = None
-    parked: bool = Field(default=False, description=PARKED_DESCRIPTION)
-    ended: ENDED | None = Field(
-        default=None, description="The right this accepted request granted was since withdrawn (`revoked`) or "
-                                  "expired (`expired`); `status_label` then reads « Retirée le … » or « Expirée le … ».")
-    ended_at: datetime | None = None
+HistoryItemOut = _out_of(
+    queries.HistoryItem, "HistoryItemOut", defaults=True,
+    date=(datetime, Field(description="When the request was submitted.")),
+    description=(str, Field(description="The role's label as users see it, or « Création de compte ».")),
+    parked=(bool, Field(default=False, description=PARKED_DESCRIPTION)),
+    ended=(ENDED | None, Field(default=None, description="The right this accepted request granted was since "
+                                                         "withdrawn (`revoked`) or expired (`expired`); `status_label` "
+                                                         "then reads « Retirée le … » or « Expirée le … ».")))
 
 
 class HistoryOut(BaseModel):
@@ -126,30 +113,14 @@ class HistoryOut(BaseModel):
     items: list[HistoryItemOut]
 
 
-class GrantedRoleOut(BaseModel):
-    role_key: str
-    label: str
-    granted_at: datetime
-    state: Literal["accepted", "applied"]
-    accepted_tacitly: bool
-    applied_at: datetime | None = None
-    expires_at: datetime | None = None
+GrantedRoleOut = _out_of(queries.GrantedRole, "GrantedRoleOut", defaults=True, accepted_tacitly=(bool, ...))
 
 
-class ApplicationRightsOut(BaseModel):
-    application_key: str | None
-    application_label: str
-    roles: list[GrantedRoleOut]
+ApplicationRightsOut = _out_of(queries.ApplicationRights, "ApplicationRightsOut", roles=(list[GrantedRoleOut], ...))
 
 
-class EndedRoleOut(BaseModel):
-    role_key: str
-    label: str
-    application_label: str
-    status: ENDED
-    status_label: str = Field(description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")
-    ended_at: datetime
-    granted_at: datetime
+EndedRoleOut = _out_of(queries.EndedRole, "EndedRoleOut", status=(ENDED, ...), status_label=(str, Field(
+    description="« Retirée le 03/12/2026 » or « Expirée le 03/12/2026 ».")))
 
 
 class RightsOut(BaseModel):
@@ -189,15 +160,6 @@ RequestOut = _out_of(queries.RequestDetail, "RequestOut", leave_out="routed_to",
 
 # --- submitting a request ------------------------------------------------------------------------------
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        raise ValueError("out of range once converted to UTC") from None
-
-
 class _RequestIn(_In):
     email: str = Field(max_length=254, pattern=EMAIL, description="The requester's professional e-mail.")
     portal_ref: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE,
@@ -208,7 +170,12 @@ class _RequestIn(_In):
     @field_validator("submitted_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return _utc(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            raise ValueError("out of range once converted to UTC") from None
 
 
 class AccountRequestIn(_RequestIn):
