@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from itertools import repeat
 from typing import Any, Protocol
 
 from syncd.core.model import AccountStatus
@@ -104,6 +106,7 @@ class Planner:
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
+        self._role_rows: Callable[[str], list[tuple]] | None = None    # one connection for a run's groups
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -163,27 +166,27 @@ class Planner:
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
         digest_of, width = stamp_store.fields_digest, len(columns)
+        of_id, pop, missing = keys.of_id, people.pop, plan.accounts
+        active, disabled = AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value
         n = 0
         with transaction(self.rt.engine, readonly=True) as conn:
-            rows = stamp_store.stream_stamped(conn, columns)
-            for row in rows:
-                account_id, status, email = row[i_id], row[i_status], row[i_email]
-                s_digest, s_stamp, s_layout = row[-3], row[-2], row[-1]
+            for row in stamp_store.stream_stamped(conn, columns):
                 n += 1
                 if n % 1000 == 0:
                     self.progress.advance(1000)
-                key = keys.of_id(account_id)
-                have = people.pop(key, None)
-                if status not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
+                account_id, status = row[i_id], row[i_status]
+                key = of_id(account_id)
+                have = pop(key, None)
+                if status != active and status != disabled:
                     continue                   # pending: not syncd's to compare yet
                 plan.accounts_in_db += 1
                 if have is None:
-                    if status == AccountStatus.ACTIVE:
-                        plan.accounts.append(AccountDrift(account_id, "missing", keys.dn(account_id), email,
-                                                          action="create"))
+                    if status == active:
+                        missing.append(AccountDrift(account_id, "missing", keys.dn(account_id), row[i_email],
+                                                    action="create"))
                     continue
-                if have[0] is None or have[0] != s_stamp or s_layout != layout \
-                        or digest_of(tuple(row[:width]), i_status) != s_digest:
+                if have[0] is None or have[0] != row[-2] or row[-1] != layout \
+                        or digest_of(tuple(row[:width]), i_status) != row[-3]:
                     suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
@@ -371,6 +374,13 @@ class Planner:
     # -- groups ----------------------------------------------------------------------------
 
     def _plan_groups(self, reader: LeanReader, plan: Plan) -> None:
+        with grants.role_rows_reader(self.rt.engine) as self._role_rows:
+            try:
+                self._plan_all_groups(reader, plan)
+            finally:
+                self._role_rows = None
+
+    def _plan_all_groups(self, reader: LeanReader, plan: Plan) -> None:
         self.progress.phase("groups", len(self.roles))
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
@@ -430,7 +440,8 @@ class Planner:
         if not self.keys.all_plain(wanted):
             return False
         prefix, suffix = self.keys.dn_parts
-        if any(prefix + account_id + suffix not in have for account_id in wanted):
+        # dn(id) for each id, built and looked up without a Python-level loop (C's map).
+        if not have.issuperset(map(str.__add__, map(prefix.__add__, wanted), repeat(suffix))):
             return False
         plan.groups_checked += 1
         plan.member_values += len(have)
@@ -440,16 +451,19 @@ class Planner:
     def _member_rows(self, role_key: str) -> tuple[list[str], list[str]]:
         """Account ids of the role's desired members, and of those syncd granted then revoked
         (a revoked row, or an account no longer active), as in ``desired_members``."""
-        desired: list[str] = []
         other: list[str] = []
         inactive = self._inactive_accounts()
-        with transaction(self.rt.engine, readonly=True) as conn:
-            # No join with accounts: it triples the cost on SQLite (measured); the few
-            # accounts that are not active are looked up in a set instead. One role's rows at
-            # once (the biggest role bounds memory), read from the covering index of 0009.
-            rows = grants.role_rows(conn, role_key)
-        for account_id, current in rows:
-            (desired if current and account_id not in inactive else other).append(account_id)
+        # No join with accounts: it triples the cost on SQLite (measured); the few accounts
+        # that are not active are looked up in a set instead. One role's rows at once (the
+        # biggest role bounds memory), read from the covering index of 0009.
+        if self._role_rows is not None:
+            rows = self._role_rows(role_key)
+        else:
+            with transaction(self.rt.engine, readonly=True) as conn:
+                rows = grants.role_rows(conn, role_key)
+        desired = [account_id for account_id, current in rows if current and account_id not in inactive]
+        if len(desired) < len(rows):
+            other = [account_id for account_id, current in rows if not current or account_id in inactive]
         self._member_cache = (role_key, desired, other)
         return desired, other
 

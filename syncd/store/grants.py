@@ -6,15 +6,17 @@ Functions take a ``Connection`` inside the caller's transaction (see ``syncd.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, String, and_, bindparam, func, insert, null, or_, select, tuple_, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from syncd.core.model import AccountStatus, MembershipState
+from syncd.store.db import is_sqlite, translate_errors
 from syncd.store.tables import accounts, memberships
 
 _HELD = (memberships.c.account_id, memberships.c.role_key, memberships.c.expires_at, memberships.c.revoked_at)
@@ -181,6 +183,20 @@ def role_rows(conn: Connection, role_key: str) -> list[tuple]:
         return cursor.fetchall()
     finally:
         cursor.close()
+
+
+@contextmanager
+def role_rows_reader(engine: Engine) -> Iterator[Callable[[str], list[tuple]]]:
+    """``role_rows`` of one role after another on one connection, each read a statement of its
+    own outside any transaction: it sees what was committed when it runs, as a transaction per
+    role would, without a BEGIN and a COMMIT (two round trips on PostgreSQL) around each.
+
+    SQLite's connections already run statements on their own (the store's ``BEGIN`` is emitted
+    only by ``transaction``); PostgreSQL's is put in autocommit for the time of the block."""
+    with translate_errors(), engine.connect() as conn:
+        if not is_sqlite(conn):
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield lambda role_key: role_rows(conn, role_key)
 
 
 def roles_of(conn: Connection, account_id: str) -> list[tuple[str, bool]]:
