@@ -16,7 +16,8 @@ Full run, in this order:
 4. **Groups.** One paged search of the groups branch for ``member``; the entries stream in
    one at a time, so memory holds one group's member list (the biggest one bounds it). For
    each role group, LDAP is read first, then that role's rows in ``memberships`` (so a
-   revocation committed in between is seen as such). Member values equal, as strings, to the
+   revocation committed in between is seen as such): up to ``GROUP_BATCH`` groups read, then
+   their roles' rows in one statement. Member values equal, as strings, to the
    DNs syncd writes for the desired members need no parsing; otherwise
    ``syncd.core.planner.plan_group`` decides on keys: exclusive groups exactly, shared groups
    only removing members syncd granted. Role groups that never showed up are *missing*.
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -56,6 +56,10 @@ from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
 
 SUSPECT_BATCH = 200          # entries re-read per search
+GROUP_BATCH = 50             # LDAP groups whose roles' rows are read in one statement, at most:
+GROUP_BATCH_VALUES = 20_000  # fewer if they hold that many member values (memory: that, plus one group)
+GROUPS_PAGE = 100            # groups per page: entries stream in one at a time whatever the page size,
+                             # and each page is a request to encode and a wake-up of the server
 BULK_SUSPECTS = 2000         # above (and above a tenth of the people): one read of the branch instead
 EXTRA_DETAILS = 1000         # extra accounts described one by one (all of them when disabling)
 
@@ -106,7 +110,8 @@ class Planner:
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
-        self._role_rows: Callable[[str], list[tuple]] | None = None    # one connection for a run's groups
+        self._role_rows: grants.RoleRows | None = None     # one connection for a run's groups
+        self._prefetched: dict[str, list[tuple]] = {}      # rows of the groups being planned, by role
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -379,24 +384,44 @@ class Planner:
                 self._plan_all_groups(reader, plan)
             finally:
                 self._role_rows = None
+                self._prefetched = {}
 
     def _plan_all_groups(self, reader: LeanReader, plan: Plan) -> None:
         self.progress.phase("groups", len(self.roles))
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
+        member = self.member_attr.lower()
+        batch: list[tuple[Role, str, list[str]]] = []
+        values = 0
         for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_request, self.stamps.attribute],
-                                       scope="one", page_size=10, missing_ok=True):
+                                       scope="one", page_size=GROUPS_PAGE, missing_ok=True):
             self.seen(attrs.get(self.stamp_key, ()))
             role = self.role_by_group_key.get(names.normalise_dn(dn))
             if role is None or role.key in seen:
                 continue
             seen.add(role.key)
-            self.plan_one_group(role, dn, attrs.get(self.member_attr.lower(), []), plan)
-            self.progress.advance(1)
+            batch.append((role, dn, attrs.get(member, [])))
+            values += len(batch[-1][2])
+            if values >= GROUP_BATCH_VALUES or len(batch) >= GROUP_BATCH:
+                self._plan_batch(batch, plan)
+                batch, values = [], 0
+        self._plan_batch(batch, plan)
         for role in self.roles:
             if role.key not in seen:
                 self.plan_one_group(role, None, [], plan)
                 self.progress.advance(1)
+
+    def _plan_batch(self, batch: list[tuple[Role, str, list[str]]], plan: Plan) -> None:
+        """Groups read from LDAP, planned with their roles' rows read now, in one statement."""
+        if not batch:
+            return
+        assert self._role_rows is not None
+        self._prefetched = self._role_rows.many([role.key for role, _, _ in batch])
+        for role, dn, values in batch:
+            self.plan_one_group(role, dn, values, plan)
+            self.progress.advance(1)
+        batch.clear()
+        self._prefetched = {}
 
     def plan_one_group(self, role: Role, dn: str | None, values: list[str], plan: Plan) -> GroupDrift | None:
         if dn is not None and self._group_unchanged(role, values, plan):
@@ -456,14 +481,17 @@ class Planner:
         # No join with accounts: it triples the cost on SQLite (measured); the few accounts
         # that are not active are looked up in a set instead. One role's rows at once (the
         # biggest role bounds memory), read from the covering index of 0009.
-        if self._role_rows is not None:
-            rows = self._role_rows(role_key)
+        rows = self._prefetched.pop(role_key, None)
+        if rows is not None:
+            pass
+        elif self._role_rows is not None:
+            rows = self._role_rows.one(role_key)
         else:
             with transaction(self.rt.engine, readonly=True) as conn:
                 rows = grants.role_rows(conn, role_key)
-        desired = [account_id for account_id, current in rows if current and account_id not in inactive]
+        desired = [r[0] for r in rows if r[1] and r[0] not in inactive]
         if len(desired) < len(rows):
-            other = [account_id for account_id, current in rows if not current or account_id in inactive]
+            other = [r[0] for r in rows if not r[1] or r[0] in inactive]
         self._member_cache = (role_key, desired, other)
         return desired, other
 
