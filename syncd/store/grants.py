@@ -215,6 +215,10 @@ class RoleRows:
         return role_rows(self._conn, role_key)
 
     def many(self, role_keys: list[str]) -> dict[str, list[tuple]]:
+        """On PostgreSQL one statement (one round trip); on SQLite, in the process, a statement
+        per role: there is no round trip to save, and the role's key on each row would cost more."""
+        if is_sqlite(self._conn):
+            return {key: role_rows(self._conn, key) for key in role_keys}
         return roles_rows(self._conn, role_keys)
 
 
