@@ -14,7 +14,7 @@ Full run, in this order:
    200), then their rows, and compared attribute by attribute: *renamed* (e-mail or names),
    *changed*, *disable*; an entry found equal gets its stamp recorded.
 4. **Groups.** One paged search of the groups branch for ``member``; the entries stream in
-   one at a time, so memory holds one group's member list (the biggest one bounds it). For
+   one at a time, and memory holds a batch of member lists (the biggest group bounds it). For
    each role group, LDAP is read first, then that role's rows in ``memberships`` (so a
    revocation committed in between is seen as such): up to ``GROUP_BATCH`` groups read, then
    their roles' rows in one statement. Member values equal, as strings, to the
