@@ -120,6 +120,7 @@ class AccountComparer:
         people = layout.people
         self.people = people
         self.disabled_attribute = people.disabled_attribute
+        self._disabled_key = people.disabled_attribute.lower()
         self.status_mapped = "status" in people.attributes
         # The server's account lock (389-DS: nsAccountLock; AD: userAccountControl) follows the
         # status: an entry that lost it, or predates it, is drift like any owned attribute.
@@ -174,8 +175,8 @@ class AccountComparer:
     # -- the LDAP side ----------------------------------------------------------------------
 
     def is_disabled(self, attrs: Mapping[str, list[str]]) -> bool:
-        values = attrs.get(self.disabled_attribute.lower(), [])
-        return any(v.lower() == DISABLED for v in values)
+        values = attrs.get(self._disabled_key)
+        return bool(values) and DISABLED in map(str.lower, values)
 
     def differences(self, desired: Mapping[str, list[str]], attrs: Mapping[str, list[str]]
                     ) -> dict[str, tuple[list[str], list[str]]]:

@@ -84,9 +84,10 @@ def message_size(buf: bytearray, start: int) -> int:
     return int.from_bytes(buf[start + 2:start + 2 + k], "big") + 2 + k
 
 
-def parse_message_head(m: bytes | memoryview) -> tuple[int, int, int]:
-    """(messageID, protocolOp tag, index of the protocolOp's tag) of one LDAPMessage."""
-    _, i = _length(m, 1)
+def parse_message_head(m: bytes | bytearray | memoryview, start: int = 0) -> tuple[int, int, int]:
+    """(messageID, protocolOp tag, index of the protocolOp's tag) of the LDAPMessage at ``m[start]``."""
+    n = m[start + 1]
+    i = start + 2 if n < 0x80 else _length(m, start + 1)[1]
     if m[i] != 0x02:
         raise MalformedResponse("an LDAPMessage's messageID is an INTEGER")
     n, j = _length(m, i + 1)
@@ -95,32 +96,71 @@ def parse_message_head(m: bytes | memoryview) -> tuple[int, int, int]:
     return msgid, m[i], i
 
 
-def parse_entry(m: bytes | memoryview, i: int) -> Entry:
-    """Decode the SearchResultEntry whose tag is at ``m[i]``."""
-    _, i = _length(m, i + 1)
+def parse_entry(m: bytes | bytearray | memoryview, i: int, stop: int | None = None) -> Entry:
+    """Decode the SearchResultEntry whose tag is at ``m[i]`` and which ends at or before ``stop``
+    (the end of its message; default: the end of ``m``).
+
+    The hot loop of every bulk read: lengths in the short form (under 128 bytes, nearly all of
+    them) are read inline, the long form through ``_length``; each nested length is checked
+    against its container, so a malformed message never reads into the next one."""
+    if stop is None:
+        stop = len(m)
+    n = m[i + 1]
+    i = i + 2 if n < 0x80 else _length(m, i + 1)[1]
     if m[i] != 0x04:
         raise MalformedResponse("a SearchResultEntry starts with its objectName")
-    n, j = _length(m, i + 1)
+    n = m[i + 1]
+    if n < 0x80:
+        j = i + 2
+    else:
+        n, j = _length(m, i + 1)
     dn = str(m[j:j + n], "utf-8")
     i = j + n
     if m[i] != 0x30:
         raise MalformedResponse("a SearchResultEntry's attributes are a SEQUENCE")
-    alen, i = _length(m, i + 1)
-    end = i + alen
+    n = m[i + 1]
+    if n < 0x80:
+        i += 2
+    else:
+        n, i = _length(m, i + 1)
+    end = i + n
+    if end > stop:
+        raise MalformedResponse("a SearchResultEntry's attributes run past its message")
     attrs: dict[str, list[str]] = {}
     while i < end:
-        plen, i = _length(m, i + 1)           # PartialAttribute ::= SEQUENCE
-        pend = i + plen
-        n, j = _length(m, i + 1)              # type
+        n = m[i + 1]                          # PartialAttribute ::= SEQUENCE
+        if n < 0x80:
+            i += 2
+        else:
+            n, i = _length(m, i + 1)
+        pend = i + n
+        n = m[i + 1]                          # type
+        if n < 0x80:
+            j = i + 2
+        else:
+            n, j = _length(m, i + 1)
         name = str(m[j:j + n], "ascii").lower()
         i = j + n
-        slen, i = _length(m, i + 1)           # vals: SET OF
-        send = i + slen
-        vals = []
+        n = m[i + 1]                          # vals: SET OF
+        if n < 0x80:
+            i += 2
+        else:
+            n, i = _length(m, i + 1)
+        send = i + n
+        if send > pend or pend > end:
+            raise MalformedResponse("a SearchResultEntry's attribute runs past its container")
+        vals: list[str] = []
+        append = vals.append
         while i < send:
-            n, j = _length(m, i + 1)
-            vals.append(str(m[j:j + n], "utf-8"))
+            n = m[i + 1]
+            if n < 0x80:
+                j = i + 2
+            else:
+                n, j = _length(m, i + 1)
+            append(str(m[j:j + n], "utf-8"))
             i = j + n
+        if i != send:
+            raise MalformedResponse("a SearchResultEntry's value runs past its attribute")
         attrs[name] = vals
         i = pend
     return dn, attrs
@@ -175,8 +215,7 @@ class LeanReader:
         found = [0]
         try:
             while True:
-                result = yield from _counted(self._page(base, filter, list(attributes) or ["1.1"], scope, size, cookie),
-                                             found)
+                result = yield from self._page(base, filter, list(attributes) or ["1.1"], scope, size, cookie, found)
                 if missing_ok and result.get("result") == NO_SUCH_OBJECT:
                     return
                 raise_for_result(result, operation="paged search", dn=base)
@@ -204,7 +243,8 @@ class LeanReader:
         raise_for_result(result, operation="search", dn=base)
 
     def _page(self, base: str, flt: str, attributes: list[str], scope: str, size: int,
-              cookie: bytes | None) -> Iterator[Entry]:
+              cookie: bytes | None, found: list[int]) -> Iterator[Entry]:
+        """One page: its entries (counted in ``found[0]``), then returns its result."""
         conn = self._connection()
         with translated("paged search", base):
             request = search_operation(base, flt, _SCOPES[scope], DEREF_NEVER, attributes, 0, 0, False,
@@ -227,20 +267,19 @@ class LeanReader:
                         raise DirectoryUnavailable(f"ldap paged search of {base!r} failed: connection closed by the server")
                     buf += data
                     continue
-                view = memoryview(buf)[pos:pos + total]
-                try:
-                    msgid, tag, at = parse_message_head(view)
-                    if tag == 0x64 and msgid == message_id:          # SearchResultEntry
-                        entry = parse_entry(view, at)
-                    else:
-                        entry = None
-                        decoded = decode_message_fast(bytes(view))
-                finally:
-                    view.release()
-                pos += total
-                if entry is not None:
-                    yield self._whole(entry)
+                # Decoded in place (no copy of the message): the buffer is not resized before
+                # the next message.
+                msgid, tag, at = parse_message_head(buf, pos)
+                if tag == 0x64 and msgid == message_id:          # SearchResultEntry
+                    entry = parse_entry(buf, at, pos + total)
+                    pos += total
+                    found[0] += 1
+                    if ";range=" in ";".join(entry[1]):
+                        entry = self._whole(entry)
+                    yield entry
                     continue
+                decoded = decode_message_fast(bytes(buf[pos:pos + total]))
+                pos += total
                 if msgid == 0:
                     raise DirectoryUnavailable(f"ldap paged search of {base!r}: the server ended the session")
                 if msgid != message_id:
@@ -336,18 +375,3 @@ class LeanReader:
         if code == NO_SUCH_OBJECT:
             return None
         raise error_for_result(result, operation="compare", dn=dn)
-
-
-def _counted(entries: Iterator[Entry], seen: list[int]) -> Iterator[Entry]:
-    """``yield from entries``, counting them in ``seen[0]``; returns what ``entries`` returns
-    (and, abandoned, closes ``entries`` as ``yield from`` would)."""
-    try:
-        while True:
-            try:
-                entry = next(entries)
-            except StopIteration as stop:
-                return stop.value
-            seen[0] += 1
-            yield entry
-    finally:
-        entries.close()

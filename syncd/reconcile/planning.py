@@ -14,9 +14,10 @@ Full run, in this order:
    200), then their rows, and compared attribute by attribute: *renamed* (e-mail or names),
    *changed*, *disable*; an entry found equal gets its stamp recorded.
 4. **Groups.** One paged search of the groups branch for ``member``; the entries stream in
-   one at a time, so memory holds one group's member list (the biggest one bounds it). For
+   one at a time, and memory holds a batch of member lists (the biggest group bounds it). For
    each role group, LDAP is read first, then that role's rows in ``memberships`` (so a
-   revocation committed in between is seen as such). Member values equal, as strings, to the
+   revocation committed in between is seen as such): up to ``GROUP_BATCH`` groups read, then
+   their roles' rows in one statement. Member values equal, as strings, to the
    DNs syncd writes for the desired members need no parsing; otherwise
    ``syncd.core.planner.plan_group`` decides on keys: exclusive groups exactly, shared groups
    only removing members syncd granted. Role groups that never showed up are *missing*.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from itertools import repeat
 from typing import Any, Protocol
 
 from syncd.core.model import AccountStatus
@@ -54,6 +56,10 @@ from syncd.store import stamps as stamp_store
 from syncd.store.db import transaction
 
 SUSPECT_BATCH = 200          # entries re-read per search
+GROUP_BATCH = 50             # LDAP groups whose roles' rows are read in one statement, at most:
+GROUP_BATCH_VALUES = 20_000  # fewer if they hold that many member values (memory: that, plus one group)
+GROUPS_PAGE = 100            # groups per page: entries stream in one at a time whatever the page size,
+                             # and each page is a request to encode and a wake-up of the server
 BULK_SUSPECTS = 2000         # above (and above a tenth of the people): one read of the branch instead
 EXTRA_DETAILS = 1000         # extra accounts described one by one (all of them when disabling)
 
@@ -104,6 +110,8 @@ class Planner:
         self.started_at = time.time()               # syncd's clock (not rt.clock: tests freeze that)
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
+        self._role_rows: grants.RoleRows | None = None     # one connection for a run's groups
+        self._prefetched: dict[str, list[tuple]] = {}      # rows of the groups being planned, by role
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -163,27 +171,27 @@ class Planner:
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
         digest_of, width = stamp_store.fields_digest, len(columns)
+        of_id, pop, missing = keys.of_id, people.pop, plan.accounts
+        active, disabled = AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value
         n = 0
         with transaction(self.rt.engine, readonly=True) as conn:
-            rows = stamp_store.stream_stamped(conn, columns)
-            for row in rows:
-                account_id, status, email = row[i_id], row[i_status], row[i_email]
-                s_digest, s_stamp, s_layout = row[-3], row[-2], row[-1]
+            for row in stamp_store.stream_stamped(conn, columns):
                 n += 1
                 if n % 1000 == 0:
                     self.progress.advance(1000)
-                key = keys.of_id(account_id)
-                have = people.pop(key, None)
-                if status not in (AccountStatus.ACTIVE, AccountStatus.DISABLED):
+                account_id, status = row[i_id], row[i_status]
+                key = of_id(account_id)
+                have = pop(key, None)
+                if status != active and status != disabled:
                     continue                   # pending: not syncd's to compare yet
                 plan.accounts_in_db += 1
                 if have is None:
-                    if status == AccountStatus.ACTIVE:
-                        plan.accounts.append(AccountDrift(account_id, "missing", keys.dn(account_id), email,
-                                                          action="create"))
+                    if status == active:
+                        missing.append(AccountDrift(account_id, "missing", keys.dn(account_id), row[i_email],
+                                                    action="create"))
                     continue
-                if have[0] is None or have[0] != s_stamp or s_layout != layout \
-                        or digest_of(tuple(row[:width]), i_status) != s_digest:
+                if have[0] is None or have[0] != row[-2] or row[-1] != layout \
+                        or digest_of(tuple(row[:width]), i_status) != row[-3]:
                     suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
@@ -371,22 +379,49 @@ class Planner:
     # -- groups ----------------------------------------------------------------------------
 
     def _plan_groups(self, reader: LeanReader, plan: Plan) -> None:
+        with grants.role_rows_reader(self.rt.engine) as self._role_rows:
+            try:
+                self._plan_all_groups(reader, plan)
+            finally:
+                self._role_rows = None
+                self._prefetched = {}
+
+    def _plan_all_groups(self, reader: LeanReader, plan: Plan) -> None:
         self.progress.phase("groups", len(self.roles))
         seen: set[str] = set()
         branch = names.branch_dn(self.layout, "groups")
+        member = self.member_attr.lower()
+        batch: list[tuple[Role, str, list[str]]] = []
+        values = 0
         for dn, attrs in reader.search(branch, "(objectClass=*)", [self.member_request, self.stamps.attribute],
-                                       scope="one", page_size=10, missing_ok=True):
+                                       scope="one", page_size=GROUPS_PAGE, missing_ok=True):
             self.seen(attrs.get(self.stamp_key, ()))
             role = self.role_by_group_key.get(names.normalise_dn(dn))
             if role is None or role.key in seen:
                 continue
             seen.add(role.key)
-            self.plan_one_group(role, dn, attrs.get(self.member_attr.lower(), []), plan)
-            self.progress.advance(1)
+            batch.append((role, dn, attrs.get(member, [])))
+            values += len(batch[-1][2])
+            if values >= GROUP_BATCH_VALUES or len(batch) >= GROUP_BATCH:
+                self._plan_batch(batch, plan)
+                batch, values = [], 0
+        self._plan_batch(batch, plan)
         for role in self.roles:
             if role.key not in seen:
                 self.plan_one_group(role, None, [], plan)
                 self.progress.advance(1)
+
+    def _plan_batch(self, batch: list[tuple[Role, str, list[str]]], plan: Plan) -> None:
+        """Groups read from LDAP, planned with their roles' rows read now, in one statement."""
+        if not batch:
+            return
+        assert self._role_rows is not None
+        self._prefetched = self._role_rows.many([role.key for role, _, _ in batch])
+        for role, dn, values in batch:
+            self.plan_one_group(role, dn, values, plan)
+            self.progress.advance(1)
+        batch.clear()
+        self._prefetched = {}
 
     def plan_one_group(self, role: Role, dn: str | None, values: list[str], plan: Plan) -> GroupDrift | None:
         if dn is not None and self._group_unchanged(role, values, plan):
@@ -430,7 +465,8 @@ class Planner:
         if not self.keys.all_plain(wanted):
             return False
         prefix, suffix = self.keys.dn_parts
-        if any(prefix + account_id + suffix not in have for account_id in wanted):
+        # dn(id) for each id, built and looked up without a Python-level loop (C's map).
+        if not have.issuperset(map(str.__add__, map(prefix.__add__, wanted), repeat(suffix))):
             return False
         plan.groups_checked += 1
         plan.member_values += len(have)
@@ -440,16 +476,22 @@ class Planner:
     def _member_rows(self, role_key: str) -> tuple[list[str], list[str]]:
         """Account ids of the role's desired members, and of those syncd granted then revoked
         (a revoked row, or an account no longer active), as in ``desired_members``."""
-        desired: list[str] = []
         other: list[str] = []
         inactive = self._inactive_accounts()
-        with transaction(self.rt.engine, readonly=True) as conn:
-            # No join with accounts: it triples the cost on SQLite (measured); the few
-            # accounts that are not active are looked up in a set instead. One role's rows at
-            # once (the biggest role bounds memory), read from the covering index of 0009.
-            rows = grants.role_rows(conn, role_key)
-        for account_id, current in rows:
-            (desired if current and account_id not in inactive else other).append(account_id)
+        # No join with accounts: it triples the cost on SQLite (measured); the few accounts
+        # that are not active are looked up in a set instead. One role's rows at once (the
+        # biggest role bounds memory), read from the covering index of 0009.
+        rows = self._prefetched.pop(role_key, None)
+        if rows is not None:
+            pass
+        elif self._role_rows is not None:
+            rows = self._role_rows.one(role_key)
+        else:
+            with transaction(self.rt.engine, readonly=True) as conn:
+                rows = grants.role_rows(conn, role_key)
+        desired = [r[0] for r in rows if r[1] and r[0] not in inactive]
+        if len(desired) < len(rows):
+            other = [r[0] for r in rows if not r[1] or r[0] in inactive]
         self._member_cache = (role_key, desired, other)
         return desired, other
 
