@@ -47,7 +47,7 @@ def _claim_sql(internal_accounts: bool, postgresql: bool) -> str:
             "AND r.first_routed_at IS NOT NULL "
             "AND EXISTS (SELECT 1 FROM request_deciders d WHERE d.request_id = r.id) "
             f"AND (r.kind <> '{RequestKind.ACCOUNT.value}' OR {account_ok}) "
-            f"ORDER BY r.deadline_at, r.id LIMIT {mark}" + (" FOR UPDATE OF r SKIP LOCKED" if postgresql else ""))
+            f"ORDER BY r.deadline_at, r.id LIMIT {mark}" + (" FOR NO KEY UPDATE OF r SKIP LOCKED" if postgresql else ""))
 
 
 _CLAIM = {(i, pg): _claim_sql(i, pg) for i in (True, False) for pg in (True, False)}
@@ -69,13 +69,22 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     """
     postgresql = conn.dialect.name == "postgresql"
     cur = _cursor(conn)
-    cur.execute(_CLAIM[internal_accounts, postgresql], (now if postgresql else time_to_driver(now, False), limit))
-    if postgresql:      # aware already, and booleans
-        return [TacitCandidate(*row) for row in cur.fetchall()]
+    if postgresql:      # aware already, and booleans: each row made a candidate as it is read
+        from psycopg.rows import args_row   # the driver's; the store imports without it
+        cur.row_factory = args_row(TacitCandidate)
+        cur.execute(_CLAIM[internal_accounts, True], (now, limit))
+        return cur.fetchall()
+    cur.execute(_CLAIM[internal_accounts, False], (time_to_driver(now, False), limit))
     time = time_from_driver
     return [TacitCandidate(i, kind, status, None if internal is None else bool(internal), time(routed), time(deadline),
                            account, role)
             for i, kind, status, internal, routed, deadline, account, role in cur.fetchall()]
+
+
+def _array(ids: Sequence[int]) -> str:
+    """PostgreSQL's text form of an array of ids, cast in the statement: a tenth of the driver's
+    CPU for a list of 10,000 ints."""
+    return "{%s}" % ",".join(map(str, ids))
 
 
 # The batch's ids in the claim's order, each with whether its membership is granted here, and
@@ -165,10 +174,10 @@ def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime
     if conn.dialect.name == "postgresql":
         roles = sorted(expiry)
         cur.execute(_POSTGRESQL_ACCEPT[Status(to_status)], {
-            "ids": list(ids), "to_status": to_status, "at": at,
+            "ids": _array(ids), "to_status": to_status, "at": at,
             "decided_by": decided_by, "comment": comment, "event": event, "detail": json.dumps(detail),
             "actor": actor, "action": event[:40], "roles": roles, "expires": [expiry[r] for r in roles],
-            "plain": [i in plain for i in ids]})
+            "plain": "{%s}" % ",".join(["t" if i in plain else "f" for i in ids])})
         return {r[0] for r in cur.fetchall()}
     stamp = time_to_driver(at, False)
     for statement in _SQLITE_FILL:
