@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select
 
-from syncd.store.tables import accounts, ldap_stamps, reconcile_cursors
+from syncd.store.tables import UtcDateTime, accounts, ldap_stamps, reconcile_cursors
 
 _CHUNK = 1000
 
@@ -122,17 +122,19 @@ class Prefetch:
     def __init__(self, engine: Any, sql: str, ahead: int) -> None:
         self._raw = engine.raw_connection()
         self._driver = self._raw.driver_connection
+        self.encoding = self._driver.info.encoding
         self._sql = sql
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fetch, name="syncd-stamped-prefetch", daemon=True)
-        self._thread.start()
+        if self.encoding == "utf-8":
+            self._thread.start()
 
     def _fetch(self) -> None:
         from psycopg import pq
         pg = self._driver.pgconn
         try:
-            for command in (b"BEGIN READ ONLY", b"DECLARE syncd_stamped NO SCROLL CURSOR FOR " + self._sql.encode()):
+            for command in (b"BEGIN READ ONLY", b"DECLARE syncd_stamped BINARY NO SCROLL CURSOR FOR " + self._sql.encode()):
                 result = pg.exec_(command)
                 if result.status != pq.ExecStatus.COMMAND_OK:
                     raise RuntimeError(f"prefetch of the accounts failed: {pg.error_message.decode(errors='replace')}")
@@ -158,7 +160,9 @@ class Prefetch:
     def rows(self) -> Iterator[tuple]:
         """The rows, as ``stream_stamped`` gives them (the same values, as tuples)."""
         from psycopg.adapt import Transformer
-        loader = Transformer(self._driver)
+        # No connection: the loaders then return times in UTC as ``timezone.utc``, as
+        # ``UtcDateTime`` does, and decode text as UTF-8 (``prefetch_stamped`` checks the encoding).
+        loader = Transformer(None)
         while True:
             item = self._queue.get()
             if isinstance(item, BaseException):
@@ -171,19 +175,26 @@ class Prefetch:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         if self._driver.pgconn.transaction_status != 0:     # not idle: ended early or failed
             self._raw.invalidate()
         self._raw.close()
 
 
-def prefetch_stamped(engine: Any, columns: list[Any], ahead: int = 16) -> Prefetch | None:
+def prefetch_stamped(engine: Any, columns: list[Any], ahead: int = 12) -> Prefetch | None:
     """A ``Prefetch`` of every account's ``columns`` with its stamp, started now, on PostgreSQL
-    when the driver's values are already those SQLAlchemy gives (no result processor: the
-    digests must match); None otherwise (SQLite: nothing to overlap, the read is in-process)."""
+    when psycopg's binary values are already those SQLAlchemy gives (no result processor but
+    ``UtcDateTime``'s, whose values psycopg's loaders give in UTC: the digests must match); None
+    otherwise (SQLite: nothing to overlap, the read is in-process)."""
     dialect = engine.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg":
         return None
-    if any(c.type.dialect_impl(dialect).result_processor(dialect, None) is not None for c in columns):
+    if any(not isinstance(c.type, UtcDateTime) and c.type.dialect_impl(dialect).result_processor(dialect, None)
+           for c in columns):
         return None
-    return Prefetch(engine, str(_stamped(columns).compile(dialect=dialect)), ahead)
+    found = Prefetch(engine, str(_stamped(columns).compile(dialect=dialect)), ahead)
+    if found.encoding != "utf-8":
+        found.close()
+        return None
+    return found
