@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -124,10 +125,16 @@ class Planner:
         with self.reader() as reader:
             self.read_start_cursor(reader)
             t = time.perf_counter()
-            people = self._read_stamps(reader, plan)
-            plan.seconds["ldap_people"] = time.perf_counter() - t
-            t = time.perf_counter()
-            suspects = self._match_stamps(people, plan)
+            # PostgreSQL: the accounts' rows are fetched by a thread while the people are read.
+            early = stamp_store.prefetch_stamped(self.rt.engine, self.account_columns)
+            try:
+                people = self._read_stamps(reader, plan)
+                plan.seconds["ldap_people"] = time.perf_counter() - t
+                t = time.perf_counter()
+                suspects = self._match_stamps(people, plan, early)
+            finally:
+                if early is not None:
+                    early.close()
             plan.seconds["db_accounts"] = time.perf_counter() - t
             t = time.perf_counter()
             self._check_suspects(reader, suspects, plan)
@@ -161,9 +168,29 @@ class Planner:
         self.seen(s for s, _ in people.values() if s)
         return people
 
-    def _match_stamps(self, people: dict[str, tuple[str | None, bool]], plan: Plan) -> list[tuple[str, str]]:
+    def _match_stamps(self, people: dict[str, tuple[str | None, bool]], plan: Plan,
+                      early: stamp_store.Prefetch | None = None) -> list[tuple[str, str]]:
         """Pop every known key from ``people``; return the suspects: (key, account id) of the
-        entries whose stamp, fields (their digest) or layout differ from what was recorded."""
+        entries whose stamp, fields (their digest) or layout differ from what was recorded.
+
+        With ``early``, the rows were read as the people's read began: they decide what is a
+        suspect (every suspect's row is read again after its entry), but an account missing from
+        LDAP or an entry unknown to the database is decided only by rows read after LDAP, as
+        without it; if that read finds any, the match is done again with such a read."""
+        if early is not None:
+            taken: dict[str, tuple[str | None, bool]] = {}
+            missing_before = len(plan.accounts)
+            suspects = self._match_rows(people, plan, early.rows(), taken)
+            if not people and len(plan.accounts) == missing_before:
+                return suspects
+            people.update(taken)
+            del plan.accounts[missing_before:]
+            plan.accounts_in_db = 0
+        with transaction(self.rt.engine, readonly=True) as conn:
+            return self._match_rows(people, plan, stamp_store.stream_stamped(conn, self.account_columns))
+
+    def _match_rows(self, people: dict[str, tuple[str | None, bool]], plan: Plan, rows: Iterable[Any],
+                    taken: dict[str, tuple[str | None, bool]] | None = None) -> list[tuple[str, str]]:
         self.progress.phase("accounts (database)", plan.people_in_ldap or None)
         keys, layout = self.keys, self.fingerprint
         suspects: list[tuple[str, str]] = []
@@ -174,25 +201,26 @@ class Planner:
         of_id, pop, missing = keys.of_id, people.pop, plan.accounts
         active, disabled = AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value
         n = 0
-        with transaction(self.rt.engine, readonly=True) as conn:
-            for row in stamp_store.stream_stamped(conn, columns):
-                n += 1
-                if n % 1000 == 0:
-                    self.progress.advance(1000)
-                account_id, status = row[i_id], row[i_status]
-                key = of_id(account_id)
-                have = pop(key, None)
-                if status != active and status != disabled:
-                    continue                   # pending: not syncd's to compare yet
-                plan.accounts_in_db += 1
-                if have is None:
-                    if status == active:
-                        missing.append(AccountDrift(account_id, "missing", keys.dn(account_id), row[i_email],
-                                                    action="create"))
-                    continue
-                if have[0] is None or have[0] != row[-2] or row[-1] != layout \
-                        or digest_of(tuple(row[:width]), i_status) != row[-3]:
-                    suspects.append((key, account_id))
+        for row in rows:
+            n += 1
+            if n % 1000 == 0:
+                self.progress.advance(1000)
+            account_id, status = row[i_id], row[i_status]
+            key = of_id(account_id)
+            have = pop(key, None)
+            if have is not None and taken is not None:
+                taken[key] = have
+            if status != active and status != disabled:
+                continue                   # pending: not syncd's to compare yet
+            plan.accounts_in_db += 1
+            if have is None:
+                if status == active:
+                    missing.append(AccountDrift(account_id, "missing", keys.dn(account_id), row[i_email],
+                                                action="create"))
+                continue
+            if have[0] is None or have[0] != row[-2] or row[-1] != layout \
+                    or digest_of(tuple(row[:width]), i_status) != row[-3]:
+                suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
         return suspects

@@ -9,13 +9,15 @@ identity of that server (the DC's ``invocationId``) in the same ``stamp`` column
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select
 
-from syncd.store.tables import accounts, ldap_stamps, reconcile_cursors
+from syncd.store.tables import UtcDateTime, accounts, ldap_stamps, reconcile_cursors
 
 _CHUNK = 1000
 
@@ -107,3 +109,92 @@ def stream_stamped(conn: Any, columns: list[Any]) -> Iterable[Any]:
 def stamped(conn: Any, columns: list[Any], ids: list[str]) -> dict[str, Any]:
     """By id, these accounts' ``columns`` with ``stamped_digest``, ``stamp`` and ``stamped_layout``."""
     return {r["id"]: r for r in conn.execute(_stamped(columns).where(accounts.c.id.in_(ids))).mappings()}
+
+
+class Prefetch:
+    """``stream_stamped``'s rows on PostgreSQL, fetched by a thread on a connection of its own
+    while the caller does other work (the people's LDAP read): the thread runs no Python per
+    row, only libpq's blocking calls, which release the GIL (psycopg's ``PGconn.exec_``); the rows
+    are made by psycopg's loaders in the caller's thread when it iterates. At most ``ahead``
+    batches of 5,000 rows wait in memory. The rows are those of the thread's snapshot, taken when
+    it starts: the caller decides what that earlier read may decide."""
+
+    def __init__(self, engine: Any, sql: str, ahead: int) -> None:
+        self._raw = engine.raw_connection()
+        self._driver = self._raw.driver_connection
+        self.encoding = self._driver.info.encoding
+        self._sql = sql
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fetch, name="syncd-stamped-prefetch", daemon=True)
+        if self.encoding == "utf-8":
+            self._thread.start()
+
+    def _fetch(self) -> None:
+        from psycopg import pq
+        pg = self._driver.pgconn
+        try:
+            for command in (b"BEGIN READ ONLY", b"DECLARE syncd_stamped BINARY NO SCROLL CURSOR FOR " + self._sql.encode()):
+                result = pg.exec_(command)
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise RuntimeError(f"prefetch of the accounts failed: {pg.error_message.decode(errors='replace')}")
+            while not self._stop.is_set():
+                result = pg.exec_(b"FETCH 5000 FROM syncd_stamped")
+                if result.status != pq.ExecStatus.TUPLES_OK:
+                    raise RuntimeError(f"prefetch of the accounts failed: {pg.error_message.decode(errors='replace')}")
+                self._put(result)
+                if result.ntuples == 0:
+                    break
+            pg.exec_(b"ROLLBACK")
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def rows(self) -> Iterator[tuple]:
+        """The rows, as ``stream_stamped`` gives them (the same values, as tuples)."""
+        from psycopg.adapt import Transformer
+        # No connection: the loaders then return times in UTC as ``timezone.utc``, as
+        # ``UtcDateTime`` does, and decode text as UTF-8 (``prefetch_stamped`` checks the encoding).
+        loader = Transformer(None)
+        while True:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            n = item.ntuples
+            if n == 0:
+                return
+            loader.set_pgresult(item)
+            yield from loader.load_rows(0, n, tuple)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+        if self._driver.pgconn.transaction_status != 0:     # not idle: ended early or failed
+            self._raw.invalidate()
+        self._raw.close()
+
+
+def prefetch_stamped(engine: Any, columns: list[Any], ahead: int = 12) -> Prefetch | None:
+    """A ``Prefetch`` of every account's ``columns`` with its stamp, started now, on PostgreSQL
+    when psycopg's binary values are already those SQLAlchemy gives (no result processor but
+    ``UtcDateTime``'s, whose values psycopg's loaders give in UTC: the digests must match); None
+    otherwise (SQLite: nothing to overlap, the read is in-process)."""
+    dialect = engine.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return None
+    if any(not isinstance(c.type, UtcDateTime) and c.type.dialect_impl(dialect).result_processor(dialect, None)
+           for c in columns):
+        return None
+    found = Prefetch(engine, str(_stamped(columns).compile(dialect=dialect)), ahead)
+    if found.encoding != "utf-8":
+        found.close()
+        return None
+    return found

@@ -222,3 +222,39 @@ def test_stamps_recorded_on_one_ad_domain_controller_are_not_trusted_on_another(
     assert reads.get("suspects", 0) == 0    # recorded again, for that DC
     assert {recorded_stamp(rt, a), recorded_stamp(rt, b)} <= {entry(rt, x, "uSNChanged")["uSNChanged"][0]
                                                                for x in (a, b)}
+
+
+def test_on_postgresql_the_accounts_fetched_beside_the_people_are_the_rows_sqlalchemy_reads(rt):
+    a, _b = account(rt, "alice"), account(rt, "bruno")
+    planner_columns = stamp_store.source_columns(rt.mappings.directory.people)
+    early = stamp_store.prefetch_stamped(rt.engine, planner_columns)
+    if rt.engine.dialect.name == "sqlite":
+        assert early is None
+        return
+    assert early is not None
+    try:
+        fetched = list(early.rows())
+    finally:
+        early.close()
+    with transaction(rt.engine, readonly=True) as conn:
+        read = [tuple(r) for r in stamp_store.stream_stamped(conn, planner_columns)]
+    assert [tuple(map(repr, r)) for r in fetched] == [tuple(map(repr, r)) for r in read] and len(read) >= 2
+    assert any(r[0] == a for r in read)
+
+
+def test_an_account_created_while_the_people_are_read_is_neither_missing_nor_unknown(rt, monkeypatch):
+    account(rt, "alice")
+    run(rt, dry_run=False)
+    real = stamp_store.prefetch_stamped
+    late: list[str] = []
+
+    def prefetch_then_create(engine, columns, *args):
+        early = real(engine, columns, *args)
+        if early is not None:
+            early._queue.put(early._queue.get())     # its snapshot is taken: the rows are there
+        late.append(account(rt, "bruno"))           # a row and its entry, after that snapshot
+        return early
+
+    monkeypatch.setattr(stamp_store, "prefetch_stamped", prefetch_then_create)
+    outcome, _ = run(rt)
+    assert late and outcome.plan.clean and outcome.plan.extra_accounts_total == 0
