@@ -103,7 +103,19 @@ def invalid(field: str, english: str, french: str) -> ApiError:
 
 
 def lang_of(request: Request) -> messages.Language:
-    return messages.language(request.headers.get("accept-language"))
+    return messages.language(call_headers(request).get("accept-language"))
+
+
+def call_headers(request: Request) -> dict[str, str]:
+    """The call's headers, decoded once and kept in its scope (Starlette's ``Headers`` scans the
+    list on each lookup, and a signed call looks up about eight): the lower-case names the server
+    gives, the first of a repeated header, as ``request.headers.get`` answers."""
+    scope = request.scope
+    found = scope.get("syncd.headers")
+    if found is None:
+        found = scope["syncd.headers"] = {k.decode("latin-1"): v.decode("latin-1")
+                                          for k, v in reversed(scope["headers"])}
+    return found
 
 
 def validation_error(exc: RequestValidationError) -> ApiError:
@@ -196,7 +208,7 @@ class SignedRoute(APIRoute):
             target = request_target(request.scope)
             method = "HEAD" if request.scope.get("syncd.head") else request.method   # as the client signed it
             try:
-                who = verify(svc.clients, request.headers, method, target, body, now, svc.skew_seconds)
+                who = verify(svc.clients, call_headers(request), method, target, body, now, svc.skew_seconds)
             except AuthError as exc:
                 svc.metrics.auth_failures.labels(exc.code).inc()
                 log.info("api_auth_refused", code=exc.code, path=request.url.path)
@@ -216,7 +228,7 @@ class SignedRoute(APIRoute):
             request.state.client = who.client
             request.state.nonce = nonce
             try:
-                idem = request.headers.get("idempotency-key")
+                idem = call_headers(request).get("idempotency-key")
                 if idem is None or request.method != "POST":
                     response = await self._run(endpoint, request)
                 else:
@@ -238,6 +250,7 @@ class SignedRoute(APIRoute):
                     return unavailable(exc).response(lang)
             return response
 
+        self.signed_handler = handler   # what ``app.DecisionLane`` calls, past FastAPI's routing
         return handler
 
     async def _run(self, endpoint, request: Request) -> Response:
@@ -398,23 +411,30 @@ async def lean_decision(request: Request) -> Response | None:
     (``json.loads``, then the model in Python mode), answered with the bytes FastAPI would send.
     Anything else (None) goes to FastAPI, which refuses it with its own errors, unchanged. The
     ``Idempotency-Key`` was checked by ``SignedRoute`` already."""
-    raw_id = request.path_params.get("request_id", "")
-    content_type = request.headers.get("content-type", "")
+    parsed = request.scope.get("syncd.decision")   # by DecisionLane, from the same call
+    if parsed is None:
+        parsed = lean_parse(request.path_params.get("request_id", ""), call_headers(request), await request.body())
+        if parsed is None:
+            return None
+    out = await _decide(request, *parsed)
+    return Response(_DECISION_OUT(out), media_type=_JSON)
+
+
+def lean_parse(raw_id: str, headers: dict[str, str], body: bytes) -> tuple[int, DecisionIn] | None:
+    """The id and the decision of a call ``lean_decision`` answers, or None for FastAPI to."""
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 19) or \
-            content_type.partition(";")[0].strip().lower() != _JSON:
+            headers.get("content-type", "").partition(";")[0].strip().lower() != _JSON:
         return None
     request_id = int(raw_id)
     if not 1 <= request_id <= MAX_ID:
         return None
     try:
-        data = json.loads(await request.body())
+        data = json.loads(body)
         if type(data) is not dict:
             return None
-        decision = DecisionIn.model_validate(data)
+        return request_id, DecisionIn.model_validate(data)
     except (ValueError, RecursionError):   # not JSON, not UTF-8, nested too deep, refused by the model
         return None
-    out = await _decide(request, request_id, decision)
-    return Response(_DECISION_OUT(out), media_type=_JSON)
 
 
 _DECISION_OUT = DecisionOut.__pydantic_serializer__.to_json   # what FastAPI's ``response_model`` sends

@@ -21,7 +21,9 @@ else reaches the directory through the daemon, and ``/readyz`` only pings it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -195,6 +197,69 @@ class HeadWithoutBody:
             await send(message)
 
         await self.app({**scope, "method": "GET", "syncd.head": True}, receive, headers_only)
+
+
+class DecisionLane:
+    """An ASGI layer inside ``Observe`` that hands the decision route's usual call — one that
+    ``lean_parse`` accepts, a POST to ``/api/v1/requests/<digits>/decision`` — to its route's
+    ``SignedRoute`` handler directly (its ``lean`` answers it), past FastAPI's exception and exit-stack layers and its
+    routing, which cost about as much as the rest of the event loop's work for a decision. The
+    scope gets what the router would give this route (``route``, ``endpoint``, ``path_params``,
+    ``router``), the handler is the one FastAPI's route calls, and an exception it raises goes to
+    the application's handler of its class, as FastAPI's ``ExceptionMiddleware`` would send it
+    (any other goes on up to the server-error layer). Every other call, and every call when
+    FastAPI's telemetry is on or the app sits under a root path, goes through FastAPI unchanged.
+    """
+
+    PATH = re.compile(r"/api/v1/requests/([0-9]{1,19})/decision")
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI):
+        self.app, self.fastapi_app = app, fastapi_app
+        self.route = next(r for r in api.router.routes if isinstance(r, api.DecisionRoute))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = None
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path") and \
+                scope.get("fastapi.telemetry") is None:
+            found = self.PATH.fullmatch(scope["path"])
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        first = await receive()   # the whole body: BodyLimit, outside, read it already
+        receive = _replaying(first, receive)
+        if first["type"] != "http.request" or first.get("more_body"):
+            await self.app(scope, receive, send)
+            return
+        raw_id = found.group(1)
+        parsed = api.lean_parse(raw_id, api.call_headers(Request(scope)), first.get("body", b""))
+        route = self.route
+        if parsed is None or route.lean is None:
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("router", self.fastapi_app.router)
+        scope.update(route=route, endpoint=route.endpoint, path_params={"request_id": raw_id})
+        scope["syncd.decision"] = parsed
+        request = Request(scope, receive, send)
+        try:
+            response = await route.signed_handler(request)
+        except Exception as exc:
+            handle = self._handler_of(exc)
+            if handle is None:
+                raise
+            response = await handle(request, exc) if asyncio.iscoroutinefunction(handle) \
+                else await run_in_threadpool(handle, request, exc)
+        await response(scope, receive, send)
+
+    def _handler_of(self, exc: Exception) -> Callable[..., Any] | None:
+        handlers = self.fastapi_app.exception_handlers
+        if isinstance(exc, StarletteHTTPException) and exc.status_code in handlers and exc.status_code != 500:
+            return handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None   # the server-error layer's
+            if cls in handlers:
+                return handlers[cls]
+        return None
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
@@ -428,6 +493,7 @@ def create_app(rt_or_factory: Runtime | Callable[[], Runtime], *, clients: dict[
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(DecisionLane, fastapi_app=app)   # added first: inside Observe
     app.add_middleware(Observe, metrics=svc.metrics)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(BodyLimit, limit=max_body_bytes)   # added last: the outermost layer
@@ -439,6 +505,10 @@ class Observe:
 
     def __init__(self, app: ASGIApp, metrics: WebMetrics):
         self.app, self.metrics = app, metrics
+        # The labelled children, looked up once per (method, route, status): ``labels()`` checks
+        # and converts its values and takes a lock on each call. Prometheus keeps each child for
+        # the life of the metric, so holding them here keeps nothing more.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -457,8 +527,14 @@ class Observe:
             await self.app(scope, receive, sending)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.http_duration.labels(template).observe(time.perf_counter() - started)
+            key = (scope["method"], template, status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (self.metrics.http_requests.labels(scope["method"], template,
+                                                                                    str(status)),
+                                                  self.metrics.http_duration.labels(template))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

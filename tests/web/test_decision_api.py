@@ -322,6 +322,38 @@ def test_the_lean_path_answers_as_fastapi_does(api, routed, rt, daemon, monkeypa
 
 
 @SQLITE_ONLY
+def test_the_usual_call_skips_fastapis_routing_and_keeps_its_answers(api, routed, rt, monkeypatch, lean_taken):
+    """``app.DecisionLane`` hands the usual call to the route's handler past FastAPI's layers; the
+    metrics still name its route, and an error the handler lets through gets the app's answer."""
+    from syncd.errors import StoreRejected
+    from syncd.web import api as api_module
+    seen = []
+    counted = api_module.DecisionRoute.lean
+
+    async def watched(request):
+        seen.append("fastapi_middleware_astack" in request.scope)   # set by FastAPI's own layers
+        return await counted(request)
+
+    monkeypatch.setattr(api_module.DecisionRoute, "lean", staticmethod(watched))
+    assert api.decide(routed["request"], "accept", CORRESPONDENT).status_code == 200
+    assert (lean_taken, seen) == ([True], [False])
+    metrics = api.client.app.state.syncd.metrics
+    assert metrics.http_requests.labels("POST", "/api/v1/requests/{request_id}/decision", "200")._value.get() == 1
+    svc = api.client.app.state.syncd
+
+    def refused(client):
+        raise StoreRejected("refused")
+
+    monkeypatch.setattr(svc.buckets, "take", refused)   # outside the handler's own catch
+    other = habilitation(rt, "annuaire-redacteur")
+    answers = [api.decide(other, "accept", CORRESPONDENT)]
+    monkeypatch.setattr(api_module.DecisionRoute, "lean", None)   # FastAPI's way, for comparison
+    answers.append(api.decide(other, "accept", CORRESPONDENT))
+    assert [(a.status_code, a.json()) for a in answers] == [(400, answers[1].json())] * 2
+    assert answers[0].json()["error"] == "invalid_request"
+
+
+@SQLITE_ONLY
 @pytest.mark.parametrize("headers, body", [
     ({"Content-Type": "application/merge-patch+json"}, None),    # JSON all the same, for FastAPI
     ({}, b'["accept"]'),                                          # not an object
