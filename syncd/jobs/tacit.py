@@ -38,15 +38,14 @@ log = structlog.get_logger(__name__)
 # table). At most MAX_BATCH: a batch holds its locks until its commit. On SQLite that is the
 # database's write lock, and a decision made meanwhile waits for it (about a second at 10,000 on
 # two loaded cores, well within the busy timeout); on PostgreSQL only the batch's own rows are locked.
-MIN_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
-MAX_BATCH = {"sqlite": 10_000, "postgresql": 10_000}
+MIN_BATCH = 10_000
+MAX_BATCH = 10_000
 
 
 def sweep(rt: Runtime) -> int:
     """Accept tacitly every pending request past its deadline; return how many."""
     now = rt.clock()
-    engine = rt.engine.dialect.name
-    limit = min(max(rt.settings.jobs.batch_size, MIN_BATCH[engine]), MAX_BATCH[engine])
+    limit = min(max(rt.settings.jobs.batch_size, MIN_BATCH), MAX_BATCH)
     accepted = 0
     while True:
         with transaction(rt.engine) as conn:

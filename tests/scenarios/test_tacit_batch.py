@@ -36,7 +36,7 @@ postgresql_only = pytest.mark.parametrize("db_url", [pytest.param("postgresql", 
 def make_rt(db_url, monkeypatch):
     """Runtimes on the test's database; ``batch_size`` is taken as it is, so that small
     backlogs cross batch boundaries."""
-    monkeypatch.setattr(tacit, "MIN_BATCH", {"sqlite": 1, "postgresql": 1})
+    monkeypatch.setattr(tacit, "MIN_BATCH", 1)
     made: list[Runtime] = []
 
     def make(batch_size: int = 500) -> Runtime:
