@@ -37,47 +37,62 @@ def decide_request(rt: Runtime, request_id: int, decider_ref: str, verdict: Verd
     call's nonce or the decision link, so that the marker and the decision commit together, and
     it raises to write nothing (a replay).
     """
+    with transaction(rt.engine) as conn:
+        outcome = decide_in(conn, rt, request_id, decider_ref, verdict, comment, channel, single_use=single_use)
+    return settled(outcome, request_id, channel)
+
+
+def decide_in(conn: Connection, rt: Runtime, request_id: int, decider_ref: str, verdict: Verdict,
+              comment: str | None = None, channel: str = "cli", *,
+              single_use: Callable[[Connection, DecisionRefused | None], None] | None = None
+              ) -> lifecycle.Transition | DecisionRefused:
+    """``decide_request``'s writes in the caller's write transaction: the transition written, or
+    the refusal recorded as an attempt. Pass what it returns to ``settled`` once committed."""
     now = rt.clock()
     refusal: DecisionRefused | None = None
     decider_id: str = decider_ref
-    with transaction(rt.engine) as conn:
-        row, role_rows, held = decision_store.read(conn, request_id, decider_ref)
-        if row is None:
-            refusal = DecisionRefused("not_found", f"There is no request {request_id}.")
-        else:
-            decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row.organisation_code,
-                                                                   row.account_id, role_rows)
-            decider_id = decider["id"] if decider else decider_ref
-            authorised = decider is not None and decider["status"] == AccountStatus.ACTIVE and \
-                decider_id in current_route(conn, rt, row, deciders).decider_ids
-            try:
-                transition = lifecycle.decide(row,
-                                              Decision(request_id, verdict, decider_id, comment),
-                                              now=now, authorised=authorised,
-                                              internal_accounts=rt.mappings.policy.internal_account_tacit)
-            except DecisionRefused as exc:
-                refusal = exc
-        if single_use is not None:
-            single_use(conn, refusal)
-        if refusal is None:
-            # PostgreSQL: an acceptance's writes in one round trip. Not the other transitions: the
-            # mails they queue go through SQLAlchemy, which reads results the pipeline holds back.
-            lean = transition.to_status.is_accepted and row.kind not in _ONE_BY_ONE
-            with decision_store.pipelined(conn) if lean else nullcontext():
-                decision_store.wake_apply(conn)   # delivered at commit
-                record_transition(conn, rt, row, transition, channel=channel, held=held)
-        else:
-            detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
-            known = refusal.code != "not_found"     # an attempt on no request is audited all the same
-            if known:
-                decision_store.add_event(conn, request_id, "decision_refused", now, decider_id, detail)
-            decision_store.audit(conn, at=now, actor=str(decider_id), action="decision_refused",
-                                 request_id=request_id if known else None, target=None, detail=detail)
+    row, role_rows, held = decision_store.read(conn, request_id, decider_ref)
+    if row is None:
+        refusal = DecisionRefused("not_found", f"There is no request {request_id}.")
+    else:
+        decider, deciders = decision_store.decider_and_rivals(conn, decider_ref, row.organisation_code,
+                                                               row.account_id, role_rows)
+        decider_id = decider["id"] if decider else decider_ref
+        authorised = decider is not None and decider["status"] == AccountStatus.ACTIVE and \
+            decider_id in current_route(conn, rt, row, deciders).decider_ids
+        try:
+            transition = lifecycle.decide(row,
+                                          Decision(request_id, verdict, decider_id, comment),
+                                          now=now, authorised=authorised,
+                                          internal_accounts=rt.mappings.policy.internal_account_tacit)
+        except DecisionRefused as exc:
+            refusal = exc
+    if single_use is not None:
+        single_use(conn, refusal)
     if refusal is not None:
-        log.info("decision_refused", request_id=request_id, code=refusal.code, channel=channel)
-        raise refusal
-    log.info("request_decided", request_id=request_id, status=transition.to_status.value, channel=channel)
+        detail = {"code": refusal.code, "verdict": verdict.value, "channel": channel}
+        known = refusal.code != "not_found"     # an attempt on no request is audited all the same
+        if known:
+            decision_store.add_event(conn, request_id, "decision_refused", now, decider_id, detail)
+        decision_store.audit(conn, at=now, actor=str(decider_id), action="decision_refused",
+                             request_id=request_id if known else None, target=None, detail=detail)
+        return refusal
+    # PostgreSQL: an acceptance's writes in one round trip. Not the other transitions: the
+    # mails they queue go through SQLAlchemy, which reads results the pipeline holds back.
+    lean = transition.to_status.is_accepted and row.kind not in _ONE_BY_ONE
+    with decision_store.pipelined(conn) if lean else nullcontext():
+        decision_store.wake_apply(conn)   # delivered at commit
+        record_transition(conn, rt, row, transition, channel=channel, held=held)
     return transition
+
+
+def settled(outcome: lifecycle.Transition | DecisionRefused, request_id: int, channel: str) -> lifecycle.Transition:
+    """What ``decide_in`` returned, once its transaction committed: logged, and the refusal raised."""
+    if isinstance(outcome, DecisionRefused):
+        log.info("decision_refused", request_id=request_id, code=outcome.code, channel=channel)
+        raise outcome
+    log.info("request_decided", request_id=request_id, status=outcome.to_status.value, channel=channel)
+    return outcome
 
 
 def record_transition(conn: Connection, rt: Runtime, row: RequestView, t: lifecycle.Transition,

@@ -159,10 +159,16 @@ class CallNonce:
     def record_in(self, conn, _refusal=None) -> None:
         """Record it in ``conn``'s transaction, or raise ``NonceReplayed`` (the shape of
         ``decide_request``'s ``single_use``)."""
-        if self.recorded:
-            return
-        if not self.svc.record_nonce(conn, self.who, self.now):
+        try:
+            self.check_in(conn)
+        except NonceReplayed:
             self.replayed = True
+            raise
+
+    def check_in(self, conn, _refusal=None) -> None:
+        """``record_in`` leaving the flags alone, for a transaction that may be rolled back and
+        written again: the caller sets them from the outcome of the one that committed."""
+        if not self.recorded and not self.svc.record_nonce(conn, self.who, self.now):
             raise NonceReplayed()
 
     def record_alone(self) -> bool:
@@ -441,28 +447,24 @@ _DECISION_OUT = DecisionOut.__pydantic_serializer__.to_json   # what FastAPI's `
 
 
 async def _decide(request: Request, request_id: int, decision: DecisionIn) -> DecisionOut:
-    # A coroutine that hands the database work to the thread pool itself: FastAPI runs a plain
-    # function there, and then the validation of its answer as well, a second trip per call.
-    from syncd.jobs.decisions import decide_request
+    # A coroutine that hands the database work over itself: FastAPI runs a plain function in
+    # the thread pool, and then the validation of its answer as well, a second trip per call.
     svc = _svc(request)
-    client = request.state.client
     nonce: CallNonce = request.state.nonce
     verdict = Verdict(decision.verdict)
-
-    def decided():
-        with svc.writing():
-            return decide_request(svc.rt, request_id, decision.decider, verdict, decision.comment,
-                                  channel=f"api:{client}", single_use=nonce.record_in)
-
     try:
-        t = await run_in_threadpool(decided)
+        t = await svc.decide(request_id, decision.decider, verdict, decision.comment, f"api:{request.state.client}",
+                             single_use=nonce.check_in)
+    except NonceReplayed:
+        nonce.replayed = True
+        raise
     except DecisionRefused as exc:
         nonce.recorded = True   # with the refused attempt
         svc.metrics.decisions_refused.labels(exc.code, "api").inc()
         raise ApiError(DECISION_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
     nonce.recorded = True
     svc.metrics.decisions.labels(verdict.value, "api").inc()
-    # decide_request logged it (`request_decided`, channel "api:<client>"): one line per decision.
+    # `decisions.settled` logged it (`request_decided`, channel "api:<client>"): one line per decision.
     return DecisionOut(request_id=request_id, status=t.to_status.value, status_label=queries.status_label(
         t.to_status.value), decided_at=t.at, decided_by=t.decided_by or "", comment=t.comment)
 

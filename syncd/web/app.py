@@ -42,13 +42,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.errors import ConfigError, StoreRejected, TemporaryError
+from syncd.core.lifecycle import Transition
+from syncd.core.model import Verdict
+from syncd.errors import ConfigError, DecisionRefused, StoreRejected, TemporaryError
 from syncd.mail import links
 from syncd.runtime import Runtime
 from syncd.store import tokens
 from syncd.store.db import Connection, ping, transaction
 from syncd.web import (api, auth, decision_page, desk_page, desk_reviews, desk_rights, messages, pages, password_page,
                        portal_api)
+from syncd.web.group_commit import GroupCommit
 from syncd.web.metrics import WebMetrics
 from syncd.web.schemas import Health
 
@@ -298,6 +301,7 @@ class Services:
         self._ready: tuple[float, int, dict[str, str]] | None = None
         self._write_lock = threading.RLock()
         self._directory_lane: CapacityLimiter | None = None   # made on first use, in the event loop
+        self._group_commit: GroupCommit | None = None        # SQLite's decision writer, made on first use
 
     def writing(self):
         """Held around each write transaction on SQLite: this process's threads queue here, in order.
@@ -343,6 +347,8 @@ class Services:
         log.info("web_started", clients=sorted(self.clients), links=key is not None, base_url=rt.settings.web.base_url)
 
     def close(self) -> None:
+        if self._group_commit is not None:
+            self._group_commit.close()
         if self._own and self._rt is not None:
             self._rt.close()
 
@@ -364,6 +370,21 @@ class Services:
         """``record_nonce`` in a write transaction of its own."""
         with self.writing(), transaction(self.rt.engine) as conn:
             return self.record_nonce(conn, who, now)
+
+    async def decide(self, request_id: int, decider: str, verdict: Verdict, comment: str | None, channel: str,
+                     single_use: Callable[[Connection, DecisionRefused | None], None]) -> Transition:
+        """``decide_request`` off the event loop: on SQLite in the decision writer's next
+        transaction (``group_commit``), on PostgreSQL in a thread of the pool."""
+        from syncd.jobs.decisions import decide_in, decide_request, settled
+        rt = self.rt
+        if rt.engine.dialect.name == "sqlite":
+            if self._group_commit is None:
+                self._group_commit = GroupCommit(rt.engine, self.writing)
+            return await self._group_commit.run(
+                lambda conn: decide_in(conn, rt, request_id, decider, verdict, comment, channel, single_use=single_use),
+                lambda outcome: settled(outcome, request_id, channel))
+        return await run_in_threadpool(lambda: decide_request(rt, request_id, decider, verdict, comment, channel,
+                                                              single_use=single_use))
 
     # --- calls that wait on LDAP, and readiness -----------------------------------------------------
 
