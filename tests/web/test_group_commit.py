@@ -164,3 +164,22 @@ def test_a_replay_queued_with_other_decisions_is_refused_and_the_others_are_take
     assert answers[2].json()["error"] == "replayed_nonce"
     assert request_row(rt, second)["status"] == "accepted"
     assert "decision_refused" not in events(rt, routed["request"])
+
+
+def test_a_shared_transaction_whose_commit_fails_is_written_again_call_by_call(engine):
+    failed = []
+
+    def fail_the_first_shared_commit(conn):
+        if len(stored_in(conn)) > 1 and not failed:
+            failed.append(True)
+            raise OSError("disk I/O error")
+    event.listen(engine, "commit", fail_the_first_shared_commit)
+    gate = Gate()
+    answers = run_gated(GroupCommit(engine, gate), gate, insert(1), [insert(2), insert(3)])
+    assert failed, "the shared commit was attempted and failed"
+    assert answers == [10, 20, 30]
+    assert stored(engine) == [1, 2, 3], "each written once, alone"
+
+
+def stored_in(conn) -> list[int]:
+    return [n for (n,) in conn.exec_driver_sql("SELECT n FROM written")]
