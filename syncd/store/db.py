@@ -171,8 +171,11 @@ def _make_postgresql_engine(url: URL, echo: bool, pool_size: int, max_overflow: 
         connect_args["connect_timeout"] = DEFAULT_PG_CONNECT_TIMEOUT
     if "application_name" not in url.query:
         connect_args["application_name"] = "syncd"
-    if "options" not in url.query:
-        connect_args["options"] = f"-c lock_timeout={DEFAULT_PG_LOCK_TIMEOUT_MS}"
+    # The operator's options, or our lock timeout; then DateStyle: psycopg reads times only in
+    # PostgreSQL's ISO output style, and a server, database, role or URL set to another ('SQL,
+    # DMY', 'German') would make every read of a time fail. Of two -c, the last one counts.
+    options = url.query.get("options", f"-c lock_timeout={DEFAULT_PG_LOCK_TIMEOUT_MS}")
+    connect_args["options"] = " ".join([options] if isinstance(options, str) else options) + " -c DateStyle=ISO"
     engine = create_engine(
         url,
         echo=echo,

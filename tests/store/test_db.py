@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import create_engine, insert, make_url, select, text, update
 from sqlalchemy.pool import NullPool
 
 from syncd.errors import ConfigError, StoreRejected, StoreUnavailable
@@ -219,6 +219,25 @@ def test_a_postgresql_lock_timeout_raises_store_unavailable(postgres_url):
                     conn.execute(update(requests).where(requests.c.id == rid).values(attempts=2))
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("options", [None, "-c DateStyle=SQL,DMY", "-c DateStyle=German -c lock_timeout=2s"])
+def test_times_read_back_whatever_date_style_the_server_or_the_url_asks_for(postgres_url, options):
+    url = make_url(postgres_url)
+    engine = make_engine(url.update_query_dict({"options": options}) if options else url)
+    try:
+        with transaction(engine) as conn:
+            (rid,) = insert_requests(conn, 1)
+            submitted = conn.execute(select(requests.c.submitted_at).where(requests.c.id == rid)).scalar_one()
+            style = conn.execute(text("SHOW DateStyle")).scalar_one()
+            timeout = conn.execute(text("SHOW lock_timeout")).scalar_one()
+    finally:
+        engine.dispose()
+    assert submitted == T0
+    assert style.startswith("ISO")
+    # The URL's options replace syncd's lock timeout; only the date style is always added.
+    assert timeout == {None: "30s", "-c DateStyle=SQL,DMY": "0"}.get(options, "2s")
 
 
 def _backend_pid(engine) -> int:
