@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from syncd.core.lifecycle import Transition
 from syncd.core.model import Verdict
 from syncd.errors import ConfigError, DecisionRefused, StoreRejected, TemporaryError
+from syncd.jobs.decisions import decide_in, decide_request, settled
 from syncd.mail import links
 from syncd.runtime import Runtime
 from syncd.store import tokens
@@ -375,7 +376,6 @@ class Services:
                      single_use: Callable[[Connection, DecisionRefused | None], None]) -> Transition:
         """``decide_request`` off the event loop: on SQLite in the decision writer's next
         transaction (``group_commit``), on PostgreSQL in a thread of the pool."""
-        from syncd.jobs.decisions import decide_in, decide_request, settled
         rt = self.rt
         if rt.engine.dialect.name == "sqlite":
             if self._group_commit is None:
