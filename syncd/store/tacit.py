@@ -67,13 +67,15 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     sweeping at once take disjoint requests, and a request a decider is deciding right now is
     left to that decision. SQLite's write transaction is exclusive, which covers it.
     """
-    postgresql = conn.dialect.name == "postgresql"
-    cur = _cursor(conn)
-    if postgresql:      # aware already, and booleans: each row made a candidate as it is read
+    if conn.dialect.name == "postgresql":
+        # Aware already, and booleans: each row made a candidate as it is read. In binary: the
+        # server formats no time as text, the driver parses none.
         from psycopg.rows import args_row   # the driver's; the store imports without it
+        cur = conn.connection.dbapi_connection.cursor(binary=True)
         cur.row_factory = args_row(TacitCandidate)
         cur.execute(_CLAIM[internal_accounts, True], (now, limit))
         return cur.fetchall()
+    cur = _cursor(conn)
     cur.execute(_CLAIM[internal_accounts, False], (time_to_driver(now, False), limit))
     time = time_from_driver
     return [TacitCandidate(i, kind, status, None if internal is None else bool(internal), time(routed), time(deadline),
@@ -149,7 +151,7 @@ granted AS (
     ORDER BY m.account_id, m.role_key
     ON CONFLICT (account_id, role_key) DO UPDATE SET granted_by_request = excluded.granted_by_request,
         granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL, applied_at = NULL)
-SELECT id FROM moved
+SELECT count(*), CASE WHEN count(*) < cardinality(%(ids)s::bigint[]) THEN array_agg(id) END FROM moved
 """ for to in Status}
 
 
@@ -178,7 +180,9 @@ def accept(conn: Connection, ids: Sequence[int], *, to_status: str, at: datetime
             "decided_by": decided_by, "comment": comment, "event": event, "detail": json.dumps(detail),
             "actor": actor, "action": event[:40], "roles": roles, "expires": [expiry[r] for r in roles],
             "plain": "{%s}" % ",".join(["t" if i in plain else "f" for i in ids])})
-        return {r[0] for r in cur.fetchall()}
+        # How many moved, and which only when some did not (a decision came first): one row back.
+        count, some = cur.fetchone()
+        return set(ids) if count == len(ids) else set(some or ())
     stamp = time_to_driver(at, False)
     for statement in _SQLITE_FILL:
         cur.execute(statement)
