@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -180,16 +180,18 @@ class Planner:
         if early is not None:
             taken: dict[str, tuple[str | None, bool]] = {}
             missing_before = len(plan.accounts)
-            suspects = self._match_rows(people, plan, early.rows(), taken)
+            suspects = self._match_rows(people, plan, early.rows(), stamp_store.values_digest(self.account_columns),
+                                        taken)
             if not people and len(plan.accounts) == missing_before:
                 return suspects
             people.update(taken)
             del plan.accounts[missing_before:]
             plan.accounts_in_db = 0
         with transaction(self.rt.engine, readonly=True) as conn:
-            return self._match_rows(people, plan, stamp_store.stream_stamped(conn, self.account_columns))
+            return self._match_rows(people, plan, *stamp_store.read_stamped(conn, self.account_columns))
 
     def _match_rows(self, people: dict[str, tuple[str | None, bool]], plan: Plan, rows: Iterable[Any],
+                    digest_of: Callable[[Any], str],
                     taken: dict[str, tuple[str | None, bool]] | None = None) -> list[tuple[str, str]]:
         self.progress.phase("accounts (database)", plan.people_in_ldap or None)
         keys, layout = self.keys, self.fingerprint
@@ -197,7 +199,6 @@ class Planner:
         columns = self.account_columns
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
-        digest_of, width = stamp_store.fields_digest, len(columns)
         of_id, pop, missing = keys.of_id, people.pop, plan.accounts
         active, disabled = AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value
         n = 0
@@ -219,7 +220,7 @@ class Planner:
                                                 action="create"))
                 continue
             if have[0] is None or have[0] != row[-2] or row[-1] != layout \
-                    or digest_of(tuple(row[:width]), i_status) != row[-3]:
+                    or digest_of(row) != row[-3]:
                 suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
