@@ -231,7 +231,9 @@ def prefetch_stamped(engine: Any, columns: list[Any], ahead: int = 12) -> Prefet
     """A ``Prefetch`` of every account's ``columns`` with its stamp, started now, on PostgreSQL
     when psycopg's binary values are already those SQLAlchemy gives (no result processor but
     ``UtcDateTime``'s, whose values psycopg's loaders give in UTC: the digests must match); None
-    otherwise (SQLite: nothing to overlap, the read is in-process)."""
+    otherwise. On SQLite a thread would not overlap: sqlite3 releases the GIL only inside each
+    row's step and takes it back to make the row, so a reading thread waits on the main thread's
+    Python (measured: 50k rows, 0.12 s alone, done only when a busy main thread stopped)."""
     dialect = engine.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg":
         return None
