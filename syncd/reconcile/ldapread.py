@@ -76,6 +76,8 @@ def message_size(buf: bytearray, start: int) -> int:
     n = buf[start + 1]
     if n < 0x80:
         return n + 2
+    if n == 0x81 and avail >= 3:          # 128-255 bytes: most entries of a stamps read
+        return buf[start + 2] + 3
     k = n & 0x7F
     if k == 0 or k > 4:
         raise MalformedResponse(f"unsupported BER length form 0x{n:02x}")
@@ -87,10 +89,14 @@ def message_size(buf: bytearray, start: int) -> int:
 def parse_message_head(m: bytes | bytearray | memoryview, start: int = 0) -> tuple[int, int, int]:
     """(messageID, protocolOp tag, index of the protocolOp's tag) of the LDAPMessage at ``m[start]``."""
     n = m[start + 1]
-    i = start + 2 if n < 0x80 else _length(m, start + 1)[1]
+    i = start + 2 if n < 0x80 else start + 3 if n == 0x81 else _length(m, start + 1)[1]
     if m[i] != 0x02:
         raise MalformedResponse("an LDAPMessage's messageID is an INTEGER")
-    n, j = _length(m, i + 1)
+    n = m[i + 1]
+    if n < 0x80:
+        j = i + 2
+    else:
+        n, j = _length(m, i + 1)
     msgid = int.from_bytes(m[j:j + n], "big")
     i = j + n
     return msgid, m[i], i
@@ -106,7 +112,7 @@ def parse_entry(m: bytes | bytearray | memoryview, i: int, stop: int | None = No
     if stop is None:
         stop = len(m)
     n = m[i + 1]
-    i = i + 2 if n < 0x80 else _length(m, i + 1)[1]
+    i = i + 2 if n < 0x80 else i + 3 if n == 0x81 else _length(m, i + 1)[1]
     if m[i] != 0x04:
         raise MalformedResponse("a SearchResultEntry starts with its objectName")
     n = m[i + 1]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -112,7 +112,7 @@ class Planner:
         self.next_cursor: str | None = None
         self._member_cache: tuple[str, list[str], list[str]] | None = None
         self._role_rows: grants.RoleRows | None = None     # one connection for a run's groups
-        self._prefetched: dict[str, list[tuple]] = {}      # rows of the groups being planned, by role
+        self._prefetched: dict[str, tuple[list[str], list[str]]] = {}   # ids of the groups being planned
 
     def reader(self) -> LeanReader:
         return LeanReader(self.rt.settings.ldap)
@@ -180,16 +180,18 @@ class Planner:
         if early is not None:
             taken: dict[str, tuple[str | None, bool]] = {}
             missing_before = len(plan.accounts)
-            suspects = self._match_rows(people, plan, early.rows(), taken)
+            suspects = self._match_rows(people, plan, early.rows(), stamp_store.values_digest(self.account_columns),
+                                        taken)
             if not people and len(plan.accounts) == missing_before:
                 return suspects
             people.update(taken)
             del plan.accounts[missing_before:]
             plan.accounts_in_db = 0
         with transaction(self.rt.engine, readonly=True) as conn:
-            return self._match_rows(people, plan, stamp_store.stream_stamped(conn, self.account_columns))
+            return self._match_rows(people, plan, *stamp_store.read_stamped(conn, self.account_columns))
 
     def _match_rows(self, people: dict[str, tuple[str | None, bool]], plan: Plan, rows: Iterable[Any],
+                    digest_of: Callable[[Any], str],
                     taken: dict[str, tuple[str | None, bool]] | None = None) -> list[tuple[str, str]]:
         self.progress.phase("accounts (database)", plan.people_in_ldap or None)
         keys, layout = self.keys, self.fingerprint
@@ -197,7 +199,6 @@ class Planner:
         columns = self.account_columns
         at = {c.name: i for i, c in enumerate(columns)}
         i_id, i_status, i_email = at["id"], at["status"], at["email"]
-        digest_of, width = stamp_store.fields_digest, len(columns)
         of_id, pop, missing = keys.of_id, people.pop, plan.accounts
         active, disabled = AccountStatus.ACTIVE.value, AccountStatus.DISABLED.value
         n = 0
@@ -219,7 +220,7 @@ class Planner:
                                                 action="create"))
                 continue
             if have[0] is None or have[0] != row[-2] or row[-1] != layout \
-                    or digest_of(tuple(row[:width]), i_status) != row[-3]:
+                    or digest_of(row) != row[-3]:
                 suspects.append((key, account_id))
         self.progress.advance(n % 1000)
         self.reads["suspects"] = len(suspects)
@@ -444,7 +445,7 @@ class Planner:
         if not batch:
             return
         assert self._role_rows is not None
-        self._prefetched = self._role_rows.many([role.key for role, _, _ in batch])
+        self._prefetched = self._role_rows.ids_many([role.key for role, _, _ in batch])
         for role, dn, values in batch:
             self.plan_one_group(role, dn, values, plan)
             self.progress.advance(1)
@@ -504,22 +505,23 @@ class Planner:
     def _member_rows(self, role_key: str) -> tuple[list[str], list[str]]:
         """Account ids of the role's desired members, and of those syncd granted then revoked
         (a revoked row, or an account no longer active), as in ``desired_members``."""
-        other: list[str] = []
         inactive = self._inactive_accounts()
         # No join with accounts: it triples the cost on SQLite (measured); the few accounts
         # that are not active are looked up in a set instead. One role's rows at once (the
         # biggest role bounds memory), read from the covering index of 0009.
-        rows = self._prefetched.pop(role_key, None)
-        if rows is not None:
-            pass
+        ids = self._prefetched.pop(role_key, None)
+        if ids is not None:
+            held, revoked = ids
         elif self._role_rows is not None:
-            rows = self._role_rows.one(role_key)
+            held, revoked = self._role_rows.ids(role_key)
         else:
             with transaction(self.rt.engine, readonly=True) as conn:
-                rows = grants.role_rows(conn, role_key)
-        desired = [r[0] for r in rows if r[1] and r[0] not in inactive]
-        if len(desired) < len(rows):
-            other = [r[0] for r in rows if not r[1] or r[0] in inactive]
+                held, revoked = grants.role_ids(conn, role_key)
+        if inactive and not inactive.isdisjoint(held):
+            desired = [a for a in held if a not in inactive]
+            other = revoked + [a for a in held if a in inactive]
+        else:
+            desired, other = held, revoked
         self._member_cache = (role_key, desired, other)
         return desired, other
 

@@ -205,21 +205,56 @@ def roles_rows(conn: Connection, role_keys: list[str]) -> dict[str, list[tuple]]
     return found
 
 
+# SQLite: a role's account ids as two strings, held and revoked, joined by the unit separator
+# and split in C: the driver makes two strings per role instead of a tuple per row (0.13 s of
+# 0.4 s for the groups at 50k accounts). One pass of the covering index of 0009, in its order,
+# as ``role_rows``'s. Each list is counted too, so an id holding the separator is seen (the role's
+# rows are then read one by one).
+_SEPARATOR = "\x1f"
+_ROLE_IDS_SQLITE = ("SELECT count(CASE WHEN revoked_at IS NULL THEN 1 END), "
+                    "group_concat(CASE WHEN revoked_at IS NULL THEN account_id END, char(31)), "
+                    "count(revoked_at), "
+                    "group_concat(CASE WHEN revoked_at IS NOT NULL THEN account_id END, char(31)) "
+                    "FROM memberships WHERE role_key = ?")
+
+
+def role_ids(conn: Connection, role_key: str) -> tuple[list[str], list[str]]:
+    """Account ids of a role's rows: (held, revoked), each in ``role_rows``'s order."""
+    if is_sqlite(conn):
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            held_n, held, revoked_n, revoked = cursor.execute(_ROLE_IDS_SQLITE, (role_key,)).fetchone()
+        finally:
+            cursor.close()
+        held_ids = held.split(_SEPARATOR) if held is not None else []
+        revoked_ids = revoked.split(_SEPARATOR) if revoked is not None else []
+        if len(held_ids) == held_n and len(revoked_ids) == revoked_n:
+            return held_ids, revoked_ids
+    return _split(role_rows(conn, role_key))
+
+
+def _split(rows: list[tuple]) -> tuple[list[str], list[str]]:
+    held = [r[0] for r in rows if r[1]]
+    return held, ([r[0] for r in rows if not r[1]] if len(held) < len(rows) else [])
+
+
 class RoleRows:
     """Reads of roles' rows on one connection (``role_rows_reader``)."""
 
     def __init__(self, conn: Connection):
         self._conn = conn
 
-    def one(self, role_key: str) -> list[tuple]:
-        return role_rows(self._conn, role_key)
+    def ids(self, role_key: str) -> tuple[list[str], list[str]]:
+        """``role_ids``."""
+        return role_ids(self._conn, role_key)
 
-    def many(self, role_keys: list[str]) -> dict[str, list[tuple]]:
-        """On PostgreSQL one statement (one round trip); on SQLite, in the process, a statement
-        per role: there is no round trip to save, and the role's key on each row would cost more."""
+    def ids_many(self, role_keys: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+        """``role_ids`` of several roles: on PostgreSQL one statement (one round trip); on SQLite,
+        in the process, a statement per role: there is no round trip to save, and the role's key
+        on each row would cost more."""
         if is_sqlite(self._conn):
-            return {key: role_rows(self._conn, key) for key in role_keys}
-        return roles_rows(self._conn, role_keys)
+            return {key: role_ids(self._conn, key) for key in role_keys}
+        return {key: _split(rows) for key, rows in roles_rows(self._conn, role_keys).items()}
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -24,6 +24,8 @@ _CHUNK = 1000
 
 # Account fields every entry depends on, besides the mapped ones.
 ALWAYS = ("id", "status", "director", "email", "given_name", "family_name")
+# Those read as the driver gives them by ``read_stamped`` (strings on every engine).
+ALWAYS_RAW = ("id", "status", "email")
 
 
 def source_columns(people: Any) -> list[Any]:
@@ -106,6 +108,49 @@ def stream_stamped(conn: Any, columns: list[Any]) -> Iterable[Any]:
     return conn.execution_options(stream_results=True, yield_per=5000).execute(_stamped(columns))
 
 
+def values_digest(columns: list[Any]) -> Callable[[Sequence[Any]], str]:
+    """``fields_digest`` of a row holding the values of ``columns`` first, as SQLAlchemy gives them."""
+    width, status_index = len(columns), _status_index(columns)
+
+    def digest(row: Sequence[Any]) -> str:
+        return fields_digest(tuple(row[:width]), status_index)
+    return digest
+
+
+def read_stamped(conn: Any, columns: list[Any]) -> tuple[Iterable[Sequence[Any]], Callable[[Sequence[Any]], str]]:
+    """``stream_stamped``'s rows, and the digest of a row of them (``values_digest``).
+
+    On SQLite the rows are the driver's own: the values of the columns SQLAlchemy converts
+    (booleans, times) are converted only for the digest, by the same result processors, and
+    the rows are not made into SQLAlchemy's (0.02-0.05 s of 0.45 s at 50k accounts). Every
+    other column must come as the driver gives it."""
+    dialect = conn.dialect
+    processors = [(i, c.type.dialect_impl(dialect).result_processor(dialect, None)) for i, c in enumerate(columns)]
+    processors = [(i, p) for i, p in processors if p is not None]
+    if dialect.name != "sqlite" or any(columns[i].name in ALWAYS_RAW for i, _ in processors):
+        return stream_stamped(conn, columns), values_digest(columns)
+    width, status_index = len(columns), _status_index(columns)
+
+    def digest(row: Sequence[Any]) -> str:
+        values = list(row[:width])
+        for i, process in processors:
+            values[i] = process(values[i])
+        return fields_digest(tuple(values), status_index)
+
+    cursor = conn.connection.dbapi_connection.cursor()
+    cursor.arraysize = 5000
+    cursor.execute(str(_stamped(columns).compile(dialect=dialect)))
+    return _batches(cursor), digest
+
+
+def _batches(cursor: Any) -> Iterator[Sequence[Any]]:
+    try:
+        while rows := cursor.fetchmany():
+            yield from rows
+    finally:
+        cursor.close()
+
+
 def stamped(conn: Any, columns: list[Any], ids: list[str]) -> dict[str, Any]:
     """By id, these accounts' ``columns`` with ``stamped_digest``, ``stamp`` and ``stamped_layout``."""
     return {r["id"]: r for r in conn.execute(_stamped(columns).where(accounts.c.id.in_(ids))).mappings()}
@@ -186,7 +231,9 @@ def prefetch_stamped(engine: Any, columns: list[Any], ahead: int = 12) -> Prefet
     """A ``Prefetch`` of every account's ``columns`` with its stamp, started now, on PostgreSQL
     when psycopg's binary values are already those SQLAlchemy gives (no result processor but
     ``UtcDateTime``'s, whose values psycopg's loaders give in UTC: the digests must match); None
-    otherwise (SQLite: nothing to overlap, the read is in-process)."""
+    otherwise. On SQLite a thread would not overlap: sqlite3 releases the GIL only inside each
+    row's step and takes it back to make the row, so a reading thread waits on the main thread's
+    Python (measured: 50k rows, 0.12 s alone, done only when a busy main thread stopped)."""
     dialect = engine.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg":
         return None

@@ -40,6 +40,20 @@ def test_an_entry_with_long_form_lengths_and_utf8_values_is_decoded():
     assert parse_entry(memoryview(m), at) == ("cn=g,dc=example,dc=org", attrs)
 
 
+@given(st.integers(min_value=0, max_value=400), st.integers(min_value=1, max_value=65_535))
+def test_messages_of_every_size_are_measured_and_decoded_whole_or_said_incomplete(pad, msgid):
+    attrs = {"entryCSN": ["20261206201058.447602Z#000000#000#000000"], "description": ["x" * pad]}
+    m = _entry_message(msgid, "uid=abc,ou=people,dc=example,dc=org", attrs)
+    assert message_size(bytearray(m), 0) == len(m)
+    header = 2 if m[1] < 0x80 else 2 + (m[1] & 0x7F)
+    assert all(message_size(bytearray(m[:k]), 0) == -1 for k in range(header))
+    framed = bytearray(b"\x00" * 5 + m)
+    at_msgid, tag, at = parse_message_head(framed, 5)
+    assert (at_msgid, tag) == (msgid, 0x64)
+    assert parse_entry(framed, at, len(framed)) == ("uid=abc,ou=people,dc=example,dc=org",
+                                                    {a.lower(): v for a, v in attrs.items()})
+
+
 def test_a_message_that_is_not_an_ldap_message_is_refused():
     with pytest.raises(MalformedResponse):
         message_size(bytearray(b"\x04\x01x"), 0)

@@ -10,6 +10,7 @@ attribute by attribute), ``changed_entries`` (returned by an incremental run's s
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from ldap3 import BASE
@@ -240,6 +241,21 @@ def test_on_postgresql_the_accounts_fetched_beside_the_people_are_the_rows_sqlal
         read = [tuple(r) for r in stamp_store.stream_stamped(conn, planner_columns)]
     assert [tuple(map(repr, r)) for r in fetched] == [tuple(map(repr, r)) for r in read] and len(read) >= 2
     assert any(r[0] == a for r in read)
+
+
+def test_the_accounts_read_gives_each_row_the_digest_of_the_values_sqlalchemy_reads(rt):
+    utc = timezone.utc
+    account(rt, "alice", internal=True, director=True, terms_accepted_at=datetime(2025, 1, 4, 0, 51, 55, 120, tzinfo=utc))
+    account(rt, "bruno", internal=False, phone=None, terms_accepted_at=datetime(2025, 1, 4, 0, 51, tzinfo=utc))
+    account(rt, "chloe", given_name="O'Hé\\ l\xa0\"x", terms_accepted_at=datetime(2025, 1, 4, 7, 0, 9, tzinfo=utc))
+    account(rt, "denis", status="pending", terms_accepted_at=None)
+    columns = stamp_store.source_columns(rt.mappings.directory.people)
+    with transaction(rt.engine, readonly=True) as conn:
+        expected = {r["id"]: stamp_store.row_digest(r, columns)
+                    for r in stamp_store.stream_stamped(conn, columns).mappings()}
+        rows, digest = stamp_store.read_stamped(conn, columns)
+        got = {row[0]: digest(row) for row in rows}
+    assert got == expected and len(got) == 4
 
 
 def test_an_account_created_while_the_people_are_read_is_neither_missing_nor_unknown(rt, monkeypatch):
