@@ -128,7 +128,7 @@ _VIEW_COLUMNS = tuple(requests.c[name] for name in _VIEW_FIELDS)
 
 def _view_of_values(values: Sequence[Any]) -> RequestView:
     """``request_view`` of the values of ``_VIEW_COLUMNS``, in that order."""
-    view = dict(zip(_VIEW_FIELDS, values))
+    view = dict(zip(_VIEW_FIELDS, values, strict=True))
     view["kind"], view["status"] = RequestKind(view["kind"]), Status(view["status"])
     view["organisation_code"] = view["organisation_code"] or ""
     return RequestView(**view)
