@@ -14,7 +14,6 @@ both show in ``syncd status``. A directory outage stops the pass: everything lef
 from __future__ import annotations
 
 import contextvars
-import sys
 import threading
 from collections import defaultdict
 from datetime import datetime
@@ -77,14 +76,6 @@ def apply_accepted(rt: Runtime) -> int:
 # transaction each); smaller passes, the daemon's usual ones, are recorded at the end as a whole.
 _OVERLAP_MIN = 200
 
-# While the recorder's thread runs Python (statements built, mails rendered), the thread writing
-# to LDAP waits for the interpreter's lock each time slapd answers a modify, for up to the switch
-# interval (5 ms by default, about what slapd takes for a modify of a few members): measured, the
-# client's time per modify beyond slapd's own went from 1.0 ms to 1.6 ms with the recorder running
-# (bench/README.md, issue 16). For the recorder's life only, the interval (the interpreter's, for
-# every thread of the process) is this short, then the one it was is restored.
-_SWITCH_INTERVAL = 0.0005
-
 
 class _Recorder:
     """Records requests applied while the pass goes on writing the next groups.
@@ -105,7 +96,6 @@ class _Recorder:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._overlap = threads_share_database(rt.engine)
-        self._switch_interval: float | None = None     # the interpreter's, to restore at the end
 
     def add(self, rows: list[RequestView]) -> None:
         with self._cond:
@@ -115,8 +105,6 @@ class _Recorder:
             if self._thread is None:
                 run = contextvars.copy_context().run     # the job's log context, in the thread too
                 self._thread = threading.Thread(target=run, args=(self._run,), name="apply-recorder", daemon=True)
-                self._switch_interval = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
                 self._thread.start()
             self._cond.notify()
 
@@ -140,9 +128,6 @@ class _Recorder:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
 
     def finish(self, failed: dict[int, Exception], by_id: dict[int, RequestView]) -> None:
         self.stop()
