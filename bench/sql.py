@@ -8,6 +8,7 @@ on SQLite, ``timestamptz`` on PostgreSQL), so syncd reads them back as it would 
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -101,6 +102,20 @@ def analyze(engine: Engine, *, vacuum: bool = False) -> None:
         return
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
+
+
+def settle(engine: Engine) -> None:
+    """Write the bench's own bulk loads out now (PostgreSQL ``CHECKPOINT``, SQLite's WAL checkpointed
+    into the database file), so that what is measured next does not pay for them."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+        return
+    db = sqlite3.connect(engine.url.database)     # a connection of its own, in no transaction
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        db.close()
 
 
 def due_requests(data: DataSet, due: int, seed: int = 7) -> Iterator[dict[str, Any]]:

@@ -84,6 +84,9 @@ def validate_attribute_name(name: str) -> str:
 # RFC 4514 requires these escaped anywhere, and '#' only in front; ldap3's DN parser insists on
 # '#' everywhere, and escaping it is always valid, so we escape it everywhere.
 _RDN_SPECIALS = frozenset('\\,+"<>;=#')
+# A value with none of them, no control character and no space at either end is its own escape
+# (most values: account ids, group names); apply names thousands of members per pass.
+_PLAIN_RDN_VALUE = re.compile(r'[^ \\,+"<>;=#\x00-\x1f\x7f]([^\\,+"<>;=#\x00-\x1f\x7f]*[^ \\,+"<>;=#\x00-\x1f\x7f])?')
 
 
 def _as_text(value: str, what: str) -> str:
@@ -106,6 +109,8 @@ def escape_rdn_value(value: str) -> str:
     _as_text(value, "an RDN value")
     if value == "":
         raise InvalidName("an RDN value may not be empty")
+    if _PLAIN_RDN_VALUE.fullmatch(value):
+        return value
     out = []
     last = len(value) - 1
     for i, ch in enumerate(value):

@@ -10,7 +10,7 @@ state change, its history event and its outbox mail commit together or not at al
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
@@ -53,8 +53,10 @@ def get_request(conn: Connection, request_id: int, *, for_update: bool = False) 
 
 
 def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RequestView]:
-    return [request_view(r) for r in conn.execute(select(requests).where(requests.c.id.in_(list(ids)))
-                                                  .order_by(requests.c.id)).mappings()]
+    """The requests ``ids``, by id: only the columns a ``RequestView`` holds, as tuples (apply reads
+    a batch of thousands before its first write; this is half the time of whole rows as mappings)."""
+    stmt = select(*_VIEW_COLUMNS).where(requests.c.id.in_(list(ids))).order_by(requests.c.id)
+    return [_view_of_values(values) for values in conn.execute(stmt).tuples()]
 
 
 def undecided(conn: Connection) -> list[RequestView]:
@@ -120,6 +122,16 @@ def routed_to(conn: Connection, request_id: int) -> tuple[str, ...]:
 
 
 _REQUEST_FIELDS = frozenset(f.name for f in fields(RequestView))
+_VIEW_FIELDS = tuple(f.name for f in fields(RequestView))
+_VIEW_COLUMNS = tuple(requests.c[name] for name in _VIEW_FIELDS)
+
+
+def _view_of_values(values: Sequence[Any]) -> RequestView:
+    """``request_view`` of the values of ``_VIEW_COLUMNS``, in that order."""
+    view = dict(zip(_VIEW_FIELDS, values, strict=True))
+    view["kind"], view["status"] = RequestKind(view["kind"]), Status(view["status"])
+    view["organisation_code"] = view["organisation_code"] or ""
+    return RequestView(**view)
 
 
 def request_view(row: Mapping[str, Any] | None) -> RequestView | None:

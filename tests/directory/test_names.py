@@ -34,6 +34,16 @@ def test_every_rdn_special_character_gets_a_backslash():
     assert names.escape_rdn_value(',+"\\<>;=#') == '\\,\\+\\"\\\\\\<\\>\\;\\=\\#'
 
 
+@pytest.mark.parametrize("special", list(',+"\\<>;=#\x00\x1f\x7f'))
+def test_one_special_character_among_plain_ones_is_still_escaped(special):
+    escaped = names.escape_rdn_value(f"ab{special}cd")
+    assert escaped != f"ab{special}cd" and escaped.startswith("ab\\") and escaped.endswith("cd")
+
+
+def test_a_plain_value_is_its_own_escape():
+    assert names.escape_rdn_value("3f2a9c0e-jean.dupont_01@x") == "3f2a9c0e-jean.dupont_01@x"
+
+
 def test_an_empty_rdn_value_is_refused():
     with pytest.raises(InvalidName):
         names.escape_rdn_value("")
