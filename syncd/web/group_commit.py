@@ -40,45 +40,48 @@ class _Call(NamedTuple):
 
 
 class GroupCommit:
-    """One writer thread, started on first use; ``close`` writes what is queued, then stops it."""
+    """One writer thread, started on first use, with its queue; ``close`` writes what is queued,
+    then stops it."""
 
     def __init__(self, engine: Engine, write_lock: Callable[[], AbstractContextManager]):
         self._engine, self._write_lock = engine, write_lock
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
+        self._lock = threading.Lock()
 
     async def run(self, write: Callable[[Connection], Any], settle: Callable[[Any], Any]) -> Any:
         """``settle(write(conn))``, ``write`` in a write transaction this thread shares with the
         calls queued beside it; ``settle`` once that transaction has committed."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if self._thread is None:
-            self._start()
-        self._queue.put(_Call(write, settle, loop, future))
+        with self._lock:    # a thread and its queue go together: ``close`` stops exactly these
+            if self._thread is None:
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._serve, args=(self._queue,), name="decision-writer",
+                                                daemon=True)
+                self._thread.start()
+            self._queue.put(_Call(write, settle, loop, future))
         return await future
 
     def close(self, timeout: float = 30.0) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
+        """Write what is queued, then stop the thread; a later ``run`` starts another."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)     # after every call queued so far
+        if thread is not None:
+            thread.join(timeout)
 
-    def _start(self) -> None:
-        with self._starting:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="decision-writer", daemon=True)
-                self._thread.start()
-
-    def _serve(self) -> None:
+    def _serve(self, calls_queue: queue.SimpleQueue[_Call | None]) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            first = calls_queue.get()
             if first is None:
                 return
             calls = [first]
             while len(calls) < MAX_BATCH:
                 try:
-                    call = self._queue.get_nowait()
+                    call = calls_queue.get_nowait()
                 except queue.Empty:
                     break
                 if call is None:

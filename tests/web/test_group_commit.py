@@ -37,6 +37,12 @@ class Gate:
     def open(self):
         self._open.set()
 
+    @classmethod
+    def opened(cls) -> "Gate":
+        gate = cls()
+        gate.open()
+        return gate
+
 
 @pytest.fixture
 def engine(tmp_path):
@@ -135,6 +141,15 @@ def test_closing_writes_the_calls_already_queued_then_stops_the_thread(engine):
     assert asyncio.run(scenario()) == [1, 2, 3]
     assert stored(engine) == [1, 2, 3]
     assert not any(t.name == "decision-writer" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_writer_used_again_after_closing_starts_a_new_thread(engine):
+    writer = GroupCommit(engine, Gate.opened())
+    assert asyncio.run(writer.run(insert(1), lambda n: n)) == 1
+    writer.close()
+    assert asyncio.run(writer.run(insert(2), lambda n: n)) == 2, "not left waiting for a stopped thread"
+    writer.close()
+    assert stored(engine) == [1, 2]
 
 
 # --- through the API --------------------------------------------------------------------------
