@@ -56,6 +56,8 @@ class LdapSettings(_Section):
     batch_size: int = Field(default=500, ge=1, le=100_000)        # member values per modify
     max_request_bytes: int = Field(default=1_500_000, ge=10_000)  # 389-DS allows 2 MiB by default
     permissive_modify: Literal["auto", "on", "off"] = "auto"
+    # Connections apply sends its group modifies on at once (1: one after the other).
+    write_connections: int = Field(default=2, ge=1, le=8)
 
 
 class SmtpSettings(_Section):

@@ -49,6 +49,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, Literal
@@ -91,6 +92,7 @@ class Directory(DirectoryConnection):
         super().__init__(settings)
         self.layout = layout
         self._permissive: bool | None = None
+        self._permissive_lock = threading.Lock()     # apply's writer threads may ask at once
         self.traits = servers.traits(layout.kind)
         self._profile = syntax.profile(layout.kind)
         self._placeholder_norm = names.normalise_dn(names.placeholder_dn(layout))
@@ -99,7 +101,11 @@ class Directory(DirectoryConnection):
 
     def supports_permissive_modify(self) -> bool:
         """Whether membership writes carry the permissive-modify control (decided once)."""
-        if self._permissive is None:
+        if self._permissive is not None:
+            return self._permissive
+        with self._permissive_lock:
+            if self._permissive is not None:
+                return self._permissive
             mode = self.settings.permissive_modify
             if not self.traits.permissive_modify:
                 self._permissive = False     # the server has no such control: never send it

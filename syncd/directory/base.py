@@ -2,7 +2,9 @@
 
 ``DirectoryConnection(settings)`` gives each thread its own ldap3 connection, opened on first
 use and reopened once if the server dropped it while idle (see ``syncd.directory.adapter``),
-times and counts the writes (``syncd.directory.metrics``), and offers what ``Directory`` is
+times and counts the writes (``syncd.directory.metrics``), lends a job its writer threads to
+send independent writes on ``ldap.write_connections`` connections at once (``share_work``), and
+offers what ``Directory`` is
 built from: search, modify and add returning ldap3's result dict, reading one entry, the
 upsert of one entry (only the attributes passed are compared and written) and the creation
 of a container and its missing ancestors. Entries are named by the caller; nothing here
@@ -11,9 +13,11 @@ knows where syncd keeps people, organisations or groups.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Self, TypeVar
 
 import structlog
@@ -63,11 +67,17 @@ class DirectoryConnection:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
+        self._writers: ThreadPoolExecutor | None = None
 
     # -- connections ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection this object opened (in any thread)."""
+        """Close every connection this object opened (in any thread), after its writer threads
+        have finished what they were given."""
+        with self._lock:
+            writers, self._writers = self._writers, None
+        if writers is not None:
+            writers.shutdown(wait=True)
         with self._lock:
             conns, self._connections = self._connections, set()
         for conn in conns:
@@ -79,6 +89,34 @@ class DirectoryConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def share_work(self, worker: Callable[[], None]) -> None:
+        """Run ``worker`` in this thread and, at the same time, in ``write_connections - 1``
+        writer threads of this object's own, each on its connection; return when every one has.
+
+        For a job with many independent writes (apply's group modifies): each ``worker`` takes
+        the next write from the job's shared queue until none is left, so one connection's
+        round trip and the client's own work overlap another's time in the server. The writer
+        threads (and their connections) live as long as this object, so a job pays for no new
+        bind; they run in a copy of the caller's log context. ``worker`` handles its own
+        errors: one it raises is raised here, once every thread has returned.
+        """
+        helpers = self.settings.write_connections - 1
+        if helpers < 1:
+            worker()
+            return
+        with self._lock:
+            if self._writers is None:
+                self._writers = ThreadPoolExecutor(helpers, thread_name_prefix="ldap-writer")
+            writers = self._writers
+        running = [writers.submit(contextvars.copy_context().run, worker) for _ in range(helpers)]
+        try:
+            worker()
+        finally:
+            for done in running:
+                done.exception()     # waits; their errors are raised below, ours first
+        for done in running:
+            done.result()
 
     def _connection(self) -> tuple[Connection, bool]:
         conn = getattr(self._local, "conn", None)

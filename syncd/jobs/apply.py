@@ -1,7 +1,8 @@
 """Apply: write accepted requests to LDAP, batched per group, then mark them applied.
 
 Accounts are written first (a member must exist before it joins a group); memberships go in one
-batched modify per group. A big pass marks its requests applied by chunks in a thread of its own
+batched modify per group, the groups shared between ``ldap.write_connections`` connections (a
+group's modify waits on the server's disk most of its time: another's overlaps it). A big pass marks its requests applied by chunks in a thread of its own
 (``_Recorder``) while the next groups are written: only requests whose group modify has
 succeeded are handed over, so "applied" still follows LDAP, and a crash in between leaves
 written, unmarked requests that the next pass writes again (a member already there is success).
@@ -191,6 +192,10 @@ def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> N
 
 def _write_memberships(rt: Runtime, rows: list[RequestView], applied: list, failed: dict,
                        recorder: _Recorder) -> None:
+    """One batched modify per group, on ``ldap.write_connections`` connections at once (the
+    groups are independent; ``Directory.share_work``). A refused group fails its requests only;
+    a directory outage, or bookkeeping that failed, stops every connection before its next group
+    and is raised once they all have: what was written and confirmed is still recorded."""
     layout = rt.mappings.directory
     by_group: dict[str, list[RequestView]] = defaultdict(list)
     for row in rows:
@@ -199,20 +204,39 @@ def _write_memberships(rt: Runtime, rows: list[RequestView], applied: list, fail
             failed[row.id] = PermanentError(f"role {row.role_key!r} is no longer in the mappings")
             continue
         by_group[role.group].append(row)
-    for group, group_rows in sorted(by_group.items()):
-        if recorder.error is not None:
-            return      # the bookkeeping failed: the pass fails (recorder.finish), write no more
-        dns = [names.person_dn(layout, r.account_id) for r in group_rows]
-        try:
-            rt.directory.add_members(group, dns)
-        except PermanentError as exc:
-            for r in group_rows:
-                failed[r.id] = exc
-            log.error("group_write_failed", group=group, error=str(exc), requests=len(group_rows))
-            continue
-        applied.extend(group_rows)
-        log.info("members_added", group=group, count=len(dns))
-        recorder.add(group_rows)
+    groups = iter(sorted(by_group.items()))
+    lock = threading.Lock()
+    stop = threading.Event()     # set by an error one connection met: the others stop too
+
+    def next_group() -> tuple[str, list[RequestView]] | None:
+        with lock:
+            if stop.is_set() or recorder.error is not None:
+                return None     # the bookkeeping failed: the pass fails (recorder.finish), write no more
+            return next(groups, None)
+
+    def write_groups() -> None:
+        while (item := next_group()) is not None:
+            group, group_rows = item
+            dns = [names.person_dn(layout, r.account_id) for r in group_rows]
+            try:
+                rt.directory.add_members(group, dns)
+            except PermanentError as exc:
+                with lock:
+                    failed.update((r.id, exc) for r in group_rows)
+                log.error("group_write_failed", group=group, error=str(exc), requests=len(group_rows))
+                continue
+            except BaseException:
+                stop.set()
+                raise
+            with lock:
+                applied.extend(group_rows)
+            log.info("members_added", group=group, count=len(dns))
+            recorder.add(group_rows)
+
+    if len(by_group) > 1:
+        rt.directory.share_work(write_groups)
+    else:
+        write_groups()
 
 
 def record_outcomes(rt: Runtime, applied: list[RequestView], failed: dict[int, Exception],

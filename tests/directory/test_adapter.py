@@ -10,6 +10,7 @@ servers rightly differ, the test says how.
 from __future__ import annotations
 
 import itertools
+import threading
 import unicodedata
 import uuid
 
@@ -572,3 +573,74 @@ def test_threads_sharing_a_directory_each_get_their_own_connection(directory, se
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(fill, range(4))) == [300] * 4
     assert len(directory._connections) >= 2
+
+
+def test_shared_work_runs_at_once_on_as_many_connections_as_configured_and_keeps_them_for_the_next_job(
+        make_directory, server_kind):
+    skip_on(server_kind, "active_directory", AD_NO_GHOST_MEMBERS)
+    d = make_directory(write_connections=3)
+    d.ensure_branches()
+    groups = [f"w{g}" for g in range(6)]
+    for g in groups:
+        d.ensure_group(g, "r", "app")
+
+    def job():
+        queue, lock, threads = list(groups), threading.Lock(), []
+        all_three = threading.Barrier(3, timeout=10)    # broken unless three workers run at once
+
+        def worker():
+            threads.append(threading.get_ident())
+            all_three.wait()
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    group = queue.pop()
+                d.add_members(group, [names.person_dn(d.layout, f"{group}-{i}") for i in range(20)])
+        d.share_work(worker)
+        return threads
+
+    first = job()
+    opened = set(d._connections)
+    second = job()
+    assert len(set(first)) == 3 and threading.get_ident() in first
+    assert set(second) == set(first), "the same writer threads serve the next job"
+    assert d._connections == opened and len(opened) == 3, "on the connections they opened: no new bind"
+    assert all(len(d.members_of_group(g)) == 20 for g in groups)
+
+
+def test_an_error_in_a_writer_thread_is_raised_once_every_worker_has_returned(make_directory):
+    d = make_directory(write_connections=2)
+    finished, caller = [], threading.get_ident()
+
+    def worker():
+        if threading.get_ident() != caller:
+            raise DirectoryRejected("refused in the writer thread")
+        threading.Event().wait(0.2)
+        finished.append("caller")
+    with pytest.raises(DirectoryRejected, match="writer thread"):
+        d.share_work(worker)
+    assert finished == ["caller"]
+
+
+def test_one_write_connection_runs_the_work_in_the_callers_thread_only(make_directory):
+    d = make_directory(write_connections=1)
+    threads = []
+    d.share_work(lambda: threads.append(threading.get_ident()))
+    assert threads == [threading.get_ident()]
+
+
+def test_closing_the_directory_ends_its_writer_threads_and_a_later_job_gets_new_ones(make_directory):
+    d = make_directory(write_connections=2)
+    seen = []
+
+    def worker():
+        seen.append(threading.current_thread())
+        d.ping()
+    d.share_work(worker)
+    writer = next(t for t in seen if t is not threading.current_thread())
+    d.close()
+    assert not writer.is_alive() and not d._connections
+    seen.clear()
+    d.share_work(worker)
+    assert len(seen) == 2 and writer not in seen

@@ -316,6 +316,90 @@ def test_when_the_bookkeeping_fails_mid_pass_nothing_is_marked_applied_that_ldap
             assert person(rt, account_id) in member_dns(rt, role)
 
 
+def _backlog_over_three_groups(rt, daemon) -> list[tuple[int, str]]:
+    """Three agents each granted three roles (three groups): (request id, role) of the nine."""
+    from syncd import operator
+    people(rt)
+    for n in range(3):
+        operator.add_account(rt, f"agent{n}@lassuranceretraite.fr", "Agent", f"N{n}", "CARSAT-RA")
+    roles = ("accords-locaux-acces", "opim-local", "greve-declaration")
+    asked = [(habilitation(rt, role, f"agent{n}@lassuranceretraite.fr"), role) for role in roles for n in range(3)]
+    daemon.run_job("intake")
+    for request_id, role in asked:      # opim-local is centrally managed
+        decide_request(rt, request_id, ADMIN if role == "opim-local" else CORRESPONDENT, Verdict.ACCEPT)
+    return asked
+
+
+def test_a_pass_writes_its_groups_on_two_connections_at_once_and_a_group_the_directory_refuses_fails_alone(
+        rt, daemon, monkeypatch):
+    from syncd.errors import DirectoryRejected
+    from syncd.jobs.apply import apply_accepted
+    asked = _backlog_over_three_groups(rt, daemon)
+    refused = rt.mappings.role("greve-declaration").group
+    add_members, lock, threads = rt.directory.add_members, threading.Lock(), []
+    both_writing = threading.Barrier(2, timeout=10)     # broken, and the pass fails, unless two meet
+
+    def add(group, dns):
+        with lock:
+            threads.append(threading.get_ident())
+            first_two = len(threads) <= 2
+        if first_two:
+            both_writing.wait()
+        if group == refused:
+            raise DirectoryRejected("modify refused: constraint violation")
+        return add_members(group, dns)
+    monkeypatch.setattr(rt.directory, "add_members", add)
+    assert rt.settings.ldap.write_connections == 2
+    assert apply_accepted(rt) == 6
+    assert len(threads) == 3 and len(set(threads)) == 2
+    for request_id, role in asked:
+        row = request_row(rt, request_id)
+        if role == "greve-declaration":
+            assert row["applied_at"] is None and "constraint violation" in row["last_error"]
+            assert person(rt, row["account_id"]) not in member_dns(rt, role)
+        else:
+            assert row["applied_at"] is not None and row["last_error"] is None
+            assert person(rt, row["account_id"]) in member_dns(rt, role)
+
+
+def test_a_directory_outage_on_one_connection_stops_the_other_before_its_next_group_and_the_rest_follows(
+        rt, daemon, clock, monkeypatch):
+    import time
+
+    from syncd.errors import DirectoryUnavailable
+    from syncd.jobs.apply import apply_accepted
+    asked = _backlog_over_three_groups(rt, daemon)
+    add_members, lock, written = rt.directory.add_members, threading.Lock(), []
+    both_writing, outage_raised = threading.Barrier(2, timeout=10), threading.Event()
+
+    def add(group, dns):
+        with lock:
+            written.append(group)
+            call = len(written)
+        if call <= 2:
+            both_writing.wait()
+        if call == 1:
+            outage_raised.set()
+            raise DirectoryUnavailable("the server went away")
+        assert outage_raised.wait(10)
+        time.sleep(0.2)     # the failing connection sets the pass's stop as it unwinds: a few bytecodes
+        return add_members(group, dns)
+    monkeypatch.setattr(rt.directory, "add_members", add)
+    assert apply_accepted(rt) == 3, "the group written beside the outage is applied"
+    assert len(written) == 2, "no connection starts another group once one met the outage"
+    applied = [(i, role) for i, role in asked if request_row(rt, i)["applied_at"] is not None]
+    assert len(applied) == 3 and len({role for _, role in applied}) == 1
+    assert all(request_row(rt, i)["next_attempt_at"] is not None for i, _ in asked if (i, _) not in applied)
+    monkeypatch.undo()
+
+    clock.advance(days=1)   # past every backoff
+    assert daemon.run_job("apply") == 6
+    for request_id, role in asked:
+        assert request_row(rt, request_id)["applied_at"] is not None
+        assert events(rt, request_id).count("applied") == 1
+        assert person(rt, request_row(rt, request_id)["account_id"]) in member_dns(rt, role)
+
+
 def test_a_decision_on_a_request_that_does_not_exist_is_refused_and_audited(rt, daemon):
     from syncd.store import audit
     from syncd.store.db import transaction
