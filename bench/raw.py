@@ -5,7 +5,8 @@
   and the same with values naming no entry (the group's write alone);
 * apply-shaped member adds: exactly the modifies apply sends for a set of accepted requests
   (one per group touched, that group's new values, the same controls), computed here from
-  the requests (``apply_writes``), sent raw, then taken back out (untimed);
+  the requests (``apply_writes``), sent raw on one connection and on as many as apply shares
+  its groups between, then taken back out (untimed);
 * paged reads with ldap3 exactly as an application would write them (``SAFE_SYNC``,
   ``search(..., paged_size=1000)``, values decoded by ldap3), of every person with every
   mapped attribute, and of every group's member list;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -143,24 +145,43 @@ def permissive_modify(conn: Connection, some_dn: str) -> bool:
     return result["result"] != 12
 
 
-def apply_shaped_adds(ldap: Ldap, writes: list[tuple[str, list[str]]]) -> dict[str, float]:
+def apply_shaped_adds(ldap: Ldap, writes: list[tuple[str, list[str]]], connections: int = 1) -> dict[str, float]:
     """Send ``writes`` (``apply_writes``) as plain ldap3 modifies, with the permissive-modify
-    control when the server lists it (as apply does); then remove the values again (untimed),
-    so that the same requests can be applied next. Values per second, modifies, values, seconds."""
-    conn = connect(ldap)
-    controls = [(PERMISSIVE_MODIFY, False, None)] if permissive_modify(conn, writes[0][0]) else None
+    control when the server lists it (as apply does), on ``connections`` connections at once
+    sharing the list (as apply shares its groups, ``ldap.write_connections``); then remove the
+    values again (untimed), so that the same requests can be applied next. Values per second,
+    modifies, values, seconds."""
+    conns = [connect(ldap) for _ in range(connections)]
+    controls = [(PERMISSIVE_MODIFY, False, None)] if permissive_modify(conns[0], writes[0][0]) else None
     values = sum(len(v) for _, v in writes)
+    todo, lock, errors = iter(writes), threading.Lock(), []
+
+    def send(conn: Connection) -> None:
+        while True:
+            with lock:
+                write = None if errors else next(todo, None)
+            if write is None:
+                return
+            _, result, _, _ = conn.modify(write[0], {"member": [(MODIFY_ADD, write[1])]}, controls=controls)
+            if result["result"] != 0:
+                errors.append(result)
+    others = [threading.Thread(target=send, args=(c,)) for c in conns[1:]]
     t = time.perf_counter()
-    for group, chunk in writes:
-        _, result, _, _ = conn.modify(group, {"member": [(MODIFY_ADD, chunk)]}, controls=controls)
-        if result["result"] != 0:
-            raise RuntimeError(f"apply-shaped add failed: {result}")
+    for thread in others:
+        thread.start()
+    send(conns[0])
+    for thread in others:
+        thread.join()
     seconds = time.perf_counter() - t
+    if errors:
+        raise RuntimeError(f"apply-shaped add failed: {errors[0]}")
     for group, chunk in writes:
-        _, result, _, _ = conn.modify(group, {"member": [(MODIFY_DELETE, chunk)]})
+        _, result, _, _ = conns[0].modify(group, {"member": [(MODIFY_DELETE, chunk)]})
         if result["result"] != 0:
             raise RuntimeError(f"apply-shaped add not undone: {result}")
-    conn.unbind()
+    for conn in conns:
+        conn.unbind()
+    os.sync()   # the undo's writes reach the disk now, not in whatever is timed next
     return {"per_s": values / seconds, "values": values, "modifies": len(writes), "seconds": seconds,
             "permissive": controls is not None}
 

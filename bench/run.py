@@ -123,37 +123,42 @@ def runtime(db_url: str, slapd: Any, data: Any) -> Any:
 
 def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str | None = None,
                   rounds: int = 1) -> dict[str, Any]:
-    """Apply ``count`` accepted requests, beside its floor measured just before on the same
-    slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``),
-    then taken out again. ``rounds`` times, each round with requests of its own (same shape),
-    floor and apply alternating, so that a change of the machine's load hits both alike."""
-    from prometheus_client import REGISTRY
+    """Apply ``count`` accepted requests, beside its floors measured just before on the same
+    slapd: the very modifies apply is about to send, sent raw (``bench.raw.apply_shaped_adds``)
+    one after the other on one connection — the floor of issue 16's target — and shared between
+    as many connections as apply shares its groups between (``ldap.write_connections``), then
+    taken out again. ``rounds`` times, each round with requests of its own (same shape), floors
+    and apply alternating, so that a change of the machine's load hits them alike."""
     from sqlalchemy import func, select
 
     from syncd.jobs.apply import apply_accepted
     from syncd.store.tables import requests
 
-    def modify_seconds() -> float:   # apply's own time in LDAP modifies (syncd.directory.metrics)
-        return REGISTRY.get_sample_value("syncd_ldap_write_seconds_sum", {"operation": "modify"}) or 0.0
     ldap = Ldap(slapd.url, slapd.root_dn, slapd.root_password)
     every, _ = bsql.accepted_requests(data, count * rounds)
     engine = runtime(db_url, slapd, data)
+    connections = engine.settings.ldap.write_connections
     profiler = None
     if profile:
         import cProfile
         profiler = cProfile.Profile()
-    applied = seconds = floor_values = floor_seconds = modifies = 0
-    in_ldap = modify_seconds()
+    applied = seconds = modifies = 0
+    floors = {1: [0, 0.0], connections: [0, 0.0]}      # connections -> [values, seconds]
     per_round = []
     try:
         for n in range(rounds):
             reqs = every[n * count:(n + 1) * count]
-            # The round's requests are loaded and written out before the floor: the server's
+            # The round's requests are loaded and written out before the floors: the server's
             # aftermath of the bench's own bulk insert (dirty pages, the WAL, a checkpoint) would
             # otherwise land in apply's time only.
             bsql.load_accepted(engine.engine, data, count, skip=n * count)
             bsql.settle(engine.engine)
-            floor = apply_shaped_adds(ldap, apply_writes(data.mappings, [(r["account_id"], r["role_key"]) for r in reqs]))
+            writes = apply_writes(data.mappings, [(r["account_id"], r["role_key"]) for r in reqs])
+            by_round = {}
+            for k in sorted(floors, reverse=n % 2 == 1):     # which goes first alternates
+                by_round[k] = apply_shaped_adds(ldap, writes, connections=k)
+                floors[k][0] += by_round[k]["values"]
+                floors[k][1] += by_round[k]["seconds"]
             if profiler is not None:
                 profiler.enable()
             t = time.perf_counter()
@@ -166,12 +171,12 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
             took = time.perf_counter() - t
             if profiler is not None:
                 profiler.disable()
-            if done != floor["values"]:
-                raise RuntimeError(f"apply applied {done} requests, its floor wrote {floor['values']} values")
+            if done != by_round[1]["values"]:
+                raise RuntimeError(f"apply applied {done} requests, its floor wrote {by_round[1]['values']} values")
             applied, seconds = applied + done, seconds + took
-            floor_values, floor_seconds = floor_values + floor["values"], floor_seconds + floor["seconds"]
-            modifies += floor["modifies"]
-            per_round.append(f"{done / took:.0f}/{floor['per_s']:.0f} ({100 * floor['seconds'] / took:.0f}%)")
+            modifies += by_round[1]["modifies"]
+            per_round.append(f"{done / took:.0f}/" + "/".join(
+                f"{f['per_s']:.0f} ({100 * f['seconds'] / took:.0f}%)" for _, f in sorted(by_round.items())))
         if profiler is not None:
             profiler.dump_stats(f"{profile}-{bsql_label(db_url)}.prof")
         with engine.engine.connect() as conn:
@@ -181,10 +186,12 @@ def measure_apply(db_url: str, slapd: Any, data: Any, count: int, profile: str |
         engine.close()
     if left:
         raise RuntimeError(f"apply left {left} accepted requests unapplied")
+
+    def floor(k: int) -> dict[str, Any]:
+        values, took = floors[k]
+        return {"values": values, "seconds": took, "per_s": values / took, "modifies": modifies, "connections": k}
     return {"requests": applied, "seconds": seconds, "per_s": applied / seconds, "rounds": rounds,
-            "modifies_s": modify_seconds() - in_ldap,
-            "per_round": per_round, "floor": {"values": floor_values, "seconds": floor_seconds,
-                                              "per_s": floor_values / floor_seconds, "modifies": modifies}}
+            "connections": connections, "per_round": per_round, "floor": floor(1), "floor_shared": floor(connections)}
 
 
 def reconcile_in_subprocess(db_url: str, slapd: Any, *, force: bool = False, dry_run: bool = False,
@@ -304,11 +311,13 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
             res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply, args.apply_rounds)
             applied_at = time.time()
             floor = res["apply"]["floor"]
-            say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s; its floor, the same "
-                f"{floor['modifies']} modifies sent raw, {floor['per_s']:.0f} values/s; "
-                f"by round (req/s / values/s (%)): {', '.join(res['apply']['per_round'])}; "
-                f"apply {res['apply']['seconds']:.1f} s of which its modifies {res['apply']['modifies_s']:.1f} s, "
-                f"floor {floor['seconds']:.1f} s")
+            shared = res["apply"]["floor_shared"]
+            say(f"{size}/{engine}: apply {res['apply']['per_s']:.0f} req/s on {shared['connections']} connections; "
+                f"its floor, the same {floor['modifies']} modifies sent raw on one connection, "
+                f"{floor['per_s']:.0f} values/s, on {shared['connections']}, {shared['per_s']:.0f} values/s; by round "
+                f"(req/s / values/s (% of apply's rate) on one / on {shared['connections']}): "
+                f"{', '.join(res['apply']['per_round'])}; apply {res['apply']['seconds']:.1f} s, "
+                f"floors {floor['seconds']:.1f} / {shared['seconds']:.1f} s")
             if args.apply_only:
                 out[engine] = res
                 continue
@@ -396,8 +405,9 @@ def rows(results: list[dict[str, Any]], engines: list[str]) -> list[tuple[str, l
                 [f"{_f(get(r, 'raw', 'ldapsearch_people_s'))} + {_f(get(r, 'raw', 'ldapsearch_groups_s'), 2)}"
                  for r in results]))
     for e in engines:
-        out.append((f"apply, {label[e]}: req/s (requests; modifies; rounds) / floor: the same modifies sent raw "
-                    "(values/s) / % of the floor (target ≥ 90%) / % of raw batched / s per pass outside its modifies",
+        out.append((f"apply, {label[e]}: req/s (requests; modifies; rounds; connections) / floor: the same modifies "
+                    "sent raw on one connection (values/s) / % of the floor (target ≥ 90%) / the same modifies raw "
+                    "on apply's connections (values/s) / % of it / % of raw batched",
                     [_apply_cell(r, e) for r in results]))
     for e in engines:
         out.append((f"reconcile, no drift, first run (no stamps yet), {label[e]}: s / peak RSS MiB / × ldap3 read / "
@@ -439,11 +449,11 @@ def _apply_cell(r: dict, engine: str) -> str:
     res = _dig(r, (engine, "apply"))
     if not res:
         return "—"
-    floor = res.get("floor") or {}
-    outside = (res["seconds"] - res["modifies_s"]) / res.get("rounds", 1) if "modifies_s" in res else None
-    return (f"{res['per_s']:,.0f} ({res['requests']:,}; {floor.get('modifies', 0):,}; {res.get('rounds', 1)}) / "
-            f"{_f(floor.get('per_s'), 0)} / {_pct(res['per_s'], floor.get('per_s'))} / "
-            f"{_pct(res['per_s'], _dig(r, ('raw', 'member_adds_per_s')))} / {_f(outside, 2)}")
+    floor, shared = res.get("floor") or {}, res.get("floor_shared") or {}
+    return (f"{res['per_s']:,.0f} ({res['requests']:,}; {floor.get('modifies', 0):,}; {res.get('rounds', 1)}; "
+            f"{res.get('connections', 1)}) / {_f(floor.get('per_s'), 0)} / {_pct(res['per_s'], floor.get('per_s'))} / "
+            f"{_f(shared.get('per_s'), 0)} / {_pct(res['per_s'], shared.get('per_s'))} / "
+            f"{_pct(res['per_s'], _dig(r, ('raw', 'member_adds_per_s')))}")
 
 
 def _stamped_cell(r: dict, engine: str) -> str:
