@@ -644,3 +644,27 @@ def test_closing_the_directory_ends_its_writer_threads_and_a_later_job_gets_new_
     seen.clear()
     d.share_work(worker)
     assert len(seen) == 2 and writer not in seen
+
+
+def test_groups_written_at_once_sharing_their_members_leave_every_member_of_on_each_person(make_directory):
+    d = make_directory(write_connections=2)
+    d.ensure_branches()
+    people = [person(d, f"s{i}") for i in range(8)]
+    groups = ["shared-a", "shared-b", "shared-c", "shared-d"]
+    for g in groups:
+        d.ensure_group(g, g, "app")
+    todo, lock = list(groups), threading.Lock()
+    both_writing = threading.Barrier(2, timeout=10)
+
+    def worker():
+        both_writing.wait()
+        while True:
+            with lock:
+                if not todo:
+                    return
+                group = todo.pop()
+            for dn in people:     # one modify per member: the two connections interleave on each person
+                d.add_members(group, [dn])
+    d.share_work(worker)
+    expected = {names.normalise_dn(names.group_dn(d.layout, g)) for g in groups}
+    assert all(d.groups_of_person(f"s{i}") == expected for i in range(len(people)))
