@@ -29,7 +29,7 @@ from syncd.jobs import mobility, notify, parking, passwords
 from syncd.runtime import Runtime
 from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
-from syncd.store import accounts, applied as applied_store, audit, grants, repo
+from syncd.store import accounts, applied as applied_store, audit, repo
 from syncd.store import stamps as ldap_stamps
 from syncd.store.db import RowMapping, threads_share_database, transaction
 from syncd.store.queue import claim_requests
@@ -269,19 +269,9 @@ def _record_applied(conn, rt: Runtime, rows: list[RequestView], now: datetime) -
     habilitations = [r for r in rows if r.kind not in ACCOUNT_KINDS]
     group_dns = {key: names.group_dn(layout, rt.mappings.role(key).group)
                  for key in {r.role_key for r in habilitations}}
-    if conn.dialect.name == "postgresql":   # one statement over arrays (syncd.store.applied)
-        applied_store.mark_applied(conn, [r.id for r in rows], [
-            (r.id, r.account_id, r.role_key, group_dns[r.role_key],
-             names.person_dn(layout, r.account_id)) for r in habilitations], now)
-    else:
-        repo.mark_applied(conn, [r.id for r in rows], now)
-        repo.add_events(conn, [{"request_id": r.id, "event": "applied", "at": now} for r in rows])
-        audit.record_many(conn, [
-            audit.Entry(at=now, actor="syncd", action="ldap_member_added", request_id=r.id,
-                        target=group_dns[r.role_key], detail={"member": names.person_dn(layout, r.account_id)})
-            for r in habilitations])
-        if habilitations:
-            grants.mark_applied(conn, [(r.account_id, r.role_key) for r in habilitations], now)
+    applied_store.mark_applied(conn, [r.id for r in rows], [
+        (r.id, r.account_id, r.role_key, group_dns[r.role_key], names.person_dn(layout, r.account_id))
+        for r in habilitations], now)
     if habilitations:
         owners = accounts.by_ids(conn, {r.account_id for r in habilitations})
         language = notify.language_of(rt.settings)

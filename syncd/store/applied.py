@@ -1,4 +1,4 @@
-"""Apply's bookkeeping on PostgreSQL: a batch of requests marked applied in one statement.
+"""Apply's bookkeeping: a batch of requests marked applied in one statement, or one per table.
 
 Once a batch's members are in LDAP, each request is marked applied and gets its "applied"
 history event, each membership its ``applied_at``, each member added its audit row. Through
@@ -6,16 +6,22 @@ SQLAlchemy that was a statement per table with a row of parameters per request, 
 memberships looked up by a list of (account, role) pairs, which PostgreSQL plans as one OR branch
 per pair: most of apply's time once the directory is fast. Here the batch goes to the server as
 a few arrays, ``unnest``-ed in one statement of data-modifying CTEs: one round trip per batch.
-(SQLite runs in-process, where the per-row binding costs little: ``syncd.jobs.apply`` keeps its
-statements there.)
+SQLite runs in-process, with no round trip to save, but SQLAlchemy's binding of each row's
+values (times, JSON) cost as much as the database's own work, in the thread that records a big
+pass while its groups are written, against the writers: there the same rows go through the
+driver's ``executemany``, one statement per table, values shaped as ``UtcDateTime`` and ``JSON``
+bind them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
+
+from syncd.store.tables import time_to_driver
 
 _MARK_APPLIED = """
 WITH done AS (SELECT id, pos FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, pos)),
@@ -46,6 +52,29 @@ def mark_applied(conn: Connection, ids: Sequence[int], members: Sequence[tuple[i
     if not ids:
         return
     cur = conn.connection.dbapi_connection.cursor()
+    if conn.dialect.name != "postgresql":
+        _mark_applied_sqlite(cur, ids, members, time_to_driver(now, False))
+        return
     cur.execute(_MARK_APPLIED, {
         "ids": list(ids), "now": now, "request_ids": [m[0] for m in members], "accounts": [m[1] for m in members],
         "roles": [m[2] for m in members], "groups": [m[3] for m in members], "members": [m[4] for m in members]})
+
+
+_SQLITE_REQUESTS = ("UPDATE requests SET updated_at = ?, applied_at = ?, last_error = NULL, next_attempt_at = NULL, "
+                    "claimed_by = NULL, claimed_until = NULL, parked_at = NULL, parked_reason = NULL WHERE id = ?")
+_SQLITE_EVENTS = "INSERT INTO request_events (request_id, event, at) VALUES (?, 'applied', ?)"
+_SQLITE_AUDIT = ("INSERT INTO audit_log (at, actor, action, request_id, target, detail) "
+                 "VALUES (?, 'syncd', 'ldap_member_added', ?, ?, ?)")
+_SQLITE_MEMBERSHIPS = "UPDATE memberships SET applied_at = ? WHERE account_id = ? AND role_key = ?"
+
+
+def _mark_applied_sqlite(cur, ids: Sequence[int], members: Sequence[tuple[int, str, str, str, str]], at: str) -> None:
+    """``mark_applied`` on SQLite: what the PostgreSQL statement writes, row for row and in the same
+    order (the audit rows are sealed in it), ``at`` as ``UtcDateTime`` stores it."""
+    cur.executemany(_SQLITE_REQUESTS, [(at, at, i) for i in ids])
+    cur.executemany(_SQLITE_EVENTS, [(i, at) for i in ids])
+    if not members:
+        return
+    cur.executemany(_SQLITE_AUDIT, [(at, request_id, group_dn[:1000], json.dumps({"member": member}))
+                                    for request_id, _, _, group_dn, member in members])
+    cur.executemany(_SQLITE_MEMBERSHIPS, [(at, account_id, role_key) for _, account_id, role_key, _, _ in members])

@@ -74,18 +74,6 @@ def grant_memberships(conn: Connection, new: list[dict[str, Any]], existing: lis
 
 # The account_id test is redundant but lets SQLite use the primary key: it scans the whole
 # table for a row-value IN list alone.
-_MEMBERSHIP_APPLIED = (update(memberships)
-                       .where(memberships.c.account_id.in_(bindparam("accounts", expanding=True)),
-                              tuple_(memberships.c.account_id, memberships.c.role_key)
-                              .in_(bindparam("pairs", expanding=True)))
-                       .values(applied_at=bindparam("now")))
-
-
-def mark_applied(conn: Connection, pairs: list[tuple[str, str]], now: datetime) -> None:
-    """These (account id, role key) memberships are in LDAP now."""
-    conn.execute(_MEMBERSHIP_APPLIED, {"accounts": sorted({a for a, _ in pairs}), "pairs": pairs, "now": now})
-
-
 def held_by(conn: Connection, account_id: str) -> list[RowMapping]:
     """Every membership of ``account_id`` not revoked."""
     return list(conn.execute(select(memberships).where(

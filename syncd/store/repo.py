@@ -65,17 +65,6 @@ def undecided(conn: Connection) -> list[RequestView]:
                                                   .order_by(requests.c.id)).mappings()]
 
 
-_MARK_APPLIED = (update(requests).where(requests.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(updated_at=bindparam("now"), applied_at=bindparam("now"), last_error=None,
-                         next_attempt_at=None, claimed_by=None, claimed_until=None,
-                         parked_at=None, parked_reason=None))   # `syncd replay` may apply a parked one
-
-
-def mark_applied(conn: Connection, ids: list[int], now: datetime) -> None:
-    """These requests are in LDAP now: their claim, error and any parking go."""
-    conn.execute(_MARK_APPLIED, {"ids": ids, "now": now})
-
-
 def _any(conn: Connection, stmt) -> bool:
     """Whether ``stmt`` finds a row (it reads one at most)."""
     return conn.execute(stmt.limit(1)).first() is not None
@@ -171,14 +160,6 @@ def add_event(conn: Connection, request_id: int, event: str, at: datetime, actor
               detail: dict | None = None) -> None:
     conn.execute(_INSERT_EVENT, {"request_id": request_id, "event": event, "at": at, "actor": actor,
                                  "detail": detail})
-
-
-def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Many history events in one statement; each dict has ``request_id``, ``event``, ``at``
-    and optionally ``actor`` and ``detail``."""
-    if events:
-        conn.execute(insert(request_events),
-                     [{"actor": None, "detail": None} | e for e in events])
 
 
 def events_of(conn: Connection, request_id: int) -> list[RowMapping]:
