@@ -7,6 +7,7 @@ Claiming a batch is ``syncd.store.queue.claim_outbox``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from syncd.store.db import insert_ignoring, transaction
 from syncd.store.repo import aware
-from syncd.store.tables import outbox
+from syncd.store.tables import outbox, time_to_driver
 
 log = structlog.get_logger(__name__)
 
@@ -28,9 +29,32 @@ def add(conn: Connection, values: dict[str, Any]) -> int | None:
     return conn.execute(stmt).scalar_one_or_none()
 
 
+# The columns of a mail as ``syncd.mail.outbox`` shapes it, in the statement's order.
+_MAIL_COLUMNS = ("created_at", "recipient", "template", "language", "context", "request_id", "dedupe_key",
+                 "status", "attempts")
+_ADD_MANY = {postgresql: f"INSERT INTO outbox ({', '.join(_MAIL_COLUMNS)}) VALUES ({', '.join(marks)}) "
+                         "ON CONFLICT (dedupe_key) DO NOTHING"
+             for postgresql, marks in ((False, ["?"] * len(_MAIL_COLUMNS)),
+                                       (True, ["%s" if c != "context" else "%s::json" for c in _MAIL_COLUMNS]))}
+
+
 def add_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many mails in one statement; a dedupe key already there skips that mail."""
-    conn.execute(insert_ignoring(conn, outbox, ["dedupe_key"]), list(rows))
+    """Insert many mails (each with exactly the columns ``syncd.mail.outbox`` gives a mail), in
+    their order; a dedupe key already there, or met earlier in ``rows``, skips that mail.
+
+    For apply's and the tacit sweep's batches: the driver's ``executemany`` (psycopg pipelines
+    it), values shaped as ``UtcDateTime`` and ``JSON`` bind them. Through SQLAlchemy, binding
+    each row cost more than the insert: 2,000 mails took 106–125 ms of CPU on PostgreSQL and
+    75–91 ms on SQLite, 63–74 and 62–76 ms here (as arrays in one statement, 161 ms: psycopg
+    dumps arrays of text element by element).
+    """
+    if not rows:
+        return
+    postgresql = conn.dialect.name == "postgresql"
+    values = [[row[c] for c in _MAIL_COLUMNS] for row in rows]
+    for v in values:
+        v[0], v[4] = time_to_driver(v[0], postgresql), json.dumps(v[4])
+    conn.connection.dbapi_connection.cursor().executemany(_ADD_MANY[postgresql], values)
 
 
 def pending_count(conn: Connection) -> int:

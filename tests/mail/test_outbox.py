@@ -134,6 +134,25 @@ def test_mails_enqueued_by_the_batch_skip_dedupe_keys_already_there(mail_engine,
     assert keys == ["request:1:accepted", "request:2:accepted", "request:3:accepted"]
 
 
+def test_a_mail_enqueued_by_the_batch_is_stored_as_one_enqueued_alone(mail_engine, now):
+    from syncd.mail.outbox import Mail, enqueue_many
+    context = {**SAMPLE_CONTEXTS["request_accepted"], "requester_name": 'Zoë "l\'Ouvrière" 日本',
+               "nested": {"at": "2026-03-05T08:15:00+00:00", "n": [1, None, True]}}
+    shared = dict(recipient=" zoe@lassuranceretraite.fr ", template="request_accepted", context=context)
+    with mail_engine.begin() as conn:
+        alone = _enqueue(conn, now, **shared, language="en-GB", dedupe_key="alone")
+        enqueue_many(conn, [Mail(**shared, language="en-GB", dedupe_key="batch"),
+                            Mail(**shared, language="de"), Mail(**shared, language="fr")], now)
+    with mail_engine.connect() as conn:
+        rows = conn.execute(select(outbox).order_by(outbox.c.id)).mappings().all()
+    def stored(row):
+        return {k: v for k, v in row.items() if k not in ("id", "dedupe_key")}
+    assert rows[0]["id"] == alone and [r["dedupe_key"] for r in rows] == ["alone", "batch", None, None]
+    assert stored(rows[1]) == stored(rows[0])
+    assert [r["language"] for r in rows[1:]] == ["en", "fr", "fr"]
+    assert rows[1]["context"]["requester_name"] == 'Zoë "l\'Ouvrière" 日本'
+
+
 def test_a_bad_mail_in_a_batch_writes_none_of_it(sqlite_engine, now):
     from syncd.mail.outbox import Mail, enqueue_many
     good = Mail(recipient="a@b.fr", template="request_accepted", context=SAMPLE_CONTEXTS["request_accepted"])
