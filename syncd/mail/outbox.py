@@ -68,9 +68,10 @@ class Mail:
 
 
 def enqueue_many(conn: Connection, mails: Sequence[Mail], now: datetime) -> None:
-    """Add many mails in one multi-row statement; a dedupe key already there skips that mail.
+    """Add many mails in one batch (``syncd.store.outbox.add_many``); a dedupe key already there
+    skips that mail.
 
-    For jobs that change requests by the batch (apply, the tacit sweep). Checks every mail as
+    For jobs that change requests by the batch (apply's "granted" mails). Checks every mail as
     ``enqueue`` does, before writing any.
     """
     rows = [_row(m, now) for m in mails]

@@ -42,9 +42,9 @@ def add_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many mails (each with exactly the columns ``syncd.mail.outbox`` gives a mail), in
     their order; a dedupe key already there, or met earlier in ``rows``, skips that mail.
 
-    For apply's and the tacit sweep's batches: the driver's ``executemany`` (psycopg pipelines
-    it), values shaped as ``UtcDateTime`` and ``JSON`` bind them. Through SQLAlchemy, binding
-    each row cost more than the insert: 2,000 mails took 106–125 ms of CPU on PostgreSQL and
+    For apply's batches: the driver's ``executemany`` (psycopg pipelines it), values shaped as
+    ``UtcDateTime`` and ``JSON`` bind them. Through SQLAlchemy, binding each row cost more than
+    the insert: 2,000 mails took 106–125 ms of CPU on PostgreSQL and
     75–91 ms on SQLite, 63–74 and 62–76 ms here (as arrays in one statement, 161 ms: psycopg
     dumps arrays of text element by element).
     """
