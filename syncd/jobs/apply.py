@@ -273,7 +273,7 @@ def _record_applied(conn, rt: Runtime, rows: list[RequestView], now: datetime) -
         (r.id, r.account_id, r.role_key, group_dns[r.role_key], names.person_dn(layout, r.account_id))
         for r in habilitations], now)
     if habilitations:
-        owners = accounts.by_ids(conn, {r.account_id for r in habilitations})
+        owners = accounts.mail_contacts(conn, {r.account_id for r in habilitations})
         language = notify.language_of(rt.settings)
         mails = [notify.requester_mail(r, owners.get(r.account_id), _accepted_template(r), rt.mappings,
                                        rt.settings.web.base_url, language=language) for r in habilitations]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Row, RowMapping
 
 from syncd.core.model import PROVISIONED, AccountStatus
 from syncd.store.tables import accounts
@@ -33,6 +33,16 @@ def due_for_ldap(conn: Connection, now: datetime, limit: int) -> list[RowMapping
 
 def by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, RowMapping]:
     return {a["id"]: a for a in conn.execute(select(accounts).where(accounts.c.id.in_(set(ids)))).mappings()}
+
+
+def mail_contacts(conn: Connection, ids: Iterable[str]) -> dict[str, Row]:
+    """Of the accounts ``ids``, by id: what a mail about one of their requests names (id, e-mail,
+    given and family names, primary organisation), as attributes. Apply reads thousands at a
+    time, in the thread that records a pass while its groups are written: for 2,500 accounts,
+    whole rows took 53 ms of CPU on SQLite and 74 ms on PostgreSQL, these columns 21 and 50."""
+    columns = (accounts.c.id, accounts.c.email, accounts.c.given_name, accounts.c.family_name,
+               accounts.c.primary_organisation)
+    return {row.id: row for row in conn.execute(select(*columns).where(accounts.c.id.in_(set(ids))))}
 
 
 def to_write(conn: Connection, ids: Iterable[str], always: Iterable[str]) -> tuple[set[str], dict[str, RowMapping]]:
