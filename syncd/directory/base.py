@@ -4,10 +4,9 @@
 use and reopened once if the server dropped it while idle (see ``syncd.directory.adapter``),
 times and counts the writes (``syncd.directory.metrics``), lends a job its writer threads to
 send independent writes on ``ldap.write_connections`` connections at once (``share_work``), and
-offers what ``Directory`` is
-built from: search, modify and add returning ldap3's result dict, reading one entry, the
-upsert of one entry (only the attributes passed are compared and written) and the creation
-of a container and its missing ancestors. Entries are named by the caller; nothing here
+offers what ``Directory`` is built from: search, modify and add returning ldap3's result dict,
+reading one entry, the upsert of one entry (only the attributes passed are compared and
+written) and the creation of a container and its missing ancestors. Entries are named by the caller; nothing here
 knows where syncd keeps people, organisations or groups.
 """
 

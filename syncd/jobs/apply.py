@@ -2,14 +2,15 @@
 
 Accounts are written first (a member must exist before it joins a group); memberships go in one
 batched modify per group, the groups shared between ``ldap.write_connections`` connections (a
-group's modify waits on the server's disk most of its time: another's overlaps it). A big pass marks its requests applied by chunks in a thread of its own
-(``_Recorder``) while the next groups are written: only requests whose group modify has
-succeeded are handed over, so "applied" still follows LDAP, and a crash in between leaves
-written, unmarked requests that the next pass writes again (a member already there is success).
-A request whose write fails keeps its status and gains ``attempts``
-and ``last_error``: after a temporary failure it backs off (``next_attempt_at``), after a
-refusal it is parked (``syncd.jobs.parking``), out of every later pass until an operator acts;
-both show in ``syncd status``. A directory outage stops the pass: everything left is retried later.
+group's modify waits on the server's disk most of its time: another's overlaps it). A big pass
+marks its requests applied by chunks in a thread of its own (``_Recorder``) while the next
+groups are written: only requests whose group modify has succeeded are handed over, so
+"applied" still follows LDAP, and a crash in between leaves written, unmarked requests that the
+next pass writes again (a member already there is success). A request whose write fails keeps
+its status and gains ``attempts`` and ``last_error``: after a temporary failure it backs off
+(``next_attempt_at``), after a refusal it is parked (``syncd.jobs.parking``), out of every later
+pass until an operator acts; both show in ``syncd status``. A directory outage stops the pass:
+everything left is retried later.
 """
 
 from __future__ import annotations

@@ -72,8 +72,6 @@ def grant_memberships(conn: Connection, new: list[dict[str, Any]], existing: lis
             for r in sorted(existing, key=key)])
 
 
-# The account_id test is redundant but lets SQLite use the primary key: it scans the whole
-# table for a row-value IN list alone.
 def held_by(conn: Connection, account_id: str) -> list[RowMapping]:
     """Every membership of ``account_id`` not revoked."""
     return list(conn.execute(select(memberships).where(
