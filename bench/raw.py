@@ -162,7 +162,10 @@ def apply_shaped_adds(ldap: Ldap, writes: list[tuple[str, list[str]]], connectio
                 write = None if errors else next(todo, None)
             if write is None:
                 return
-            _, result, _, _ = conn.modify(write[0], {"member": [(MODIFY_ADD, write[1])]}, controls=controls)
+            try:
+                _, result, _, _ = conn.modify(write[0], {"member": [(MODIFY_ADD, write[1])]}, controls=controls)
+            except Exception as exc:    # noqa: BLE001 — raised by the caller, whichever thread met it
+                result = {"result": None, "error": repr(exc)}
             if result["result"] != 0:
                 errors.append(result)
     others = [threading.Thread(target=send, args=(c,)) for c in conns[1:]]
