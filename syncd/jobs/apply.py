@@ -33,7 +33,6 @@ from syncd.directory.stamps import layout_fingerprint
 from syncd.store import accounts, applied as applied_store, audit, repo
 from syncd.store import stamps as ldap_stamps
 from syncd.store.db import RowMapping, threads_share_database, transaction
-from syncd.store.queue import claim_requests
 
 log = structlog.get_logger(__name__)
 
@@ -44,15 +43,20 @@ ACCOUNT_KINDS = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 def apply_accepted(rt: Runtime) -> int:
     """Write one batch of accepted, unapplied requests to LDAP; return how many were applied."""
     now = rt.clock()
-    ids = claim_requests(rt.engine, statuses=repo.GRANTED_STATUSES, worker_id=rt.worker_id, now=now,
-                         lease_seconds=rt.settings.database.lease_seconds, limit=rt.settings.jobs.apply_batch_size,
-                         unapplied_only=True)
-    if not ids:
+    claimed = repo.claim_with_accounts(rt.engine, statuses=repo.GRANTED_STATUSES, worker_id=rt.worker_id, now=now,
+                                       lease_seconds=rt.settings.database.lease_seconds,
+                                       limit=rt.settings.jobs.apply_batch_size, unapplied_only=True)
+    if not claimed:
         return 0
-    with transaction(rt.engine, readonly=True) as conn:
-        rows = repo.requests_by_ids(conn, ids)
-        existing, to_write = accounts.to_write(conn, {r.account_id for r in rows if r.account_id},
-                                               {r.account_id for r in rows if r.kind in ACCOUNT_KINDS})
+    rows = [view for view, _ in claimed]
+    existing = {view.account_id for view, written in claimed if written is not None}
+    # The whole rows of the accounts LDAP never had, and of those the request itself writes.
+    wanted = {view.account_id for view, written in claimed
+              if written is False or (written and view.kind in ACCOUNT_KINDS)}
+    to_write = {}
+    if wanted:
+        with transaction(rt.engine, readonly=True) as conn:
+            to_write = accounts.by_ids(conn, wanted)
     applied: list[RequestView] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
     recorder = _Recorder(rt)
@@ -140,7 +144,8 @@ class _Recorder:
 
 def _write_accounts(rt: Runtime, rows: list[RequestView], existing: set[str], to_write: dict[str, RowMapping],
                     applied: list, failed: dict) -> None:
-    """Create or refresh the LDAP entry of every account these requests need (``accounts.to_write``)."""
+    """Create or refresh the LDAP entry of every account these requests need (``to_write``: the
+    accounts LDAP never had, and those an account or mobility request writes)."""
     for row in rows:
         writes_entry = row.kind in ACCOUNT_KINDS
         if row.account_id not in existing:

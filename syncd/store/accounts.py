@@ -45,16 +45,6 @@ def mail_contacts(conn: Connection, ids: Iterable[str]) -> dict[str, Row]:
     return {row.id: row for row in conn.execute(select(*columns).where(accounts.c.id.in_(set(ids))))}
 
 
-def to_write(conn: Connection, ids: Iterable[str], always: Iterable[str]) -> tuple[set[str], dict[str, RowMapping]]:
-    """Of the accounts ``ids``: those that exist, and the whole rows of those LDAP never had
-    (``ldap_version`` null) or listed in ``always`` (apply's account and mobility requests); two
-    narrow reads where ``by_ids`` would bring every column of every account."""
-    found = conn.execute(select(accounts.c.id, accounts.c.ldap_version).where(accounts.c.id.in_(set(ids)))).all()
-    always = set(always)
-    wanted = {i for i, version in found if version is None or i in always}
-    return {i for i, _ in found}, (by_ids(conn, wanted) if wanted else {})
-
-
 def mark_written(conn: Connection, account: RowMapping, now: datetime) -> None:
     """Record that LDAP has this version of the account; a pending account becomes active.
 

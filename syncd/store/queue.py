@@ -6,12 +6,12 @@ A row is claimable when its status is wanted, it is unclaimed or its lease ran o
 died or hung: the row comes back by itself), and - with ``due_only`` - its ``next_attempt_at``
 (retry back-off) is null or not in the future. Rows are claimed in ``id`` order.
 
-* PostgreSQL: ``SELECT ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED`` then ``UPDATE`` of the
-  lease, in one short transaction. Concurrent claimers skip each other's rows instead of
-  waiting; a row claimed by a transaction that committed in the meantime is re-checked by
-  PostgreSQL and left out.
-* SQLite: the same statements inside ``BEGIN IMMEDIATE`` (the engine's default): claimers take
-  turns on the database's single write lock.
+* PostgreSQL: one statement, ``WITH chosen AS MATERIALIZED (SELECT id ... ORDER BY id LIMIT n
+  FOR UPDATE SKIP LOCKED) UPDATE ... SET <lease> WHERE id IN (SELECT id FROM chosen) RETURNING
+  ...``. Concurrent claimers skip each other's rows instead of waiting; a row claimed by a
+  transaction that committed in the meantime is re-checked by PostgreSQL and left out.
+* SQLite: the same statement (without the row locks) inside ``BEGIN IMMEDIATE`` (the engine's
+  default): claimers take turns on the database's single write lock.
 
 A worker that finishes a row should clear the claim in the same statement that records the
 outcome, or call ``release``. Every function takes an Engine (a transaction of its own, committed before returning - the usual
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, and_, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from syncd.store.db import transaction, translate_errors
@@ -37,6 +37,7 @@ from syncd.store.tables import REQUEST_STATUSES, outbox, requests
 
 __all__ = [
     "claim_requests",
+    "claim_request_rows",
     "claim_outbox",
     "release",
 ]
@@ -65,6 +66,25 @@ def claim_requests(
     ``unapplied_only`` also requires ``applied_at`` to be null (decided requests whose outcome
     is not yet written to the directory).
     """
+    return [row[0] for row in claim_request_rows(
+        conn_or_engine, statuses=statuses, worker_id=worker_id, now=now, lease_seconds=lease_seconds,
+        limit=limit, due_only=due_only, unapplied_only=unapplied_only)]
+
+
+def claim_request_rows(
+    conn_or_engine: Engine | Connection,
+    *,
+    statuses: Iterable[str | enum.Enum],
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_only: bool = True,
+    unapplied_only: bool = False,
+    columns: Sequence[ColumnElement] = (),
+) -> list[Row]:
+    """``claim_requests``, each claimed request as a row of its id and ``columns``, read by the
+    claim's own statement (apply reads its batch there rather than by thousands of ids after)."""
     wanted = _status_values(statuses)
     unknown = sorted(set(wanted) - set(REQUEST_STATUSES))
     if unknown:
@@ -73,7 +93,7 @@ def claim_requests(
     extra = [requests.c.parked_at.is_(None)]
     if unapplied_only:
         extra.append(requests.c.applied_at.is_(None))
-    return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra)
+    return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra, columns)
 
 
 def claim_outbox(
@@ -86,7 +106,8 @@ def claim_outbox(
     due_only: bool = True,
 ) -> list[int]:
     """Claim up to ``limit`` pending outbox messages; return their ids, ascending."""
-    return _claim(conn_or_engine, outbox, [OUTBOX_PENDING], worker_id, now, lease_seconds, limit, due_only)
+    rows = _claim(conn_or_engine, outbox, [OUTBOX_PENDING], worker_id, now, lease_seconds, limit, due_only)
+    return [row[0] for row in rows]
 
 
 def release(
@@ -116,7 +137,8 @@ def _claim(
     limit: int,
     due_only: bool,
     extra: Sequence[ColumnElement[bool]] = (),
-) -> list[int]:
+    columns: Sequence[ColumnElement] = (),
+) -> list[Row]:
     _check_table(table)
     _check_worker(worker_id)
     until = _lease_end(now, lease_seconds)
@@ -133,17 +155,16 @@ def _claim(
     if due_only:
         conditions.append(or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now))
     conditions.extend(extra)
-    query = select(c.id).where(and_(*conditions)).order_by(c.id).limit(limit)
-
+    chosen = select(c.id).where(and_(*conditions)).order_by(c.id).limit(limit)
     with _tx(conn_or_engine) as conn:
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(conn.execute(query).scalars())
-        for chunk in _chunks(ids):
-            conn.execute(
-                update(table).where(c.id.in_(chunk)).values(claimed_by=worker_id, claimed_until=until)
-            )
-    return ids
+            chosen = chosen.with_for_update(skip_locked=True)
+        # The rows are chosen (and locked) in a CTE that runs once: as a plain ``IN (subquery)`` the
+        # planner may run the subquery again while it updates, and claim more than ``limit`` rows.
+        chosen = chosen.cte("chosen").prefix_with("MATERIALIZED", dialect="postgresql")
+        claim = (update(table).where(c.id.in_(select(chosen.c.id)))
+                 .values(claimed_by=worker_id, claimed_until=until).returning(c.id, *columns))
+        return sorted(conn.execute(claim).all(), key=lambda row: row[0])    # RETURNING has no order
 
 
 def _update_own_claims(conn_or_engine: Engine | Connection, table: Table, ids: Iterable[int], worker_id: str,

@@ -15,14 +15,15 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, Row, RowMapping
+from sqlalchemy import bindparam, cast, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine, Row, RowMapping
 
 from syncd.core import lifecycle
 from syncd.core.intake import IntakeFacts
 from syncd.core.model import Account, AccountStatus, Decider, DeciderScope, RequestKind, RequestView, Status
 from syncd.errors import StoreRejected
 from syncd.store.db import dialect_insert
+from syncd.store.queue import claim_request_rows
 from syncd.store.tables import (accounts, deciders, memberships, organisations, request_deciders, request_events,
                                 requests)
 
@@ -57,6 +58,21 @@ def requests_by_ids(conn: Connection, ids: Iterable[int]) -> list[RequestView]:
     a batch of thousands before its first write; this is half the time of whole rows as mappings)."""
     stmt = select(*_VIEW_COLUMNS).where(requests.c.id.in_(list(ids))).order_by(requests.c.id)
     return [_view_of_values(values) for values in conn.execute(stmt)]
+
+
+def claim_with_accounts(engine: Engine, **claim: Any) -> list[tuple[RequestView, bool | None]]:
+    """``queue.claim_request_rows`` (same arguments), each request claimed as its ``RequestView``
+    and whether LDAP has its account: True, False (the account exists, never written), None (no
+    account) — read by the claim's own statement, where reading them by thousands of ids after it
+    was, on PostgreSQL, a quarter of apply's time outside its writes."""
+    rows = claim_request_rows(engine, columns=(*_VIEW_COLUMNS, _ACCOUNT_WRITTEN), **claim)
+    return [(_view_of_values(row[1:-1]), row[-1]) for row in rows]
+
+
+# The cast is a no-op but for SQLite, which gives a column in RETURNING no affinity and then
+# compares it with the accounts' ids by scanning them all, not by their index.
+_ACCOUNT_WRITTEN = (select(accounts.c.ldap_version.is_not(None))
+                    .where(accounts.c.id == cast(requests.c.account_id, accounts.c.id.type)).scalar_subquery())
 
 
 def undecided(conn: Connection) -> list[RequestView]:

@@ -150,12 +150,14 @@ def test_the_outbox_is_claimed_with_the_same_rules(engine):
 
 
 @pytest.mark.parametrize("separate_engines", [False, True], ids=["shared-engine", "one-engine-each"])
-def test_two_racing_workers_never_claim_the_same_request_and_together_claim_all(db_url, separate_engines):
+def test_two_racing_workers_never_claim_the_same_request_nor_more_than_asked_and_together_claim_all(
+        db_url, separate_engines):
     setup = make_engine(db_url)
     with transaction(setup) as conn:
         ids = insert_requests(conn, 500)
     engines = [make_engine(db_url), make_engine(db_url)] if separate_engines else [setup, setup]
     claimed: dict[str, list[int]] = {"w1": [], "w2": []}
+    sizes: list[int] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -168,6 +170,7 @@ def test_two_racing_workers_never_claim_the_same_request_and_together_claim_all(
                 if not got:
                     return
                 claimed[worker].extend(got)
+                sizes.append(len(got))
                 time.sleep(0.001)  # "work" on them, letting the other worker in
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -181,6 +184,7 @@ def test_two_racing_workers_never_claim_the_same_request_and_together_claim_all(
         e.dispose()
 
     assert errors == []
+    assert max(sizes) == 7
     assert not set(claimed["w1"]) & set(claimed["w2"])
     assert sorted(claimed["w1"] + claimed["w2"]) == ids
     assert len(claimed["w1"]) + len(claimed["w2"]) == 500
