@@ -117,19 +117,22 @@ def batched_member_adds(ldap: Ldap, m: Mappings, dns: list[str], group_name: str
 def apply_writes(m: Mappings, requests: Iterable[tuple[str, str]], batch: int = 500) -> list[tuple[str, list[str]]]:
     """The (group dn, member values) modifies apply sends for these (account id, role key)
     requests, in its order: one batch of requests (the bench applies fewer than
-    ``jobs.apply_batch_size``), grouped per group, groups by name, values in request order,
-    at most ``batch`` values (``ldap.batch_size``) per modify."""
+    ``jobs.apply_batch_size``), grouped per group, the group with most requests first (then by
+    name), values in request order, at most ``batch`` values (``ldap.batch_size``) per modify."""
     layout = m.directory
     by_group: dict[str, list[str]] = {}
+    asked: dict[str, int] = {}
     for account_id, role_key in requests:
         role = m.role(role_key)
         assert role is not None, role_key
         values = by_group.setdefault(role.group, [])
+        asked[role.group] = asked.get(role.group, 0) + 1
         dn = names.person_dn(layout, account_id)
         if dn not in values:
             values.append(dn)
-    return [(names.group_dn(layout, group), values[i:i + batch])
-            for group, values in sorted(by_group.items()) for i in range(0, len(values), batch)]
+    order = sorted(by_group, key=lambda group: (-asked[group], group))
+    return [(names.group_dn(layout, group), by_group[group][i:i + batch])
+            for group in order for i in range(0, len(by_group[group]), batch)]
 
 
 def permissive_modify(conn: Connection, some_dn: str) -> bool:

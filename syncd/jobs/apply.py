@@ -210,7 +210,8 @@ def _write_memberships(rt: Runtime, rows: list[RequestView], applied: list, fail
             failed[row.id] = PermanentError(f"role {row.role_key!r} is no longer in the mappings")
             continue
         by_group[role.group].append(row)
-    groups = iter(sorted(by_group.items()))
+    # Biggest first: the connections end close together, not one on a big group while the others wait.
+    groups = iter(sorted(by_group.items(), key=lambda item: (-len(item[1]), item[0])))
     lock = threading.Lock()
     stop = threading.Event()     # set by an error one connection met: the others stop too
 
