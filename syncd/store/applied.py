@@ -5,7 +5,7 @@ history event, each membership its ``applied_at``, each member added its audit r
 SQLAlchemy that was a statement per table with a row of parameters per request, and the
 memberships looked up by a list of (account, role) pairs, which PostgreSQL plans as one OR branch
 per pair: most of apply's time once the directory is fast. Here the batch goes to the server as
-a few arrays, ``unnest``-ed in one statement of data-modifying CTEs: one round trip per batch.
+two JSON documents, unpacked in one statement of data-modifying CTEs: one round trip per batch.
 SQLite runs in-process, with no round trip to save, but SQLAlchemy's binding of each row's
 values (times, JSON) cost as much as the database's own work, in the thread that records a big
 pass while its groups are written, against the writers: there the same rows go through the
@@ -24,16 +24,17 @@ from sqlalchemy.engine import Connection
 from syncd.store.tables import time_to_driver
 
 _MARK_APPLIED = """
-WITH done AS (SELECT id, pos FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, pos)),
+WITH done AS (SELECT id::bigint AS id, pos FROM json_array_elements_text(%(ids)s::json) WITH ORDINALITY AS u(id, pos)),
 marked AS (
     UPDATE requests r SET updated_at = %(now)s, applied_at = %(now)s, last_error = NULL, next_attempt_at = NULL,
                           claimed_by = NULL, claimed_until = NULL, parked_at = NULL, parked_reason = NULL
-    WHERE r.id = ANY(%(ids)s::bigint[])),
+    WHERE r.id IN (SELECT id FROM done)),
 events AS (
     INSERT INTO request_events (request_id, event, at) SELECT id, 'applied', %(now)s FROM done ORDER BY pos),
 added AS (
-    SELECT * FROM unnest(%(request_ids)s::bigint[], %(accounts)s::text[], %(roles)s::text[], %(groups)s::text[],
-                         %(members)s::text[]) WITH ORDINALITY AS m(request_id, account_id, role_key, group_dn, member, pos)),
+    SELECT * FROM ROWS FROM (json_to_recordset(%(members)s::json) AS (request_id bigint, account_id text, role_key text,
+                                                                      group_dn text, member text))
+    WITH ORDINALITY AS m(request_id, account_id, role_key, group_dn, member, pos)),
 audited AS (
     INSERT INTO audit_log (at, actor, action, request_id, target, detail)
     SELECT %(now)s, 'syncd', 'ldap_member_added', request_id, left(group_dn, 1000), json_build_object('member', member)
@@ -41,6 +42,7 @@ audited AS (
 UPDATE memberships ms SET applied_at = %(now)s FROM added
 WHERE ms.account_id = added.account_id AND ms.role_key = added.role_key
 """
+_MEMBER_FIELDS = ("request_id", "account_id", "role_key", "group_dn", "member")
 
 
 def mark_applied(conn: Connection, ids: Sequence[int], members: Sequence[tuple[int, str, str, str, str]],
@@ -55,9 +57,10 @@ def mark_applied(conn: Connection, ids: Sequence[int], members: Sequence[tuple[i
     if conn.dialect.name != "postgresql":
         _mark_applied_sqlite(cur, ids, members, time_to_driver(now, False))
         return
-    cur.execute(_MARK_APPLIED, {
-        "ids": list(ids), "now": now, "request_ids": [m[0] for m in members], "accounts": [m[1] for m in members],
-        "roles": [m[2] for m in members], "groups": [m[3] for m in members], "members": [m[4] for m in members]})
+    # As JSON documents: psycopg dumps an array of text element by element (2.5–3 ms of CPU for
+    # the five arrays of 200 members, 0.3 ms as JSON).
+    cur.execute(_MARK_APPLIED, {"ids": json.dumps(list(ids)), "now": now,
+                                "members": json.dumps([dict(zip(_MEMBER_FIELDS, m, strict=True)) for m in members])})
 
 
 _SQLITE_REQUESTS = ("UPDATE requests SET updated_at = ?, applied_at = ?, last_error = NULL, next_attempt_at = NULL, "
