@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -172,25 +171,6 @@ def role_rows(conn: Connection, role_key: str) -> list[tuple]:
         cursor.close()
 
 
-def roles_rows(conn: Connection, role_keys: list[str]) -> dict[str, list[tuple]]:
-    """``role_rows`` of several roles in one statement (one round trip), by role: rows of
-    (account id, not revoked, role key), in index order, grouped without a Python loop per row."""
-    compiled = (select(memberships.c.account_id, memberships.c.revoked_at.is_(None), memberships.c.role_key)
-                .where(memberships.c.role_key.in_(role_keys)).order_by(memberships.c.role_key)
-                ).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params: Any = (tuple(compiled.params[k] for k in compiled.positiontup or []) if compiled.positional
-                   else compiled.params)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(str(compiled), params)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    found: dict[str, list[tuple]] = {key: [] for key in role_keys}
-    found.update((key, list(group)) for key, group in groupby(rows, itemgetter(2)))
-    return found
-
-
 # SQLite: a role's account ids as two strings, held and revoked, joined by the unit separator
 # and split in C: the driver makes two strings per role instead of a tuple per row (0.13 s of
 # 0.4 s for the groups at 50k accounts). One pass of the covering index of 0009, in its order,
@@ -202,6 +182,14 @@ _ROLE_IDS_SQLITE = ("SELECT count(CASE WHEN revoked_at IS NULL THEN 1 END), "
                     "count(revoked_at), "
                     "group_concat(CASE WHEN revoked_at IS NOT NULL THEN account_id END, char(31)) "
                     "FROM memberships WHERE role_key = ?")
+
+# PostgreSQL: the same two strings for several roles in one statement (one round trip). For 100
+# roles holding 310,000 rows: 484 ms and 290 ms of the client's CPU as a tuple per row, 176 and 31.
+_ROLES_IDS_POSTGRESQL = ("SELECT role_key, count(*) FILTER (WHERE revoked_at IS NULL), "
+                         "string_agg(account_id, chr(31)) FILTER (WHERE revoked_at IS NULL), "
+                         "count(revoked_at), "
+                         "string_agg(account_id, chr(31)) FILTER (WHERE revoked_at IS NOT NULL) "
+                         "FROM memberships WHERE role_key = ANY(%s) GROUP BY role_key")
 
 
 def role_ids(conn: Connection, role_key: str) -> tuple[list[str], list[str]]:
@@ -235,12 +223,23 @@ class RoleRows:
         return role_ids(self._conn, role_key)
 
     def ids_many(self, role_keys: list[str]) -> dict[str, tuple[list[str], list[str]]]:
-        """``role_ids`` of several roles: on PostgreSQL one statement (one round trip); on SQLite,
-        in the process, a statement per role: there is no round trip to save, and the role's key
-        on each row would cost more."""
+        """``role_ids`` of several roles: on PostgreSQL one statement (one round trip), each
+        role's ids as two strings; on SQLite, in the process, a statement per role: there is no
+        round trip to save, and the role's key on each row would cost more."""
         if is_sqlite(self._conn):
             return {key: role_ids(self._conn, key) for key in role_keys}
-        return {key: _split(rows) for key, rows in roles_rows(self._conn, role_keys).items()}
+        found: dict[str, tuple[list[str], list[str]]] = {key: ([], []) for key in role_keys}
+        cursor = self._conn.connection.dbapi_connection.cursor()
+        try:
+            counted = cursor.execute(_ROLES_IDS_POSTGRESQL, (list(role_keys),)).fetchall()
+        finally:
+            cursor.close()
+        for key, held_n, held, revoked_n, revoked in counted:
+            found[key] = (held.split(_SEPARATOR) if held is not None else [],
+                          revoked.split(_SEPARATOR) if revoked is not None else [])
+            if len(found[key][0]) != held_n or len(found[key][1]) != revoked_n:   # an id holds the separator
+                found[key] = _split(role_rows(self._conn, key))
+        return found
 
 
 @contextmanager
