@@ -200,11 +200,19 @@ def role_ids(conn: Connection, role_key: str) -> tuple[list[str], list[str]]:
             held_n, held, revoked_n, revoked = cursor.execute(_ROLE_IDS_SQLITE, (role_key,)).fetchone()
         finally:
             cursor.close()
-        held_ids = held.split(_SEPARATOR) if held is not None else []
-        revoked_ids = revoked.split(_SEPARATOR) if revoked is not None else []
-        if len(held_ids) == held_n and len(revoked_ids) == revoked_n:
-            return held_ids, revoked_ids
+        ids = _joined_ids(held_n, held, revoked_n, revoked)
+        if ids is not None:
+            return ids
     return _split(role_rows(conn, role_key))
+
+
+def _joined_ids(held_n: int, held: str | None, revoked_n: int, revoked: str | None
+                ) -> tuple[list[str], list[str]] | None:
+    """(held, revoked) ids from the two joined strings; None when the counts disagree (an id
+    holds the separator: the role is then read row by row)."""
+    held_ids = held.split(_SEPARATOR) if held is not None else []
+    revoked_ids = revoked.split(_SEPARATOR) if revoked is not None else []
+    return (held_ids, revoked_ids) if len(held_ids) == held_n and len(revoked_ids) == revoked_n else None
 
 
 def _split(rows: list[tuple]) -> tuple[list[str], list[str]]:
@@ -234,11 +242,8 @@ class RoleRows:
             counted = cursor.execute(_ROLES_IDS_POSTGRESQL, (list(role_keys),)).fetchall()
         finally:
             cursor.close()
-        for key, held_n, held, revoked_n, revoked in counted:
-            found[key] = (held.split(_SEPARATOR) if held is not None else [],
-                          revoked.split(_SEPARATOR) if revoked is not None else [])
-            if len(found[key][0]) != held_n or len(found[key][1]) != revoked_n:   # an id holds the separator
-                found[key] = _split(role_rows(self._conn, key))
+        for key, *joined in counted:
+            found[key] = _joined_ids(*joined) or _split(role_rows(self._conn, key))
         return found
 
 
