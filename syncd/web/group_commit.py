@@ -11,7 +11,9 @@ before its transaction has committed.
 A call whose writes raise (a replayed nonce, a value the database refuses, the database gone)
 would take the others of its transaction down with it: the whole transaction is rolled back
 and each of its calls written again in a transaction of its own, so that each gets the answer
-it would have had alone. PostgreSQL takes concurrent writers and does not use this.
+it would have had alone. Should the thread itself die, every call it holds or has queued is
+answered ``StoreUnavailable`` (503) and the next call starts another. PostgreSQL takes concurrent
+writers and does not use this.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
+from syncd.errors import StoreUnavailable
 from syncd.store.db import Connection, Engine, transaction
 
 log = structlog.get_logger(__name__)
@@ -74,21 +77,46 @@ class GroupCommit:
 
     def _serve(self, calls_queue: queue.SimpleQueue[_Call | None]) -> None:
         stopping = False
-        while not stopping:
-            first = calls_queue.get()
-            if first is None:
-                return
-            calls = [first]
-            while len(calls) < MAX_BATCH:
+        calls: list[_Call] = []
+        try:
+            while not stopping:
+                first = calls_queue.get()
+                if first is None:
+                    return
+                calls = [first]
+                while len(calls) < MAX_BATCH:
+                    try:
+                        call = calls_queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if call is None:
+                        stopping = True
+                        break
+                    calls.append(call)
+                self._write(calls)
+        except BaseException as exc:
+            self._abandon(calls_queue, calls, exc)
+            raise
+
+    def _abandon(self, calls_queue: queue.SimpleQueue[_Call | None], calls: list[_Call], exc: BaseException) -> None:
+        """The thread dies of something no call raised alone (an interpreter exit, a bug of ours):
+        every call it holds or that waits in its queue is answered with an error, not left waiting,
+        and the next ``run`` starts a new thread."""
+        log.error("decision_writer_stopped", error=type(exc).__name__, calls=len(calls))
+        failure = StoreUnavailable(f"the decision writer stopped ({type(exc).__name__}): the decision may not be "
+                                   "recorded, try again")     # 503, Retry-After: the next call starts a new writer
+        with self._lock:
+            if self._thread is threading.current_thread():
+                self._thread = None
+            while True:     # under the lock: no ``run`` queues here any more
                 try:
                     call = calls_queue.get_nowait()
                 except queue.Empty:
                     break
-                if call is None:
-                    stopping = True
-                    break
-                calls.append(call)
-            self._write(calls)
+                if call is not None:
+                    calls.append(call)
+        for call in calls:   # one already answered keeps its answer (``_resolve``)
+            _send(call, None, failure)
 
     def _write(self, calls: list[_Call]) -> None:
         if len(calls) > 1:

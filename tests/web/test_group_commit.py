@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, text
 
+from syncd.errors import StoreUnavailable
 from syncd.store.db import make_engine
 from syncd.web.group_commit import GroupCommit
 from tests.scenarios.helpers import CORRESPONDENT, events, habilitation, request_row
@@ -84,7 +85,7 @@ def run_gated(writer: GroupCommit, gate: Gate, first, rest, settle=lambda n: n *
         queued = [asyncio.ensure_future(writer.run(write, settle)) for write in rest]
         await asyncio.sleep(0)     # each queued its call
         gate.open()
-        return await asyncio.gather(head, *queued, return_exceptions=True)
+        return await asyncio.wait_for(asyncio.gather(head, *queued, return_exceptions=True), 10)
     try:
         return asyncio.run(scenario())
     finally:
@@ -150,6 +151,29 @@ def test_a_writer_used_again_after_closing_starts_a_new_thread(engine):
     assert asyncio.run(writer.run(insert(2), lambda n: n)) == 2, "not left waiting for a stopped thread"
     writer.close()
     assert stored(engine) == [1, 2]
+
+
+class WriterKilled(BaseException):
+    """Not an ``Exception``: what no call's own error handling catches, as an interpreter exit."""
+
+
+def kill_the_writer(conn):
+    raise WriterKilled
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_that_dies_answers_every_call_it_held_or_queued_and_the_next_call_starts_another(engine, monkeypatch):
+    monkeypatch.setattr("syncd.web.group_commit.MAX_BATCH", 2)   # so that one call still waits in the queue
+    gate = Gate()
+    writer = GroupCommit(engine, gate)
+    answers = run_gated(writer, gate, insert(1), [kill_the_writer, insert(3), insert(4)])
+    assert answers[0] == 10
+    assert [type(a) for a in answers[1:]] == [StoreUnavailable] * 3, "none left waiting for a dead thread"
+    assert "may not be recorded" in str(answers[3])
+    assert stored(engine) == [1], "the dead thread's transaction was rolled back"
+    assert asyncio.run(asyncio.wait_for(writer.run(insert(5), lambda n: n), 10)) == 5
+    writer.close()
+    assert stored(engine) == [1, 5]
 
 
 # --- through the API --------------------------------------------------------------------------
