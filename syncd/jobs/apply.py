@@ -174,15 +174,12 @@ def push_account(rt: Runtime, account: RowMapping) -> None:
     _, stamp = rt.directory.write_account(account["id"], attrs, layout.people.object_classes)
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        mark_account_written(conn, account, now)
+        accounts.mark_written(conn, account, now)
         record_stamp(conn, rt, account, stamp)
         audit.record(conn, at=now, actor="syncd", action="ldap_account_written",
                      target=names.person_dn(layout, account["id"]),
                      detail={"attributes": sorted(attrs), "version": account["version"]})
     log.info("account_written", account_id=account["id"])
-
-
-mark_account_written = accounts.mark_written   # the name reconcile knows it by
 
 
 def record_stamp(conn, rt: Runtime, account: RowMapping, stamp: str | None) -> None:

@@ -23,7 +23,7 @@ from syncd.core.model import AccountStatus
 from syncd.directory import names
 from syncd.directory.connection import NoSuchEntry
 from syncd.errors import PermanentError
-from syncd.jobs.apply import mark_account_written, record_stamp
+from syncd.jobs.apply import record_stamp
 from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer, Keys
 from syncd.reconcile.model import Plan
@@ -120,7 +120,7 @@ def apply_plan(rt: Runtime, plan: Plan, progress: Progress | None = None) -> App
                     for row, outcome, attrs, kind, stamp in written:
                         # The version read before the write: a change committed meanwhile keeps
                         # the account behind (the accounts job writes it next).
-                        mark_account_written(conn, row, now)
+                        accounts.mark_written(conn, row, now)
                         record_stamp(conn, rt, row, stamp)
                         if outcome != "unchanged":
                             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written",

@@ -22,7 +22,7 @@ import structlog
 from syncd.core.model import AccountStatus, RequestKind, Status
 from syncd.directory import names
 from syncd.errors import PermanentError
-from syncd.jobs.apply import mark_account_written, record_outcomes
+from syncd.jobs.apply import record_outcomes
 from syncd.runtime import Runtime
 from syncd.reconcile.compare import AccountComparer
 from syncd.reconcile.ldapread import LeanReader
@@ -113,7 +113,7 @@ def replay(rt: Runtime, request_id: int) -> ReplayResult:
 
     now = rt.clock()
     with transaction(rt.engine) as conn:
-        mark_account_written(conn, account, now)
+        accounts.mark_written(conn, account, now)
         if written != "unchanged":
             audit.record(conn, at=now, actor=ACTOR, action="ldap_account_written", request_id=request_id,
                          target=dn, detail={"version": account["version"], "replay": True})

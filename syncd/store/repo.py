@@ -126,8 +126,8 @@ def routed_to(conn: Connection, request_id: int) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
-_REQUEST_FIELDS = frozenset(f.name for f in fields(RequestView))
 _VIEW_FIELDS = tuple(f.name for f in fields(RequestView))
+_REQUEST_FIELDS = frozenset(_VIEW_FIELDS)
 _VIEW_COLUMNS = tuple(requests.c[name] for name in _VIEW_FIELDS)
 
 
