@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -262,7 +262,8 @@ def raw_db_reads(engine: Engine, people: Any, role_keys: list[str]) -> float:
 # request by its key): left to its planner, which has no statistics on the temporary table, it
 # scanned the whole of requests (audit rows) and of its (account_id, role_key) index (memberships).
 _FLOOR_SQLITE = (
-    "CREATE TEMP TABLE floor_due (id INTEGER PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS floor_due (id INTEGER PRIMARY KEY)",   # as the sweep's: kept by the pooled
+    "DELETE FROM temp.floor_due",                                            # connection, emptied each time
     "INSERT INTO floor_due SELECT r.id FROM requests r WHERE r.status = 'pending' AND r.deadline_at <= :now "
     "AND r.first_routed_at IS NOT NULL AND EXISTS (SELECT 1 FROM request_deciders d WHERE d.request_id = r.id)",
     "UPDATE requests SET status = 'accepted_tacitly', decided_at = :now, decided_by = 'tacit', updated_at = :now "
@@ -297,25 +298,33 @@ _FLOOR_POSTGRESQL = (
 )
 
 
-_FLOOR_KEEP = ("CREATE TABLE bench_floor_kept AS SELECT m.* FROM memberships m JOIN requests r "
-               "ON m.account_id = r.account_id AND m.role_key = r.role_key "
-               "WHERE r.status = 'pending' AND r.deadline_at <= {now}")
-_FLOOR_UNDO = (
+# What a tacit acceptance of the due requests wrote, undone between measures so that the next
+# finds the same work: the memberships their (account, role) pairs held before are kept aside, the
+# due ids noted, and afterwards the memberships they were granted, their events and their status
+# go back. The audit rows stay (append-only, unsealed: nothing measured reads them).
+_TACIT_KEEP = (
+    "CREATE TABLE bench_floor_kept AS SELECT m.* FROM memberships m JOIN requests r "
+    "ON m.account_id = r.account_id AND m.role_key = r.role_key "
+    "WHERE r.status = 'pending' AND r.deadline_at <= {now}",
+    "CREATE TABLE bench_floor_done AS SELECT r.id AS request_id FROM requests r WHERE r.status = 'pending' "
+    "AND r.deadline_at <= {now} AND r.first_routed_at IS NOT NULL "
+    "AND EXISTS (SELECT 1 FROM request_deciders d WHERE d.request_id = r.id)",
+)
+_TACIT_UNDO = (
     "DELETE FROM memberships WHERE granted_by_request IN (SELECT request_id FROM bench_floor_done)",
     "INSERT INTO memberships SELECT DISTINCT * FROM bench_floor_kept",
     "DELETE FROM request_events WHERE request_id IN (SELECT request_id FROM bench_floor_done)",
-    "UPDATE requests SET status = 'pending', decided_at = NULL, decided_by = NULL, updated_at = submitted_at "
-    "WHERE id IN (SELECT request_id FROM bench_floor_done)",
+    "UPDATE requests SET status = 'pending', decided_at = NULL, decided_by = NULL, comment = NULL, "
+    "updated_at = submitted_at WHERE id IN (SELECT request_id FROM bench_floor_done)",
     "DROP TABLE bench_floor_kept",
     "DROP TABLE bench_floor_done",
 )
 
 
-def tacit_floor(engine: Engine, now: datetime) -> float:
-    """Seconds the tacit sweep's writes take as bare set-based SQL in one transaction, its commit
-    included. What the memberships held before is kept aside and everything is undone afterwards
-    (not timed), so that the sweep then finds the same work; but for the audit rows, which are
-    append-only (they stay, unsealed: the sweep's own inserts do not read them)."""
+def tacit_undone(engine: Engine, now: datetime, accept: Callable[[], object]) -> float:
+    """Seconds ``accept()`` takes to accept tacitly the requests due at ``now`` (the floor's SQL,
+    ``tacit_floor_writes``, or the sweep itself); what it wrote is then undone (``_TACIT_UNDO``,
+    not timed), so that the next measure finds the same work."""
     import time
     sqlite = engine.dialect.name == "sqlite"
     stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
@@ -323,12 +332,39 @@ def tacit_floor(engine: Engine, now: datetime) -> float:
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
-        cur.execute(_FLOOR_KEEP.format(now=mark), {"now": stamp})
-        conn.commit()
         if sqlite:
             cur.execute("BEGIN IMMEDIATE")
+        for statement in _TACIT_KEEP:
+            cur.execute(statement.format(now=mark), {"now": stamp})
+        conn.commit()
         t = time.perf_counter()
+        accept()
+        seconds = time.perf_counter() - t
+        cur.execute("SELECT count(*), count(CASE WHEN r.status = 'accepted_tacitly' THEN 1 END) FROM bench_floor_done d "
+                    "JOIN requests r ON r.id = d.request_id")
+        due, moved = cur.fetchone()
+        conn.commit()
+        if moved != due:     # the measure did not do the whole work: its time would flatter it
+            raise RuntimeError(f"{moved} of the {due} due requests were accepted tacitly")
         if sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        for statement in _TACIT_UNDO:
+            cur.execute(statement)
+        conn.commit()
+        return seconds
+    finally:
+        conn.close()
+
+
+def tacit_floor_writes(engine: Engine, now: datetime) -> None:
+    """The tacit sweep's writes as bare set-based SQL in one transaction, its commit included."""
+    sqlite = engine.dialect.name == "sqlite"
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        if sqlite:
+            stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            cur.execute("BEGIN IMMEDIATE")
             for statement in _FLOOR_SQLITE:
                 cur.execute(statement, {"now": stamp})
         else:
@@ -336,16 +372,5 @@ def tacit_floor(engine: Engine, now: datetime) -> float:
             ids = cur.fetchone()[0] or []
             cur.execute(_FLOOR_POSTGRESQL[1], {"now": now, "ids": ids})
         conn.commit()
-        seconds = time.perf_counter() - t
-        if sqlite:
-            cur.execute("BEGIN IMMEDIATE")
-            cur.execute("CREATE TABLE bench_floor_done AS SELECT id AS request_id FROM floor_due")
-            cur.execute("DROP TABLE floor_due")
-        else:
-            cur.execute("CREATE TABLE bench_floor_done AS SELECT unnest(%(ids)s::bigint[]) AS request_id", {"ids": ids})
-        for statement in _FLOOR_UNDO:
-            cur.execute(statement)
-        conn.commit()
-        return seconds
     finally:
         conn.close()
