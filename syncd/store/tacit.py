@@ -66,6 +66,9 @@ def claim_due(conn: Connection, now: datetime, limit: int, internal_accounts: bo
     On PostgreSQL rows another transaction holds are skipped (``SKIP LOCKED``): two daemons
     sweeping at once take disjoint requests, and a request a decider is deciding right now is
     left to that decision. SQLite's write transaction is exclusive, which covers it.
+
+    PostgreSQL reads them through ``ix_requests_routed_pending_deadline`` (migration 0013), the
+    due ones' pages only; SQLite through ``ix_requests_status_deadline``, in deadline order.
     """
     if conn.dialect.name == "postgresql":
         # Aware already, and booleans: each row made a candidate as it is read. In binary: the
