@@ -6,12 +6,13 @@ Functions take a ``Connection`` inside the caller's transaction (see ``syncd.sto
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection, Row, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import PROVISIONED, AccountStatus
 from syncd.store.tables import accounts
@@ -35,14 +36,35 @@ def by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, RowMapping]:
     return {a["id"]: a for a in conn.execute(select(accounts).where(accounts.c.id.in_(set(ids)))).mappings()}
 
 
-def mail_contacts(conn: Connection, ids: Iterable[str]) -> dict[str, Row]:
+class MailContact(NamedTuple):
+    """What a mail about an account's request names of it (``mail_contacts``)."""
+
+    id: str
+    email: str
+    given_name: str
+    family_name: str
+    primary_organisation: str
+
+
+# The ids go as one JSON document: on SQLite no statement of as many parameters; on PostgreSQL
+# no array of text, which psycopg dumps element by element.
+_MAIL_CONTACTS = {
+    "postgresql": "SELECT id, email, given_name, family_name, primary_organisation FROM accounts "
+                  "WHERE id IN (SELECT json_array_elements_text(%s::json))",
+    "sqlite": "SELECT id, email, given_name, family_name, primary_organisation FROM accounts "
+              "WHERE id IN (SELECT value FROM json_each(?))",
+}
+
+
+def mail_contacts(conn: Connection, ids: Iterable[str]) -> dict[str, MailContact]:
     """Of the accounts ``ids``, by id: what a mail about one of their requests names (id, e-mail,
-    given and family names, primary organisation), as attributes. Apply reads thousands at a
-    time, in the thread that records a pass while its groups are written: for 2,500 accounts,
-    whole rows took 53 ms of CPU on SQLite and 74 ms on PostgreSQL, these columns 21 and 50."""
-    columns = (accounts.c.id, accounts.c.email, accounts.c.given_name, accounts.c.family_name,
-               accounts.c.primary_organisation)
-    return {row.id: row for row in conn.execute(select(*columns).where(accounts.c.id.in_(set(ids))))}
+    given and family names, primary organisation). Apply reads hundreds at a time, in the thread
+    that records a pass while its groups are written, beside the writers: on the driver, where
+    through SQLAlchemy (an ``IN`` of as many parameters, rows made ``Row``) 200 accounts cost
+    4-6 ms of that thread's CPU."""
+    cur = conn.connection.dbapi_connection.cursor()
+    cur.execute(_MAIL_CONTACTS[conn.dialect.name], (json.dumps(sorted(set(ids))),))
+    return {row[0]: MailContact(*row) for row in cur.fetchall()}
 
 
 def mark_written(conn: Connection, account: RowMapping, now: datetime) -> None:

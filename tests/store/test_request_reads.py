@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from syncd.core.model import RequestKind, Status
-from syncd.store import repo
+from syncd.store import accounts as accounts_store, repo
 from syncd.store.db import transaction
 from syncd.store.tables import accounts, organisations, requests
 
@@ -48,3 +48,20 @@ def test_apply_s_claim_gives_each_request_as_read_alone_and_whether_ldap_has_its
     assert [view for view, _ in claimed] == alone
     assert [written for _, written in claimed] == [True, False, None]     # None: no account (yet)
     assert claimed_by == {ids[0]: "w1", ids[1]: "w1", ids[2]: "w1", ids[3]: None}
+
+
+def test_the_mail_contacts_of_a_batch_are_each_account_s_as_stored_and_unknown_ids_are_left_out(engine):
+    people = [("plain", "Ana", "Lopez"), ("o'brien \"x\", y", "Zoé", "Ñúñez"), ("ALICE", "Al", "Ice")]
+    with transaction(engine) as conn:
+        conn.execute(insert(organisations), [{"code": "ORG", "name": "Org", "branch": "b", "updated_at": T0}])
+        conn.execute(insert(accounts), [
+            {"id": account_id, "email": f"{n}@example.org", "given_name": given, "family_name": family,
+             "primary_organisation": "ORG", "internal": True, "status": "active", "created_at": T0, "updated_at": T0}
+            for n, (account_id, given, family) in enumerate(people)])
+    with transaction(engine, readonly=True) as conn:
+        contacts = accounts_store.mail_contacts(conn, ["plain", "o'brien \"x\", y", "ALICE", "alice", "nobody"])
+        none = accounts_store.mail_contacts(conn, [])
+    assert contacts == {account_id: (account_id, f"{n}@example.org", given, family, "ORG")
+                        for n, (account_id, given, family) in enumerate(people)}
+    assert contacts["o'brien \"x\", y"].given_name == "Zoé" and contacts["ALICE"].primary_organisation == "ORG"
+    assert none == {}
