@@ -8,6 +8,7 @@ So a mail is never sent for a change that rolled back, and never lost for one th
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -104,9 +105,13 @@ def _check(recipient: str, template: str, context: Mapping[str, Any]) -> None:
     if missing:
         raise ValueError(f"mail template {template!r} needs context keys {', '.join(sorted(missing))}")
     address = (recipient or "").strip()
-    if (not address or len(address) > 254 or address.count("@") != 1
-            or any(c.isspace() or ord(c) < 32 or c in "<>,;\"()" for c in address)):
+    if not address or len(address) > 254 or address.count("@") != 1 or _NOT_IN_AN_ADDRESS.search(address):
         raise ValueError(f"not a single e-mail address: {recipient!r}")
+
+
+# Whitespace (``str.isspace``'s: ``\s`` is the same test), control characters, and what would
+# make a header hold a list, a display name or a comment.
+_NOT_IN_AN_ADDRESS = re.compile(r'[\s\x00-\x1f<>,;"()]')
 
 
 def utc(moment: datetime) -> datetime:
@@ -114,6 +119,9 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})   # exactly these: an Enum of str is not one
 
 
 def _jsonable(value: Any, path: str = "context") -> Any:
@@ -126,7 +134,9 @@ def _jsonable(value: Any, path: str = "context") -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, f"{path}.{k}") for k, v in value.items()}
+        # A plain value as it is, without a call and its path: apply makes thousands of contexts
+        # of a dozen plain values each, in the thread that records a pass beside its writers.
+        return {str(k): v if type(v) in _PLAIN else _jsonable(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
     raise ValueError(f"{path}: a {type(value).__name__} cannot be stored in the outbox (JSON)")

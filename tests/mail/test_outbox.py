@@ -4,9 +4,12 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from syncd.core.model import Status
+from syncd.mail import outbox as mail_outbox
 from syncd.mail.outbox import enqueue
 from syncd.store.outbox import oldest_pending_age, pending_count
 from syncd.store.tables import outbox
@@ -91,6 +94,35 @@ def test_an_unknown_template_or_a_missing_context_key_fails_in_the_callers_trans
 def test_a_recipient_that_is_not_one_address_is_refused(sqlite_engine, now, recipient):
     with sqlite_engine.begin() as conn, pytest.raises(ValueError, match="address"):
         _enqueue(conn, now, recipient=recipient)
+
+
+def _one_address(recipient: str) -> bool:
+    """What the outbox takes for one address, said character by character."""
+    address = recipient.strip()
+    return (0 < len(address) <= 254 and address.count("@") == 1
+            and not any(c.isspace() or ord(c) < 32 or c in '<>,;"()' for c in address))
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=30), st.text(st.characters(codec="utf-8"), max_size=30))
+def test_a_recipient_is_refused_exactly_when_it_holds_a_space_a_control_character_or_a_list(local, domain):
+    recipient = f"{local}@{domain}"
+    try:
+        mail_outbox._check(recipient, "request_accepted", SAMPLE_CONTEXTS["request_accepted"])
+    except ValueError:
+        taken = False
+    else:
+        taken = True
+    assert taken == _one_address(recipient)
+
+
+def test_nested_context_values_are_made_json_and_a_refusal_names_where_the_value_is(sqlite_engine, now):
+    context = {**SAMPLE_CONTEXTS["request_accepted"], "labels": ("a", Status.PENDING, {"at": datetime(2026, 3, 5)})}
+    with sqlite_engine.begin() as conn:
+        outbox_id = _enqueue(conn, now, context=context)
+        row = conn.execute(select(outbox.c.context).where(outbox.c.id == outbox_id)).one()
+        assert row.context["labels"] == ["a", "pending", {"at": "2026-03-05T00:00:00+00:00"}]
+        with pytest.raises(ValueError, match=r"context\.labels\[1\]\.bad: a object"):
+            _enqueue(conn, now, context={**context, "labels": [1, {"bad": object()}]})
 
 
 def test_context_values_are_made_json_and_others_refused(sqlite_engine, now):
