@@ -258,8 +258,8 @@ def record_outcomes(rt: Runtime, applied: list[RequestView], failed: dict[int, E
         log.info("requests_applied", count=len(applied))
 
 
-# Rows per statement: well under SQLite's 32,766 bound parameters, and statements PostgreSQL
-# plans once per batch rather than once per request.
+# Requests per bookkeeping statement: on PostgreSQL each chunk goes as one statement over JSON
+# documents (planned once per chunk, not once per request), whose size this bounds.
 _CHUNK = 1000
 
 
