@@ -94,6 +94,7 @@ class GroupCommit:
                         break
                     calls.append(call)
                 self._write(calls)
+                calls = []      # all answered
         except BaseException as exc:
             self._abandon(calls_queue, calls, exc)
             raise
@@ -102,7 +103,6 @@ class GroupCommit:
         """The thread dies of something no call raised alone (an interpreter exit, a bug of ours):
         every call it holds or that waits in its queue is answered with an error, not left waiting,
         and the next ``run`` starts a new thread."""
-        log.error("decision_writer_stopped", error=type(exc).__name__, calls=len(calls))
         failure = StoreUnavailable(f"the decision writer stopped ({type(exc).__name__}): the decision may not be "
                                    "recorded, try again")     # 503, Retry-After: the next call starts a new writer
         with self._lock:
@@ -115,6 +115,7 @@ class GroupCommit:
                     break
                 if call is not None:
                     calls.append(call)
+        log.error("decision_writer_stopped", error=type(exc).__name__, calls=len(calls))
         for call in calls:   # one already answered keeps its answer (``_resolve``)
             _send(call, None, failure)
 
