@@ -232,7 +232,8 @@ class RoleRows:
 
     def ids_many(self, role_keys: list[str]) -> dict[str, tuple[list[str], list[str]]]:
         """``role_ids`` of several roles: on PostgreSQL one statement (one round trip), each
-        role's ids as two strings; on SQLite, in the process, a statement per role: there is no
+        role's ids as two strings, in the order the server aggregates them (reconcile makes sets
+        of them); on SQLite, in the process, a statement per role: there is no
         round trip to save, and the role's key on each row would cost more."""
         if is_sqlite(self._conn):
             return {key: role_ids(self._conn, key) for key in role_keys}
