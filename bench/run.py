@@ -287,6 +287,16 @@ def measure_tacit(db_url: str, slapd: Any, data: Any, total: int, due: int, roun
             "requests": total, "load_seconds": load, "rounds": rounds, "sweeps_s": sweeps, "floors_s": floors}
 
 
+# Apply's rounds. Each round's own ratio to its floor moves by ±20 points with the disk; at 10k,
+# where apply's margin over the floor is narrowest, five rounds (a round takes 8–9 s there); above,
+# three, since a round at 50k takes ~20 s and `make bench` has ten minutes.
+SMALL_SIZE, SMALL_APPLY_ROUNDS, APPLY_ROUNDS = 10_000, 5, 3
+
+
+def default_apply_rounds(size: int) -> int:
+    return SMALL_APPLY_ROUNDS if size <= SMALL_SIZE else APPLY_ROUNDS
+
+
 def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args: Any) -> dict[str, Any]:
     from syncd.devslapd import DevSlapd
     from syncd.reconcile.config import ReconcileConfig
@@ -319,8 +329,8 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
                 out["raw"] = raw_limits(ldap, data.mappings, [a["id"] for a in data.accounts], min(size, args.raw_adds))
                 say(f"{size}: raw limits {json.dumps({k: round(v, 2) for k, v in out['raw'].items()})}")
             res: dict[str, Any] = {}
-            apply_count = min(size, args.apply)
-            res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply, args.apply_rounds)
+            apply_count, rounds = min(size, args.apply), args.apply_rounds or default_apply_rounds(size)
+            res["apply"] = measure_apply(db_url, slapd, data, apply_count, args.profile_apply, rounds)
             applied_at = time.time()
             floor = res["apply"]["floor"]
             shared = res["apply"]["floor_shared"]
@@ -341,7 +351,7 @@ def one_size(size: int, engines: list[str], dbs: Databases, workdir: Path, args:
             res.update(measure_stamped(db_url, slapd, data, ldap, applied_at))
             eng = make_engine(db_url)
             res["drift_made"] = make_drift(ldap, eng, data, 0.01,
-                                           set(bsql.accepted_pairs(data, apply_count * args.apply_rounds)))
+                                           set(bsql.accepted_pairs(data, apply_count * rounds)))
             eng.dispose()
             res["drift"] = reconcile_in_subprocess(db_url, slapd, force=True)
             say(f"{size}/{engine}: reconcile, 1% drift: {res['drift']['seconds']:.1f} s, "
@@ -570,8 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--due", type=int, default=10_000, help="of which due")
     p.add_argument("--tacit-at", choices=("largest", "all"), default="largest")
     p.add_argument("--apply", type=int, default=2000, help="accepted requests applied per size and engine")
-    p.add_argument("--apply-rounds", type=int, default=3,
-                   help="rounds of apply, each beside its floor, each with requests of its own")
+    p.add_argument("--apply-rounds", type=int,
+                   help="rounds of apply, each beside its floor, each with requests of its own "
+                        f"(default: {SMALL_APPLY_ROUNDS} up to {SMALL_SIZE:,} accounts, {APPLY_ROUNDS} above)")
     p.add_argument("--apply-only", action="store_true",
                    help="raw limits and apply only (no reconcile, drift, desk or tacit sweep)")
     p.add_argument("--profile-apply", metavar="PREFIX",
