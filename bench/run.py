@@ -594,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write every figure measured to this file")
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if args.apply_rounds is not None and args.apply_rounds < 1:
+        p.error("--apply-rounds must be at least 1")
     # SIGTERM (make, CI, a timeout) unwinds like Ctrl-C: slapd stopped, databases dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
