@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import AccountStatus, Status
 from syncd.store.repo import GRANTED_STATUSES, OPEN_STATUSES, aware
-from syncd.store.tables import accounts, deciders, job_runs, outbox, reconcile_runs, requests
+from syncd.store.tables import accounts, deciders, job_runs, outbox, reconcile_runs, requests, status_in
 
 def status_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(requests.c.status, func.count()).group_by(requests.c.status))
@@ -40,13 +40,13 @@ def central_administrator_count(conn: Connection) -> int:
 
 def unapplied_count(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(requests).where(
-        requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None))).scalar() or 0
+        status_in(requests, GRANTED_STATUSES), requests.c.applied_at.is_(None))).scalar() or 0
 
 
 def failing_count(conn: Connection) -> int:
     """Accepted requests whose LDAP write failed and waits for a retry, parked ones apart."""
     return conn.execute(select(func.count()).select_from(requests).where(
-        requests.c.status.in_(GRANTED_STATUSES), requests.c.applied_at.is_(None),
+        status_in(requests, GRANTED_STATUSES), requests.c.applied_at.is_(None),
         requests.c.last_error.is_not(None), requests.c.parked_at.is_(None))).scalar() or 0
 
 
@@ -54,7 +54,7 @@ def failing_requests(conn: Connection, limit: int = 10) -> list[RowMapping]:
     return list(conn.execute(select(requests.c.id, requests.c.status, requests.c.attempts,
                                     requests.c.last_error, requests.c.next_attempt_at)
                              .where(requests.c.last_error.is_not(None), requests.c.applied_at.is_(None),
-                                    requests.c.status.in_(GRANTED_STATUSES), requests.c.parked_at.is_(None))
+                                    status_in(requests, GRANTED_STATUSES), requests.c.parked_at.is_(None))
                              .order_by(requests.c.id).limit(limit)).mappings())
 
 
@@ -71,7 +71,7 @@ def waiting_work(conn: Connection, now: datetime) -> set[str]:
     if conn.execute(select(requests.c.id).where(requests.c.status == Status.NEW.value, due, free)
                     .limit(1)).first():
         found.add("intake")
-    if conn.execute(select(requests.c.id).where(requests.c.status.in_(GRANTED_STATUSES),
+    if conn.execute(select(requests.c.id).where(status_in(requests, GRANTED_STATUSES),
                                                 requests.c.applied_at.is_(None), due, free).limit(1)).first():
         found.add("apply")
     mail_free = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now)

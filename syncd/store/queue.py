@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from syncd.store.db import transaction, translate_errors
-from syncd.store.tables import REQUEST_STATUSES, outbox, requests
+from syncd.store.tables import REQUEST_STATUSES, outbox, requests, status_in
 
 __all__ = [
     "claim_requests",
@@ -149,7 +149,7 @@ def _claim(
 
     c = table.c
     conditions = [
-        c.status.in_(statuses),
+        status_in(table, statuses),     # written into the SQL: a partial index may serve it (tables.py)
         or_(c.claimed_until.is_(None), c.claimed_until <= now),  # free, or the lease ran out
     ]
     if due_only:
