@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, select, text
 
 from syncd.store import health, repo
 from syncd.store.db import transaction
@@ -34,7 +34,7 @@ def _history(conn, applied: int, backlog: int) -> None:
 
 
 def _statements(engine, run) -> list[tuple[str, object]]:
-    """The SELECT and UPDATE statements ``run`` sends, with their parameters (nothing else runs)."""
+    """The SELECT and UPDATE statements ``run`` sends, with their parameters."""
     seen: list[tuple[str, object]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -86,9 +86,13 @@ def test_the_backlog_queries_read_the_backlog_index_on_each_engine_not_the_histo
 def test_the_claim_still_takes_the_backlog_oldest_first_among_the_history(engine):
     with transaction(engine) as conn:
         _history(conn, applied=300, backlog=4)
+        backlog = list(conn.execute(select(requests.c.id).where(requests.c.status == "accepted",
+                                                                requests.c.applied_at.is_(None))
+                                    .order_by(requests.c.id)).scalars())
+    assert len(backlog) == 4
     claimed = claim_request_rows(engine, statuses=repo.GRANTED_STATUSES, worker_id="w", now=T0,
                                  lease_seconds=60, limit=3, unapplied_only=True)
-    assert [row[0] for row in claimed] == [301, 302, 303]
+    assert [row[0] for row in claimed] == backlog[:3]
     with transaction(engine) as conn:
         assert health.unapplied_count(conn) == 4
         assert "apply" in health.waiting_work(conn, T0 + timedelta(seconds=1))     # the fourth is free
