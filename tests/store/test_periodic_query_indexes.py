@@ -1,10 +1,11 @@
-"""The apply backlog's queries read the backlog, not the history of every request ever applied.
+"""The periodic jobs' queries read what they look for, not every row ever written.
 
 Apply's claim, the daemon's wake-up probe and the counts of `syncd status` and the metrics run
 every few seconds; with a million requests of history they each walked ~850,000 applied rows
-(~100–190 ms) until migration 0014. These tests ask each engine's own planner, on a database as
-production leaves it (SQLite: no statistics, since nothing runs ANALYZE; PostgreSQL: analysed, as
-autovacuum does), which index each query reads.
+(~100–190 ms) until migration 0014. The accounts job's revoked memberships and the expiry job's
+expiring ones read every membership until migration 0015. These tests ask each engine's own
+planner, on a database as production leaves it (SQLite: no statistics, since nothing runs ANALYZE;
+PostgreSQL: analysed, as autovacuum does), which index each query reads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from datetime import timedelta
 
 from sqlalchemy import event, insert, select, text
 
-from syncd.store import health, repo
+from syncd.store import grants, health, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_request_rows
-from syncd.store.tables import APPLY_BACKLOG, requests
+from syncd.store.tables import APPLY_BACKLOG, accounts, memberships, organisations, requests
 
 from tests.store.rows import T0
 
@@ -31,6 +32,13 @@ def _history(conn, applied: int, backlog: int) -> None:
     rows += [{"kind": "habilitation", "submitted_at": T0, "role_key": "role-001", "status": "accepted",
               "attempts": 0, "updated_at": T0, "applied_at": None} for _ in range(backlog)]
     conn.execute(insert(requests), rows)
+
+
+def _analyse(engine) -> None:
+    """What autovacuum does on PostgreSQL; nothing, as in production, on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
 
 
 def _statements(engine, run) -> list[tuple[str, object]]:
@@ -62,9 +70,7 @@ def _plan(engine, statement: str, parameters) -> str:
 def test_the_backlog_queries_read_the_backlog_index_on_each_engine_not_the_history(engine):
     with transaction(engine) as conn:
         _history(conn, applied=20_000, backlog=3)
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE requests"))
+    _analyse(engine)
 
     def backlog_queries() -> None:
         with transaction(engine) as conn:
@@ -101,3 +107,36 @@ def test_the_claim_still_takes_the_backlog_oldest_first_among_the_history(engine
 def test_the_backlog_index_names_the_statuses_apply_claims_written_as_its_queries_write_them():
     statuses = ", ".join(f"'{s}'" for s in sorted(repo.GRANTED_STATUSES))
     assert f"status IN ({statuses})" in APPLY_BACKLOG.text
+
+
+def test_the_memberships_the_periodic_jobs_look_for_are_read_through_their_indexes(engine):
+    people, roles = 2_000, 10
+    with transaction(engine) as conn:
+        conn.execute(insert(organisations), [{"code": "ORG", "name": "Org", "branch": "b", "updated_at": T0}])
+        conn.execute(insert(accounts), [
+            {"id": f"a{n}", "email": f"a{n}@example.org", "given_name": "A", "family_name": "B",
+             "primary_organisation": "ORG", "internal": True, "status": "active", "created_at": T0,
+             "updated_at": T0} for n in range(people)])
+        # Held and in LDAP, a fifth with an expiry far ahead; three revoked still in LDAP; three expiring.
+        conn.execute(insert(memberships), [
+            {"account_id": f"a{n}", "role_key": f"role-{r}", "granted_at": T0, "applied_at": T0,
+             "expires_at": T0 + timedelta(days=900) if n % 5 == 0 else None}
+            for n in range(people) for r in range(roles)])
+        conn.execute(memberships.update().where(memberships.c.account_id.in_(["a1", "a2", "a3"]),
+                                                memberships.c.role_key == "role-0")
+                     .values(revoked_at=T0, applied_at=None))
+        conn.execute(memberships.update().where(memberships.c.account_id.in_(["a4", "a6", "a7"]),
+                                                memberships.c.role_key == "role-1")
+                     .values(expires_at=T0 + timedelta(days=3)))
+    _analyse(engine)
+
+    def job_queries() -> None:
+        with transaction(engine, readonly=True) as conn:
+            assert len(grants.removals_due(conn, T0)) == 3
+            assert len(grants.expiring(conn, T0 + timedelta(days=30), excluding_roles=["role-9"])) == 3
+    statements = _statements(engine, job_queries)
+    assert len(statements) == 2, [s for s, _ in statements]
+    for statement, parameters in statements:
+        plan = _plan(engine, statement, parameters)
+        wanted = "ix_memberships_removals_due" if "revoked_at IS NOT NULL" in statement else "ix_memberships_expiring"
+        assert wanted in plan, f"{statement}\nread through:\n{plan}"
