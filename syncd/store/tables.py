@@ -229,7 +229,7 @@ Index("ix_requests_routed_pending_deadline", requests.c.deadline_at, requests.c.
 # Added in migration 0014: the apply backlog, requests granted and not yet written to LDAP
 # (apply's claim, the daemon's wake-up probe, `syncd status` and the metrics). Without them these
 # walked every granted request ever applied: with 1M requests of history an idle probe took
-# ~100 ms and an empty claim ~190 ms, on both engines. Two shapes of one small set, because the
+# ~100 ms and an empty claim 170–190 ms, on both engines. Two shapes of one small set, because the
 # two planners take different ones: PostgreSQL the ids alone (in claim order); SQLite, which
 # keeps no statistics unless told to, only an index whose first column its query constrains by
 # equality, and a partial index only for a query holding its terms as written, values included:

@@ -36,9 +36,9 @@ def test_several_roles_read_at_once_give_each_role_s_held_and_revoked_ids_as_rea
     with grants.role_rows_reader(engine) as reader:
         many = reader.ids_many(keys)
         alone = {key: reader.ids(key) for key in keys}
-    def in_order(found):     # neither read orders a role's ids (string_agg has no ORDER BY): reconcile makes sets of them
+    def sorted_ids(found):     # neither read orders a role's ids (string_agg has no ORDER BY): reconcile makes sets of them
         return {key: (sorted(held), sorted(revoked)) for key, (held, revoked) in found.items()}
-    assert in_order(many) == in_order(alone)
-    assert in_order(many) == {
+    assert sorted_ids(many) == sorted_ids(alone)
+    assert sorted_ids(many) == {
         "held-only": (["a1", "a2"], []), "mixed": (["a1", "a2"], ["a3", "a4"]), "revoked-only": ([], ["a3"]),
         "separator": (["a1", "odd\x1fid"], ["a2"]), "no-rows": ([], [])}

@@ -5,7 +5,7 @@ id)``, both of the requests whose status is ``accepted`` or ``accepted_tacitly``
 ``applied_at`` is null: the rows apply claims in id order (``syncd.store.queue``) and the daemon's
 wake-up probe, ``syncd status`` and the metrics count (``syncd.store.health``). Without them those
 queries walked every granted request ever applied: with a million requests of history an idle
-probe took about 100 ms and an empty claim about 190 ms, on both engines, every few seconds.
+probe took about 100 ms and an empty claim 170–190 ms, on both engines, every few seconds.
 PostgreSQL's planner takes the first, SQLite's (with no statistics) only the second.
 
 Building them reads the whole ``requests`` table twice (about 0.1 s per million rows each here, on
