@@ -236,11 +236,15 @@ class Daemon:
             scheduler.run_pending()
             if self.stopping.is_set():
                 break
+            busy = False
             for name in self._probe(names):
                 if self.stopping.is_set():
                     break
-                self.run_job(name)
-            wake.wait(timeout=poll)
+                busy = bool(self.run_job(name)) or busy
+            if not busy:
+                # A job that did work may have left more (apply takes a batch a pass): look again at
+                # once, and wait for the poll or a hint only once the probe's jobs find nothing to do.
+                wake.wait(timeout=poll)
             wake.clear()
 
     def wake_up(self) -> None:

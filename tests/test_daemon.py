@@ -103,6 +103,44 @@ def test_new_work_in_the_queue_table_starts_within_a_second_whatever_the_interva
         thread.join(5)
 
 
+def test_a_backlog_bigger_than_a_pass_is_drained_pass_after_pass_without_waiting_for_the_poll(rt, monkeypatch):
+    rt.settings.jobs.wake_poll_seconds = 30
+    backlog = [2000, 2000, 2000, 500]
+    passes = []
+
+    def apply(_rt):
+        passes.append(time.monotonic())
+        return backlog.pop(0) if backlog else 0
+    daemon = Daemon(rt, [Job("apply", apply, 3600)])
+    monkeypatch.setattr(daemon, "_probe", lambda names: ["apply"] if backlog else [])
+    thread = threading.Thread(target=daemon.run_forever)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while backlog and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not backlog, f"{len(backlog)} passes still waiting: the lane slept between passes"
+    finally:
+        daemon.stop()
+        thread.join(5)
+    assert passes[-1] - passes[0] < 5, "the passes followed one another, not the 30 s poll"
+
+
+def test_a_probe_that_finds_work_the_job_cannot_do_does_not_spin_the_lane(rt, monkeypatch):
+    rt.settings.jobs.wake_poll_seconds = 0.1
+    runs = []
+    daemon = Daemon(rt, [Job("apply", lambda _rt: runs.append(1) or 0, 3600)])   # backed-off work: 0 done
+    monkeypatch.setattr(daemon, "_probe", lambda names: ["apply"])
+    thread = threading.Thread(target=daemon.run_forever)
+    thread.start()
+    try:
+        time.sleep(1.0)
+    finally:
+        daemon.stop()
+        thread.join(5)
+    assert 3 <= len(runs) <= 15, f"{len(runs)} runs in a second with a 0.1 s poll"
+
+
 def test_sighup_reloads_valid_mappings_and_keeps_the_old_ones_when_the_new_are_invalid(rt, tmp_path):
     import shutil
     from pathlib import Path
