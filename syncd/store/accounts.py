@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from syncd.core.model import PROVISIONED, AccountStatus
-from syncd.store.tables import accounts
+from syncd.store.tables import LDAP_DUE_ORDER, accounts
 
 ACTIVE, PENDING = AccountStatus.ACTIVE.value, AccountStatus.PENDING.value
 
@@ -28,7 +28,7 @@ def due_for_ldap(conn: Connection, now: datetime, limit: int) -> list[RowMapping
         or_(accounts.c.ldap_version.is_(None), accounts.c.ldap_version < accounts.c.version),
         accounts.c.ldap_parked_at.is_(None),
         or_(accounts.c.ldap_next_attempt_at.is_(None), accounts.c.ldap_next_attempt_at <= now))
-        .order_by(func.coalesce(accounts.c.ldap_next_attempt_at, accounts.c.updated_at), accounts.c.id)
+        .order_by(*LDAP_DUE_ORDER)      # ix_accounts_ldap_due's columns: read in order, up to the limit
         .limit(limit)).mappings())
 
 

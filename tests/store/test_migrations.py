@@ -15,6 +15,11 @@ from syncd.store.db import make_engine
 from syncd.store.migrate import alembic_config, current_revision, head_revision, is_up_to_date, upgrade
 from syncd.store.tables import metadata
 
+# SQLAlchemy and Alembic cannot read SQLite's indexes on expressions (ix_accounts_ldap_due) back,
+# and say so: there the index is checked by name from the catalogue (``_index_names``).
+pytestmark = [pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index"),
+              pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")]
+
 
 def _diff(url: str) -> list:
     engine = make_engine(url)
@@ -40,11 +45,22 @@ def _named_constraints(url: str) -> dict[str, set[tuple[str, str]]]:
             names |= {("fk", fk["name"]) for fk in insp.get_foreign_keys(t)}
             names |= {("uq", uq["name"]) for uq in insp.get_unique_constraints(t)}
             names |= {("ck", ck["name"]) for ck in insp.get_check_constraints(t)}
-            names |= {("ix", ix["name"]) for ix in insp.get_indexes(t) if not ix.get("duplicates_constraint")}
+            names |= {("ix", name) for name in _index_names(engine, insp, t)}
             found[t] = names
         return found
     finally:
         engine.dispose()
+
+
+def _index_names(engine, insp, table: str) -> set[str]:
+    """The table's own indexes (not those standing for a constraint). SQLAlchemy does not reflect
+    SQLite's indexes on expressions (ix_accounts_ldap_due): there they are read from the catalogue,
+    where an index standing for a constraint has no SQL of its own."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                            "AND sql IS NOT NULL", (table,)).scalars())
+    return {ix["name"] for ix in insp.get_indexes(table) if not ix.get("duplicates_constraint")}
 
 
 def _model_constraints() -> dict[str, set[tuple[str, str]]]:

@@ -3,7 +3,8 @@
 Apply's claim, the daemon's wake-up probe and the counts of `syncd status` and the metrics run
 every few seconds; with a million requests of history they each walked ~850,000 applied rows
 (~100–190 ms) until migration 0014. The accounts job's revoked memberships and the expiry job's
-expiring ones read every membership until migration 0015. These tests ask each engine's own
+expiring ones read every membership until migration 0015, its accounts behind LDAP every account
+until migration 0016. These tests ask each engine's own
 planner, on a database as production leaves it (SQLite: no statistics, since nothing runs ANALYZE;
 PostgreSQL: analysed, as autovacuum does), which index each query reads.
 """
@@ -14,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import event, insert, select, text
 
-from syncd.store import grants, health, repo
+from syncd.store import accounts as account_store, grants, health, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_request_rows
 from syncd.store.tables import APPLY_BACKLOG, accounts, memberships, organisations, requests
@@ -140,3 +141,29 @@ def test_the_memberships_the_periodic_jobs_look_for_are_read_through_their_index
         plan = _plan(engine, statement, parameters)
         wanted = "ix_memberships_removals_due" if "revoked_at IS NOT NULL" in statement else "ix_memberships_expiring"
         assert wanted in plan, f"{statement}\nread through:\n{plan}"
+
+
+def test_the_accounts_behind_ldap_are_read_through_their_index_in_the_order_the_job_takes_them(engine):
+    people = 3_000
+    with transaction(engine) as conn:
+        conn.execute(insert(organisations), [{"code": "ORG", "name": "Org", "branch": "b", "updated_at": T0}])
+        conn.execute(insert(accounts), [
+            {"id": f"a{n}", "email": f"a{n}@example.org", "given_name": "A", "family_name": "B",
+             "primary_organisation": "ORG", "internal": True, "status": "active", "created_at": T0,
+             "updated_at": T0 - timedelta(days=n % 30), "version": 2, "ldap_version": 2} for n in range(people)])
+        behind = {"a5": {"ldap_version": 1, "updated_at": T0 - timedelta(minutes=5)},
+                  "a6": {"ldap_version": None, "updated_at": T0 - timedelta(minutes=1)},
+                  # its back-off ended before the others changed: it comes first
+                  "a7": {"ldap_version": 1, "updated_at": T0 - timedelta(days=2),
+                         "ldap_next_attempt_at": T0 - timedelta(minutes=9)},
+                  "a8": {"ldap_version": 1, "ldap_next_attempt_at": T0 + timedelta(minutes=1)}}  # still backing off
+        for account_id, values in behind.items():
+            conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+    _analyse(engine)
+
+    def job_query() -> None:
+        with transaction(engine, readonly=True) as conn:
+            assert [a["id"] for a in account_store.due_for_ldap(conn, T0, 100)] == ["a7", "a5", "a6"]
+    [(statement, parameters)] = _statements(engine, job_query)
+    plan = _plan(engine, statement, parameters)
+    assert "ix_accounts_ldap_due" in plan, f"{statement}\nread through:\n{plan}"
