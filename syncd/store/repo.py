@@ -234,14 +234,18 @@ def current_deciders(conn: Connection, organisation_code: str | None = None) -> 
     With ``organisation_code``, only those who can matter for that organisation: its
     correspondents and the central administrators.
     """
-    stmt = (select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, accounts.c.email)
-            .join(accounts, accounts.c.id == deciders.c.account_id)
-            .where(accounts.c.status == AccountStatus.ACTIVE.value))
+    # Each decider's account looked up by its key, not joined: as a join SQLite's planner (no
+    # statistics) read every account to find the few deciders, intake's routing of each request too.
+    active_email = (select(accounts.c.email).where(accounts.c.id == deciders.c.account_id,
+                                                   accounts.c.status == AccountStatus.ACTIVE.value)
+                    .scalar_subquery().label("email"))
+    stmt = select(deciders.c.account_id, deciders.c.scope, deciders.c.organisation_code, active_email)
     if organisation_code is not None:
         stmt = stmt.where(or_(deciders.c.scope == DeciderScope.CENTRAL.value,
                               deciders.c.organisation_code == organisation_code))
-    rows = conn.execute(stmt)
-    return [Decider(r.account_id, r.email, DeciderScope(r.scope), r.organisation_code) for r in rows]
+    rows = conn.execute(stmt.order_by(deciders.c.id))
+    return [Decider(r.account_id, r.email, DeciderScope(r.scope), r.organisation_code)
+            for r in rows if r.email is not None]
 
 
 # --- one request, locked (a decision's own statements are in ``syncd.store.decision``) ---------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from syncd.store import decision
@@ -42,11 +42,9 @@ def release(conn: Connection, key: str) -> None:
     conn.execute(delete(used_tokens).where(used_tokens.c.key == key))
 
 
-def count_prefixed(conn: Connection, prefix: str) -> int:
-    """How many markers start with ``prefix`` (taken literally: ``%`` and ``_`` are escaped)."""
-    pattern = prefix.replace("%", r"\%").replace("_", r"\_") + "%"
-    return conn.execute(select(func.count()).select_from(used_tokens)
-                        .where(used_tokens.c.key.like(pattern, escape="\\"))).scalar_one()
+def existing(conn: Connection, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are markers now (each looked up by the primary key)."""
+    return set(conn.execute(select(used_tokens.c.key).where(used_tokens.c.key.in_(keys))).scalars())
 
 
 def purge(conn: Connection, now: datetime) -> int:

@@ -3,7 +3,7 @@
 The per-client token buckets of ``syncd.web.auth`` live in one process's memory; a limit that
 must hold whatever process a call reaches (the forgotten-password form: mails sent to a person,
 guesses from one address) is counted here instead. A fixed window of ``window`` seconds allows
-``limit`` calls: each call claims the first free slot ``<key>:<window number>:<n>`` (n < limit)
+``limit`` calls: each call claims the first free slot ``limit:<key>:<window number>:<n>`` (n < limit)
 as a ``used_tokens`` row. The row's primary key makes two processes claiming the same slot at
 once take two different slots or fail; the slots expire with their window and the nonce purge
 removes them. Keys are hashed by the caller when they hold personal data.
@@ -23,9 +23,11 @@ def take(conn: Connection, key: str, limit: int, window: int, now: datetime) -> 
     0 if it is allowed, else the seconds until the window ends (for ``Retry-After``)."""
     number = math.floor(now.timestamp() / window)
     ends = datetime.fromtimestamp((number + 1) * window, tz=timezone.utc)
-    prefix = f"limit:{key}:{number}:"
-    taken = tokens.count_prefixed(conn, prefix)
-    for slot in range(taken, limit):
-        if tokens.claim(conn, f"{prefix}{slot}", now, ends + timedelta(seconds=1)):
+    # The window's slots by name, not by a LIKE on their prefix: that read every marker held (every
+    # signed call's nonce), where a database collation may not even order the keys as bytes.
+    slots = [f"limit:{key}:{number}:{n}" for n in range(limit)]
+    taken = tokens.existing(conn, slots)
+    for slot in slots:
+        if slot not in taken and tokens.claim(conn, slot, now, ends + timedelta(seconds=1)):
             return 0.0
     return max(1.0, (ends - now).total_seconds())

@@ -1,4 +1,5 @@
-"""What an idle daemon does every few seconds reads what it looks for, never a table whole.
+"""What runs often reads what it looks for, never a table whole: an idle daemon's frequent jobs,
+a metrics scrape, and the lookups intake and the portal's screens make on each call.
 
 Migrations 0014–0016 each fixed one query that a frequent job ran over every row ever written
 (the apply backlog among a million requests of history: ~100–190 ms every few seconds). Those
@@ -7,7 +8,9 @@ all, so that the next one fails here instead of in production a year later. It r
 the daemon's short intervals (a minute or less by default) and the wake-up probe on a database in
 its steady state (requests decided, applied and pending, mails sent), and asks SQLite's planner,
 without statistics as production leaves it (nothing in syncd runs ``ANALYZE``), how it reads each
-statement. SQLite only: its plans without statistics do not depend on how many rows there are,
+statement; and the same for the lookups made once per request taken in or per page of the
+portal (found whole-table reads the same way: by e-mail whatever its case, the deciders, the
+history's ended rights, the contacts, the forgotten-password form's limit, a password set). SQLite only: its plans without statistics do not depend on how many rows there are,
 where PostgreSQL's do (tests/store/test_periodic_query_indexes.py asks both, query by query).
 """
 
@@ -20,9 +23,12 @@ from sqlalchemy import event
 
 from syncd.core.model import Verdict
 from syncd.jobs.decisions import decide_request
+from syncd.store import passwords, queries, repo
+from syncd.store.db import transaction
 from syncd.store.tables import metadata
+from syncd.web import shared_limits
 from syncd.web.metrics import DatabaseCollector
-from tests.scenarios.helpers import CORRESPONDENT, habilitation, people
+from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, people
 
 # Tables that stay small whatever the history: read whole, they cost nothing that grows.
 SMALL_TABLES = {
@@ -98,6 +104,52 @@ def test_the_jobs_an_idle_daemon_runs_every_few_seconds_read_no_growing_table_wh
         event.remove(rt.engine, "before_cursor_execute", record)
 
     assert {j for j, _, _ in statements} >= {"probe", "metrics", "intake", "apply", "accounts", "deliver", "tacit"}
+    assert _whole_table_reads(rt.engine, statements) == []
+
+
+def _recorded(engine, calls: dict) -> list[tuple[str, str, object]]:
+    """The statements each of ``calls`` (name -> function) sends, as (name, statement, parameters)."""
+    statements: list[tuple[str, str, object]] = []
+    name = [""]
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append((name[0], statement, parameters))
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for name[0], call in calls.items():
+            call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return statements
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_lookups_of_intake_and_of_the_portals_screens_read_no_growing_table_whole(rt, daemon, clock):
+    ids = people(rt)
+    decided = habilitation(rt)
+    daemon.run_job("intake")
+    decide_request(rt, decided, CORRESPONDENT, Verdict.ACCEPT)
+    daemon.run_once()       # applied: the history has a right granted, its membership
+    requester = ids["requester"]
+
+    def in_transaction(work):
+        def run():
+            with transaction(rt.engine) as conn:
+                work(conn)
+        return run
+    calls = {
+        "account by e-mail": in_transaction(lambda conn: repo.account_by_email(conn, REQUESTER.upper())),
+        "deciders": in_transaction(lambda conn: repo.current_deciders(conn)),
+        "deciders of an organisation": in_transaction(lambda conn: repo.current_deciders(conn, "CARSAT-RA")),
+        "history": in_transaction(lambda conn: queries.request_history(conn, requester, rt.mappings, now=clock())),
+        "contacts": in_transaction(lambda conn: queries.contacts(conn, requester)),
+        "forgotten-password limit": in_transaction(
+            lambda conn: shared_limits.take(conn, "forgot:a:someone", 3, 3600, clock())),
+        "password set": in_transaction(lambda conn: passwords.password_set(conn, requester, clock())),
+    }
+    statements = _recorded(rt.engine, calls)
+    assert {name for name, _, _ in statements} == set(calls)
+    assert any("memberships.granted_by_request IN" in s for _, s, _ in statements), "the history read no right"
     assert _whole_table_reads(rt.engine, statements) == []
 
 
