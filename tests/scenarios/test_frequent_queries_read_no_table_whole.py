@@ -10,7 +10,8 @@ its steady state (requests decided, applied and pending, mails sent), and asks S
 without statistics as production leaves it (nothing in syncd runs ``ANALYZE``), how it reads each
 statement; and the same for the lookups made once per request taken in or per page of the
 portal (found whole-table reads the same way: by e-mail whatever its case, the deciders, the
-history's ended rights, the contacts, the forgotten-password form's limit, a password set). SQLite only: its plans without statistics do not depend on how many rows there are,
+history's ended rights, the contacts, the forgotten-password form's limit, a password set, the
+rights held in an organisation, an account deleted). SQLite only: its plans without statistics do not depend on how many rows there are,
 where PostgreSQL's do (tests/store/test_periodic_query_indexes.py asks both, query by query).
 """
 
@@ -21,9 +22,10 @@ import re
 import pytest
 from sqlalchemy import event
 
+from syncd import operator
 from syncd.core.model import Verdict
 from syncd.jobs.decisions import decide_request
-from syncd.store import passwords, queries, repo
+from syncd.store import accounts, desk, passwords, queries, repo
 from syncd.store.db import transaction
 from syncd.store.tables import metadata
 from syncd.web import shared_limits
@@ -131,6 +133,7 @@ def test_the_lookups_of_intake_and_of_the_portals_screens_read_no_growing_table_
     decide_request(rt, decided, CORRESPONDENT, Verdict.ACCEPT)
     daemon.run_once()       # applied: the history has a right granted, its membership
     requester = ids["requester"]
+    unwritten = operator.add_account(rt, "new.person@lassuranceretraite.fr", "New", "Person", "CARSAT-RA")
 
     def in_transaction(work):
         def run():
@@ -146,6 +149,10 @@ def test_the_lookups_of_intake_and_of_the_portals_screens_read_no_growing_table_
         "forgotten-password limit": in_transaction(
             lambda conn: shared_limits.take(conn, "forgot:a:someone", 3, 3600, clock())),
         "password set": in_transaction(lambda conn: passwords.password_set(conn, requester, clock())),
+        "rights held in an organisation": in_transaction(
+            lambda conn: desk.rights_held(conn, clock(), organisations=["CARSAT-RA"])),
+        # an account request refused before its entry was written: its foreign keys are checked
+        "account deleted": in_transaction(lambda conn: accounts.remove(conn, unwritten)),
     }
     statements = _recorded(rt.engine, calls)
     assert {name for name, _, _ in statements} == set(calls)
