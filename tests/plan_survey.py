@@ -4,9 +4,9 @@
 
 Each distinct statement sent to an SQLite database while the tests run is asked of the planner
 (``tests.plans``); those that read a growing table whole are written to the file with the syncd
-functions that sent them, once each. This is how the whole reads fixed by migrations 0016 and
-0017 were found; tests/scenarios/test_frequent_queries_read_no_table_whole.py then keeps the
-frequent ones from coming back. syncd's statements are listed first, then the migrations' and
+functions that sent them, once each. This is how the lookups that migration 0017 indexes were
+found; tests/scenarios/test_frequent_queries_read_no_table_whole.py then keeps the frequent
+ones from coming back. syncd's statements are listed first, then the migrations' and
 the tests' own; each with its call site.
 """
 
@@ -67,6 +67,9 @@ class _Survey:
                 out.write(f"{'; '.join(lines)}\n    from: {site or '(the tests)'}\n    {key[:400]}\n")
 
 
+_KEY = pytest.StashKey[_Survey]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     survey = _Survey(Path(config.getoption("--plan-survey")))
     config.stash[_KEY] = survey
@@ -78,6 +81,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if survey is not None:
         event.remove(Engine, "before_cursor_execute", survey.before_cursor_execute)
         survey.write()
-
-
-_KEY = pytest.StashKey[_Survey]()

@@ -23,8 +23,8 @@ def take(conn: Connection, key: str, limit: int, window: int, now: datetime) -> 
     0 if it is allowed, else the seconds until the window ends (for ``Retry-After``)."""
     number = math.floor(now.timestamp() / window)
     ends = datetime.fromtimestamp((number + 1) * window, tz=timezone.utc)
-    # The window's slots by name, not by a LIKE on their prefix: that read every marker held (every
-    # signed call's nonce), where a database collation may not even order the keys as bytes.
+    # The window's slots by name, each found by the primary key: a LIKE on their prefix read every
+    # marker held (each signed call's nonce, until it expires).
     slots = [f"limit:{key}:{number}:{n}" for n in range(limit)]
     taken = tokens.existing(conn, slots)
     for slot in slots:

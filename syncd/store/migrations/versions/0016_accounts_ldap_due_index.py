@@ -4,7 +4,7 @@
 whose ``ldap_version`` is null or below their ``version`` (``accounts.due_for_ldap``, read by the
 accounts job at each apply interval, and ordered by these columns). Without it the job read every
 account: 16–20 ms per 150,000 here, on both engines, every 5 s by default; with it both planners
-read the few accounts behind, in order (under 0.5 ms).
+read the few accounts behind, in order (0.3 ms on SQLite, 1 ms on PostgreSQL).
 
 Building it reads the ``accounts`` table once; writes to it wait meanwhile. It indexes only the
 accounts behind, so it stays small.
