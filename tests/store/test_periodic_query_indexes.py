@@ -4,7 +4,8 @@ Apply's claim, the daemon's wake-up probe and the counts of `syncd status` and t
 every few seconds; with a million requests of history they each walked ~850,000 applied rows
 (~100–190 ms) until migration 0014. The accounts job's revoked memberships and the expiry job's
 expiring ones read every membership until migration 0015, its accounts behind LDAP every account
-until migration 0016. These tests ask each engine's own
+until migration 0016; the lookups made per request and per page of the portal are 0017's (on
+PostgreSQL here; on SQLite in tests/scenarios/test_frequent_queries_read_no_table_whole.py). These tests ask each engine's own
 planner, on a database as production leaves it (SQLite: no statistics, since nothing runs ANALYZE;
 PostgreSQL: analysed, as autovacuum does), which index each query reads.
 """
@@ -167,3 +168,56 @@ def test_the_accounts_behind_ldap_are_read_through_their_index_in_the_order_the_
     [(statement, parameters)] = _statements(engine, job_query)
     plan = _plan(engine, statement, parameters)
     assert "ix_accounts_ldap_due" in plan, f"{statement}\nread through:\n{plan}"
+
+
+def test_on_postgresql_the_lookups_made_per_request_and_per_page_read_through_indexes(postgres_url):
+    """PostgreSQL's side of tests/scenarios/test_frequent_queries_read_no_table_whole.py for the
+    lookups of intake and the portal's pages: its plans depend on statistics, so on a few thousand
+    rows, analysed."""
+    from syncd.store import desk, passwords, queries
+    from syncd.store.db import make_engine
+    from syncd.store.tables import deciders, password_resets
+    from tests.factories import mappings
+
+    engine = make_engine(postgres_url)
+    people, orgs = 4_000, 400     # organisations of ten people, a small part of the table as in production
+    try:
+        with transaction(engine) as conn:
+            conn.execute(insert(organisations), [{"code": f"ORG{o}", "name": "Org", "branch": "b", "updated_at": T0}
+                                                 for o in range(orgs)])
+            conn.execute(insert(accounts), [
+                {"id": f"a{n}", "email": f"A{n}@example.org", "given_name": "A", "family_name": f"B{n}",
+                 "primary_organisation": f"ORG{n % orgs}", "internal": True, "status": "active", "created_at": T0,
+                 "updated_at": T0, "version": 1, "ldap_version": 1} for n in range(people)])
+            conn.execute(insert(deciders), [{"account_id": f"a{n}", "scope": "correspondent",
+                                             "organisation_code": f"ORG{n % orgs}", "created_at": T0}
+                                            for n in range(orgs)])
+            ids = conn.execute(insert(requests).returning(requests.c.id), [
+                {"kind": "habilitation", "submitted_at": T0, "role_key": f"role-{i % 2}", "status": "accepted",
+                 "attempts": 0, "updated_at": T0, "account_id": f"a{i // 2}", "applied_at": T0}
+                for i in range(2 * people)]).scalars().all()
+            conn.execute(insert(memberships), [
+                {"account_id": f"a{i // 2}", "role_key": f"role-{i % 2}", "granted_by_request": request_id,
+                 "granted_at": T0, "applied_at": T0} for i, request_id in enumerate(ids)])
+            conn.execute(insert(password_resets), [
+                {"account_id": f"a{n}", "token_hash": f"h{n}", "created_at": T0, "expires_at": T0, "used_at": T0}
+                for n in range(people)])
+        _analyse(engine)
+
+        def lookups() -> None:
+            with transaction(engine) as conn:
+                assert repo.account_by_email(conn, "a77@EXAMPLE.ORG").id == "a77"
+                assert len(repo.current_deciders(conn, "ORG7")) == 1
+                assert len(queries.request_history(conn, "a777", mappings(), now=T0)) == 2
+                assert len(queries.contacts(conn, "a777").contacts) == 1
+                assert len(desk.rights_held(conn, T0, organisations=["ORG7"])) == 2 * people // orgs
+                passwords.password_set(conn, "a777", T0)
+                conn.rollback()
+        statements = _statements(engine, lookups)
+        assert len(statements) >= 8, [s for s, _ in statements]
+        growing = ("accounts", "memberships", "password_resets", "requests", "request_deciders")
+        for statement, parameters in statements:
+            plan = _plan(engine, statement, parameters)
+            assert not any(f"Seq Scan on {table} " in plan for table in growing), f"{statement}\nread through:\n{plan}"
+    finally:
+        engine.dispose()
