@@ -5,9 +5,10 @@ every few seconds; with a million requests of history they each walked ~850,000 
 (~100–190 ms) until migration 0014. The accounts job's revoked memberships and the expiry job's
 expiring ones read every membership until migration 0015, its accounts behind LDAP every account
 until migration 0016; the lookups made per request and per page of the portal are 0017's (on
-PostgreSQL here; on SQLite in tests/scenarios/test_frequent_queries_read_no_table_whole.py). These tests ask each engine's own
-planner, on a database as production leaves it (SQLite: no statistics, since nothing runs ANALYZE;
-PostgreSQL: analysed, as autovacuum does), which index each query reads.
+PostgreSQL here; on SQLite in tests/scenarios/test_frequent_queries_read_no_table_whole.py).
+These tests ask each engine's own planner, on a database as production leaves it (SQLite: no
+statistics, since nothing runs ANALYZE; PostgreSQL: analysed, as autovacuum does), which index
+each query reads.
 """
 
 from __future__ import annotations
