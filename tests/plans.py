@@ -6,6 +6,10 @@ scan of a partial index is not whole: it holds the few rows wanted (the apply ba
 accounts behind LDAP). The plans are those of a database with no statistics, as production leaves
 SQLite (nothing in syncd runs ``ANALYZE``): they do not depend on how many rows there are, so a
 small test database shows the plan a big one gets.
+
+What it cannot see: a search through an index on a key that many rows share (a role held by
+thousands) reads many rows without a ``SCAN``; such plans have tests of their own
+(tests/store/test_periodic_query_indexes.py).
 """
 
 from __future__ import annotations
