@@ -101,13 +101,17 @@ def test_the_lookups_of_intake_and_of_the_portals_screens_read_no_growing_table_
         "password set": in_transaction(lambda conn: passwords.password_set(conn, requester, clock())),
         "rights held in an organisation": in_transaction(
             lambda conn: desk.rights_held(conn, clock(), organisations=["CARSAT-RA"])),
-        # an account request refused before its entry was written: its foreign keys are checked
-        "account deleted": in_transaction(lambda conn: accounts.remove(conn, unwritten)),
     }
     statements = _recorded(rt.engine, calls)
     assert {name for name, _, _ in statements} == set(calls)
     assert any("memberships.granted_by_request IN" in s for _, s, _ in statements), "the history read no right"
     assert whole_table_reads(rt.engine, statements) == []
+
+    # An account request refused before its entry was written: the account is deleted, its
+    # foreign keys checked; all through indexes but the routings' (tables.py says why).
+    deleted = _recorded(rt.engine, {"account deleted": in_transaction(lambda conn: accounts.remove(conn, unwritten))})
+    assert [r.split(" <<< ")[0] for r in whole_table_reads(rt.engine, deleted)] == [
+        "account deleted: SCAN request_deciders"]
 
 
 def test_the_check_sees_a_whole_table_read_and_not_the_partial_index_a_small_table_or_an_insert(sqlite_engine):

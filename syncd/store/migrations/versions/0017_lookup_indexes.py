@@ -8,10 +8,9 @@
   requester's history, how each right granted ended);
 * ``ix_password_resets_account_id``: an account's password links (those still open are spent
   when its password is set);
-* ``ix_request_deciders_account_id``: the requests routed to a decider;
 * ``ix_review_items_account_id``: an account's rights under review.
 
-The last three are also what deleting an account (an account request refused before its entry
+The last two are also what deleting an account (an account request refused before its entry
 was written) checks for its foreign keys.
 
 Without them each lookup read its whole table: about 20 ms per 150,000 accounts, and as long per
@@ -42,13 +41,11 @@ def upgrade() -> None:
     op.create_index("ix_accounts_primary_organisation", "accounts", ["primary_organisation"])
     op.create_index("ix_memberships_granted_by_request", "memberships", ["granted_by_request"])
     op.create_index("ix_password_resets_account_id", "password_resets", ["account_id"])
-    op.create_index("ix_request_deciders_account_id", "request_deciders", ["account_id"])
     op.create_index("ix_review_items_account_id", "review_items", ["account_id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_review_items_account_id", table_name="review_items")
-    op.drop_index("ix_request_deciders_account_id", table_name="request_deciders")
     op.drop_index("ix_password_resets_account_id", table_name="password_resets")
     op.drop_index("ix_memberships_granted_by_request", table_name="memberships")
     op.drop_index("ix_accounts_primary_organisation", table_name="accounts")
