@@ -235,3 +235,16 @@ def test_on_sqlite_an_organisations_rights_of_one_application_are_read_by_role_a
     [(statement, parameters)] = _statements(sqlite_engine, read)
     plan = _plan(sqlite_engine, statement, parameters)
     assert "ix_memberships_role_key_account_id_revoked_at (role_key=? AND account_id=?" in plan, plan
+
+
+def test_on_sqlite_a_deciders_pending_requests_are_read_through_the_pending_ones(sqlite_engine):
+    """Not through every request ever routed to the decider (a central administrator's desk would
+    read the history): why request_deciders has no index on account_id alone (tables.py)."""
+    from syncd.store import desk
+
+    def read() -> None:
+        with transaction(sqlite_engine, readonly=True) as conn:
+            desk.pending_for(conn, "someone")
+    [(statement, parameters)] = _statements(sqlite_engine, read)
+    plan = _plan(sqlite_engine, statement, parameters)
+    assert plan.startswith("SEARCH requests USING INDEX ix_requests_status"), plan
