@@ -15,7 +15,9 @@ thousands) reads many rows without a ``SCAN``; such plans have tests of their ow
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import event
 
 from syncd.store.tables import metadata
 
@@ -80,6 +82,24 @@ def _checks_not_run(line: str) -> set[str]:
 def reads_statements(statement: str) -> bool:
     """Whether ``statement`` is one a plan is asked for (not DDL, PRAGMA or a transaction's edge)."""
     return statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE", "INSERT"))
+
+
+def recorded(engine, calls: dict[str, Callable[[], object]]) -> list[tuple[str, str, object]]:
+    """The statements a plan is asked for that each of ``calls`` (name -> function, run in that
+    order) sends through ``engine``, as (name, statement, parameters)."""
+    statements: list[tuple[str, str, object]] = []
+    name = [""]
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if reads_statements(statement):
+            statements.append((name[0], statement, parameters))
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for name[0], call in calls.items():
+            call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return statements
 
 
 def whole_table_reads(engine, statements: Iterable[tuple[str, str, object]]) -> list[str]:

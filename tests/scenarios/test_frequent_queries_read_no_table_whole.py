@@ -18,7 +18,6 @@ statistics do not depend on how many rows there are, where PostgreSQL's do
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from syncd import operator
 from syncd.core.model import Verdict
@@ -27,7 +26,7 @@ from syncd.store import accounts, desk, passwords, queries, repo
 from syncd.store.db import transaction
 from syncd.web import shared_limits
 from syncd.web.metrics import DatabaseCollector
-from tests.plans import reads_statements, whole_table_reads
+from tests.plans import recorded, whole_table_reads
 from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, people
 
 # What the daemon runs each minute or more often, at its default intervals (syncd.settings.JobSettings).
@@ -47,32 +46,16 @@ def test_the_jobs_an_idle_daemon_runs_every_few_seconds_read_no_growing_table_wh
 
     def idle(name):
         def run():
-            assert daemon.run_job(name) == 0, f"{name} found work: the database is not idle"
+            done = daemon.run_job(name)
+            assert done == 0, f"{name} did not run idle ({done} items; None: it failed)"
         return run
-    statements = _recorded(rt.engine, {
+    statements = recorded(rt.engine, {
         "probe": lambda: daemon._probe(list(daemon.jobs)),
         "metrics": lambda: list(DatabaseCollector(lambda: rt.engine, rt.clock).collect()),   # a scrape
         **{name: idle(name) for name in FREQUENT_JOBS}})
 
     assert {j for j, _, _ in statements} >= {"probe", "metrics", "intake", "apply", "accounts", "deliver", "tacit"}
     assert whole_table_reads(rt.engine, statements) == []
-
-
-def _recorded(engine, calls: dict) -> list[tuple[str, str, object]]:
-    """The statements each of ``calls`` (name -> function) sends, as (name, statement, parameters)."""
-    statements: list[tuple[str, str, object]] = []
-    name = [""]
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if reads_statements(statement):
-            statements.append((name[0], statement, parameters))
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        for name[0], call in calls.items():
-            call()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return statements
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -102,14 +85,14 @@ def test_the_lookups_of_intake_and_of_the_portals_screens_read_no_growing_table_
         "rights held in an organisation": in_transaction(
             lambda conn: desk.rights_held(conn, clock(), organisations=["CARSAT-RA"])),
     }
-    statements = _recorded(rt.engine, calls)
+    statements = recorded(rt.engine, calls)
     assert {name for name, _, _ in statements} == set(calls)
     assert any("memberships.granted_by_request IN" in s for _, s, _ in statements), "the history read no right"
     assert whole_table_reads(rt.engine, statements) == []
 
     # An account request refused before its entry was written: the account is deleted, its
     # foreign keys checked; all through indexes but the routings' (tables.py says why).
-    deleted = _recorded(rt.engine, {"account deleted": in_transaction(lambda conn: accounts.remove(conn, unwritten))})
+    deleted = recorded(rt.engine, {"account deleted": in_transaction(lambda conn: accounts.remove(conn, unwritten))})
     assert [r.split(" <<< ")[0] for r in whole_table_reads(rt.engine, deleted)] == [
         "account deleted: SCAN request_deciders"]
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 
 from syncd.store import accounts as account_store, grants, health, repo
 from syncd.store.db import transaction
 from syncd.store.queue import claim_request_rows
 from syncd.store.tables import APPLY_BACKLOG, accounts, memberships, organisations, requests
 
+from tests.plans import recorded
 from tests.store.rows import T0
 
 BACKLOG_INDEXES = ("ix_requests_apply_backlog", "ix_requests_apply_backlog_by_status")
@@ -45,18 +46,8 @@ def _analyse(engine) -> None:
 
 
 def _statements(engine, run) -> list[tuple[str, object]]:
-    """The SELECT and UPDATE statements ``run`` sends, with their parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
-            seen.append((statement, parameters))
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
+    """The statements ``run`` sends that a plan is asked for, with their parameters."""
+    return [(statement, parameters) for _, statement, parameters in recorded(engine, {"run": run})]
 
 
 def _plan(engine, statement: str, parameters) -> str:
