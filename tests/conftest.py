@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures_389ds",
     "tests.fixtures_ad",
     "tests.fixtures_kinds",
+    "tests.run_summary",
 ]
 
 import pytest
@@ -25,3 +26,14 @@ def _fresh_logging():
     """A test that configures logging (the CLI does) must not filter the next test's events."""
     yield
     structlog.reset_defaults()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files marked ``long(seconds)`` first, longest first, the rest in their order: ``make
+    test`` hands whole files to its workers in the order of the collection (``--dist loadfile
+    --no-loadscope-reorder``), so the files that take minutes start at once instead of one of them
+    running alone at the end (the two-daemon test, last, made a two-worker run 14 min)."""
+    def weight(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return -mark.args[0] if mark else 0
+    items.sort(key=weight)

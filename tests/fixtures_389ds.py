@@ -44,9 +44,9 @@ from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings
 from tests.fixtures_ldap import sample_layout
 from tests.fixtures_runtime import build_runtime
+from tests import run_summary
 
 SUFFIX = "dc=example,dc=org"
-_problem: list[str] = []    # why the 389-DS tests were skipped, for the terminal summary
 
 
 def _in_ci() -> bool:
@@ -81,8 +81,7 @@ def ds389(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ds389]:
         message = f"389 DIRECTORY SERVER TESTS NOT RUN: {exc}"
         if _in_ci():
             pytest.fail(f"CI=true and {message}", pytrace=False)
-        if not _problem:
-            _problem.append(message)
+        run_summary.tests_skipped("389 Directory Server tests skipped", message)
         pytest.skip(message)
     except BaseException:
         server.kill()
@@ -150,8 +149,3 @@ def ds389_endpoint(ds389: Ds389, ds389_directory: Directory) -> Endpoint:
     return Endpoint(ds389.url, ds389.service_dn, ds389.service_password,
                     names.branch_dn(ds389_directory.layout, "people"))
 
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if _problem:
-        terminalreporter.section("389 Directory Server tests skipped", sep="!", red=True, bold=True)
-        terminalreporter.line(_problem[0], red=True)

@@ -43,11 +43,11 @@ from tests.factories import closing_factory
 from tests.factories import mappings as sample_mappings
 from tests.fixtures_runtime import build_runtime
 from tests.samba_ad import SYNCD_OU, SambaAd, SambaError, SambaNotAvailable
+from tests import run_summary
 
 BULK_MEMBERS = 5000
 BULK_GROUP = "app-bulk-readers"
-_problem: list[str] = []    # why the AD tests were skipped, for the terminal summary
-timings: dict[str, float] = {}
+timings: dict[str, float] = {}     # how long the DC took to start, said at the end of the run
 
 
 def _in_ci() -> bool:
@@ -80,12 +80,12 @@ def samba_ad_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samb
         message = f"ACTIVE DIRECTORY (SAMBA AD DC) TESTS NOT RUN: {exc}"
         if _in_ci():
             pytest.fail(f"CI=true and {message}", pytrace=False)
-        if not _problem:
-            _problem.append(message)
+        run_summary.tests_skipped("Active Directory (Samba) tests skipped", message)
         pytest.skip(message)
     finally:
         dc.stop()
     timings.update({f"template {k}": v for k, v in dc.timings.items()})
+    _note_timings()
     yield dc
 
 
@@ -97,6 +97,7 @@ def _started_copy(template: SambaAd, workdir) -> Iterator[SambaAd]:
     try:
         dc.start()
         timings["copy and start (last)"] = time.monotonic() - started
+        _note_timings()
         yield dc
     finally:
         dc.stop()
@@ -170,6 +171,7 @@ def ad_bulk_template(samba_ad_template: SambaAd, tmp_path_factory: pytest.TempPa
                 safe_close(conn)
             d.add_members(BULK_GROUP, [dn for dn, _ in bulk_members(layout)])
     timings["bulk group"] = time.monotonic() - started
+    _note_timings()
     return dc
 
 
@@ -186,9 +188,5 @@ def samba_ad_bulk(ad_bulk_template: SambaAd, tmp_path) -> Iterator[SambaAd]:
         yield dc
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if _problem:
-        terminalreporter.section("Active Directory (Samba) tests skipped", sep="!", red=True, bold=True)
-        terminalreporter.line(_problem[0], red=True)
-    if timings:
-        terminalreporter.line("Samba AD DC: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items())))
+def _note_timings() -> None:
+    run_summary.note("Samba AD DC", ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items())))

@@ -29,6 +29,7 @@ from sqlalchemy.pool import NullPool
 from syncd.store.db import make_engine
 from syncd.store.migrate import upgrade
 from syncd.store.tables import metadata
+from tests import run_summary
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DB_PARAMS = [
@@ -36,7 +37,6 @@ DB_PARAMS = [
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
 
-_pg_problem: list[str] = []  # why PostgreSQL tests were skipped, for the terminal summary
 
 
 def _in_ci() -> bool:
@@ -68,8 +68,7 @@ def postgres_admin() -> Iterator[Engine]:
         if _in_ci():
             pytest.fail(f"{problem} - CI=true, so PostgreSQL tests fail instead of skipping", pytrace=False)
         reason = f"{problem} - PostgreSQL tests NOT RUN; set CI=true to make this a failure"
-        if not _pg_problem:
-            _pg_problem.append(reason)
+        run_summary.tests_skipped("PostgreSQL tests skipped", reason)
         pytest.skip(reason)
     yield engine
     engine.dispose()
@@ -171,8 +170,3 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
     yield eng
     eng.dispose()
 
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if _pg_problem:
-        terminalreporter.section("PostgreSQL tests skipped", sep="!", red=True, bold=True)
-        terminalreporter.line(_pg_problem[0], red=True)

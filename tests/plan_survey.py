@@ -7,7 +7,8 @@ Each distinct statement sent to an SQLite database while the tests run is asked 
 functions that sent them, once each. This is how the lookups that migration 0017 indexes were
 found; tests/scenarios/test_frequent_queries_read_no_table_whole.py then keeps the frequent
 ones from coming back. syncd's statements are listed first, then the migrations' and
-the tests' own; each with its call site.
+the tests' own; each with its call site. With pytest-xdist (``-n 2``) the workers hand their
+findings to the controller, which writes the one file.
 """
 
 from __future__ import annotations
@@ -76,8 +77,24 @@ def pytest_configure(config: pytest.Config) -> None:
     event.listen(Engine, "before_cursor_execute", survey.before_cursor_execute)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # In a pytest-xdist worker: hand what it found to the process that writes the file.
+    output = getattr(session.config, "workeroutput", None)
+    survey = session.config.stash.get(_KEY, None)
+    if output is not None and survey is not None:
+        output["plan_survey"] = [[key, lines, site] for key, (lines, site) in survey.found.items()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    survey = node.config.stash.get(_KEY, None)
+    for key, lines, site in getattr(node, "workeroutput", {}).get("plan_survey", []):
+        survey.found.setdefault(key, (lines, site))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     survey = config.stash.get(_KEY, None)
     if survey is not None:
         event.remove(Engine, "before_cursor_execute", survey.before_cursor_execute)
-        survey.write()
+        if not hasattr(config, "workerinput"):      # a worker's findings are written by the controller
+            survey.write()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = '''
@@ -25,11 +27,12 @@ def test_reads(tmp_path):
 '''
 
 
-def test_the_survey_lists_a_whole_read_once_with_the_syncd_function_that_sent_it(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])
+def test_the_survey_lists_a_whole_read_once_with_the_syncd_function_that_sent_it(tmp_path, workers):
     (tmp_path / "test_probe.py").write_text(PROBE)
     report = tmp_path / "reads.txt"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.plan_survey", f"--plan-survey={report}",
-                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null", *workers,
                            str(tmp_path / "test_probe.py")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

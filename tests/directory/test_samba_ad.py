@@ -15,7 +15,7 @@ from syncd.reconcile.ldapread import LeanReader
 from syncd.web.password_page import PASSWORD_ERRORS_FR, _directory_refusal
 from tests.fixtures_ad import BULK_GROUP, BULK_MEMBERS, ad_sample_layout, bulk_members
 
-pytestmark = pytest.mark.samba_ad
+pytestmark = [pytest.mark.samba_ad, pytest.mark.long(35)]
 
 
 def test_the_dc_answers_over_ldaps_with_the_certificate_it_generated(samba_ad):

@@ -27,7 +27,7 @@ import pytest
 
 from tests.faults.harness import wait_for
 
-pytestmark = pytest.mark.slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.long(47)]
 
 KILLS = int(os.environ.get("SYNCD_FAULT_KILLS", "50"))
 # Log events after which a kill lands in the most delicate places.

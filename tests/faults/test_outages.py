@@ -24,7 +24,7 @@ from syncd.store.db import transaction
 from syncd.store.tables import outbox, requests
 from tests.faults.harness import given_up, load_during, start_with_work, wait_for
 
-pytestmark = pytest.mark.slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.long(85)]
 
 OUTAGE_SECONDS = float(os.environ.get("SYNCD_FAULT_OUTAGE_SECONDS", "30"))
 # start-up (up to 70 s when the machine is slow), the outage, the drain (up to 60 s), the checks

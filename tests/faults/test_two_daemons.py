@@ -36,7 +36,7 @@ from syncd.store.db import transaction
 from syncd.store.tables import request_events, requests
 from tests.faults.harness import given_up, wait_for
 
-pytestmark = [pytest.mark.slapd, pytest.mark.postgres]
+pytestmark = [pytest.mark.slapd, pytest.mark.postgres, pytest.mark.long(190)]
 
 N = int(os.environ.get("SYNCD_FAULT_TWO_DAEMONS_N", "5000"))
 # A guard against a hang, not a target: measured 104-124 s for 5,000, 247-476 s for 10,000 (2 cores).

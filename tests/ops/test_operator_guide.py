@@ -34,6 +34,8 @@ from tests.fixtures_ldap import _in_ci
 from tests.fixtures_smtp import free_port
 from tests.openldap_setup import app_dn, configure_as_documented, syncd_dn
 
+pytestmark = pytest.mark.long(35)
+
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "operator-guide.md"
 SUFFIX = "dc=example,dc=org"

@@ -35,7 +35,7 @@ from tests.fixtures_runtime import build_runtime
 from tests.reconcile.conftest import reconcile_mappings
 from tests.reconcile.helpers import Ldap, account, dn, entry, grant, key, members, reconcile
 
-pytestmark = pytest.mark.slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.long(60)]
 
 ROLE = "accords-locaux-acces"
 PASSWORD = "Un mot de passe solide 42"

@@ -26,7 +26,7 @@ from tests.scenarios.helpers import CORRESPONDENT, REQUESTER, habilitation, requ
 from tests.web.conftest import SignedClient
 from tests.web.hostile_values import ALL, RAW, TEXT, percent, utf8
 
-pytestmark = pytest.mark.slapd
+pytestmark = [pytest.mark.slapd, pytest.mark.long(135)]
 
 ROLE = "accords-locaux-acces"
 DECISION = {"verdict": "refuse", "decider": CORRESPONDENT, "comment": "Poste sans lien"}
