@@ -1,6 +1,7 @@
 """Shared pytest set-up: each adapter's fixtures live in their own plugin module."""
 
 pytest_plugins = [
+    "tests.run_summary",        # first: the fixture modules import it
     "tests.fixtures_ldap",
     "tests.fixtures_db",
     "tests.fixtures_smtp",
@@ -8,7 +9,6 @@ pytest_plugins = [
     "tests.fixtures_389ds",
     "tests.fixtures_ad",
     "tests.fixtures_kinds",
-    "tests.run_summary",
 ]
 
 import pytest

@@ -6,11 +6,13 @@ group's modify waits on the server's disk most of its time: another's overlaps i
 marks its requests applied by chunks in a thread of its own (``_Recorder``) while the next
 groups are written: only requests whose group modify has succeeded are handed over, so
 "applied" still follows LDAP, and a crash in between leaves written, unmarked requests that the
-next pass writes again (a member already there is success). A request whose write fails keeps
-its status and gains ``attempts`` and ``last_error``: after a temporary failure it backs off
-(``next_attempt_at``), after a refusal it is parked (``syncd.jobs.parking``), out of every later
-pass until an operator acts; both show in ``syncd status``. A directory outage stops the pass:
-everything left is retried later.
+next pass writes again (a member already there is success). On PostgreSQL the recorder also
+writes the claim's lease, in another thread while the first groups go out
+(``queue.hold_request_rows``: the rows are locked meanwhile); a lease that fails stops the pass,
+recording nothing. A request whose write fails keeps its status and gains ``attempts`` and
+``last_error``: after a temporary failure it backs off (``next_attempt_at``), after a refusal it
+is parked (``syncd.jobs.parking``), out of every later pass until an operator acts; both show in
+``syncd status``. A directory outage stops the pass: everything left is retried later.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from syncd.mail.outbox import enqueue_many
 from syncd.directory.stamps import layout_fingerprint
 from syncd.store import accounts, applied as applied_store, audit, repo
 from syncd.store import stamps as ldap_stamps
+from syncd.store.queue import HeldClaim
 from syncd.store.db import RowMapping, threads_share_database, transaction
 
 log = structlog.get_logger(__name__)
@@ -43,24 +46,25 @@ ACCOUNT_KINDS = (RequestKind.ACCOUNT.value, RequestKind.MOBILITY.value)
 def apply_accepted(rt: Runtime) -> int:
     """Write one batch of accepted, unapplied requests to LDAP; return how many were applied."""
     now = rt.clock()
-    claimed = repo.claim_with_accounts(rt.engine, statuses=repo.GRANTED_STATUSES, worker_id=rt.worker_id, now=now,
-                                       lease_seconds=rt.settings.database.lease_seconds,
-                                       limit=rt.settings.jobs.apply_batch_size, unapplied_only=True)
+    # On PostgreSQL the lease is written by the recorder while the first writes go out (_Recorder).
+    claimed, held = repo.hold_with_accounts(rt.engine, statuses=repo.GRANTED_STATUSES, worker_id=rt.worker_id,
+                                            now=now, lease_seconds=rt.settings.database.lease_seconds,
+                                            limit=rt.settings.jobs.apply_batch_size, unapplied_only=True)
     if not claimed:
         return 0
+    recorder = _Recorder(rt, held)
     rows = [view for view, _ in claimed]
     existing = {view.account_id for view, written in claimed if written is not None}
     # The whole rows of the accounts LDAP never had, and of those the request itself writes.
     wanted = {view.account_id for view, written in claimed
               if written is False or (written and view.kind in ACCOUNT_KINDS)}
     to_write = {}
-    if wanted:
-        with transaction(rt.engine, readonly=True) as conn:
-            to_write = accounts.by_ids(conn, wanted)
     applied: list[RequestView] = []
     failed: dict[int, Exception] = {}   # request id -> why its write failed
-    recorder = _Recorder(rt)
     try:
+        if wanted:
+            with transaction(rt.engine, readonly=True) as conn:
+                to_write = accounts.by_ids(conn, wanted)
         _write_accounts(rt, rows, existing, to_write, applied, failed)
         recorder.add(applied)
         _write_memberships(rt, [r for r in rows if r.kind not in ACCOUNT_KINDS and r.id not in failed],
@@ -92,9 +96,15 @@ class _Recorder:
     (the pass then fails as it did when its one bookkeeping transaction failed: what is not
     marked applied is written again after the lease). Never used with an in-memory SQLite
     database, which another thread would not see.
+
+    It first writes the pass's lease, where the claim left it to be written (PostgreSQL:
+    ``queue.hold_request_rows``), in a thread of its own while the first groups are written:
+    nothing is recorded before it is committed, and if it fails the pass stops at its next group
+    and raises, recording nothing (the rows' locks are gone, another worker may hold them now;
+    the members written meanwhile are there for it to find).
     """
 
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Runtime, held: HeldClaim):
         self.rt = rt
         self.error: BaseException | None = None
         self._waiting: list[RequestView] = []
@@ -102,6 +112,23 @@ class _Recorder:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._overlap = threads_share_database(rt.engine)
+        self._lease: threading.Thread | None = None
+        if not held.leased:
+            run = contextvars.copy_context().run
+            self._lease = threading.Thread(target=run, args=(self._write_lease, held), name="apply-lease", daemon=True)
+            self._lease.start()
+
+    def _write_lease(self, held: HeldClaim) -> None:
+        try:
+            held.lease()
+        except BaseException as exc:  # noqa: BLE001 — handed to the pass, which raises it
+            self.error = exc
+
+    def _leased(self) -> bool:
+        """Wait for the lease; whether the rows are ours to record."""
+        if self._lease is not None:
+            self._lease.join()
+        return self.error is None
 
     def add(self, rows: list[RequestView]) -> None:
         with self._cond:
@@ -121,6 +148,8 @@ class _Recorder:
                 if self._closed:
                     return
                 rows, self._waiting = self._waiting, []
+            if not self._leased():
+                return
             try:
                 record_outcomes(self.rt, rows, {}, {})
             except BaseException as exc:  # noqa: BLE001 — handed to the pass, which raises it
@@ -134,6 +163,7 @@ class _Recorder:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
+        self._leased()
 
     def finish(self, failed: dict[int, Exception], by_id: dict[int, RequestView]) -> None:
         self.stop()

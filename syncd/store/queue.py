@@ -13,6 +13,14 @@ died or hung: the row comes back by itself), and - with ``due_only`` - its ``nex
 * SQLite: the same statement (without the row locks) inside ``BEGIN IMMEDIATE`` (the engine's
   default): claimers take turns on the database's single write lock.
 
+``hold_request_rows`` splits a claim in two for a caller with work to start at once (apply): on
+PostgreSQL it chooses and locks the rows (``SELECT … FOR UPDATE SKIP LOCKED``) in a transaction it
+leaves open, and ``HeldClaim.lease()`` writes their lease and commits later, from another thread
+if the caller likes. Until then the row locks keep every other claimer off them; if the lease
+fails, the locks go with the rolled-back transaction and the rows are claimable at once, so the
+caller must record nothing for them (apply stops its pass). Elsewhere the claim is made whole
+and ``lease()`` has nothing left to do.
+
 A worker that finishes a row should clear the claim in the same statement that records the
 outcome, or call ``release``. Every function takes an Engine (a transaction of its own, committed before returning - the usual
 way) or a Connection: if the Connection is already in a transaction the work joins it and the
@@ -24,11 +32,12 @@ Times are timezone-aware UTC datetimes passed in by the caller (the clock is inj
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import BigInteger, Select, Table, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,6 +47,8 @@ from syncd.store.tables import REQUEST_STATUSES, outbox, requests, status_in
 __all__ = [
     "claim_requests",
     "claim_request_rows",
+    "hold_request_rows",
+    "HeldClaim",
     "claim_outbox",
     "release",
 ]
@@ -85,6 +96,85 @@ def claim_request_rows(
 ) -> list[Row]:
     """``claim_requests``, each claimed request as a row of its id and ``columns``, read by the
     claim's own statement (apply reads its batch there rather than by thousands of ids after)."""
+    wanted, extra = _request_conditions(statuses, unapplied_only)
+    return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra, columns)
+
+
+class HeldClaim:
+    """Requests chosen for a worker whose lease ``lease()`` writes (``hold_request_rows``)."""
+
+    def __init__(self, rows: list[Row], finish: Callable[[], None] | None = None):
+        self.rows = rows
+        self._finish = finish
+
+    @property
+    def leased(self) -> bool:
+        """Whether the lease is written and committed (or failed: the rows are not ours)."""
+        return self._finish is None
+
+    def lease(self) -> None:
+        """Write the rows' lease and commit (once; nothing to do if it is written already).
+        Raises ``StoreUnavailable`` / ``StoreRejected``: the rows were then never ours."""
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish()
+
+
+def hold_request_rows(
+    engine: Engine,
+    *,
+    statuses: Iterable[str | enum.Enum],
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_only: bool = True,
+    unapplied_only: bool = False,
+    columns: Sequence[ColumnElement] = (),
+) -> HeldClaim:
+    """``claim_request_rows`` whose lease is written by ``HeldClaim.lease()`` (module docstring):
+    on PostgreSQL the rows are read and locked by one ``SELECT … FOR UPDATE SKIP LOCKED`` in a
+    transaction left open until then, about half the time of the whole claim; elsewhere the claim
+    is made whole."""
+    if engine.dialect.name != "postgresql":
+        return HeldClaim(claim_request_rows(engine, statuses=statuses, worker_id=worker_id, now=now,
+                                            lease_seconds=lease_seconds, limit=limit, due_only=due_only,
+                                            unapplied_only=unapplied_only, columns=columns))
+    wanted, extra = _request_conditions(statuses, unapplied_only)
+    until = _lease_end(now, lease_seconds)
+    _check_worker(worker_id)
+    _check_limit(limit)
+    if not wanted:
+        return HeldClaim([])
+    chosen = (_claimable(requests, wanted, now, limit, due_only, extra).with_only_columns(requests.c.id, *columns)
+              .with_for_update(skip_locked=True, of=requests))
+    with translate_errors():
+        conn = engine.connect()
+        try:
+            conn.begin()
+            rows = conn.execute(chosen).all()
+        except BaseException:
+            conn.close()        # rolls the transaction back: the locks go with it
+            raise
+    if not rows:
+        with translate_errors():
+            conn.close()
+        return HeldClaim([])
+
+    def write_lease() -> None:
+        with translate_errors():
+            try:
+                conn.execute(update(requests).where(requests.c.id == any_(bindparam("ids", [row[0] for row in rows],
+                                                                                     type_=ARRAY(BigInteger))))
+                             .values(claimed_by=worker_id, claimed_until=until))
+                conn.commit()
+            finally:
+                conn.close()
+    return HeldClaim(rows, write_lease)
+
+
+def _request_conditions(statuses: Iterable[str | enum.Enum], unapplied_only: bool
+                        ) -> tuple[list[str], list[ColumnElement[bool]]]:
     wanted = _status_values(statuses)
     unknown = sorted(set(wanted) - set(REQUEST_STATUSES))
     if unknown:
@@ -93,7 +183,7 @@ def claim_request_rows(
     extra = [requests.c.parked_at.is_(None)]
     if unapplied_only:
         extra.append(requests.c.applied_at.is_(None))
-    return _claim(conn_or_engine, requests, wanted, worker_id, now, lease_seconds, limit, due_only, extra, columns)
+    return wanted, extra
 
 
 def claim_outbox(
@@ -142,20 +232,12 @@ def _claim(
     _check_table(table)
     _check_worker(worker_id)
     until = _lease_end(now, lease_seconds)
-    if not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    _check_limit(limit)
     if not statuses:
         return []
 
     c = table.c
-    conditions = [
-        status_in(table, statuses),     # written into the SQL: a partial index may serve it (tables.py)
-        or_(c.claimed_until.is_(None), c.claimed_until <= now),  # free, or the lease ran out
-    ]
-    if due_only:
-        conditions.append(or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now))
-    conditions.extend(extra)
-    chosen = select(c.id).where(and_(*conditions)).order_by(c.id).limit(limit)
+    chosen = _claimable(table, statuses, now, limit, due_only, extra)
     with _tx(conn_or_engine) as conn:
         if conn.dialect.name == "postgresql":
             chosen = chosen.with_for_update(skip_locked=True)
@@ -165,6 +247,20 @@ def _claim(
         claim = (update(table).where(c.id.in_(select(chosen.c.id)))
                  .values(claimed_by=worker_id, claimed_until=until).returning(c.id, *columns))
         return sorted(conn.execute(claim).all(), key=lambda row: row[0])    # RETURNING has no order
+
+
+def _claimable(table: Table, statuses: Sequence[str], now: datetime, limit: int, due_only: bool,
+               extra: Sequence[ColumnElement[bool]]) -> Select:
+    """The ids of the first ``limit`` rows a worker may claim now, by id."""
+    c = table.c
+    conditions = [
+        status_in(table, statuses),     # written into the SQL: a partial index may serve it (tables.py)
+        or_(c.claimed_until.is_(None), c.claimed_until <= now),  # free, or the lease ran out
+    ]
+    if due_only:
+        conditions.append(or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now))
+    conditions.extend(extra)
+    return select(c.id).where(and_(*conditions)).order_by(c.id).limit(limit)
 
 
 def _update_own_claims(conn_or_engine: Engine | Connection, table: Table, ids: Iterable[int], worker_id: str,
@@ -231,6 +327,11 @@ def _lease_end(now: datetime, lease_seconds: float) -> datetime:
 def _check_table(table: Table) -> None:
     if table is not requests and table is not outbox:
         raise ValueError(f"table {getattr(table, 'name', table)!r} is not a claimable queue")
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
 
 
 def _check_worker(worker_id: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from syncd.core.model import Verdict
 from syncd.errors import DecisionRefused
 from syncd.jobs.decisions import decide_request
+from syncd.store import repo
 from tests.scenarios.helpers import (ADMIN, CORRESPONDENT, REQUESTER, events, habilitation, mails_to,
                                      member_dns, people, person, request_row)
 
@@ -314,6 +315,57 @@ def test_when_the_bookkeeping_fails_mid_pass_nothing_is_marked_applied_that_ldap
     for account_id in others:
         for role in roles:
             assert person(rt, account_id) in member_dns(rt, role)
+
+
+# The session that holds row locks on requests (SELECT … FOR UPDATE) and waits, idle in its transaction.
+HELD_CLAIM_ENDS = ("SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                   "WHERE l.relation = 'requests'::regclass AND l.mode = 'RowShareLock' "
+                   "AND a.state = 'idle in transaction'")
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_on_postgresql_a_pass_whose_lease_fails_to_commit_stops_writing_and_records_nothing(rt, daemon, monkeypatch):
+    """The pass writes its first groups while its lease is written (queue.hold_request_rows): if
+    the lease fails, the rows were never ours, and another worker may be writing them already."""
+    from syncd.errors import StoreUnavailable
+    from syncd.jobs import apply
+    asked = _backlog_over_three_groups(rt, daemon)
+    lease_failed, groups = threading.Event(), []
+    hold = repo.hold_with_accounts
+
+    def held_then_lost(engine, **claim):
+        views, held = hold(engine, **claim)
+        write_lease = held.lease
+
+        def lease():
+            try:
+                with engine.connect() as conn:     # the held session ends before its lease is written
+                    conn.exec_driver_sql(HELD_CLAIM_ENDS)
+                    conn.commit()
+                write_lease()
+            finally:
+                lease_failed.set()
+        held.lease = lease
+        return views, held
+    monkeypatch.setattr(repo, "hold_with_accounts", held_then_lost)
+    add_members = rt.directory.add_members
+
+    def after_the_lease(group, dns):
+        assert lease_failed.wait(10)
+        groups.append(group)
+        return add_members(group, dns)
+    monkeypatch.setattr(rt.directory, "add_members", after_the_lease)
+    with pytest.raises(StoreUnavailable):
+        apply.apply_accepted(rt)
+    assert len(groups) <= rt.settings.ldap.write_connections, "each connection stops before its next group"
+    for request_id, _ in asked:
+        row = request_row(rt, request_id)
+        assert row["applied_at"] is None and row["claimed_by"] is None and "applied" not in events(rt, request_id)
+    monkeypatch.undo()
+
+    assert daemon.run_job("apply") == 9, "claimable at once, written (or found there) and marked"
+    for request_id, _ in asked:
+        assert events(rt, request_id).count("applied") == 1
 
 
 def _backlog_over_three_groups(rt, daemon) -> list[tuple[int, str]]:

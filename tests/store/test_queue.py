@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 
 from syncd.core.model import Status
 from syncd.store.db import make_engine, transaction
-from syncd.store.queue import _lease_end, _update_own_claims, claim_outbox, claim_requests, release
+from syncd.errors import StoreUnavailable
+from syncd.store.queue import _lease_end, _update_own_claims, claim_outbox, claim_requests, hold_request_rows, release
 from syncd.store.tables import outbox, requests
 
 from tests.store.rows import T0, insert_outbox, insert_requests
@@ -210,3 +211,82 @@ def test_on_postgresql_a_worker_skips_rows_another_is_claiming_instead_of_waitin
     finally:
         first.dispose()
         second.dispose()
+
+
+def _hold(engine, worker="w1", limit=100, **kw):
+    return hold_request_rows(engine, statuses=["new"], worker_id=worker, now=T0, lease_seconds=LEASE, limit=limit, **kw)
+
+
+def test_a_held_claim_takes_the_same_rows_as_a_claim_and_its_lease_records_them(engine):
+    with transaction(engine) as conn:
+        ids = insert_requests(conn, 5)
+    held = _hold(engine, limit=3, columns=[requests.c.status])
+    assert [tuple(row) for row in held.rows] == [(i, "new") for i in ids[:3]]
+    held.lease()
+    held.lease()        # once only: nothing left to do
+    assert held.leased
+    claims = _claims(engine)
+    assert all(claims[i] == ("w1", T0 + timedelta(seconds=LEASE)) for i in ids[:3])
+    assert all(claims[i] == (None, None) for i in ids[3:])
+    assert _claim(engine, worker="w2") == ids[3:]
+
+
+def test_a_held_claim_on_sqlite_is_leased_already(sqlite_engine):
+    with transaction(sqlite_engine) as conn:
+        ids = insert_requests(conn, 2)
+    held = _hold(sqlite_engine)
+    assert held.leased and [row[0] for row in held.rows] == ids
+    assert _claim(sqlite_engine, worker="w2") == []
+
+
+def test_a_held_claim_of_nothing_holds_nothing(engine):
+    held = _hold(engine)
+    assert held.rows == [] and held.leased
+
+
+@pytest.mark.postgres
+def test_on_postgresql_rows_held_before_their_lease_is_written_are_skipped_by_other_claimers(postgres_url):
+    engine, other = make_engine(postgres_url), make_engine(postgres_url)
+    try:
+        with transaction(engine) as conn:
+            ids = insert_requests(conn, 6)
+        held = _hold(engine, limit=3)
+        assert not held.leased
+        assert _claims(engine)[ids[0]] == (None, None)      # the lease is not written yet...
+        with other.connect() as fast:
+            fast.exec_driver_sql("SET lock_timeout = '1s'")    # waiting would fail the test
+            assert _claim(fast, worker="w2") == ids[3:]         # ...and still nobody else takes them
+            fast.commit()
+        held.lease()
+        assert {i: c[0] for i, c in _claims(engine).items()} == {**{i: "w1" for i in ids[:3]},
+                                                                  **{i: "w2" for i in ids[3:]}}
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_held_claim_whose_lease_fails_leaves_its_rows_to_the_next_claimer(postgres_url):
+    engine = make_engine(postgres_url)
+    try:
+        with transaction(engine) as conn:
+            ids = insert_requests(conn, 3)
+        held = _hold(engine)
+        _terminate_idle_transactions(engine)        # the held connection dies before its lease
+        with pytest.raises(StoreUnavailable):
+            held.lease()
+        assert held.leased      # nothing left to try: the rows were never ours
+        assert _claim(engine, worker="w2") == ids
+    finally:
+        engine.dispose()
+
+
+def _terminate_idle_transactions(engine) -> None:
+    """End the session that holds row locks on requests and waits, idle in its transaction (a held claim's)."""
+    with engine.connect() as conn:
+        ended = conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.relation = 'requests'::regclass AND l.mode = 'RowShareLock' "
+            "AND a.state = 'idle in transaction'").all()
+        conn.commit()
+    assert ended == [(True,)], "a held claim's session was idle in its transaction"
