@@ -18,7 +18,9 @@ PostgreSQL it chooses and locks the rows (``SELECT … FOR UPDATE SKIP LOCKED``)
 leaves open, and ``HeldClaim.lease()`` writes their lease and commits later, from another thread
 if the caller likes. Until then the row locks keep every other claimer off them; if the lease
 fails, the locks go with the rolled-back transaction and the rows are claimable at once, so the
-caller must record nothing for them (apply stops its pass). Elsewhere the claim is made whole
+caller must record nothing for them (apply stops its pass). A holder that hangs or vanishes
+before its lease holds the rows no longer than a lease would: the transaction's
+``idle_in_transaction_session_timeout`` is the lease's length. Elsewhere the claim is made whole
 and ``lease()`` has nothing left to do.
 
 A worker that finishes a row should clear the claim in the same statement that records the
@@ -36,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Select, Table, and_, any_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, Select, Table, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import ColumnElement
@@ -152,6 +154,10 @@ def hold_request_rows(
         conn = engine.connect()
         try:
             conn.begin()
+            # A holder that hangs or whose host vanishes before its lease keeps the rows no longer
+            # than a lease would: the server ends a session left idle in its transaction that long.
+            conn.execute(select(func.set_config("idle_in_transaction_session_timeout",
+                                                str(max(1, round(lease_seconds * 1000))), True)))
             rows = conn.execute(chosen).all()
         except BaseException:
             conn.close()        # rolls the transaction back: the locks go with it

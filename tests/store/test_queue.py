@@ -281,6 +281,21 @@ def test_on_postgresql_a_held_claim_whose_lease_fails_leaves_its_rows_to_the_nex
         engine.dispose()
 
 
+@pytest.mark.postgres
+def test_on_postgresql_rows_held_by_a_worker_that_never_writes_its_lease_come_back_after_the_lease_time(postgres_url):
+    engine = make_engine(postgres_url)
+    try:
+        with transaction(engine) as conn:
+            ids = insert_requests(conn, 2)
+        held = hold_request_rows(engine, statuses=["new"], worker_id="hung", now=T0, lease_seconds=0.5, limit=10)
+        time.sleep(1.5)     # the holder hangs: the server ends its session, idle in its transaction
+        assert _claim(engine, worker="w2") == ids
+        with pytest.raises(StoreUnavailable):
+            held.lease()
+    finally:
+        engine.dispose()
+
+
 def _terminate_idle_transactions(engine) -> None:
     """End the session that holds row locks on requests and waits, idle in its transaction (a held claim's)."""
     with engine.connect() as conn:
