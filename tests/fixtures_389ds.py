@@ -148,4 +148,3 @@ class Endpoint(NamedTuple):
 def ds389_endpoint(ds389: Ds389, ds389_directory: Directory) -> Endpoint:
     return Endpoint(ds389.url, ds389.service_dn, ds389.service_password,
                     names.branch_dn(ds389_directory.layout, "people"))
-

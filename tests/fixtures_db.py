@@ -38,7 +38,6 @@ DB_PARAMS = [
 ]
 
 
-
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
@@ -169,4 +168,3 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:
     eng = make_engine(url)
     yield eng
     eng.dispose()
-

@@ -12,6 +12,7 @@ from syncd.jobs.decisions import decide_request
 from syncd.store import repo
 from tests.scenarios.helpers import (ADMIN, CORRESPONDENT, REQUESTER, events, habilitation, mails_to,
                                      member_dns, people, person, request_row)
+from tests.store.rows import end_held_claims
 
 pytestmark = pytest.mark.slapd
 
@@ -317,12 +318,6 @@ def test_when_the_bookkeeping_fails_mid_pass_nothing_is_marked_applied_that_ldap
             assert person(rt, account_id) in member_dns(rt, role)
 
 
-# The session that holds row locks on requests (SELECT … FOR UPDATE) and waits, idle in its transaction.
-HELD_CLAIM_ENDS = ("SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                   "WHERE l.relation = 'requests'::regclass AND l.mode = 'RowShareLock' "
-                   "AND a.state = 'idle in transaction'")
-
-
 @pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_on_postgresql_a_pass_whose_lease_fails_to_commit_stops_writing_and_records_nothing(rt, daemon, monkeypatch):
     """The pass writes its first groups while its lease is written (queue.hold_request_rows): if
@@ -339,9 +334,7 @@ def test_on_postgresql_a_pass_whose_lease_fails_to_commit_stops_writing_and_reco
 
         def lease():
             try:
-                with engine.connect() as conn:     # the held session ends before its lease is written
-                    conn.exec_driver_sql(HELD_CLAIM_ENDS)
-                    conn.commit()
+                assert end_held_claims(engine) == 1      # the held session ends before its lease is written
                 write_lease()
             finally:
                 lease_failed.set()

@@ -43,3 +43,15 @@ def insert_outbox(conn: Connection, count: int, **overrides: Any) -> list[int]:
     conn.execute(insert(outbox), rows)
     return list(conn.execute(outbox.select().with_only_columns(outbox.c.id)
                              .order_by(outbox.c.id.desc()).limit(count)).scalars())[::-1]
+
+
+def end_held_claims(engine) -> int:
+    """Terminate the PostgreSQL sessions that hold row locks on requests and wait, idle in their
+    transaction (``queue.hold_request_rows`` before its lease); how many there were."""
+    with engine.connect() as conn:
+        ended = conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.relation = 'requests'::regclass AND l.mode = 'RowShareLock' "
+            "AND a.state = 'idle in transaction'").all()
+        conn.commit()
+    return len(ended)
