@@ -287,9 +287,15 @@ def test_on_postgresql_rows_held_by_a_worker_that_never_writes_its_lease_come_ba
     try:
         with transaction(engine) as conn:
             ids = insert_requests(conn, 2)
-        held = hold_request_rows(engine, statuses=["new"], worker_id="hung", now=T0, lease_seconds=0.5, limit=10)
-        time.sleep(1.5)     # the holder hangs: the server ends its session, idle in its transaction
-        assert _claim(engine, worker="w2") == ids
+        held = hold_request_rows(engine, statuses=["new"], worker_id="hung", now=T0, lease_seconds=1, limit=10)
+        assert _claim(engine, worker="w2") == []          # held: skipped while its lease could still come
+        # The holder hangs: the server ends its session, idle in its transaction, once the lease's
+        # length has passed (polled: on a busy machine the server may be a little late).
+        deadline, claimed = time.monotonic() + 10, []
+        while not claimed and time.monotonic() < deadline:
+            time.sleep(0.2)
+            claimed = _claim(engine, worker="w2")
+        assert claimed == ids
         with pytest.raises(StoreUnavailable):
             held.lease()
     finally:
